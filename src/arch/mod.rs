@@ -1,0 +1,1 @@
+//! (placeholder: the arch layer is being written)
