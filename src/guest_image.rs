@@ -1,1 +1,204 @@
-//! (placeholder: being written)
+//! Guest kernel placement per the arm64 Linux boot protocol (DESIGN.md section 4).
+//!
+//! A kernel module with the arm64 Image header is placed at a 2 MiB-aligned base plus
+//! its `text_offset`, and needs `image_size` bytes there (its .bss included). Anything
+//! else is a raw binary, placed where QEMU `-kernel` puts one: RAM base + 0x80000.
+//! Everything else a loader must decide (where the DTB and the initrd go) is here too,
+//! so it is tested on the host.
+#![forbid(unsafe_code)]
+
+/// The Image header magic, "ARM\x64", at offset 56.
+pub const MAGIC: u32 = 0x644d_5241;
+/// Where QEMU `-kernel` loads a raw (headerless) AArch64 binary.
+pub const RAW_OFFSET: u64 = 0x8_0000;
+/// The arm64 boot protocol's limit for the device tree.
+pub const DTB_MAX: u64 = 2 << 20;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// An arm64 Linux-style Image.
+    Image,
+    /// A raw binary.
+    Raw,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Placement {
+    pub kind: Kind,
+    /// Offset from the (2 MiB-aligned) RAM base to the first byte of the image.
+    pub offset: u64,
+    /// Bytes of RAM the kernel claims from `offset` (at least its file size).
+    pub footprint: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LayoutError {
+    /// The kernel is empty.
+    Empty,
+    /// The Image header says it must be big-endian, which this hypervisor does not run.
+    BigEndian,
+    /// Kernel, initrd and device tree do not fit into the VM's RAM.
+    TooLarge { needed: u64, ram: u64 },
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Decides where a kernel goes, from its first bytes (at least 64 for an Image).
+pub fn place(kernel: &[u8]) -> Result<Placement, LayoutError> {
+    if kernel.is_empty() {
+        return Err(LayoutError::Empty);
+    }
+    let size = kernel.len() as u64;
+    if kernel.len() >= 64 && u32::from_le_bytes(kernel[56..60].try_into().unwrap()) == MAGIC {
+        let text_offset = le64(kernel, 8);
+        let image_size = le64(kernel, 16);
+        let flags = le64(kernel, 24);
+        if flags & 1 != 0 {
+            return Err(LayoutError::BigEndian);
+        }
+        // image_size 0 means an old kernel: assume text_offset 0x80000 (booting.rst).
+        let (offset, footprint) = if image_size == 0 {
+            (RAW_OFFSET, size)
+        } else {
+            (text_offset, image_size.max(size))
+        };
+        Ok(Placement {
+            kind: Kind::Image,
+            offset,
+            footprint,
+        })
+    } else {
+        Ok(Placement {
+            kind: Kind::Raw,
+            offset: RAW_OFFSET,
+            footprint: size,
+        })
+    }
+}
+
+/// Where everything goes in a VM's RAM, as offsets from its (2 MiB-aligned) base.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Layout {
+    pub kernel: u64,
+    pub initrd: Option<u64>,
+    pub dtb: u64,
+}
+
+/// Kernel low, the DTB in the top 2 MiB, the initrd right below the DTB: the layout
+/// keeps the largest gap between kernel and initrd for the kernel's own early use.
+pub fn layout(
+    kernel: &Placement,
+    initrd_size: Option<u64>,
+    ram_size: u64,
+) -> Result<Layout, LayoutError> {
+    const PAGE: u64 = 4096;
+    let kernel_end = kernel.offset + kernel.footprint;
+    let needed = kernel_end + initrd_size.map_or(0, |s| (s + PAGE - 1) & !(PAGE - 1)) + DTB_MAX;
+    if needed > ram_size {
+        return Err(LayoutError::TooLarge {
+            needed,
+            ram: ram_size,
+        });
+    }
+    let dtb = ram_size - DTB_MAX;
+    let initrd = initrd_size.map(|s| (dtb - s) & !(PAGE - 1));
+    Ok(Layout {
+        kernel: kernel.offset,
+        initrd,
+        dtb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(text_offset: u64, image_size: u64, flags: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        v[8..16].copy_from_slice(&text_offset.to_le_bytes());
+        v[16..24].copy_from_slice(&image_size.to_le_bytes());
+        v[24..32].copy_from_slice(&flags.to_le_bytes());
+        v[56..60].copy_from_slice(&MAGIC.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn an_image_goes_at_text_offset_and_claims_image_size() {
+        let p = place(&image(0, 0x200_0000, 0xa, 4096)).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                kind: Kind::Image,
+                offset: 0,
+                footprint: 0x200_0000
+            }
+        );
+        let p = place(&image(0x8_0000, 0x10_0000, 0xa, 4096)).unwrap();
+        assert_eq!(p.offset, 0x8_0000);
+    }
+
+    #[test]
+    fn an_old_image_without_size_uses_the_legacy_offset() {
+        let p = place(&image(0x1234, 0, 0, 8192)).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                kind: Kind::Image,
+                offset: RAW_OFFSET,
+                footprint: 8192
+            }
+        );
+    }
+
+    #[test]
+    fn raw_binaries_go_where_qemu_puts_them() {
+        let p = place(&[0x14, 0, 0, 0]).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                kind: Kind::Raw,
+                offset: 0x8_0000,
+                footprint: 4
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_empty_and_big_endian() {
+        assert_eq!(place(&[]), Err(LayoutError::Empty));
+        assert_eq!(place(&image(0, 0x1000, 1, 64)), Err(LayoutError::BigEndian));
+    }
+
+    #[test]
+    fn layout_puts_dtb_on_top_and_initrd_below_it() {
+        let k = Placement {
+            kind: Kind::Image,
+            offset: 0,
+            footprint: 0x100_0000,
+        };
+        let l = layout(&k, Some(0x12345), 0x1000_0000).unwrap();
+        assert_eq!(l.dtb, 0x1000_0000 - DTB_MAX);
+        let initrd = l.initrd.unwrap();
+        assert_eq!(initrd % 4096, 0);
+        assert!(initrd + 0x12345 <= l.dtb);
+        assert!(initrd >= 0x100_0000);
+        assert_eq!(layout(&k, None, 0x1000_0000).unwrap().initrd, None);
+    }
+
+    #[test]
+    fn layout_refuses_what_does_not_fit() {
+        let k = Placement {
+            kind: Kind::Image,
+            offset: 0,
+            footprint: 0x100_0000,
+        };
+        assert!(matches!(
+            layout(&k, Some(0x100_0000), 0x200_0000),
+            Err(LayoutError::TooLarge { .. })
+        ));
+        assert!(layout(&k, None, 0x11f_f000).is_err());
+        assert!(layout(&k, None, 0x120_0000).is_ok());
+    }
+}

@@ -18,7 +18,9 @@ pub mod cpreg;
 pub mod dt;
 pub mod esr;
 pub mod guest_image;
+pub mod memplan;
 pub mod psci;
+pub mod stage2;
 pub mod vuart;
 
 #[cfg(target_os = "none")]
