@@ -45,6 +45,7 @@ pub mod ret {
     pub const ALREADY_ON: i64 = -4;
     pub const ON_PENDING: i64 = -5;
     pub const INTERNAL_FAILURE: i64 = -6;
+    pub const INVALID_ADDRESS: i64 = -9;
     /// MIGRATE_INFO_TYPE: no trusted OS needs migration.
     pub const TOS_NOT_PRESENT_MP: i64 = 2;
     /// AFFINITY_INFO results.

@@ -1,1 +1,14 @@
-//! (placeholder: the runtime is being written)
+//! The runtime: what runs at EL2 once the arch layer has booted. Wiring only.
+
+pub mod boot;
+pub mod console;
+pub mod el1;
+pub mod gic;
+pub mod heap;
+pub mod inject;
+pub mod panic;
+pub mod sched;
+pub mod trap;
+pub mod vcpu;
+pub mod vm;
+pub mod vpsci;

@@ -1,0 +1,463 @@
+//! Bringing the machine up: from the boot assembly to every CPU running guests.
+//!
+//! Order matters. The device tree says where the debug UART is, so it is parsed
+//! first (no allocation, MMU off); then the EL check (a wrong EL is reported on that
+//! UART); then the heap and the identity map, and the MMU goes on before any lock.
+//! The secondaries start next, so the VMs can be sized by the CPUs that really came
+//! up; they wait until the VMs are published.
+
+use super::vcpu::{RunState, Vcpu};
+use super::{console, gic, heap, sched, vm};
+use crate::addr::{Ipa, PhysAddr, Range};
+use crate::arch::{self, cache, mmu, smc};
+use crate::dt::{self, GicVersion, MachineInfo};
+use crate::{guest_image, memplan, println, stage2};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use spin::Once;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const BOARD: &str = env!("HV_BOARD_NAME");
+const DEBUG_UART_ALIAS: &str = env!("HV_BOARD_DEBUG_UART");
+
+static MACHINE: Once<MachineInfo<'static>> = Once::new();
+static HOST_DTB: Once<&'static [u8]> = Once::new();
+static HYP_TIMER: AtomicU32 = AtomicU32::new(26);
+static VMS_READY: AtomicBool = AtomicBool::new(false);
+static CPUS_ONLINE: AtomicUsize = AtomicUsize::new(1);
+
+/// The parsed host device tree.
+pub fn machine() -> Option<&'static MachineInfo<'static>> {
+    MACHINE.get()
+}
+
+/// The INTID of the EL2 physical timer (the scheduling tick).
+pub fn hyp_timer_intid() -> u32 {
+    HYP_TIMER.load(Ordering::Relaxed)
+}
+
+/// Bytes typed on the guest console go to VM 0's UART (run on the tick of CPU 0).
+pub fn poll_input() {
+    if arch::cpu_index() != 0 {
+        return;
+    }
+    let Some(vm) = vm::get(0) else { return };
+    while let Some(b) = console::guest_read() {
+        vm.uart.lock().receive(b);
+    }
+}
+
+fn stop(msg: core::fmt::Arguments) -> ! {
+    println!("hv: {}", msg);
+    println!("hv: stopped");
+    arch::halt()
+}
+
+/// The device tree the boot loader passed, as a slice (its header gives the size).
+fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
+    if dtb == 0 || dtb % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the boot protocol puts a DTB at x0; its 8-byte header is readable.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
+    if header[0..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes(header[4..8].try_into().ok()?) as usize;
+    if !(40..=(16 << 20)).contains(&size) {
+        return None;
+    }
+    // SAFETY: the header says the blob is `size` bytes; it stays in place for ever
+    // (its memory is never given to a guest).
+    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+}
+
+#[no_mangle]
+extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
+    arch::set_cpu_index(0);
+    let Some(dtb) = dtb_slice(dtb_pa) else {
+        // Nowhere to print: no device tree, no UART.
+        arch::halt()
+    };
+    let info = match dt::parse(dtb) {
+        Ok(info) => info,
+        Err(_) => arch::halt(),
+    };
+    let info = MACHINE.call_once(|| info);
+    HOST_DTB.call_once(|| dtb);
+    let debug = info
+        .resolve_alias(DEBUG_UART_ALIAS)
+        .or_else(|| info.stdout_uart());
+    if let Some(u) = debug {
+        console::set_debug_uart(u.base.0 as usize);
+    }
+    if el != 2 {
+        stop(format_args!(
+            "entered at EL{el}: this hypervisor must be started at EL2 (QEMU: -M virt,virtualization=on; \
+             Raspberry Pi: the firmware's default armstub)"
+        ));
+    }
+    println!();
+    println!("hv: hypervisor v{VERSION} (board {BOARD}) at EL2, image at {load_addr:#x}, DTB at {dtb_pa:#x}");
+    let guest_uart = info
+        .resolve_alias("serial0")
+        .filter(|g| Some(g.base) != debug.map(|d| d.base));
+    match debug {
+        Some(u) => println!(
+            "hv: debug console: {} ({} at {:#x})",
+            DEBUG_UART_ALIAS, u.path, u.base.0
+        ),
+        None => {}
+    }
+
+    // The image was loaded with the caches off: discard any stale lines over it before
+    // they could be written back over our data.
+    let (img_start, img_end) = arch::image_range();
+    cache::invalidate_dcache(img_start, img_end - img_start);
+    heap::init();
+    let mut map = mmu::build(
+        &ram_ranges(info),
+        &device_ranges(info, debug.map(|u| u.base.0)),
+    );
+    mmu::enable(&mut map);
+    core::mem::forget(map);
+
+    print_machine(info);
+    let Some(gic) = info.gic.as_ref() else {
+        stop(format_args!("no GIC in the device tree"))
+    };
+    let gic_config = match gic.version {
+        GicVersion::V2 => gic::GicConfig::V2 {
+            gicd: gic.distributor.start.0 as usize,
+            gicc: gic.cpu_interface.map_or(0, |r| r.start.0 as usize),
+        },
+        _ => gic::GicConfig::V3 {
+            gicd: gic.distributor.start.0 as usize,
+            gicr: gic.redistributors.first().map_or(0, |r| r.start.0 as usize),
+        },
+    };
+    if let Some(t) = info.timer.as_ref() {
+        HYP_TIMER.store(t.hyp_phys.intid, Ordering::Relaxed);
+    }
+    gic::init(gic_config, info.cpus.len());
+    gic::enable_ppi(hyp_timer_intid(), 0);
+    sched::set_online(0);
+
+    start_secondaries(info);
+    let cpus = CPUS_ONLINE.load(Ordering::SeqCst);
+    let Some(guest_uart) = guest_uart else {
+        stop(format_args!(
+            "no guest console: the device tree has no `serial0` PL011 apart from the debug UART"
+        ))
+    };
+    match build_vms(
+        info,
+        dtb,
+        dtb_pa,
+        cpus,
+        guest_uart.base.0,
+        guest_uart.path.as_str(),
+        debug.map(|u| u.path.as_str()),
+    ) {
+        Ok(vms) => {
+            let vms = vm::install(vms);
+            console::set_guest_uart(guest_uart.base.0 as usize);
+            let (used, free) = heap::usage();
+            println!(
+                "hv: {} VM(s) ready; heap {} KiB used, {} KiB free",
+                vms.len(),
+                used / 1024,
+                free / 1024
+            );
+        }
+        Err(e) => {
+            println!("hv: cannot start guests: {e}");
+            vm::install(Vec::new());
+        }
+    }
+    VMS_READY.store(true, Ordering::SeqCst);
+    arch::send_event();
+    sched::run()
+}
+
+#[no_mangle]
+extern "C" fn hv_secondary_main(index: usize) -> ! {
+    arch::set_cpu_index(index);
+    mmu::enable_secondary();
+    gic::init_secondary(index);
+    gic::enable_ppi(hyp_timer_intid(), index);
+    sched::set_online(index);
+    CPUS_ONLINE.fetch_add(1, Ordering::SeqCst);
+    while !VMS_READY.load(Ordering::SeqCst) {
+        arch::wait_for_event();
+    }
+    sched::run()
+}
+
+fn ram_ranges(info: &MachineInfo) -> heapless::Vec<(usize, usize), 8> {
+    info.memory
+        .iter()
+        .map(|r| (r.start.0 as usize, r.size as usize))
+        .collect()
+}
+
+/// The devices the hypervisor drives itself, for its identity map.
+fn device_ranges(info: &MachineInfo, debug: Option<u64>) -> heapless::Vec<(usize, usize), 16> {
+    let mut v = heapless::Vec::new();
+    let page = |a: u64, s: u64| ((a & !0xfff) as usize, ((s + 0xfff) & !0xfff) as usize);
+    for u in info.uarts.iter().filter(|u| u.enabled) {
+        if Some(u.base.0) == debug || u.aliases.contains(&"serial0") {
+            let _ = v.push(page(u.base.0, u.size.max(0x1000)));
+        }
+    }
+    if let Some(g) = &info.gic {
+        let _ = v.push(page(g.distributor.start.0, g.distributor.size));
+        for r in &g.redistributors {
+            let _ = v.push(page(r.start.0, r.size));
+        }
+        if let Some(c) = g.cpu_interface {
+            let _ = v.push(page(c.start.0, c.size));
+        }
+        if let Some(h) = g.hyp_interface {
+            let _ = v.push(page(h.start.0, h.size));
+        }
+    }
+    v
+}
+
+fn print_machine(info: &MachineInfo) {
+    let mib = info.memory_size() >> 20;
+    println!("hv: machine: {}", info.model.unwrap_or("(no model)"));
+    for r in &info.memory {
+        println!(
+            "hv: memory: {:#x}-{:#x} ({} MiB)",
+            r.start.0,
+            r.end().0 - 1,
+            r.size >> 20
+        );
+    }
+    println!("hv: memory total: {mib} MiB");
+    println!("hv: cpus: {}", info.cpus.len());
+    if let Some(g) = &info.gic {
+        println!(
+            "hv: gic: {:?} distributor at {:#x}",
+            g.version, g.distributor.start.0
+        );
+    }
+    if let Some(t) = &info.timer {
+        println!(
+            "hv: timer: virtual PPI INTID {}, EL2 physical PPI INTID {}",
+            t.virt.intid, t.hyp_phys.intid
+        );
+    }
+}
+
+fn start_secondaries(info: &MachineInfo) {
+    let me = arch::mpidr();
+    let entry = arch::secondary_entry as *const () as usize;
+    let mut index = 1;
+    for cpu in info.cpus.iter().filter(|c| c.mpidr != me) {
+        if index >= sched::MAX_CPUS {
+            println!(
+                "hv: cpu {:#x}: not used (at most {} CPUs)",
+                cpu.mpidr,
+                sched::MAX_CPUS
+            );
+            continue;
+        }
+        if let Err(e) = smc::cpu_on(cpu.mpidr, entry, index) {
+            println!("hv: cpu {:#x}: PSCI CPU_ON failed: {:?}", cpu.mpidr, e);
+            continue;
+        }
+        // Wait (bounded) until it is up, so indexes stay dense.
+        let deadline = arch::timer::now() + arch::timer::frequency();
+        while !sched::is_online(index) && arch::timer::now() < deadline {
+            core::hint::spin_loop();
+        }
+        if sched::is_online(index) {
+            index += 1;
+        } else {
+            println!("hv: cpu {:#x}: did not come up within 1 s", cpu.mpidr);
+        }
+    }
+    println!("hv: {} CPU(s) online", CPUS_ONLINE.load(Ordering::SeqCst));
+}
+
+/// Everything that can stop guests from starting, said plainly.
+#[derive(Debug)]
+enum BootError {
+    Modules(dt::DtError),
+    NoGuests,
+    Memory(memplan::PlanError),
+    Kernel(usize, guest_image::LayoutError),
+    GuestDtb(usize, dt::DtError),
+    Stage2(usize),
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Modules(e) => write!(f, "the /chosen modules are invalid: {e:?}"),
+            Self::NoGuests => write!(
+                f,
+                "no guest kernel in /chosen (QEMU: -device guest-loader,kernel=...)"
+            ),
+            Self::Memory(e) => write!(f, "guest memory: {e:?}"),
+            Self::Kernel(vm, e) => write!(f, "vm{vm}: kernel: {e:?}"),
+            Self::GuestDtb(vm, e) => write!(f, "vm{vm}: device tree: {e:?}"),
+            Self::Stage2(vm) => write!(f, "vm{vm}: stage-2 mapping failed"),
+        }
+    }
+}
+
+fn phys_slice(r: Range<PhysAddr>) -> &'static [u8] {
+    // SAFETY: module ranges come from the DTB, lie in RAM (identity-mapped), and are
+    // excluded from every VM's memory, so nothing writes them while we read.
+    unsafe { core::slice::from_raw_parts(r.start.0 as *const u8, r.size as usize) }
+}
+
+/// Copies `data` into guest RAM at `ipa` and cleans it to the point of coherency (the
+/// guest starts with its MMU and caches off).
+fn copy_to_guest(ram: &memplan::GuestRam, ipa: Ipa, data: &[u8]) -> bool {
+    let mut done = 0;
+    while done < data.len() {
+        let Some((pa, contiguous)) = ram.translate(ipa.add(done as u64)) else {
+            return false;
+        };
+        let n = (data.len() - done).min(contiguous as usize);
+        // SAFETY: [pa, pa + n) is this VM's RAM, identity-mapped, not yet running.
+        unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), pa.0 as *mut u8, n) };
+        cache::clean_inval_dcache(pa.0 as usize, n);
+        done += n;
+    }
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_vms(
+    info: &MachineInfo<'static>,
+    dtb: &'static [u8],
+    dtb_pa: usize,
+    cpus: usize,
+    uart_ipa: u64,
+    console_path: &str,
+    debug_path: Option<&str>,
+) -> Result<Vec<vm::Vm>, BootError> {
+    let specs = dt::guests(info).map_err(BootError::Modules)?;
+    if specs.is_empty() {
+        return Err(BootError::NoGuests);
+    }
+    let (img_start, img_end) = arch::image_range();
+    let mut taken: Vec<Range<PhysAddr>> = Vec::new();
+    taken.push(Range::new(
+        PhysAddr(img_start as u64),
+        (img_end - img_start) as u64,
+    ));
+    taken.push(Range::new(PhysAddr(dtb_pa as u64), dtb.len() as u64));
+    for m in &info.modules {
+        taken.push(m.range);
+    }
+    for d in &info.domains {
+        for m in &d.modules {
+            taken.push(m.range);
+        }
+    }
+    for r in &info.reserved {
+        taken.push(r.range);
+    }
+    let requests: Vec<Option<u64>> = specs.iter().map(|s| s.memory).collect();
+    let plans = memplan::plan(&info.memory, &taken, &requests).map_err(BootError::Memory)?;
+    let pa_range = {
+        use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1};
+        ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)
+    };
+    let vtcr = stage2::vtcr(pa_range);
+    // SAFETY: VTCR_EL2 describes the stage-2 tables built below; no guest runs yet.
+    unsafe { core::arch::asm!("msr vtcr_el2, {}", "isb", in(reg) vtcr) };
+
+    let mut vms = Vec::new();
+    for (id, (spec, ram)) in specs.iter().zip(plans).enumerate() {
+        let nvcpus = spec.vcpus.unwrap_or(cpus).clamp(1, dt::MAX_VCPUS);
+        let mut s2 = stage2::Stage2Tables::new();
+        let mut ipa = ram.ipa.start;
+        for c in &ram.chunks {
+            s2.map(ipa, c.start, c.size, stage2::RAM)
+                .map_err(|_| BootError::Stage2(id))?;
+            ipa = ipa.add(c.size);
+        }
+        let kernel = phys_slice(spec.kernel);
+        let placement = guest_image::place(kernel).map_err(|e| BootError::Kernel(id, e))?;
+        let initrd = spec.ramdisk.map(phys_slice);
+        let layout = guest_image::layout(&placement, initrd.map(|i| i.len() as u64), ram.ipa.size)
+            .map_err(|e| BootError::Kernel(id, e))?;
+        let base = ram.ipa.start;
+        let entry = base.add(layout.kernel);
+        let dtb_ipa = base.add(layout.dtb);
+        let initrd_range = initrd
+            .zip(layout.initrd)
+            .map(|(i, off)| Range::new(base.add(off), i.len() as u64));
+        let hidden: heapless::Vec<&str, 1> = debug_path.into_iter().collect();
+        let guest_dtb = match spec.dtb {
+            Some(r) => phys_slice(r).to_vec(),
+            None => dt::guest_dtb(
+                dtb,
+                info,
+                &dt::GuestDtbParams {
+                    vcpus: nvcpus,
+                    ram: ram.ipa,
+                    bootargs: spec.bootargs,
+                    initrd: initrd_range,
+                    console_path,
+                    hidden_paths: &hidden,
+                },
+            )
+            .map_err(|e| BootError::GuestDtb(id, e))?,
+        };
+        if !(copy_to_guest(&ram, entry, kernel)
+            && initrd
+                .zip(initrd_range)
+                .is_none_or(|(i, r)| copy_to_guest(&ram, r.start, i))
+            && copy_to_guest(&ram, dtb_ipa, &guest_dtb))
+        {
+            return Err(BootError::Kernel(
+                id,
+                guest_image::LayoutError::TooLarge {
+                    needed: 0,
+                    ram: ram.ipa.size,
+                },
+            ));
+        }
+        let vttbr = s2.vttbr((id + 1) as u8);
+        let vcpus: Vec<Vcpu> = (0..nvcpus)
+            .map(|j| Vcpu::new(id, j, (j + id) % cpus))
+            .collect();
+        for v in &vcpus {
+            sched::assign(id, v.index, v.pcpu);
+        }
+        vcpus[0].reset(entry.0, dtb_ipa.0);
+        vcpus[0].set_state(RunState::Runnable);
+        println!(
+            "vm{id}: {nvcpus} vCPU(s), {} MiB RAM at IPA {:#x} in {} chunk(s), kernel {:?} at {:#x} ({} KiB), dtb at {:#x}{}",
+            ram.ipa.size >> 20,
+            ram.ipa.start.0,
+            ram.chunks.len(),
+            placement.kind,
+            entry.0,
+            kernel.len() / 1024,
+            dtb_ipa.0,
+            match initrd_range {
+                Some(r) => alloc::format!(", initrd at {:#x} ({} KiB)", r.start.0, r.size / 1024),
+                None => alloc::string::String::new(),
+            }
+        );
+        if let Some(args) = spec.bootargs {
+            println!("vm{id}: bootargs \"{args}\"");
+        }
+        vms.push(vm::Vm::new(id, ram, s2, vttbr, vcpus, uart_ipa));
+    }
+    cache::invalidate_icache_all();
+    // SAFETY: invalidates all stage-1 and stage-2 TLB entries of every VMID before
+    // any guest runs.
+    unsafe { core::arch::asm!("tlbi alle1is", "dsb ish", "isb") };
+    Ok(vms)
+}

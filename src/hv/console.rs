@@ -1,0 +1,93 @@
+//! The hypervisor's two physical UARTs: the debug console (the board's `debug_uart`
+//! alias: boot log, errors, later the monitor and GDB) and the guest console (the
+//! first PL011, `serial0`), which carries every VM's emulated UART output.
+//!
+//! Before the MMU is on, no lock can be taken (exclusives need cacheable memory), so
+//! early output goes straight to the device; only the boot CPU runs then. Guest
+//! output only exists once guests run, long after the MMU is on.
+
+use crate::arch::pl011::Pl011;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Mutex;
+
+static DEBUG_BASE: AtomicUsize = AtomicUsize::new(0);
+static GUEST_BASE: AtomicUsize = AtomicUsize::new(0);
+static DEBUG_LOCK: Mutex<()> = Mutex::new(());
+static GUEST_LOCK: Mutex<()> = Mutex::new(());
+
+/// Sets the debug UART (physical address of a PL011).
+pub fn set_debug_uart(base: usize) {
+    DEBUG_BASE.store(base, Ordering::SeqCst);
+}
+
+pub fn set_guest_uart(base: usize) {
+    GUEST_BASE.store(base, Ordering::SeqCst);
+}
+
+fn uart(base: &AtomicUsize) -> Option<Pl011> {
+    match base.load(Ordering::Relaxed) {
+        0 => None,
+        // SAFETY: the address came from the DTB's PL011 node and is identity-mapped as
+        // device memory (or the MMU is off); output is serialised by the locks below.
+        b => Some(unsafe { Pl011::new(b) }),
+    }
+}
+
+struct Raw<'a>(&'a Pl011);
+
+impl Write for Raw<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.0.write_byte(b'\r');
+            }
+            self.0.write_byte(b);
+        }
+        Ok(())
+    }
+}
+
+/// Prints to the debug console; the `println!` macro lands here.
+pub fn print(args: fmt::Arguments) {
+    let Some(u) = uart(&DEBUG_BASE) else { return };
+    if crate::arch::mmu::is_on() {
+        let _g = DEBUG_LOCK.lock();
+        let _ = Raw(&u).write_fmt(args);
+    } else {
+        let _ = Raw(&u).write_fmt(args);
+    }
+}
+
+/// Prints without taking the lock: for the panic and crash paths, where the lock may
+/// be held by the very code that failed. Output may interleave; it is never lost.
+pub fn print_unlocked(args: fmt::Arguments) {
+    if let Some(u) = uart(&DEBUG_BASE) {
+        let _ = Raw(&u).write_fmt(args);
+    }
+}
+
+/// Writes guest output bytes to the guest console.
+pub fn guest_write(bytes: &[u8]) {
+    let Some(u) = uart(&GUEST_BASE) else { return };
+    let _g = GUEST_LOCK.lock();
+    for &b in bytes {
+        if b == b'\n' {
+            u.write_byte(b'\r');
+        }
+        u.write_byte(b);
+    }
+}
+
+/// A byte typed on the guest console, if any.
+pub fn guest_read() -> Option<u8> {
+    let u = uart(&GUEST_BASE)?;
+    let _g = GUEST_LOCK.lock();
+    u.read_byte()
+}
+
+#[macro_export]
+macro_rules! println {
+    () => { $crate::hv::console::print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::hv::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}

@@ -1,0 +1,114 @@
+//! The host GIC (v2 or v3, from the DTB), driven with the `arm-gic` crate. The
+//! hypervisor owns it: physical interrupts are taken at EL2 (HCR_EL2.IMO), and for now
+//! only the EL2 timer's PPI (the scheduling tick) is enabled. Virtual interrupts for
+//! guests go through the list registers, which are ours to program.
+
+use arm_gic::{
+    gicv2::GicV2,
+    gicv3::{GicCpuInterface, GicV3},
+    IntId, InterruptGroup, Trigger,
+};
+use core::ptr::NonNull;
+use spin::{Mutex, Once};
+
+pub enum HostGic {
+    V2(GicV2<'static>),
+    V3(GicV3<'static>),
+}
+
+// SAFETY: the drivers hold MMIO pointers to the one GIC; all use goes through the
+// mutex below.
+unsafe impl Send for HostGic {}
+
+static GIC: Once<Mutex<HostGic>> = Once::new();
+
+/// What the DTB says about the GIC.
+#[derive(Clone, Copy, Debug)]
+pub enum GicConfig {
+    V2 { gicd: usize, gicc: usize },
+    V3 { gicd: usize, gicr: usize },
+}
+
+/// Initialises the distributor and this (boot) CPU's interface.
+pub fn init(config: GicConfig, cpus: usize) {
+    GIC.call_once(|| {
+        let gic = match config {
+            GicConfig::V2 { gicd, gicc } => {
+                // SAFETY: the addresses are the GIC's from the DTB, identity-mapped as
+                // device memory, and this is the only driver instance.
+                let mut g = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
+                g.setup();
+                HostGic::V2(g)
+            }
+            GicConfig::V3 { gicd, gicr } => {
+                GicCpuInterface::enable_system_register_el2(true);
+                // SAFETY: as above; the redistributor range holds one frame per CPU.
+                let mut g = unsafe {
+                    GicV3::new(
+                        arm_gic::UniqueMmioPointer::new(NonNull::new(gicd as *mut _).unwrap()),
+                        NonNull::new(gicr as *mut _).unwrap(),
+                        cpus,
+                    )
+                }
+                .expect("GICv3 redistributors");
+                g.setup(0);
+                HostGic::V3(g)
+            }
+        };
+        Mutex::new(gic)
+    });
+}
+
+/// Per-CPU interface setup on a secondary CPU.
+pub fn init_secondary(cpu: usize) {
+    let mut gic = GIC.get().expect("GIC initialised by the boot CPU").lock();
+    match &mut *gic {
+        HostGic::V2(g) => g.setup(),
+        HostGic::V3(g) => {
+            GicCpuInterface::enable_system_register_el2(true);
+            g.init_cpu(cpu);
+            GicCpuInterface::enable_group1(true);
+        }
+    }
+}
+
+/// Enables a private (per-CPU) interrupt on `cpu` as level-triggered, group 1.
+pub fn enable_ppi(intid: u32, cpu: usize) {
+    let id = IntId::ppi(intid - 16);
+    let mut gic = GIC.get().expect("GIC").lock();
+    match &mut *gic {
+        HostGic::V2(g) => {
+            g.set_interrupt_priority(id, 0x80);
+            g.set_trigger(id, Trigger::Level);
+            let _ = g.enable_interrupt(id, true);
+        }
+        HostGic::V3(g) => {
+            let _ = g.set_interrupt_priority(id, Some(cpu), 0x80);
+            let _ = g.set_trigger(id, Some(cpu), Trigger::Level);
+            let _ = g.enable_interrupt(id, Some(cpu), true);
+        }
+    }
+    if let HostGic::V3(_) = &*gic {
+        GicCpuInterface::set_priority_mask(0xff);
+    }
+}
+
+/// Acknowledges the highest-priority pending interrupt, if any.
+pub fn acknowledge() -> Option<IntId> {
+    let mut gic = GIC.get()?.lock();
+    match &mut *gic {
+        HostGic::V2(g) => g
+            .get_and_acknowledge_interrupt(InterruptGroup::Group1)
+            .or_else(|| g.get_and_acknowledge_interrupt(InterruptGroup::Group0)),
+        HostGic::V3(_) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
+    }
+}
+
+pub fn end(id: IntId) {
+    let Some(gic) = GIC.get() else { return };
+    let mut gic = gic.lock();
+    match &mut *gic {
+        HostGic::V2(g) => g.end_interrupt(id, InterruptGroup::Group1),
+        HostGic::V3(_) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
+    }
+}

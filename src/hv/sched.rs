@@ -1,0 +1,201 @@
+//! Per-CPU scheduling of pinned vCPUs, round-robin on the EL2 timer.
+//!
+//! Each physical CPU owns a list of vCPUs. The running one keeps its CPU until it
+//! yields (WFI), goes off (CPU_OFF, its VM stops), or its slice ends (the EL2
+//! physical timer: armed on every entry, so a guest spinning at EL1 cannot starve
+//! the others, and every CPU exits to EL2 at least once a slice). An idle CPU waits in
+//! WFE; whoever makes a vCPU runnable sends an event.
+
+use super::vcpu::{RunState, Vcpu, VcpuContext};
+use super::vm::{self, Vm};
+use crate::arch::{self, timer, trap_frame::TrapFrame};
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use spin::Mutex;
+
+pub const MAX_CPUS: usize = 8;
+const NONE: usize = usize::MAX;
+/// The scheduling slice, in milliseconds.
+pub const SLICE_MS: u64 = 10;
+
+/// HCR_EL2 for an AArch64 VM: stage 2 on (VM), physical IRQ/FIQ/SError to EL2
+/// (IMO, FMO, AMO), broadcast TLB/cache maintenance inner shareable (FB, BSU = IS),
+/// trap WFI (to yield) and SMC (PSCI through SMC), EL1 is AArch64 (RW), pointer
+/// authentication keys and instructions usable by the guest (APK, API).
+pub const HCR_VM: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 13)
+    | (1 << 19)
+    | (1 << 31)
+    | (1 << 40)
+    | (1 << 41);
+
+struct PerCpu {
+    /// (VM id, vCPU index) of every vCPU placed here.
+    vcpus: Mutex<heapless::Vec<(usize, usize), 32>>,
+    /// Position in `vcpus` of the loaded vCPU, or NONE.
+    current: AtomicUsize,
+    online: AtomicBool,
+}
+
+impl PerCpu {
+    const fn new() -> Self {
+        Self {
+            vcpus: Mutex::new(heapless::Vec::new()),
+            current: AtomicUsize::new(NONE),
+            online: AtomicBool::new(false),
+        }
+    }
+}
+
+static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+static POWERING_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Places a vCPU on a physical CPU. Boot time only.
+pub fn assign(vm: usize, vcpu: usize, pcpu: usize) {
+    CPUS[pcpu]
+        .vcpus
+        .lock()
+        .push((vm, vcpu))
+        .expect("at most 32 vCPUs per CPU");
+}
+
+pub fn set_online(pcpu: usize) {
+    CPUS[pcpu].online.store(true, Ordering::Release);
+}
+
+pub fn is_online(pcpu: usize) -> bool {
+    CPUS[pcpu].online.load(Ordering::Acquire)
+}
+
+fn vcpu_at(me: usize, pos: usize) -> Option<(&'static Vm, &'static Vcpu)> {
+    let (vm, idx) = *CPUS[me].vcpus.lock().get(pos)?;
+    let vm = vm::get(vm)?;
+    Some((vm, vm.vcpus.get(idx)?))
+}
+
+/// The vCPU loaded on this CPU, if any.
+pub fn current() -> Option<(&'static Vm, &'static Vcpu)> {
+    let me = arch::cpu_index();
+    match CPUS[me].current.load(Ordering::Relaxed) {
+        NONE => None,
+        pos => vcpu_at(me, pos),
+    }
+}
+
+/// The next runnable vCPU here after position `after` (round-robin), not `after` itself.
+fn pick(me: usize, after: usize) -> Option<usize> {
+    let n = CPUS[me].vcpus.lock().len();
+    let start = if after == NONE { 0 } else { after + 1 };
+    (0..n)
+        .map(|i| (start + i) % n)
+        .filter(|&p| p != after)
+        .find(|&p| vcpu_at(me, p).is_some_and(|(_, v)| v.state() == RunState::Runnable))
+}
+
+/// Decides what runs next on this CPU, at the end of every exit from a guest.
+/// `yield_cpu`: the current vCPU offers its CPU (WFI, end of slice).
+pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
+    let me = arch::cpu_index();
+    let cur = CPUS[me].current.load(Ordering::Relaxed);
+    let alive = cur != NONE
+        && vcpu_at(me, cur)
+            .is_some_and(|(vm, v)| v.state() == RunState::Running && vm.is_running());
+    if alive && !yield_cpu {
+        arm_slice();
+        return;
+    }
+    match (alive, pick(me, cur)) {
+        (true, None) => arm_slice(),
+        (true, Some(next)) => {
+            let (_, v) = vcpu_at(me, cur).expect("current vCPU exists");
+            save(v, frame);
+            v.set_state(RunState::Runnable);
+            load(me, next, frame);
+        }
+        (false, Some(next)) => load(me, next, frame),
+        (false, None) => idle_until_runnable(frame),
+    }
+}
+
+/// Waits until a vCPU placed here is runnable and loads it into `frame`. Powers the
+/// machine off when no VM is left.
+pub fn idle_until_runnable(frame: &mut TrapFrame) {
+    let me = arch::cpu_index();
+    CPUS[me].current.store(NONE, Ordering::Relaxed);
+    timer::disarm();
+    loop {
+        if let Some(next) = pick(me, NONE) {
+            load(me, next, frame);
+            return;
+        }
+        if !vm::any_running() {
+            power_off_machine();
+        }
+        arch::wait_for_event();
+    }
+}
+
+/// The first entry of a CPU into guests: never returns.
+pub fn run() -> ! {
+    let mut frame = TrapFrame::default();
+    idle_until_runnable(&mut frame);
+    // SAFETY: `frame` holds a vCPU's registers with its EL1 state, stage 2 and HCR
+    // loaded by `load`; this stack frame is never popped, so the frame stays valid.
+    unsafe { arch::trap_frame::enter_guest(&frame) }
+}
+
+fn arm_slice() {
+    timer::arm(timer::frequency() * SLICE_MS / 1000);
+}
+
+fn save(v: &Vcpu, frame: &TrapFrame) {
+    let mut ctx = v.ctx.lock();
+    ctx.frame = *frame;
+    ctx.el1.save();
+    ctx.fp.save();
+}
+
+fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
+    let (vm, v) = vcpu_at(me, pos).expect("picked vCPU exists");
+    v.set_state(RunState::Running);
+    CPUS[me].current.store(pos, Ordering::Relaxed);
+    let ctx = v.ctx.lock();
+    *frame = ctx.frame;
+    load_hw(vm, v, &ctx);
+    arm_slice();
+}
+
+fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
+    ctx.el1.restore();
+    ctx.fp.restore();
+    let vmpidr = (1u64 << 31) | v.mpidr;
+    // SAFETY: these EL2 registers configure the guest about to run: its stage 2 (the
+    // VM's tables, which live as long as the VM), its traps and its view of MPIDR.
+    unsafe {
+        asm!(
+            "msr vttbr_el2, {vttbr}",
+            "msr hcr_el2, {hcr}",
+            "msr vmpidr_el2, {vmpidr}",
+            "isb",
+            vttbr = in(reg) vm.vttbr,
+            hcr = in(reg) HCR_VM,
+            vmpidr = in(reg) vmpidr,
+            options(nostack),
+        )
+    };
+}
+
+fn power_off_machine() -> ! {
+    if !POWERING_OFF.swap(true, Ordering::SeqCst) {
+        crate::println!("hv: no VM is left: powering off");
+        let _ = crate::arch::smc::system_off();
+        crate::println!("hv: the firmware refused SYSTEM_OFF; halting");
+    }
+    arch::halt()
+}

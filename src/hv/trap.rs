@@ -1,0 +1,176 @@
+//! Exceptions taken to EL2: dispatched by exception class (Bao `aborts.c`, Hafnium
+//! `handler.c`). Anything a guest does ends in a defined architectural result (the
+//! access emulated, or an exception injected into the guest), never a halt. An
+//! exception from EL2 itself is a hypervisor bug: its state goes to the console and
+//! that CPU stops.
+
+use super::{gic, inject, sched, vm::Vm, vpsci};
+use crate::arch::trap_frame::{kind, TrapFrame};
+use crate::esr::{Esr, ExceptionClass};
+use crate::vuart;
+use core::arch::asm;
+
+fn read_esr_far_hpfar() -> (Esr, u64, u64) {
+    let (esr, far, hpfar): (u64, u64, u64);
+    // SAFETY: reading the syndrome registers has no side effects.
+    unsafe {
+        asm!("mrs {}, esr_el2", out(reg) esr, options(nomem, nostack));
+        asm!("mrs {}, far_el2", out(reg) far, options(nomem, nostack));
+        asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack));
+    }
+    (Esr(esr), far, hpfar)
+}
+
+/// Called by `vectors.S` for every exception.
+#[no_mangle]
+extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
+    if !kind::from_lower_el(k) {
+        el2_crash(frame, k);
+    }
+    match kind::class(k) {
+        0 => guest_sync(frame),
+        1 => irq(frame),
+        2 => sched::schedule(frame, false),
+        _ => serror(frame),
+    }
+}
+
+fn guest_sync(frame: &mut TrapFrame) {
+    let Some((vm, vcpu)) = sched::current() else {
+        // An exception from a lower EL with no vCPU loaded cannot happen.
+        panic!("guest exception with no vCPU loaded");
+    };
+    let (esr, far, hpfar) = read_esr_far_hpfar();
+    let mut yield_cpu = false;
+    match esr.ec() {
+        ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => {
+            // ELR already points past the HVC.
+            if let vpsci::After::Reschedule = vpsci::call(vm, vcpu, frame) {
+                yield_cpu = true;
+            }
+        }
+        ExceptionClass::Smc64 | ExceptionClass::Smc32 => {
+            // A trapped SMC returns to the SMC itself: step over it.
+            frame.elr += 4;
+            if let vpsci::After::Reschedule = vpsci::call(vm, vcpu, frame) {
+                yield_cpu = true;
+            }
+        }
+        ExceptionClass::WfiWfe => {
+            frame.elr += esr.instruction_len();
+            yield_cpu = true;
+        }
+        ExceptionClass::DataAbortLower => {
+            let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
+            data_abort(vm, frame, esr, ipa, far);
+        }
+        ExceptionClass::InstrAbortLower => {
+            let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
+            if vm.note_abort() {
+                crate::println!(
+                    "vm{}: instruction fetch from unmapped IPA {:#x} (pc {:#x}): external abort injected",
+                    vm.id, ipa, frame.elr
+                );
+            }
+            inject::instruction_abort(frame, far);
+        }
+        _ => inject::undef(frame, esr),
+    }
+    sched::schedule(frame, yield_cpu);
+}
+
+/// A stage-2 fault: an emulated device, or an access to nothing.
+fn data_abort(vm: &Vm, frame: &mut TrapFrame, esr: Esr, ipa: u64, far: u64) {
+    let da = esr.data_abort();
+    if ipa >= vm.uart_ipa && ipa < vm.uart_ipa + vuart::SIZE && da.isv() {
+        let offset = ipa - vm.uart_ipa;
+        let rt = da.srt();
+        if da.is_write() {
+            let value = if rt == 31 { 0 } else { frame.x[rt] as u32 };
+            let out = vm.uart.lock().write(offset, value);
+            if let Some(b) = out {
+                vm.output(b);
+            }
+        } else {
+            let value = vm.uart.lock().read(offset) as u64;
+            if rt != 31 {
+                frame.x[rt] = value;
+            }
+        }
+        frame.elr += esr.instruction_len();
+        return;
+    }
+    if vm.note_abort() {
+        crate::println!(
+            "vm{}: data abort: {} of unmapped IPA {:#x} (pc {:#x}): external abort injected",
+            vm.id,
+            if da.is_write() { "write" } else { "read" },
+            ipa,
+            frame.elr
+        );
+    }
+    inject::data_abort(frame, esr, far);
+}
+
+fn irq(frame: &mut TrapFrame) {
+    let mut tick = false;
+    while let Some(id) = gic::acknowledge() {
+        if id.raw_value() >= 1020 {
+            break;
+        }
+        if id.raw_value() == super::boot::hyp_timer_intid() {
+            tick = true;
+        }
+        gic::end(id);
+    }
+    if tick {
+        super::boot::poll_input();
+    }
+    sched::schedule(frame, tick);
+}
+
+fn serror(frame: &mut TrapFrame) {
+    if let Some((vm, _)) = sched::current() {
+        crate::println!(
+            "vm{}: SError (pc {:#x}): the VM is stopped",
+            vm.id,
+            frame.elr
+        );
+        vm.power_off("SError");
+    }
+    sched::schedule(frame, true);
+}
+
+/// A fault in the hypervisor itself: everything a developer needs, then this CPU stops.
+fn el2_crash(frame: &TrapFrame, k: u64) -> ! {
+    let (esr, far, _) = read_esr_far_hpfar();
+    let p = crate::hv::console::print_unlocked;
+    p(format_args!(
+        "\nhv: CRASH on cpu {}: {} exception at EL2\n  ESR_EL2 {:#018x} (EC {:#04x})  FAR_EL2 {:#018x}\n  ELR_EL2 {:#018x}  SPSR_EL2 {:#018x}\n",
+        crate::arch::cpu_index(),
+        kind::NAMES[k as usize & 15],
+        esr.0,
+        esr.ec().bits(),
+        far,
+        frame.elr,
+        frame.spsr
+    ));
+    for (i, pair) in frame.x.chunks(2).enumerate() {
+        match pair {
+            [a, b] => p(format_args!(
+                "  x{:<2} {:#018x}  x{:<2} {:#018x}\n",
+                2 * i,
+                a,
+                2 * i + 1,
+                b
+            )),
+            [a] => p(format_args!("  x{:<2} {:#018x}\n", 2 * i, a)),
+            _ => {}
+        }
+    }
+    p(format_args!(
+        "hv: cpu {} stopped\n",
+        crate::arch::cpu_index()
+    ));
+    crate::arch::halt()
+}

@@ -1,0 +1,144 @@
+//! A virtual machine: its RAM, stage-2 tables, vCPUs, emulated console, and life cycle.
+
+use super::console;
+use super::vcpu::{RunState, Vcpu};
+use crate::memplan::GuestRam;
+use crate::stage2::Stage2Tables;
+use crate::vuart::VirtualPl011;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use spin::{Mutex, Once};
+
+/// A VM's stage-2 tables. The tables are only changed under the mutex that holds this.
+pub struct SharedStage2(pub Stage2Tables);
+// SAFETY: the tables are plain memory reached through raw pointers inside
+// aarch64-paging's `Mapping`; every access goes through the VM's mutex.
+unsafe impl Send for SharedStage2 {}
+
+pub struct Vm {
+    pub id: usize,
+    pub ram: GuestRam,
+    pub vttbr: u64,
+    pub vcpus: Vec<Vcpu>,
+    pub stage2: Mutex<SharedStage2>,
+    /// IPA of the emulated PL011 (the host's `serial0` address).
+    pub uart_ipa: u64,
+    pub uart: Mutex<VirtualPl011>,
+    /// Guest output waiting for a newline (when several VMs share the console).
+    line: Mutex<heapless::Vec<u8, 160>>,
+    running: AtomicBool,
+    stopping: AtomicBool,
+    /// Guest data aborts outside anything mapped or emulated (for the console).
+    pub aborts: AtomicUsize,
+}
+
+static VMS: Once<Vec<Vm>> = Once::new();
+
+/// Publishes the VMs built at boot. Called once.
+pub fn install(vms: Vec<Vm>) -> &'static [Vm] {
+    VMS.call_once(|| vms)
+}
+
+/// Every VM (empty before boot has built them).
+pub fn all() -> &'static [Vm] {
+    VMS.get().map_or(&[], |v| v.as_slice())
+}
+
+pub fn get(id: usize) -> Option<&'static Vm> {
+    all().get(id)
+}
+
+impl Vm {
+    pub fn new(
+        id: usize,
+        ram: GuestRam,
+        stage2: Stage2Tables,
+        vttbr: u64,
+        vcpus: Vec<Vcpu>,
+        uart_ipa: u64,
+    ) -> Self {
+        Self {
+            id,
+            ram,
+            vttbr,
+            vcpus,
+            stage2: Mutex::new(SharedStage2(stage2)),
+            uart_ipa,
+            uart: Mutex::new(VirtualPl011::new()),
+            line: Mutex::new(heapless::Vec::new()),
+            running: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            aborts: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a guest abort outside anything mapped or emulated; true if it should be
+    /// logged. A guest that faults in a loop (no vector table yet) must not flood the
+    /// console: the first few are logged, then one line says the rest are only counted.
+    pub fn note_abort(&self) -> bool {
+        const LOGGED: usize = 8;
+        let n = self.aborts.fetch_add(1, Ordering::Relaxed);
+        if n == LOGGED {
+            crate::println!("vm{}: more aborts: counted, no longer logged", self.id);
+        }
+        n < LOGGED
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Stops the VM for good: every vCPU goes off; their CPUs notice at their next
+    /// exit (the scheduling tick guarantees one). Prints the reason once.
+    pub fn power_off(&self, reason: &str) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            for v in &self.vcpus {
+                v.set_state(RunState::Off);
+            }
+            self.flush_output();
+            crate::println!("vm{}: powered off ({})", self.id, reason);
+            // Only now may an idle CPU see no VM left and power the machine off.
+            self.running.store(false, Ordering::Release);
+            crate::arch::send_event();
+        }
+    }
+
+    /// A byte the guest wrote to its UART. With one VM it goes straight out; with
+    /// several, whole lines go out prefixed with the VM's name so they stay readable.
+    pub fn output(&self, byte: u8) {
+        if all().len() <= 1 {
+            console::guest_write(&[byte]);
+            return;
+        }
+        let mut line = self.line.lock();
+        if byte != b'\r' {
+            let _ = line.push(byte);
+        }
+        if byte == b'\n' || line.is_full() {
+            self.emit(&mut line);
+        }
+    }
+
+    fn flush_output(&self) {
+        let mut line = self.line.lock();
+        if !line.is_empty() {
+            let _ = line.push(b'\n');
+            self.emit(&mut line);
+        }
+    }
+
+    fn emit(&self, line: &mut heapless::Vec<u8, 160>) {
+        let mut prefix = heapless::String::<16>::new();
+        let _ = core::fmt::write(&mut prefix, format_args!("[vm{}] ", self.id));
+        let mut out = heapless::Vec::<u8, 180>::new();
+        let _ = out.extend_from_slice(prefix.as_bytes());
+        let _ = out.extend_from_slice(line);
+        console::guest_write(&out);
+        line.clear();
+    }
+}
+
+/// True while any VM runs.
+pub fn any_running() -> bool {
+    all().iter().any(|vm| vm.is_running())
+}

@@ -1,0 +1,86 @@
+//! PSCI for guests (through HVC, and SMC which HCR_EL2.TSC traps): carried out on the
+//! calling VM's own vCPUs. Decoding is portable (`crate::psci`).
+
+use super::vcpu::{RunState, Vcpu};
+use super::vm::Vm;
+use crate::arch::trap_frame::TrapFrame;
+use crate::psci::{self, ret, Request};
+
+/// What the trap handler does after the call.
+pub enum After {
+    /// Return to the caller with x0 set.
+    Return,
+    /// The caller is gone (CPU_OFF, SYSTEM_OFF): pick something else to run.
+    Reschedule,
+}
+
+fn by_mpidr(vm: &'static Vm, mpidr: u64) -> Option<&'static Vcpu> {
+    vm.vcpus.iter().find(|v| v.mpidr == mpidr & 0xff_00ff_ffff)
+}
+
+/// Handles an SMCCC call (function id in x0) from `caller` of `vm`.
+pub fn call(vm: &'static Vm, caller: &Vcpu, frame: &mut TrapFrame) -> After {
+    let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3]];
+    let (result, after) = match psci::decode(&args) {
+        Request::Version => (psci::VERSION as i64, After::Return),
+        Request::Features(f) => (psci::features(f), After::Return),
+        Request::MigrateInfoType => (ret::TOS_NOT_PRESENT_MP, After::Return),
+        Request::CpuOn {
+            target,
+            entry,
+            context,
+        } => (cpu_on(vm, target, entry, context), After::Return),
+        Request::CpuOff => {
+            caller.set_state(RunState::Off);
+            if vm.vcpus.iter().all(|v| v.state() == RunState::Off) {
+                vm.power_off("all vCPUs off");
+            }
+            (ret::SUCCESS, After::Reschedule)
+        }
+        Request::AffinityInfo {
+            target,
+            lowest_level,
+        } => {
+            let r = match (lowest_level, by_mpidr(vm, target)) {
+                (0, Some(v)) => match v.state() {
+                    RunState::Off => ret::AFFINITY_OFF,
+                    _ => ret::AFFINITY_ON,
+                },
+                _ => ret::INVALID_PARAMETERS,
+            };
+            (r, After::Return)
+        }
+        Request::SystemOff => {
+            vm.power_off("system-off");
+            (ret::SUCCESS, After::Reschedule)
+        }
+        Request::SystemReset => {
+            vm.power_off("system-reset: restarting a VM is not supported yet");
+            (ret::SUCCESS, After::Reschedule)
+        }
+        // A suspend may return at once (DEN 0022 5.4.2): treat it as a WFI.
+        Request::CpuSuspend { .. } => (ret::SUCCESS, After::Return),
+        Request::Unknown(_) => (ret::NOT_SUPPORTED, After::Return),
+    };
+    frame.x[0] = result as u64;
+    after
+}
+
+fn cpu_on(vm: &'static Vm, target: u64, entry: u64, context: u64) -> i64 {
+    let Some(v) = by_mpidr(vm, target) else {
+        return ret::INVALID_PARAMETERS;
+    };
+    if !vm.ram.ipa.contains(crate::addr::Ipa(entry)) {
+        return ret::INVALID_ADDRESS;
+    }
+    if v.state() != RunState::Off {
+        return ret::ALREADY_ON;
+    }
+    v.reset(entry, context);
+    if !v.try_power_on() {
+        return ret::ALREADY_ON;
+    }
+    // Its CPU may be idle in WFE.
+    crate::arch::send_event();
+    ret::SUCCESS
+}
