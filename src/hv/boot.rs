@@ -74,7 +74,6 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
 
 #[no_mangle]
 extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
-    arch::set_cpu_index(0);
     let Some(dtb) = dtb_slice(dtb_pa) else {
         // Nowhere to print: no device tree, no UART.
         arch::halt()
@@ -97,6 +96,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
              Raspberry Pi: the firmware's default armstub)"
         ));
     }
+    arch::set_cpu_index(0);
     println!();
     println!("hv: hypervisor v{VERSION} (board {BOARD}) at EL2, image at {load_addr:#x}, DTB at {dtb_pa:#x}");
     let guest_uart = info

@@ -63,6 +63,7 @@ pub fn enable(map: &mut IdMap<El2>) {
     unsafe { map.activate() };
     TTBR0.store(map.root_address().0 as u64, Ordering::SeqCst);
     turn_on();
+    MMU_ON.store(true, Ordering::SeqCst);
 }
 
 /// Turns on the map recorded by `enable` on a secondary CPU.
@@ -83,8 +84,11 @@ fn turn_on() {
     unsafe { asm!("isb", options(nostack)) };
 }
 
-/// The MMU is on for this CPU (so locks, which need exclusives on cacheable memory,
-/// work).
+/// The MMU is on (so locks, which need exclusives on cacheable memory, work). Set by
+/// the boot CPU; secondaries take no lock before their own `enable_secondary`. A flag
+/// rather than SCTLR_EL2, which cannot be read if we were wrongly entered at EL1.
 pub fn is_on() -> bool {
-    SCTLR_EL2.is_set(SCTLR_EL2::M)
+    MMU_ON.load(Ordering::Relaxed)
 }
+
+static MMU_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
