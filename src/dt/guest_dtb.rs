@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::machine::MachineInfo;
-use super::props::{str_prop, u32_prop, StringList};
+use super::props::{find_path, str_prop, u32_prop, StringList};
 use super::{blob, DtError};
 use crate::addr::{Ipa, Range};
 use fdt::node::FdtNode;
@@ -330,11 +330,9 @@ pub fn guest_dtb(
     }
     let host = blob::check(host)?;
     let fdt = fdt::Fdt::new(host).map_err(|_| DtError::BadHeader)?;
-    let root = fdt.find_node("/").ok_or(DtError::Missing("/"))?;
-    let console = fdt
-        .find_node(params.console_path)
-        .filter(|n| params.console_path.rsplit('/').next() == Some(n.name))
-        .ok_or(DtError::Missing("guest console node"))?;
+    let root = find_path(&fdt, "/").ok_or(DtError::Missing("/"))?;
+    let console =
+        find_path(&fdt, params.console_path).ok_or(DtError::Missing("guest console node"))?;
 
     let ctx = Ctx {
         params,
@@ -455,13 +453,10 @@ fn write_cpus(
     params: &GuestDtbParams<'_>,
 ) -> Result<(), DtError> {
     // The host's first CPU's compatible: the guest runs on those cores.
-    let host_cpu = fdt
-        .find_node("/cpus")
-        .filter(|n| n.name == "cpus")
-        .and_then(|cpus| {
-            cpus.children()
-                .find(|c| c.name.split('@').next() == Some("cpu"))
-        });
+    let host_cpu = find_path(fdt, "/cpus").and_then(|cpus| {
+        cpus.children()
+            .find(|c| c.name.split('@').next() == Some("cpu"))
+    });
     let compatible = host_cpu
         .as_ref()
         .and_then(|c| prop(c, "compatible"))

@@ -24,8 +24,10 @@ pub const MAX_RESERVED: usize = 16;
 pub const MAX_CPUS: usize = 16;
 /// Capacity of [`MachineInfo::uarts`].
 pub const MAX_UARTS: usize = 8;
-/// Capacity of [`MachineInfo::modules`] and of one domain's modules.
+/// Capacity of [`MachineInfo::modules`].
 pub const MAX_MODULES: usize = 16;
+/// Capacity of [`Domain::modules`]: a kernel, a ramdisk, a device tree, and one spare.
+pub const MAX_DOMAIN_MODULES: usize = 4;
 /// Capacity of [`MachineInfo::domains`].
 pub const MAX_DOMAINS: usize = 8;
 /// Capacity of [`GicInfo::redistributors`].
@@ -292,7 +294,7 @@ pub struct Domain<'a> {
     /// `bootargs` on the domain node itself (a kernel module's take precedence).
     pub bootargs: Option<&'a str>,
     /// Its `module@*` children, in DT order.
-    pub modules: heapless::Vec<Module<'a>, MAX_MODULES>,
+    pub modules: heapless::Vec<Module<'a>, MAX_DOMAIN_MODULES>,
 }
 
 impl<'a> MachineInfo<'a> {
@@ -423,7 +425,8 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
         } else if depth == 2 && v.path.starts_with("/reserved-memory/") {
             let no_map = v.prop("no-map").is_some();
             if v.prop("reg").is_some() && v.enabled() {
-                for (addr, size) in v.reg()? {
+                // Untranslated: the binding puts them in the root's address space.
+                for (addr, size) in v.raw_reg()? {
                     let r = Reserved {
                         range: range(addr, size)?,
                         kind: ReservedKind::Node { no_map },
@@ -455,7 +458,7 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
         } else if depth == 3 && v.path.starts_with("/chosen/") {
             if let Some(m) = parse_module(v)? {
                 let domain = info.domains.last_mut().ok_or(DtError::Missing("domain"))?;
-                push(&mut domain.modules, m, "modules")?;
+                push(&mut domain.modules, m, "modules of one domain")?;
             }
             return Ok(false);
         } else if depth == 1 && compatible.iter().any(|c| c.starts_with("arm,psci")) {
@@ -472,7 +475,11 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
                 always_on: v.prop("always-on").is_some(),
             });
         } else if let Some(kind) = uart_kind(&compatible) {
-            let &(base, size) = v.reg()?.first().ok_or(DtError::BadProperty("reg"))?;
+            // A UART we cannot locate is left out, not fatal: the machine may
+            // still boot with the others.
+            let Some(&(base, size)) = v.reg().ok().as_ref().and_then(|r| r.first()) else {
+                return Ok(true);
+            };
             let clock = v.prop("clocks").and_then(|c| props::cell(c, 0));
             if let Some(phandle) = clock {
                 push(&mut clock_refs, (info.uarts.len(), phandle), "uarts")?;
@@ -512,7 +519,7 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
     }
 
     // Aliases: record each alias on the UART it names.
-    if let Some(aliases) = fdt.find_node("/aliases").filter(|n| n.name == "aliases") {
+    if let Some(aliases) = props::find_path(&fdt, "/aliases") {
         for p in aliases.properties() {
             let Some(target) = str_prop(p.value) else {
                 continue;

@@ -17,6 +17,7 @@
 //! Everything here is portable and tested on the host against QEMU's real DTBs
 //! in `tests/fixtures/`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod blob;
 mod guest_dtb;

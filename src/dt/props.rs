@@ -258,12 +258,27 @@ fn level_of<'a>(node: &FdtNode<'_, 'a>, parent: Option<&Level<'a>>) -> Level<'a>
     level
 }
 
+/// The node at exactly `path` (every component with its unit address, as
+/// written).
+///
+/// `fdt`'s `find_node` is not used past the root: when a path is missing it
+/// retries it as an alias name, and an alias whose value names itself makes it
+/// recurse until the stack overflows.
+pub fn find_path<'b, 'a>(fdt: &'b fdt::Fdt<'a>, path: &str) -> Option<FdtNode<'b, 'a>> {
+    let mut node = fdt.find_node("/")?;
+    for part in path.strip_prefix('/')?.split('/').filter(|p| !p.is_empty()) {
+        node = node.children().find(|c| c.name == part)?;
+    }
+    Some(node)
+}
+
 /// Visits every node depth-first, parents before children. `f` returns whether
 /// to descend into the node's children.
 pub fn walk<'a, F>(fdt: &fdt::Fdt<'a>, f: &mut F) -> Result<(), DtError>
 where
     F: FnMut(&Visit<'_, '_, 'a>) -> Result<bool, DtError>,
 {
+    // The root always exists in a checked blob, so no alias fallback happens.
     let root = fdt.find_node("/").ok_or(DtError::Missing("/"))?;
     let mut levels: heapless::Vec<Level<'a>, MAX_DEPTH> = heapless::Vec::new();
     let mut path = WalkPath::new();
