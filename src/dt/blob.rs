@@ -19,6 +19,9 @@
 //! * `#address-cells`/`#size-cells`/`#interrupt-cells`/`phandle` exactly one
 //!   cell (`fdt` `expect`s that).
 //!
+//! (`fdt` 0.1.5 also has `FDT_END` as 5 where the spec says 9; its walks still
+//! stop at the end because 9 is not a token they continue on.)
+//!
 //! `FDT_NOP` tokens are rejected: `fdt` 0.1.5 skips them in some places but not
 //! others (`skip_current_node` asserts on a NOP between properties). Neither
 //! QEMU nor dtc emit them; libfdt only does for `fdt_nop_*` edits.

@@ -441,14 +441,7 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
             return Ok(true);
         } else if depth == 2 && v.path.starts_with("/chosen/") {
             if compatible.contains("xen,domain") {
-                push(
-                    &mut info.domains,
-                    Domain {
-                        name,
-                        ..parse_domain(v)?
-                    },
-                    "domains",
-                )?;
+                push(&mut info.domains, parse_domain(v)?, "domains")?;
                 return Ok(true);
             }
             if let Some(m) = parse_module(v)? {
