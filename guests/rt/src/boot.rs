@@ -62,6 +62,17 @@ impl Boot {
     }
 }
 
+unsafe extern "C" {
+    /// First byte of the Image (the linker script's `__image_start`, link address 0).
+    static __image_start: u8;
+}
+
+/// The address the Image runs at (where the loader put it).
+pub fn image_base() -> usize {
+    // Taking the address reads nothing; the code computes it PC-relative.
+    (&raw const __image_start) as usize
+}
+
 /// Set once the guest is ending: a second fatal event just parks the CPU.
 static ENDING: AtomicBool = AtomicBool::new(false);
 

@@ -92,11 +92,15 @@ pub fn initrd(fdt: &Fdt<'_>) -> Option<Region> {
     let chosen = chosen(fdt)?;
     let start = chosen.property("linux,initrd-start")?.as_usize()? as u64;
     let end = chosen.property("linux,initrd-end")?.as_usize()? as u64;
-    (end >= start).then(|| Region { base: start, size: end - start })
+    (end >= start).then(|| Region {
+        base: start,
+        size: end - start,
+    })
 }
 
 fn is_pl011(node: FdtNode<'_, '_>) -> bool {
-    node.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
 }
 
 /// The console UART's base address: the `arm,pl011` that `/chosen/stdout-path`
@@ -106,7 +110,10 @@ pub fn console_uart(fdt: &Fdt<'_>) -> Option<u64> {
     let stdout = chosen(fdt)
         .and_then(|c| property_str(c, "stdout-path"))
         .and_then(|path| path.split(':').next())
-        .and_then(|path| fdt.find_node(path).or_else(|| fdt.aliases()?.resolve_node(path)));
+        .and_then(|path| {
+            fdt.find_node(path)
+                .or_else(|| fdt.aliases()?.resolve_node(path))
+        });
     let serial0 = || fdt.aliases()?.resolve_node("serial0");
     [stdout, serial0(), fdt.find_compatible(&["arm,pl011"])]
         .into_iter()
@@ -146,7 +153,10 @@ fn walk(node: FdtNode<'_, '_>, parent_address_cells: usize, f: &mut dyn FnMut(Re
             for chunk in ranges.value.chunks_exact(entry * 4) {
                 let (_, rest) = chunk.split_at(own.address_cells * 4);
                 let (parent, size) = rest.split_at(parent_address_cells * 4);
-                f(Region { base: cells(parent), size: cells(size) });
+                f(Region {
+                    base: cells(parent),
+                    size: cells(size),
+                });
             }
         }
     }
@@ -157,9 +167,9 @@ fn walk(node: FdtNode<'_, '_>, parent_address_cells: usize, f: &mut dyn FnMut(Re
 
 /// A big-endian number of 32-bit cells (the low 64 bits of it).
 fn cells(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks_exact(4)
-        .fold(0u64, |acc, c| (acc << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+    bytes.chunks_exact(4).fold(0u64, |acc, c| {
+        (acc << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    })
 }
 
 /// The lowest `granule`-aligned address below `limit` whose whole granule no
@@ -175,7 +185,10 @@ pub fn unclaimed_hole(fdt: &Fdt<'_>, limit: u64, granule: u64) -> Option<u64> {
         if best.is_some_and(|b| b <= candidate) {
             return;
         }
-        let window = Region { base: candidate, size: granule };
+        let window = Region {
+            base: candidate,
+            size: granule,
+        };
         let mut taken = false;
         claimed(fdt, |other| taken |= other.overlaps(&window));
         if !taken {

@@ -34,7 +34,7 @@ pub struct Frame {
     _pad: u64,
 }
 
-const _: () = assert!(size_of::<Frame>() % 16 == 0);
+const _: () = assert!(size_of::<Frame>().is_multiple_of(16));
 
 /// The last exception taken, as the handler saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +91,11 @@ pub fn last() -> Option<Taken> {
 
 /// Called from the vectors with the vector index (0-15) and the saved frame.
 extern "C" fn rt_exception(kind: u64, frame: &mut Frame) {
-    let taken = Taken { esr: sysreg::esr(), far: sysreg::far(), elr: frame.elr };
+    let taken = Taken {
+        esr: sysreg::esr(),
+        far: sysreg::far(),
+        elr: frame.elr,
+    };
     LAST_ESR.store(taken.esr, Ordering::SeqCst);
     LAST_FAR.store(taken.far, Ordering::SeqCst);
     LAST_ELR.store(taken.elr, Ordering::SeqCst);
@@ -124,10 +128,22 @@ extern "C" fn rt_exception(kind: u64, frame: &mut Frame) {
 
 fn kind_name(kind: u64) -> &'static str {
     const NAMES: [&str; 16] = [
-        "sync (EL1t)", "irq (EL1t)", "fiq (EL1t)", "serror (EL1t)",
-        "sync (EL1h)", "irq (EL1h)", "fiq (EL1h)", "serror (EL1h)",
-        "sync (EL0 64)", "irq (EL0 64)", "fiq (EL0 64)", "serror (EL0 64)",
-        "sync (EL0 32)", "irq (EL0 32)", "fiq (EL0 32)", "serror (EL0 32)",
+        "sync (EL1t)",
+        "irq (EL1t)",
+        "fiq (EL1t)",
+        "serror (EL1t)",
+        "sync (EL1h)",
+        "irq (EL1h)",
+        "fiq (EL1h)",
+        "serror (EL1h)",
+        "sync (EL0 64)",
+        "irq (EL0 64)",
+        "fiq (EL0 64)",
+        "serror (EL0 64)",
+        "sync (EL0 32)",
+        "irq (EL0 32)",
+        "fiq (EL0 32)",
+        "serror (EL0 32)",
     ];
     NAMES.get(kind as usize).copied().unwrap_or("?")
 }

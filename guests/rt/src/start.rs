@@ -43,7 +43,7 @@ unsafe impl Sync for Stacks {}
 static STACKS: Stacks = Stacks(UnsafeCell::new([[0; STACK_SIZE]; STACK_SLOTS]));
 
 const _: () = assert!(size_of::<Stacks>() == STACK_SIZE * STACK_SLOTS);
-const _: () = assert!(STACK_SIZE % 16 == 0);
+const _: () = assert!(STACK_SIZE.is_multiple_of(16));
 
 core::arch::global_asm!(
     // The 64-byte arm64 Image header (Documentation/arch/arm64/booting.rst).

@@ -22,7 +22,11 @@ const DFSC_SYNC_EXTERNAL: u64 = 0x10;
 const GRANULE: u64 = 0x1_0000;
 
 fn main(boot: &Boot) -> Result<(), Fail> {
-    let ram_end = boot.memory().map(|r| r.end()).max().ok_or_else(|| fail!("no memory in the DTB"))?;
+    let ram_end = boot
+        .memory()
+        .map(|r| r.end())
+        .max()
+        .ok_or_else(|| fail!("no memory in the DTB"))?;
     expect_abort(ram_end, "end of RAM")?;
 
     let ram_start = boot.memory().map(|r| r.base).min().unwrap_or(0);
@@ -32,7 +36,9 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     }
 
     match probe::undefined() {
-        Err(t) if t.ec() == EC_UNKNOWN => say!("got EC=0x{:02x} from UDF at ELR=0x{:x}", t.ec(), t.elr),
+        Err(t) if t.ec() == EC_UNKNOWN => {
+            say!("got EC=0x{:02x} from UDF at ELR=0x{:x}", t.ec(), t.elr)
+        }
         Err(t) => return Err(fail!("UDF raised EC=0x{:02x}, expected 0x00", t.ec())),
         Ok(()) => return Err(fail!("UDF did not raise an exception")),
     }
@@ -46,15 +52,27 @@ fn expect_abort(addr: u64, what: &str) -> Result<(), Fail> {
     // SAFETY: the DTB claims nothing at `addr` (no RAM, no device), so the read has
     // no side effect; it is 64 KiB-aligned, hence 4-byte aligned.
     let taken = match unsafe { probe::read_u32(addr) } {
-        Ok(value) => return Err(fail!("read of 0x{addr:x} ({what}) returned 0x{value:x}, no abort")),
+        Ok(value) => {
+            return Err(fail!(
+                "read of 0x{addr:x} ({what}) returned 0x{value:x}, no abort"
+            ));
+        }
         Err(taken) => taken,
     };
-    say!("got EC=0x{:02x} FAR=0x{:x} DFSC=0x{:02x}", taken.ec(), taken.far, taken.fsc());
+    say!(
+        "got EC=0x{:02x} FAR=0x{:x} DFSC=0x{:02x}",
+        taken.ec(),
+        taken.far,
+        taken.fsc()
+    );
     if taken.ec() != EC_DATA_ABORT_SAME_EL {
         return Err(fail!("0x{addr:x}: EC=0x{:02x}, expected 0x25", taken.ec()));
     }
     if taken.fsc() != DFSC_SYNC_EXTERNAL {
-        return Err(fail!("0x{addr:x}: DFSC=0x{:02x}, expected 0x10 (external abort)", taken.fsc()));
+        return Err(fail!(
+            "0x{addr:x}: DFSC=0x{:02x}, expected 0x10 (external abort)",
+            taken.fsc()
+        ));
     }
     if taken.far_valid() && taken.far != addr {
         return Err(fail!("0x{addr:x}: FAR=0x{:x}", taken.far));

@@ -19,9 +19,21 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     match boot.initrd() {
         None => say!("initrd=none"),
         Some(initrd) => {
-            say!("initrd 0x{:x}..0x{:x} ({} bytes)", initrd.base, initrd.end(), initrd.size);
-            if !boot.memory().any(|r| r.base <= initrd.base && initrd.end() <= r.end()) {
-                return Err(fail!("initrd 0x{:x}..0x{:x} is not in RAM", initrd.base, initrd.end()));
+            say!(
+                "initrd 0x{:x}..0x{:x} ({} bytes)",
+                initrd.base,
+                initrd.end(),
+                initrd.size
+            );
+            if !boot
+                .memory()
+                .any(|r| r.base <= initrd.base && initrd.end() <= r.end())
+            {
+                return Err(fail!(
+                    "initrd 0x{:x}..0x{:x} is not in RAM",
+                    initrd.base,
+                    initrd.end()
+                ));
             }
             let len = (initrd.size as usize).min(MAX_LINE + 1);
             // SAFETY: the DTB says these bytes are the initrd, inside RAM (checked
@@ -45,7 +57,11 @@ struct Printable<'a>(&'a [u8]);
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for &b in self.0 {
-            let c = if b == b' ' || b.is_ascii_graphic() { b as char } else { '.' };
+            let c = if b == b' ' || b.is_ascii_graphic() {
+                b as char
+            } else {
+                '.'
+            };
             fmt::Write::write_char(f, c)?;
         }
         Ok(())

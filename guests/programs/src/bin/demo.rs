@@ -34,6 +34,11 @@ static SEEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 fn main(boot: &Boot) -> Result<(), Fail> {
     say!("hello from EL1");
+    say!(
+        "image at 0x{:x}, dtb at 0x{:x}",
+        rt::boot::image_base(),
+        boot.dtb_address()
+    );
     say!("CurrentEL=EL{}", sysreg::current_el());
     say!("MIDR_EL1=0x{:016x}", sysreg::midr());
     say!("MPIDR_EL1=0x{:016x}", sysreg::mpidr());
@@ -64,7 +69,11 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         .ok_or_else(|| fail!("boot CPU (mpidr 0x{me:x}) is not in the DTB"))?;
     say!("boot cpu {boot_index} (mpidr 0x{me:x})");
 
-    let secondaries = || boot.cpus().enumerate().filter(move |&(i, _)| i != boot_index);
+    let secondaries = || {
+        boot.cpus()
+            .enumerate()
+            .filter(move |&(i, _)| i != boot_index)
+    };
     for (index, mpidr) in secondaries() {
         smp::start(index, mpidr, secondary).map_err(|e| fail!("CPU_ON cpu {index}: {e}"))?;
     }
@@ -91,7 +100,9 @@ fn wait_online(index: usize, mpidr: u64) -> Result<(), Fail> {
             return if seen == mpidr {
                 Ok(())
             } else {
-                Err(fail!("cpu {index}: MPIDR_EL1 says 0x{seen:x}, the DTB 0x{mpidr:x}"))
+                Err(fail!(
+                    "cpu {index}: MPIDR_EL1 says 0x{seen:x}, the DTB 0x{mpidr:x}"
+                ))
             };
         }
         // The result does not matter (QEMU may still say OFF right after CPU_ON):

@@ -28,7 +28,7 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     let mut i: u64 = 0;
     while i < count {
         i = core::hint::black_box(i) + 1;
-        if i % every == 0 {
+        if i.is_multiple_of(every) {
             say!("progress {i}/{count}");
         }
     }
