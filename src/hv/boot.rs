@@ -139,6 +139,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     if let Some(t) = info.timer.as_ref() {
         HYP_TIMER.store(t.hyp_phys.intid, Ordering::Relaxed);
     }
+    el2_guest_defaults();
     gic::init(gic_config, info.cpus.len());
     gic::enable_ppi(hyp_timer_intid(), 0);
     sched::set_online(0);
@@ -184,6 +185,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
 extern "C" fn hv_secondary_main(index: usize) -> ! {
     arch::set_cpu_index(index);
     mmu::enable_secondary();
+    el2_guest_defaults();
     gic::init_secondary(index);
     gic::enable_ppi(hyp_timer_intid(), index);
     sched::set_online(index);
@@ -192,6 +194,28 @@ extern "C" fn hv_secondary_main(index: usize) -> ! {
         arch::wait_for_event();
     }
     sched::run()
+}
+
+/// The EL2 registers every CPU needs the same for all guests (they are per CPU, so
+/// each CPU sets its own): the stage-2 layout, EL1 access to the physical counter and
+/// timer, no virtual counter offset, and the guest's MIDR (the host's).
+fn el2_guest_defaults() {
+    use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1, MIDR_EL1};
+    let vtcr = stage2::vtcr(ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange));
+    let cnthctl: u64 = 0b11; // EL1PCTEN | EL1PCEN
+                             // SAFETY: these registers only configure how guests run; none is running here.
+    unsafe {
+        core::arch::asm!(
+            "msr vtcr_el2, {vtcr}",
+            "msr cnthctl_el2, {cnthctl}",
+            "msr cntvoff_el2, xzr",
+            "msr vpidr_el2, {midr}",
+            "isb",
+            vtcr = in(reg) vtcr,
+            cnthctl = in(reg) cnthctl,
+            midr = in(reg) MIDR_EL1.get(),
+        )
+    };
 }
 
 fn ram_ranges(info: &MachineInfo) -> heapless::Vec<(usize, usize), 8> {
@@ -367,13 +391,6 @@ fn build_vms(
     }
     let requests: Vec<Option<u64>> = specs.iter().map(|s| s.memory).collect();
     let plans = memplan::plan(&info.memory, &taken, &requests).map_err(BootError::Memory)?;
-    let pa_range = {
-        use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1};
-        ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)
-    };
-    let vtcr = stage2::vtcr(pa_range);
-    // SAFETY: VTCR_EL2 describes the stage-2 tables built below; no guest runs yet.
-    unsafe { core::arch::asm!("msr vtcr_el2, {}", "isb", in(reg) vtcr) };
 
     let mut vms = Vec::new();
     for (id, (spec, ram)) in specs.iter().zip(plans).enumerate() {
@@ -397,22 +414,24 @@ fn build_vms(
             .zip(layout.initrd)
             .map(|(i, off)| Range::new(base.add(off), i.len() as u64));
         let hidden: heapless::Vec<&str, 1> = debug_path.into_iter().collect();
-        let guest_dtb = match spec.dtb {
-            Some(r) => phys_slice(r).to_vec(),
-            None => dt::guest_dtb(
-                dtb,
-                info,
-                &dt::GuestDtbParams {
-                    vcpus: nvcpus,
-                    ram: ram.ipa,
-                    bootargs: spec.bootargs,
-                    initrd: initrd_range,
-                    console_path,
-                    hidden_paths: &hidden,
-                },
-            )
-            .map_err(|e| BootError::GuestDtb(id, e))?,
-        };
+        if spec.dtb.is_some() {
+            // In Xen dom0less a device-tree module is a partial tree for device
+            // passthrough, not the guest's whole tree: nothing is passed through yet.
+            println!("vm{id}: ignoring its device-tree module (partial device trees for passthrough are not supported)");
+        }
+        let guest_dtb = dt::guest_dtb(
+            dtb,
+            info,
+            &dt::GuestDtbParams {
+                vcpus: nvcpus,
+                ram: ram.ipa,
+                bootargs: spec.bootargs,
+                initrd: initrd_range,
+                console_path,
+                hidden_paths: &hidden,
+            },
+        )
+        .map_err(|e| BootError::GuestDtb(id, e))?;
         if !(copy_to_guest(&ram, entry, kernel)
             && initrd
                 .zip(initrd_range)

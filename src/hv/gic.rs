@@ -9,6 +9,7 @@ use arm_gic::{
     IntId, InterruptGroup, Trigger,
 };
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::{Mutex, Once};
 
 pub enum HostGic {
@@ -21,6 +22,7 @@ pub enum HostGic {
 unsafe impl Send for HostGic {}
 
 static GIC: Once<Mutex<HostGic>> = Once::new();
+static IS_V3: AtomicBool = AtomicBool::new(false);
 
 /// What the DTB says about the GIC.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +54,7 @@ pub fn init(config: GicConfig, cpus: usize) {
                 }
                 .expect("GICv3 redistributors");
                 g.setup(0);
+                IS_V3.store(true, Ordering::Relaxed);
                 HostGic::V3(g)
             }
         };
@@ -93,22 +96,45 @@ pub fn enable_ppi(intid: u32, cpu: usize) {
     }
 }
 
-/// Acknowledges the highest-priority pending interrupt, if any.
-pub fn acknowledge() -> Option<IntId> {
-    let mut gic = GIC.get()?.lock();
-    match &mut *gic {
-        HostGic::V2(g) => g
-            .get_and_acknowledge_interrupt(InterruptGroup::Group1)
-            .or_else(|| g.get_and_acknowledge_interrupt(InterruptGroup::Group0)),
-        HostGic::V3(_) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
-    }
+/// An acknowledged interrupt: end it with [`end`].
+#[derive(Clone, Copy, Debug)]
+pub struct Acked {
+    pub id: IntId,
+    group: InterruptGroup,
 }
 
-pub fn end(id: IntId) {
+/// Acknowledges the highest-priority pending interrupt, if any (never a spurious
+/// INTID 1020-1023). GICv3's CPU interface is per-CPU system registers and needs no
+/// lock; GICv2's is memory-mapped (banked per CPU) behind the driver's lock. A GICv2
+/// without security extensions (QEMU's) signals everything as group 0.
+pub fn acknowledge() -> Option<Acked> {
+    let acked = if IS_V3.load(Ordering::Relaxed) {
+        GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(|id| Acked {
+            id,
+            group: InterruptGroup::Group1,
+        })
+    } else {
+        let mut gic = GIC.get()?.lock();
+        match &mut *gic {
+            HostGic::V2(g) => [InterruptGroup::Group0, InterruptGroup::Group1]
+                .into_iter()
+                .find_map(|group| {
+                    g.get_and_acknowledge_interrupt(group)
+                        .map(|id| Acked { id, group })
+                }),
+            HostGic::V3(_) => None,
+        }
+    };
+    acked.filter(|a| a.id.raw_value() < 1020)
+}
+
+pub fn end(a: Acked) {
+    if IS_V3.load(Ordering::Relaxed) {
+        GicCpuInterface::end_interrupt(a.id, a.group);
+        return;
+    }
     let Some(gic) = GIC.get() else { return };
-    let mut gic = gic.lock();
-    match &mut *gic {
-        HostGic::V2(g) => g.end_interrupt(id, InterruptGroup::Group1),
-        HostGic::V3(_) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
+    if let HostGic::V2(g) = &mut *gic.lock() {
+        g.end_interrupt(a.id, a.group);
     }
 }

@@ -114,14 +114,18 @@ fn data_abort(vm: &Vm, frame: &mut TrapFrame, esr: Esr, ipa: u64, far: u64) {
 
 fn irq(frame: &mut TrapFrame) {
     let mut tick = false;
-    while let Some(id) = gic::acknowledge() {
-        if id.raw_value() >= 1020 {
+    // Bounded: a device that re-asserts at once cannot keep this CPU here for ever.
+    for _ in 0..16 {
+        let Some(acked) = gic::acknowledge() else {
             break;
-        }
-        if id.raw_value() == super::boot::hyp_timer_intid() {
+        };
+        if acked.id.raw_value() == super::boot::hyp_timer_intid() {
+            // The timer's line is level: quiet it before EOI, or it fires again at
+            // once. `schedule` arms the next slice.
+            crate::arch::timer::disarm();
             tick = true;
         }
-        gic::end(id);
+        gic::end(acked);
     }
     if tick {
         super::boot::poll_input();
