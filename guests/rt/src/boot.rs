@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use fdt::Fdt;
 
 use crate::dt::{self, Region};
+use crate::start::STACK_SIZE;
 use crate::{Fail, console, psci, sysreg};
 
 /// What a guest's `main` gets: its device tree and helpers over it.
@@ -79,6 +80,7 @@ static ENDING: AtomicBool = AtomicBool::new(false);
 /// Runs guest `name`'s `main` on the boot CPU; called by `rt::guest!`.
 pub fn run(name: &'static str, dtb: usize, main: fn(&Boot) -> Result<(), Fail>) -> ! {
     console::set_name(name);
+    crate::start::arm_canaries();
     // SAFETY: the boot protocol puts the DTB's address in x0; `from_ptr` checks the
     // magic and reads no further than the header's `totalsize`. The DTB is outside
     // our image and nothing writes it, so `'static` holds.
@@ -104,8 +106,13 @@ pub fn run(name: &'static str, dtb: usize, main: fn(&Boot) -> Result<(), Fail>) 
 }
 
 /// Prints the verdict line and powers off.
-fn finish(verdict: Result<(), Fail>) -> ! {
+fn finish(mut verdict: Result<(), Fail>) -> ! {
     ENDING.store(true, Ordering::SeqCst);
+    if let Some(slot) = crate::start::overflowed_slot() {
+        verdict = Err(crate::fail!(
+            "stack overflow (slot {slot}, {STACK_SIZE} bytes)"
+        ));
+    }
     match verdict {
         Ok(()) => crate::say!("PASS"),
         Err(fail) => crate::say!("FAIL {fail}"),

@@ -9,13 +9,19 @@
 //! `CPU_ON` skip that and only set up their own stack and vectors.
 //!
 //! Stacks are a `.bss` array of [`STACK_SLOTS`] slots: slot 0 is the boot CPU's,
-//! slot `n + 1` belongs to the CPU listed `n`-th in the DTB (see `smp`).
+//! slot `n + 1` belongs to the CPU listed `n`-th in the DTB (see `smp`). With the
+//! MMU off there are no guard pages, so the lowest word of each slot holds a
+//! canary that the boot CPU checks before it reports PASS: an overflow (a debug
+//! build uses ~24 KiB, a release build ~6 KiB) turns into a FAIL line instead of
+//! silently corrupted statics.
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 
 /// Bytes of stack per CPU (exception frames nest on the same stack).
-pub const STACK_SIZE: usize = 16 * 1024;
+pub const STACK_SIZE: usize = 64 * 1024;
+/// The value of an untouched slot's lowest word ("STACK_EN").
+const CANARY: u64 = 0x5354_4143_4b5f_454e;
 /// Number of stacks: the boot CPU plus up to `STACK_SLOTS - 1` secondaries.
 pub const STACK_SLOTS: usize = 16;
 
@@ -36,9 +42,36 @@ const CPACR_FPEN: u64 = 0b11 << 20;
 #[repr(C, align(16))]
 struct Stacks(UnsafeCell<[[u8; STACK_SIZE]; STACK_SLOTS]>);
 
-// SAFETY: no Rust code reads or writes the array; each CPU uses its own slot as
-// its stack through `sp` only.
+// SAFETY: each CPU uses its own slot as its stack through `sp`; Rust code only
+// touches the lowest word of each slot (the canary), with volatile accesses, which
+// a CPU's stack reaches only by overflowing.
 unsafe impl Sync for Stacks {}
+
+fn canary(slot: usize) -> *mut u64 {
+    assert!(slot < STACK_SLOTS);
+    // In bounds: `slot` is checked, and each slot is 16-byte aligned (so is the word).
+    STACKS
+        .0
+        .get()
+        .cast::<[u8; STACK_SIZE]>()
+        .wrapping_add(slot)
+        .cast::<u64>()
+}
+
+/// Writes the canary at the bottom of every stack slot.
+pub(crate) fn arm_canaries() {
+    for slot in 0..STACK_SLOTS {
+        // SAFETY: the lowest word of a slot, in bounds and aligned (see `canary`);
+        // no CPU's stack is that deep unless it overflowed, which this detects.
+        unsafe { canary(slot).write_volatile(CANARY) };
+    }
+}
+
+/// The first stack slot whose canary was overwritten, if any.
+pub(crate) fn overflowed_slot() -> Option<usize> {
+    // SAFETY: as in `arm_canaries`.
+    (0..STACK_SLOTS).find(|&slot| unsafe { canary(slot).read_volatile() } != CANARY)
+}
 
 static STACKS: Stacks = Stacks(UnsafeCell::new([[0; STACK_SIZE]; STACK_SLOTS]));
 
