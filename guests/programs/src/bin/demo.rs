@@ -105,9 +105,6 @@ fn wait_online(index: usize, mpidr: u64) -> Result<(), Fail> {
                 ))
             };
         }
-        // The result does not matter (QEMU may still say OFF right after CPU_ON):
-        // the call is a trap that lets a hypervisor run the other vCPUs.
-        let _ = psci::affinity_info(mpidr);
         if sysreg::counter().wrapping_sub(start) > ticks {
             return Err(fail!("cpu {index} did not come online"));
         }
