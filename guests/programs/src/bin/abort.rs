@@ -10,6 +10,8 @@
 
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use rt::exception::{EC_DATA_ABORT_SAME_EL, EC_UNKNOWN};
 use rt::{Boot, Fail, dt, fail, probe, say};

@@ -11,6 +11,8 @@
 
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
