@@ -2,8 +2,9 @@
 //!
 //! Each physical CPU owns a list of vCPUs. The running one keeps its CPU until it
 //! yields (WFI), goes off (CPU_OFF, its VM stops), or its slice ends (the EL2
-//! physical timer: armed on every entry, so a guest spinning at EL1 cannot starve
-//! the others, and every CPU exits to EL2 at least once a slice). An idle CPU waits in
+//! physical timer, armed when a slice starts and left alone by other exits, so a
+//! guest that spins at EL1, or traps all the time, cannot starve the others; every
+//! CPU also exits to EL2 at least once a slice). An idle CPU waits in
 //! WFE; whoever makes a vCPU runnable sends an event.
 
 use super::vcpu::{RunState, Vcpu, VcpuContext};
@@ -107,7 +108,8 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         && vcpu_at(me, cur)
             .is_some_and(|(vm, v)| v.state() == RunState::Running && vm.is_running());
     if alive && !yield_cpu {
-        arm_slice();
+        // The slice goes on: re-arming here would restart it, and a vCPU that exits
+        // often (MMIO, HVC polling) would never be preempted.
         return;
     }
     match (alive, pick(me, cur)) {
