@@ -1,8 +1,10 @@
 //! Guest kernel placement per the arm64 Linux boot protocol (DESIGN.md section 4).
 //!
 //! A kernel module with the arm64 Image header is placed at a 2 MiB-aligned base plus
-//! its `text_offset`, and needs `image_size` bytes there (its .bss included). Anything
-//! else is a raw binary, placed where QEMU `-kernel` puts one: RAM base + 0x80000.
+//! its `text_offset`, and needs `image_size` bytes there (its .bss included). A
+//! 32-bit Linux zImage (magic 0x016F2818 at offset 0x24) is an AArch32 guest, placed
+//! where QEMU puts one: RAM base + 0x10000. Anything else is a raw AArch64 binary,
+//! placed where QEMU `-kernel` puts one: RAM base + 0x80000.
 //! Everything else a loader must decide (where the DTB and the initrd go) is here too,
 //! so it is tested on the host.
 #![forbid(unsafe_code)]
@@ -11,6 +13,10 @@
 pub const MAGIC: u32 = 0x644d_5241;
 /// Where QEMU `-kernel` loads a raw (headerless) AArch64 binary.
 pub const RAW_OFFSET: u64 = 0x8_0000;
+/// The zImage magic at offset 0x24 (arch/arm/boot/compressed/head.S).
+pub const ZIMAGE_MAGIC: u32 = 0x016f_2818;
+/// Where QEMU loads a 32-bit ARM kernel.
+pub const ZIMAGE_OFFSET: u64 = 0x1_0000;
 /// The arm64 boot protocol's limit for the device tree.
 pub const DTB_MAX: u64 = 2 << 20;
 
@@ -18,7 +24,9 @@ pub const DTB_MAX: u64 = 2 << 20;
 pub enum Kind {
     /// An arm64 Linux-style Image.
     Image,
-    /// A raw binary.
+    /// A 32-bit ARM zImage: the VM runs AArch32 at EL1.
+    ZImage,
+    /// A raw AArch64 binary.
     Raw,
 }
 
@@ -67,6 +75,21 @@ pub fn place(kernel: &[u8]) -> Result<Placement, LayoutError> {
         Ok(Placement {
             kind: Kind::Image,
             offset,
+            footprint,
+        })
+    } else if kernel.len() >= 0x30
+        && u32::from_le_bytes(kernel[0x24..0x28].try_into().unwrap()) == ZIMAGE_MAGIC
+    {
+        // The zImage's own start/end words say how much it occupies.
+        let start = u32::from_le_bytes(kernel[0x28..0x2c].try_into().unwrap()) as u64;
+        let end = u32::from_le_bytes(kernel[0x2c..0x30].try_into().unwrap()) as u64;
+        let footprint = end
+            .checked_sub(start)
+            .filter(|&n| n >= size)
+            .unwrap_or(size);
+        Ok(Placement {
+            kind: Kind::ZImage,
+            offset: ZIMAGE_OFFSET,
             footprint,
         })
     } else {
@@ -163,6 +186,26 @@ mod tests {
                 footprint: 4
             }
         );
+    }
+
+    #[test]
+    fn a_zimage_is_an_aarch32_guest_placed_as_qemu_does() {
+        let mut z = vec![0u8; 0x1000];
+        z[0x24..0x28].copy_from_slice(&ZIMAGE_MAGIC.to_le_bytes());
+        z[0x28..0x2c].copy_from_slice(&0u32.to_le_bytes());
+        z[0x2c..0x30].copy_from_slice(&0x2000u32.to_le_bytes());
+        let p = place(&z).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                kind: Kind::ZImage,
+                offset: 0x1_0000,
+                footprint: 0x2000
+            }
+        );
+        // A nonsensical end word falls back to the file size.
+        z[0x2c..0x30].copy_from_slice(&0x10u32.to_le_bytes());
+        assert_eq!(place(&z).unwrap().footprint, 0x1000);
     }
 
     #[test]

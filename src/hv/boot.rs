@@ -453,7 +453,14 @@ fn build_vms(
         for v in &vcpus {
             sched::assign(id, v.index, v.pcpu);
         }
-        vcpus[0].reset(entry.0, dtb_ipa.0);
+        let aarch32 = placement.kind == guest_image::Kind::ZImage;
+        // arm64: x0 = DTB. 32-bit ARM Linux: r0 = 0, r1 = ~0 (no machine number), r2 = DTB.
+        let args = if aarch32 {
+            [0, 0xffff_ffff, dtb_ipa.0]
+        } else {
+            [dtb_ipa.0, 0, 0]
+        };
+        vcpus[0].reset(entry.0, args, aarch32);
         vcpus[0].set_state(RunState::Runnable);
         println!(
             "vm{id}: {nvcpus} vCPU(s), {} MiB RAM at IPA {:#x} in {} chunk(s), kernel {:?} at {:#x} ({} KiB), dtb at {:#x}{}",
@@ -472,7 +479,7 @@ fn build_vms(
         if let Some(args) = spec.bootargs {
             println!("vm{id}: bootargs \"{args}\"");
         }
-        vms.push(vm::Vm::new(id, ram, s2, vttbr, vcpus, uart_ipa));
+        vms.push(vm::Vm::new(id, aarch32, ram, s2, vttbr, vcpus, uart_ipa));
     }
     cache::invalidate_icache_all();
     // SAFETY: invalidates all stage-1 and stage-2 TLB entries of every VMID before

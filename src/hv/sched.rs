@@ -36,6 +36,9 @@ pub const HCR_VM: u64 = (1 << 0)
     | (1 << 40)
     | (1 << 41);
 
+/// HCR_EL2.RW: EL1 is AArch64.
+pub const HCR_RW: u64 = 1 << 31;
+
 struct PerCpu {
     /// (VM id, vCPU index) of every vCPU placed here.
     vcpus: Mutex<heapless::Vec<(usize, usize), 32>>,
@@ -186,7 +189,7 @@ fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
             "msr vmpidr_el2, {vmpidr}",
             "isb",
             vttbr = in(reg) vm.vttbr,
-            hcr = in(reg) HCR_VM,
+            hcr = in(reg) vm.hcr,
             vmpidr = in(reg) vmpidr,
             options(nostack),
         )

@@ -13,6 +13,8 @@ use spin::Mutex;
 
 /// PSTATE for a vCPU entering at EL1h, AArch64, with D, A, I and F masked.
 pub const SPSR_EL1H: u64 = 0x3c5;
+/// PSTATE for an AArch32 vCPU entering in Supervisor mode, A32, A, I and F masked.
+pub const SPSR_SVC32: u64 = 0x1d3;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -88,15 +90,23 @@ impl Vcpu {
             .is_ok()
     }
 
-    /// Resets the saved context for an entry at `entry` with `x0 = arg` (boot, CPU_ON).
-    pub fn reset(&self, entry: u64, arg: u64) {
+    /// Resets the saved context for an entry at `entry` with `args` in x0-x2 (r0-r2),
+    /// MMU off, in EL1h (AArch64) or Supervisor mode (AArch32, Thumb if bit 0 of
+    /// `entry` is set, as an interworking branch would): boot and PSCI CPU_ON.
+    pub fn reset(&self, entry: u64, args: [u64; 3], aarch32: bool) {
         let mut ctx = self.ctx.lock();
         *ctx = VcpuContext {
             el1: El1State::reset(),
             ..Default::default()
         };
-        ctx.frame.elr = entry;
-        ctx.frame.spsr = SPSR_EL1H;
-        ctx.frame.x[0] = arg;
+        if aarch32 {
+            let thumb = entry & 1;
+            ctx.frame.elr = entry & !1;
+            ctx.frame.spsr = SPSR_SVC32 | (thumb << 5);
+        } else {
+            ctx.frame.elr = entry;
+            ctx.frame.spsr = SPSR_EL1H;
+        }
+        ctx.frame.x[..3].copy_from_slice(&args);
     }
 }

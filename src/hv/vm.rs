@@ -17,6 +17,10 @@ unsafe impl Send for SharedStage2 {}
 
 pub struct Vm {
     pub id: usize,
+    /// EL1 runs AArch32 (a zImage guest).
+    pub aarch32: bool,
+    /// HCR_EL2 while this VM runs.
+    pub hcr: u64,
     pub ram: GuestRam,
     pub vttbr: u64,
     pub vcpus: Vec<Vcpu>,
@@ -49,8 +53,10 @@ pub fn get(id: usize) -> Option<&'static Vm> {
 }
 
 impl Vm {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
+        aarch32: bool,
         ram: GuestRam,
         stage2: Stage2Tables,
         vttbr: u64,
@@ -59,6 +65,12 @@ impl Vm {
     ) -> Self {
         Self {
             id,
+            aarch32,
+            hcr: if aarch32 {
+                super::sched::HCR_VM & !super::sched::HCR_RW
+            } else {
+                super::sched::HCR_VM
+            },
             ram,
             vttbr,
             vcpus,

@@ -76,7 +76,7 @@ fn cpu_on(vm: &'static Vm, target: u64, entry: u64, context: u64) -> i64 {
     if v.state() != RunState::Off {
         return ret::ALREADY_ON;
     }
-    v.reset(entry, context);
+    v.reset(entry, [context, 0, 0], vm.aarch32);
     if !v.try_power_on() {
         return ret::ALREADY_ON;
     }
