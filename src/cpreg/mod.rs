@@ -1,1 +1,54 @@
-//! (placeholder: being written)
+//! The cpreg table: one static table of every system register a guest can reach,
+//! and everything generated from it (DESIGN.md section 5).
+//!
+//! Module map:
+//! * `rows`: the table's rows (data only);
+//! * [`entry`]: what a row holds (state, flags, rights, presence);
+//! * [`encoding`]: AArch64/AArch32 encodings, lookup keys, KVM indexes;
+//! * [`table`]: the generated `Reg` enum, entry array, slots, sorted lookups and the
+//!   compile-time checks;
+//! * [`context`]: the vCPU's `SysRegFile` and its guest and raw accessors;
+//! * [`funcs`]: registers computed on access;
+//! * [`hw`]: the `SysRegHw` trait, the in-memory fake and the real `mrs`/`msr`;
+//! * [`emulate`]: trapped `MRS`/`MSR`/`SYS` and `MCR`/`MRC`/`MCRR`/`MRRC`;
+//! * [`counters`]: per-register trap counts;
+//! * [`switch`]: world-switch save/restore sets;
+//! * [`idregs`]: sanitised ID registers;
+//! * [`traps`]: the HCR_EL2/MDCR_EL2 bits the table relies on.
+
+#[macro_use]
+mod rows;
+
+pub mod context;
+pub mod counters;
+pub mod emulate;
+pub mod encoding;
+pub mod entry;
+pub mod funcs;
+pub mod hw;
+pub mod idregs;
+pub mod switch;
+pub mod table;
+pub mod traps;
+
+#[cfg(test)]
+mod tests;
+
+pub use context::{saved_list, ImportError, RawError, SysRegFile};
+pub use counters::{reset_trap_counts, trap_count, trap_counts, TrapCount};
+pub use emulate::{
+    condition_holds, condition_passed, emulate_cp, emulate_msr_mrs, Emulation, Operation, Undef,
+    UndefReason,
+};
+pub use encoding::{Cp, Encoding, Sys64};
+pub use entry::{Access, Entry, Features, Flags, Group, OpKind, Presence, State};
+pub use hw::{FakeHw, SysRegHw};
+pub use idregs::{mpidr_for_vcpu, GuestIds, HostIds, IdPolicy};
+pub use switch::{restore_el1_with, restore_fp_with, save_el1_with, save_fp_with};
+pub use table::{lookup_a32, lookup_a64, lookup_kvm, Reg, ENTRIES, NUM_SLOTS};
+pub use traps::{HCR_EL2_TRAPS, MDCR_EL2_TRAPS};
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use hw::Hw;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use switch::{restore_el1, save_el1};

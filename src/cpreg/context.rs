@@ -1,0 +1,291 @@
+//! The vCPU's system-register context: one `u64` per state-owning table entry.
+//!
+//! Why slots generated from the table rather than a hand-written struct with named
+//! fields: the struct, the save/restore code, the reset values and the export list
+//! would otherwise be four copies of the same list (the "arm-gic fake" problem in
+//! STYLE.md). Here `table.rs` numbers the owning rows at compile time and this file
+//! is just an array of that size plus the accessors every consumer shares:
+//!
+//! * **guest accessors** ([`SysRegFile::guest_value`], [`SysRegFile::guest_store`]):
+//!   what a trapped access sees, including hardware (a `hw` register's live value is
+//!   in the CPU while its vCPU runs, so it is read from there and the slot
+//!   refreshed), write masks, set/clear semantics and computed registers;
+//! * **raw accessors** ([`SysRegFile::raw_read`], [`SysRegFile::raw_write`]): the
+//!   state itself, without side effects, for import, export, the debugger and
+//!   tests. Hardware-backed state must be saved into the context first
+//!   ([`save_el1`](super::save_el1)).
+#![forbid(unsafe_code)]
+
+use super::entry::{Features, Flags, State, WriteOp};
+use super::hw::SysRegHw;
+use super::idregs::{mpidr_for_vcpu, GuestIds};
+use super::table::{lookup_kvm, Reg, ENTRIES, ID_REGS, KVM_INDEX, NUM_SLOTS};
+
+/// Why a raw access failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RawError {
+    /// The entry is not state (NO_RAW).
+    NoRaw,
+    /// A constant (or a view of one) was written with a different value.
+    ConstMismatch { expected: u64 },
+}
+
+/// Why an import of one `(index, value)` pair failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ImportError {
+    UnknownIndex(u64),
+    NotState(Reg),
+    Raw(Reg, RawError),
+    /// Read back differs from what was written (read-only bits, out-of-range value).
+    Mismatch {
+        reg: Reg,
+        wrote: u64,
+        read: u64,
+    },
+}
+
+/// The system registers of one vCPU.
+#[derive(Clone)]
+pub struct SysRegFile {
+    slots: [u64; NUM_SLOTS],
+    features: Features,
+    ccsidr: [u64; 16],
+}
+
+const fn field_mask(width: u8) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
+
+impl SysRegFile {
+    /// A vCPU context with the VM's sanitised ID values, this vCPU's MPIDR and every
+    /// other register at its reset value.
+    pub fn new(ids: &GuestIds, vcpu_index: usize) -> Self {
+        let mut f = SysRegFile {
+            slots: [0; NUM_SLOTS],
+            features: ids.features(),
+            ccsidr: ids.ccsidr,
+        };
+        for (i, &r) in ID_REGS.iter().enumerate() {
+            f.set_slot(r, ids.values[i]);
+        }
+        f.set_slot(Reg::MPIDR_EL1, mpidr_for_vcpu(vcpu_index));
+        f.reset();
+        f
+    }
+
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// Override the features (normally derived from the ID values).
+    pub fn set_features(&mut self, f: Features) {
+        self.features = f;
+    }
+
+    /// Whether this vCPU has the register.
+    pub fn present(&self, reg: Reg) -> bool {
+        self.features.has(reg.entry().presence)
+    }
+
+    /// Put every owned, non-constant register at its reset value. ALIAS entries are
+    /// reset through their owner; ID values are fixed for the vCPU's lifetime.
+    pub fn reset(&mut self) {
+        for (i, e) in ENTRIES.iter().enumerate() {
+            if let (State::Own, Some(s)) = (e.state, Reg::ALL[i].slot()) {
+                if !e.is(Flags::CONST) {
+                    self.slots[s] = e.reset;
+                }
+            }
+        }
+    }
+
+    /// CCSIDR for a CSSELR value (Level and InD, bits 3:0).
+    pub fn ccsidr(&self, csselr: u64) -> u64 {
+        self.ccsidr[(csselr & 0xf) as usize]
+    }
+
+    fn slot_value(&self, reg: Reg) -> u64 {
+        reg.slot().map_or(0, |s| self.slots[s])
+    }
+
+    fn set_slot(&mut self, reg: Reg, v: u64) {
+        if let Some(s) = reg.slot() {
+            self.slots[s] = v;
+        }
+    }
+
+    // -----------------------------------------------------------------------------
+    // Raw accessors.
+
+    /// The state of an entry (aliases: their bits of the owner).
+    pub fn raw_read(&self, reg: Reg) -> Result<u64, RawError> {
+        match reg.entry().state {
+            State::Own => Ok(self.slot_value(reg)),
+            State::Const(v) => Ok(v),
+            State::Alias { owner, lsb, width } => {
+                Ok((self.slot_value(owner) >> lsb) & field_mask(width))
+            }
+            State::Volatile | State::Func(_) | State::Op(_) => Err(RawError::NoRaw),
+        }
+    }
+
+    /// Set the state of an entry without side effects. Constants accept only their
+    /// own value; an alias writes its bits of the owner (bits above its width are
+    /// dropped, which an import detects by reading back).
+    pub fn raw_write(&mut self, reg: Reg, value: u64) -> Result<(), RawError> {
+        let e = reg.entry();
+        match e.state {
+            State::Own if e.is(Flags::CONST) => {
+                let cur = self.slot_value(reg);
+                if cur == value {
+                    Ok(())
+                } else {
+                    Err(RawError::ConstMismatch { expected: cur })
+                }
+            }
+            State::Own => {
+                self.set_slot(reg, value);
+                Ok(())
+            }
+            State::Const(v) if v == value => Ok(()),
+            State::Const(v) => Err(RawError::ConstMismatch { expected: v }),
+            State::Alias { owner, lsb, width } => {
+                let m = field_mask(width) << lsb;
+                let old = self.slot_value(owner);
+                let new = (old & !m) | ((value << lsb) & m);
+                self.raw_write(owner, new)
+            }
+            State::Volatile | State::Func(_) | State::Op(_) => Err(RawError::NoRaw),
+        }
+    }
+
+    /// Import one register of a list (KVM index and value): written through the raw
+    /// accessor (aliases write onto their owner), then read back. NO_RAW entries are
+    /// refused; unknown indexes are errors (never skipped silently).
+    pub fn import(&mut self, index: u64, value: u64) -> Result<(), ImportError> {
+        let reg = lookup_kvm(index).ok_or(ImportError::UnknownIndex(index))?;
+        if reg.entry().is(Flags::NO_RAW) {
+            return Err(ImportError::NotState(reg));
+        }
+        self.raw_write(reg, value)
+            .map_err(|e| ImportError::Raw(reg, e))?;
+        let read = self.raw_read(reg).map_err(|e| ImportError::Raw(reg, e))?;
+        if read != value {
+            return Err(ImportError::Mismatch {
+                reg,
+                wrote: value,
+                read,
+            });
+        }
+        Ok(())
+    }
+
+    /// The saved list of this vCPU with values, ascending by KVM index.
+    pub fn export(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        saved_list(self.features).map(move |(i, r)| (i, self.raw_read(r).unwrap_or(0)))
+    }
+
+    // -----------------------------------------------------------------------------
+    // Guest accessors.
+
+    /// The value a guest read returns (rights not checked); `None` for operations.
+    pub fn guest_value(&mut self, hw: &mut dyn SysRegHw, reg: Reg) -> Option<u64> {
+        let e = reg.entry();
+        match e.state {
+            State::Own => {
+                if e.is(Flags::HW) && !e.is(Flags::CONST) {
+                    let v = hw.read(reg);
+                    self.set_slot(reg, v);
+                    Some(v)
+                } else {
+                    Some(self.slot_value(reg))
+                }
+            }
+            State::Const(v) => Some(v),
+            State::Alias { owner, lsb, width } => self
+                .guest_value(hw, owner)
+                .map(|v| (v >> lsb) & field_mask(width)),
+            State::Volatile => Some(hw.read(reg)),
+            State::Func(f) => Some((f.read)(self, hw)),
+            State::Op(_) => None,
+        }
+    }
+
+    /// A guest write (rights not checked): write mask, set/clear semantics and
+    /// write-ignore applied; the hardware register is written too and the slot takes
+    /// the value read back from it (so read-only and reserved bits behave as on the
+    /// hardware).
+    pub fn guest_store(&mut self, hw: &mut dyn SysRegHw, reg: Reg, value: u64) {
+        let e = reg.entry();
+        if e.is(Flags::WI) {
+            return;
+        }
+        match e.state {
+            State::Own if !e.is(Flags::CONST) => {
+                let new = if e.write_op == WriteOp::Store && e.wmask == u64::MAX {
+                    value
+                } else {
+                    let old = self.guest_value(hw, reg).unwrap_or(0);
+                    e.write_op.apply(old, value, e.wmask)
+                };
+                self.guest_store_raw(hw, reg, new);
+            }
+            State::Alias { owner, lsb, width } => {
+                let m = field_mask(width);
+                let old = self.guest_value(hw, owner).unwrap_or(0);
+                let view = e.write_op.apply((old >> lsb) & m, value & m, e.wmask & m);
+                let new = (old & !(m << lsb)) | ((view & m) << lsb);
+                self.guest_store_raw(hw, owner, new);
+            }
+            State::Func(f) => (f.write)(self, hw, value),
+            State::Own | State::Const(_) | State::Volatile | State::Op(_) => {}
+        }
+    }
+
+    /// Store a whole value into an owned register: hardware (with read-back) and slot.
+    pub fn guest_store_raw(&mut self, hw: &mut dyn SysRegHw, reg: Reg, value: u64) {
+        let e = reg.entry();
+        if e.is(Flags::HW) {
+            hw.write(reg, value);
+            let v = hw.read(reg);
+            self.set_slot(reg, v);
+        } else {
+            self.set_slot(reg, value);
+        }
+    }
+
+    // -----------------------------------------------------------------------------
+    // World switch.
+
+    /// Copy the hardware registers of `set` (those present) into the context.
+    pub fn save_from(&mut self, hw: &mut dyn SysRegHw, set: &[Reg]) {
+        for &r in set {
+            if self.present(r) {
+                let v = hw.read(r);
+                self.set_slot(r, v);
+            }
+        }
+    }
+
+    /// Load the context's values of `set` (those present) into the hardware.
+    pub fn restore_to(&self, hw: &mut dyn SysRegHw, set: &[Reg]) {
+        for &r in set {
+            if self.present(r) {
+                hw.write(r, self.slot_value(r));
+            }
+        }
+    }
+}
+
+/// The registers a snapshot saves for a vCPU with `features`: every entry that is
+/// neither ALIAS nor NO_RAW and is present, ascending by KVM index.
+pub fn saved_list(features: Features) -> impl Iterator<Item = (u64, Reg)> {
+    KVM_INDEX.iter().copied().filter(move |&(_, r)| {
+        let e = r.entry();
+        !e.is(Flags::ALIAS) && !e.is(Flags::NO_RAW) && features.has(e.presence)
+    })
+}

@@ -1,0 +1,307 @@
+//! Emulation of trapped system-register accesses, for the runtime's trap handler.
+//!
+//! One path for both execution states: decode the syndrome into an encoding, find
+//! the entry ([`lookup_a64`] / [`lookup_a32`], binary search), check presence and
+//! rights, then read or write through the context's guest accessors. The result
+//! tells the runtime what to do with the PC:
+//!
+//! * [`Emulation::Done`]: advance the PC past the instruction.
+//! * [`Emulation::Skipped`]: an AArch32 instruction whose condition failed; advance
+//!   the PC (and the IT state) without effect.
+//! * [`Emulation::Undef`]: inject UNDEF at the instruction (ESR_EL1.EC = 0,
+//!   same IL, ELR_EL1 = the instruction). The reason and encoding are there for a
+//!   once-per-encoding log line.
+//! * [`Emulation::Operation`]: a system instruction (TLBI, DC, IC, AT) that the
+//!   runtime performs on behalf of the guest, then advances the PC.
+//!
+//! Nothing here panics on guest input: every encoding, Rt and direction is handled.
+#![forbid(unsafe_code)]
+
+use crate::esr::{Conditional, Esr, ExceptionClass, SysRegIss};
+
+use super::context::SysRegFile;
+use super::counters::count;
+use super::encoding::{Cp, Encoding, Sys64};
+use super::entry::{Flags, OpKind, State};
+use super::hw::SysRegHw;
+use super::table::{lookup_a32, lookup_a64, Reg};
+
+/// Why an access UNDEFs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UndefReason {
+    /// No entry has this encoding (implementation defined, EL2/EL3, unimplemented).
+    Unknown,
+    /// The entry exists but not on this vCPU (feature hidden, breakpoint number
+    /// above the count).
+    NotPresent,
+    /// A write to a read-only register.
+    ReadOnly,
+    /// A read of a write-only register.
+    WriteOnly,
+    /// An access from EL0 to a register EL0 may not use.
+    Privilege,
+    /// The AArch64 encoding of an EL2 register.
+    El2Register,
+    /// A trapped class this table does not emulate (LDC/STC to cp14).
+    Unsupported,
+}
+
+/// An UNDEF to inject.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Undef {
+    pub reason: UndefReason,
+    /// The trapped encoding (None for classes without one).
+    pub encoding: Option<Encoding>,
+    pub is_read: bool,
+}
+
+/// A system instruction the runtime performs for the guest.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Operation {
+    pub reg: Reg,
+    pub kind: OpKind,
+    /// The register operand (Rt; 0 for XZR). AArch32: zero-extended 32 bits.
+    pub operand: u64,
+}
+
+/// What the runtime does next.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Emulation {
+    /// Performed; advance the PC. `IO` entries (`reg.entry().is(Flags::IO)`) may
+    /// need the runtime's attention (timers).
+    Done {
+        reg: Reg,
+        write: bool,
+    },
+    /// AArch32 condition failed; advance the PC without effect.
+    Skipped,
+    Undef(Undef),
+    /// Perform, then advance the PC.
+    Operation(Operation),
+}
+
+fn undef(reason: UndefReason, encoding: Encoding, is_read: bool) -> Emulation {
+    Emulation::Undef(Undef {
+        reason,
+        encoding: Some(encoding),
+        is_read,
+    })
+}
+
+/// Presence and rights of a guest access to `reg`.
+fn check(
+    ctx: &SysRegFile,
+    reg: Reg,
+    enc: Encoding,
+    is_read: bool,
+    el0: bool,
+) -> Result<(), Emulation> {
+    let e = reg.entry();
+    if !ctx.present(reg) {
+        return Err(undef(UndefReason::NotPresent, enc, is_read));
+    }
+    if matches!(enc, Encoding::A64(_)) && e.is(Flags::EL2_VIEW) {
+        return Err(undef(UndefReason::El2Register, enc, is_read));
+    }
+    let a = e.access;
+    let ok = if is_read {
+        a.can_read(el0)
+    } else {
+        a.can_write(el0)
+    };
+    if ok {
+        return Ok(());
+    }
+    let allowed_at_el1 = if is_read {
+        a.can_read(false)
+    } else {
+        a.can_write(false)
+    };
+    let reason = if el0 && allowed_at_el1 {
+        UndefReason::Privilege
+    } else if is_read {
+        UndefReason::WriteOnly
+    } else {
+        UndefReason::ReadOnly
+    };
+    Err(undef(reason, enc, is_read))
+}
+
+/// Perform a checked write (an operation, or a store).
+fn write(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, reg: Reg, value: u64) -> Emulation {
+    count(reg, true);
+    match reg.entry().state {
+        State::Op(OpKind::Nop) => Emulation::Done { reg, write: true },
+        State::Op(kind) => Emulation::Operation(Operation {
+            reg,
+            kind,
+            operand: value,
+        }),
+        _ => {
+            ctx.guest_store(hw, reg, value);
+            Emulation::Done { reg, write: true }
+        }
+    }
+}
+
+/// Emulate a trapped AArch64 `MRS`, `MSR` or `SYS` (EC 0x18).
+///
+/// `gprs` are the guest's X0..X30 (Rt = 31 is XZR: reads are discarded, writes
+/// write zero); `el0` is true when the access came from EL0.
+pub fn emulate_msr_mrs(
+    ctx: &mut SysRegFile,
+    hw: &mut impl SysRegHw,
+    iss: SysRegIss,
+    gprs: &mut [u64; 31],
+    el0: bool,
+) -> Emulation {
+    let enc64 = Sys64::from_iss(iss);
+    let enc = Encoding::A64(enc64);
+    let is_read = iss.is_read();
+    let Some(reg) = lookup_a64(enc64) else {
+        return undef(UndefReason::Unknown, enc, is_read);
+    };
+    if let Err(u) = check(ctx, reg, enc, is_read, el0) {
+        return u;
+    }
+    let rt = iss.rt();
+    if is_read {
+        count(reg, false);
+        let v = ctx.guest_value(hw, reg).unwrap_or(0);
+        if let Some(x) = gprs.get_mut(rt) {
+            *x = v;
+        }
+        Emulation::Done { reg, write: false }
+    } else {
+        let v = gprs.get(rt).copied().unwrap_or(0);
+        write(ctx, hw, reg, v)
+    }
+}
+
+/// The AArch32 condition check (Arm ARM "ConditionHolds"): `cond` against the
+/// NZCV flags in `spsr` bits 31:28. AL (0b1110) and 0b1111 always pass.
+pub const fn condition_holds(cond: u8, spsr: u64) -> bool {
+    let n = spsr & (1 << 31) != 0;
+    let z = spsr & (1 << 30) != 0;
+    let c = spsr & (1 << 29) != 0;
+    let v = spsr & (1 << 28) != 0;
+    let r = match cond >> 1 {
+        0 => z,
+        1 => c,
+        2 => n,
+        3 => v,
+        4 => c && !z,
+        5 => n == v,
+        6 => n == v && !z,
+        _ => return true,
+    };
+    if cond & 1 != 0 {
+        !r
+    } else {
+        r
+    }
+}
+
+/// Whether a trapped conditional AArch32 instruction executes. With CV set the
+/// syndrome's COND decides; with CV clear (T32 in an IT block) the condition comes
+/// from the IT state in `spsr` (IT[7:4] = SPSR[15:12]); outside an IT block it
+/// executes.
+pub fn condition_passed(esr_iss: &impl Conditional, spsr: u64) -> bool {
+    if esr_iss.cond_valid() {
+        return condition_holds(esr_iss.cond(), spsr);
+    }
+    let it = ((spsr >> 8) & 0xfc) | ((spsr >> 25) & 0x3);
+    if it == 0 {
+        return true;
+    }
+    condition_holds(((it >> 4) & 0xf) as u8, spsr)
+}
+
+/// Emulate a trapped AArch32 `MCR`/`MRC` (EC 0x03 cp15, 0x05 cp14) or
+/// `MCRR`/`MRRC` (EC 0x04 cp15, 0x0C cp14); LDC/STC to cp14 (EC 0x06) UNDEFs, as
+/// in KVM. `spsr` is the guest's SPSR_EL2 (flags and IT state), `gprs` the
+/// AArch64 view of its registers (the syndrome's Rt is already in that view).
+pub fn emulate_cp(
+    ctx: &mut SysRegFile,
+    hw: &mut impl SysRegHw,
+    esr: Esr,
+    gprs: &mut [u64; 31],
+    spsr: u64,
+    el0: bool,
+) -> Emulation {
+    match esr.ec() {
+        ExceptionClass::Cp15Rt | ExceptionClass::Cp14Rt => {
+            let iss = esr.cp_rt();
+            if !condition_passed(&iss, spsr) {
+                return Emulation::Skipped;
+            }
+            let cp = if esr.ec() == ExceptionClass::Cp15Rt {
+                15
+            } else {
+                14
+            };
+            let c = Cp::from_rt_iss(cp, iss);
+            let enc = Encoding::A32(c);
+            let is_read = iss.is_read();
+            let Some(reg) = lookup_a32(c) else {
+                return undef(UndefReason::Unknown, enc, is_read);
+            };
+            if let Err(u) = check(ctx, reg, enc, is_read, el0) {
+                return u;
+            }
+            let rt = iss.rt();
+            if is_read {
+                count(reg, false);
+                let v = ctx.guest_value(hw, reg).unwrap_or(0) & 0xffff_ffff;
+                if let Some(x) = gprs.get_mut(rt) {
+                    *x = v;
+                }
+                Emulation::Done { reg, write: false }
+            } else {
+                let v = gprs.get(rt).copied().unwrap_or(0) & 0xffff_ffff;
+                write(ctx, hw, reg, v)
+            }
+        }
+        ExceptionClass::Cp15RRt | ExceptionClass::Cp14RRt => {
+            let iss = esr.cp_rrt();
+            if !condition_passed(&iss, spsr) {
+                return Emulation::Skipped;
+            }
+            let cp = if esr.ec() == ExceptionClass::Cp15RRt {
+                15
+            } else {
+                14
+            };
+            let c = Cp::from_rrt_iss(cp, iss);
+            let enc = Encoding::A32(c);
+            let is_read = iss.is_read();
+            let Some(reg) = lookup_a32(c) else {
+                return undef(UndefReason::Unknown, enc, is_read);
+            };
+            if let Err(u) = check(ctx, reg, enc, is_read, el0) {
+                return u;
+            }
+            let (rt, rt2) = (iss.rt(), iss.rt2());
+            if is_read {
+                count(reg, false);
+                let v = ctx.guest_value(hw, reg).unwrap_or(0);
+                if let Some(x) = gprs.get_mut(rt) {
+                    *x = v & 0xffff_ffff;
+                }
+                if let Some(x) = gprs.get_mut(rt2) {
+                    *x = v >> 32;
+                }
+                Emulation::Done { reg, write: false }
+            } else {
+                let lo = gprs.get(rt).copied().unwrap_or(0) & 0xffff_ffff;
+                let hi = gprs.get(rt2).copied().unwrap_or(0) & 0xffff_ffff;
+                write(ctx, hw, reg, (hi << 32) | lo)
+            }
+        }
+        _ => Emulation::Undef(Undef {
+            reason: UndefReason::Unsupported,
+            encoding: None,
+            is_read: false,
+        }),
+    }
+}

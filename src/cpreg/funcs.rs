@@ -1,0 +1,77 @@
+//! Registers computed on access (`State::Func`): the value a guest reads is derived
+//! from other state, so these entries are NO_RAW and the state they derive from is
+//! what gets saved.
+#![forbid(unsafe_code)]
+
+use super::context::SysRegFile;
+use super::entry::FnPair;
+use super::hw::SysRegHw;
+use super::table::{Reg, CLAIM_TAGS};
+
+fn ignore(_: &mut SysRegFile, _: &mut dyn SysRegHw, _: u64) {}
+
+/// `CCSIDR_EL1`: the geometry of the cache `CSSELR_EL1` selects (Level and InD,
+/// bits 3:0), from the VM's sanitised values.
+pub static CCSIDR_FNS: FnPair = FnPair {
+    read: |ctx, hw| {
+        let sel = ctx.guest_value(hw, Reg::CSSELR_EL1).unwrap_or(0);
+        ctx.ccsidr(sel)
+    },
+    write: ignore,
+};
+
+/// TVAL = (CVAL - count)[31:0] on read; CVAL = count + SignExtend(TVAL[31:0]) on
+/// write (Arm ARM D12.7).
+fn tval_read(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, cval: Reg, count: Reg) -> u64 {
+    let c = ctx.guest_value(hw, cval).unwrap_or(0);
+    let now = hw.read(count);
+    c.wrapping_sub(now) & 0xffff_ffff
+}
+
+fn tval_write(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, cval: Reg, count: Reg, v: u64) {
+    let now = hw.read(count);
+    let new = now.wrapping_add(v as u32 as i32 as i64 as u64);
+    ctx.guest_store(hw, cval, new);
+}
+
+pub static CNTV_TVAL_FNS: FnPair = FnPair {
+    read: |ctx, hw| tval_read(ctx, hw, Reg::CNTV_CVAL_EL0, Reg::CNTVCT_EL0),
+    write: |ctx, hw, v| tval_write(ctx, hw, Reg::CNTV_CVAL_EL0, Reg::CNTVCT_EL0, v),
+};
+
+pub static CNTP_TVAL_FNS: FnPair = FnPair {
+    read: |ctx, hw| tval_read(ctx, hw, Reg::CNTP_CVAL_EL0, Reg::CNTPCT_EL0),
+    write: |ctx, hw, v| tval_write(ctx, hw, Reg::CNTP_CVAL_EL0, Reg::CNTPCT_EL0, v),
+};
+
+/// AArch32 64-bit counter views (`MRRC p15, 0/1, c14`).
+pub static CNTPCT_FNS: FnPair = FnPair {
+    read: |_, hw| hw.read(Reg::CNTPCT_EL0),
+    write: ignore,
+};
+
+pub static CNTVCT_FNS: FnPair = FnPair {
+    read: |_, hw| hw.read(Reg::CNTVCT_EL0),
+    write: ignore,
+};
+
+/// `DBGCLAIMSET`: reads the implemented tags, writes set tags in the state
+/// `DBGCLAIMCLR_EL1` owns.
+pub static DBGCLAIMSET_FNS: FnPair = FnPair {
+    read: |_, _| CLAIM_TAGS,
+    write: |ctx, hw, v| {
+        let old = ctx.guest_value(hw, Reg::DBGCLAIMCLR_EL1).unwrap_or(0);
+        ctx.guest_store_raw(hw, Reg::DBGCLAIMCLR_EL1, old | (v & CLAIM_TAGS));
+    },
+};
+
+/// `DBGDIDR` (AArch32) synthesised from the guest's `ID_AA64DFR0_EL1` as KVM does:
+/// WRPs, BRPs and CTX_CMPs copied, Version = Armv8 (6), nSUHD_imp set, no EL3.
+pub static DBGDIDR_FNS: FnPair = FnPair {
+    read: |ctx, hw| {
+        let dfr = ctx.guest_value(hw, Reg::ID_AA64DFR0_EL1).unwrap_or(0);
+        let f = |lsb: u32| (dfr >> lsb) & 0xf;
+        (f(20) << 28) | (f(12) << 24) | (f(28) << 20) | (6 << 16) | (1 << 15)
+    },
+    write: ignore,
+};

@@ -1,0 +1,490 @@
+//! The table, generated from the rows in `rows.rs`, and everything derived from it at
+//! compile time.
+//!
+//! * [`Reg`]: one enum variant per entry, in row order; `Reg as usize` indexes
+//!   [`ENTRIES`] and every array parallel to it (trap counters, hardware accessors).
+//! * **Slots.** Only entries with `State::Own` have storage. Their slot numbers are
+//!   computed here by a `const fn` (the n-th owning row gets slot n), so the vCPU
+//!   context ([`SysRegFile`](super::SysRegFile)) is exactly as large as the state,
+//!   no row can name a slot that does not exist, and no two rows can share one.
+//!   An alias names its owner by `Reg`, not by slot.
+//! * **Lookup.** The trap path needs encoding -> entry without a scan. The AArch64
+//!   key space is 16 bits and the table uses a few hundred of its 65,536 values, so
+//!   a direct index would cost 128 KiB for ~450 hits; instead each encoding space
+//!   gets a `const`-sorted array of `(key, Reg)` and a binary search (9 steps for
+//!   the AArch64 array, no allocation, no hashing). The same sort gives the KVM
+//!   `ONE_REG` order, because the keys are laid out like the KVM indexes.
+//! * **Checks.** [`check_table`] runs at compile time: a row that breaks an
+//!   invariant stops the build with the row's name in the error, pointing at the rule
+//!   it broke. The tests check the same rules (and the behavioural ones: raw
+//!   round-trips, alias write-through, reset) with names in the assertion.
+#![forbid(unsafe_code)]
+
+use super::encoding::{Cp, Sys64};
+use super::entry::{
+    alias, func, id, konst, op, own, volatile, Entry, Flags, Group, OpKind, Presence, State,
+    WriteOp,
+};
+use super::funcs::{
+    CCSIDR_FNS, CNTPCT_FNS, CNTP_TVAL_FNS, CNTVCT_FNS, CNTV_TVAL_FNS, DBGCLAIMSET_FNS, DBGDIDR_FNS,
+};
+
+/// SCTLR_EL1 after reset: the RES1 bits of Armv8.0 (29, 28, 23, 22, 20, 11), plus
+/// SA0/SA/CP15BEN (5:3) and nTWE/nTWI (18, 16) as QEMU's Cortex-A57/A72 reset them.
+/// MMU and caches off.
+pub const SCTLR_EL1_RESET: u64 = 0x30d5_0838;
+/// OSLSR_EL1 after reset: OSLM = 0b10 (OS lock implemented, bit 3), OSLK = 0 (as KVM).
+pub const OSLSR_EL1_RESET: u64 = 1 << 3;
+/// CNTx_CTL: ENABLE and IMASK are writable, ISTATUS (bit 2) is read-only.
+pub const CNT_CTL_WMASK: u64 = 0b011;
+/// Eight claim tags.
+pub const CLAIM_TAGS: u64 = 0xff;
+/// DBGAUTHSTATUS: non-secure invasive and non-invasive debug implemented and
+/// disabled by the authentication interface (0b10 each); the Secure state fields 0
+/// because EL3 is hidden.
+pub const DBGAUTHSTATUS: u64 = 0x0a;
+/// PMCR_EL0 bits a guest may write: E, D, X, DP, LC, LP (P and C are actions).
+pub const PMCR_WMASK: u64 = 0xf9;
+
+macro_rules! enc64 {
+    () => {
+        None
+    };
+    ($op0:literal, $op1:literal, $crn:literal, $crm:literal, $op2:literal) => {
+        Some(Sys64::new($op0, $op1, $crn, $crm, $op2))
+    };
+}
+
+macro_rules! enc32 {
+    () => {
+        None
+    };
+    (p15, $opc1:literal, $crn:literal, $crm:literal, $opc2:literal) => {
+        Some(Cp::new32(15, $opc1, $crn, $crm, $opc2))
+    };
+    (p14, $opc1:literal, $crn:literal, $crm:literal, $opc2:literal) => {
+        Some(Cp::new32(14, $opc1, $crn, $crm, $opc2))
+    };
+    (p15_64, $opc1:literal, $crm:literal) => {
+        Some(Cp::new64(15, $opc1, $crm))
+    };
+    (p14_64, $opc1:literal, $crm:literal) => {
+        Some(Cp::new64(14, $opc1, $crm))
+    };
+}
+
+/// The `hw` column: 0 emulated, 1 read/write hardware, 2 read-only hardware.
+macro_rules! hw_kind {
+    (hw) => {
+        1
+    };
+    (ro) => {
+        2
+    };
+    (-) => {
+        0
+    };
+}
+
+macro_rules! define_table {
+    ($( $name:ident : [$($a64:tt)*] [$($a32:tt)*] $hw:tt => $def:expr ; )*) => {
+        /// One variant per table entry, in row order.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+        #[repr(u16)]
+        pub enum Reg {
+            $($name),*
+        }
+
+        /// Number of entries.
+        pub const COUNT: usize = [$(Reg::$name),*].len();
+
+        impl Reg {
+            /// Every entry, in row order (`Reg::ALL[r as usize] == r`).
+            pub const ALL: [Reg; COUNT] = [$(Reg::$name),*];
+        }
+
+        const TABLE: [Entry; COUNT] = [
+            $( $def.at(stringify!($name), enc64!($($a64)*), enc32!($($a32)*), hw_kind!($hw) != 0) ),*
+        ];
+
+        /// The `hw` column per entry (checked against the state by [`check_table`]).
+        const HW_KIND: [u8; COUNT] = [$( hw_kind!($hw) ),*];
+    };
+}
+
+with_cpreg_rows!(define_table);
+
+/// The table.
+pub static ENTRIES: [Entry; COUNT] = TABLE;
+
+impl Reg {
+    pub fn entry(self) -> &'static Entry {
+        &ENTRIES[self as usize]
+    }
+    pub fn name(self) -> &'static str {
+        self.entry().name
+    }
+    /// The slot of an entry with own state.
+    pub const fn slot(self) -> Option<usize> {
+        match SLOT_OF[self as usize] {
+            NO_SLOT => None,
+            s => Some(s as usize),
+        }
+    }
+    pub fn from_index(i: usize) -> Option<Reg> {
+        Reg::ALL.get(i).copied()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Slots.
+
+const NO_SLOT: u16 = u16::MAX;
+
+const fn owns_slot(e: &Entry) -> bool {
+    matches!(e.state, State::Own)
+}
+
+const fn compute_slots() -> ([u16; COUNT], usize) {
+    let mut of = [NO_SLOT; COUNT];
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if owns_slot(&TABLE[i]) {
+            of[i] = n as u16;
+            n += 1;
+        }
+        i += 1;
+    }
+    (of, n)
+}
+
+const SLOTS: ([u16; COUNT], usize) = compute_slots();
+const SLOT_OF: [u16; COUNT] = SLOTS.0;
+/// Number of state slots in a vCPU context.
+pub const NUM_SLOTS: usize = SLOTS.1;
+
+// ---------------------------------------------------------------------------------
+// Sorted lookups.
+
+const fn count_where(a64: bool) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if (a64 && TABLE[i].a64.is_some()) || (!a64 && TABLE[i].a32.is_some()) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// Entries with an AArch64 encoding.
+pub const NUM_A64: usize = count_where(true);
+/// Entries with an AArch32 encoding.
+pub const NUM_A32: usize = count_where(false);
+
+const fn sorted_a64() -> [(u16, Reg); NUM_A64] {
+    let mut a = [(0u16, Reg::ALL[0]); NUM_A64];
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if let Some(e) = TABLE[i].a64 {
+            a[n] = (e.key(), Reg::ALL[i]);
+            n += 1;
+        }
+        i += 1;
+    }
+    // Insertion sort (const fn; ~250 entries at compile time).
+    let mut i = 1;
+    while i < NUM_A64 {
+        let mut j = i;
+        while j > 0 && a[j - 1].0 > a[j].0 {
+            let t = a[j - 1];
+            a[j - 1] = a[j];
+            a[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
+}
+
+const fn sorted_a32() -> [(u32, Reg); NUM_A32] {
+    let mut a = [(0u32, Reg::ALL[0]); NUM_A32];
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if let Some(e) = TABLE[i].a32 {
+            a[n] = (e.key(), Reg::ALL[i]);
+            n += 1;
+        }
+        i += 1;
+    }
+    let mut i = 1;
+    while i < NUM_A32 {
+        let mut j = i;
+        while j > 0 && a[j - 1].0 > a[j].0 {
+            let t = a[j - 1];
+            a[j - 1] = a[j];
+            a[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
+}
+
+const fn sorted_kvm() -> [(u64, Reg); COUNT] {
+    let mut a = [(0u64, Reg::ALL[0]); COUNT];
+    let mut i = 0;
+    while i < COUNT {
+        a[i] = (TABLE[i].kvm_index(), Reg::ALL[i]);
+        i += 1;
+    }
+    let mut i = 1;
+    while i < COUNT {
+        let mut j = i;
+        while j > 0 && a[j - 1].0 > a[j].0 {
+            let t = a[j - 1];
+            a[j - 1] = a[j];
+            a[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    a
+}
+
+const A64_SORTED: [(u16, Reg); NUM_A64] = sorted_a64();
+const A32_SORTED: [(u32, Reg); NUM_A32] = sorted_a32();
+const KVM_SORTED: [(u64, Reg); COUNT] = sorted_kvm();
+
+static A64_INDEX: [(u16, Reg); NUM_A64] = A64_SORTED;
+static A32_INDEX: [(u32, Reg); NUM_A32] = A32_SORTED;
+/// Every entry by KVM `ONE_REG` index, ascending.
+pub static KVM_INDEX: [(u64, Reg); COUNT] = KVM_SORTED;
+
+/// The entry with this AArch64 encoding.
+pub fn lookup_a64(enc: Sys64) -> Option<Reg> {
+    let k = enc.key();
+    A64_INDEX
+        .binary_search_by_key(&k, |&(key, _)| key)
+        .ok()
+        .map(|i| A64_INDEX[i].1)
+}
+
+/// The entry with this AArch32 encoding.
+pub fn lookup_a32(enc: Cp) -> Option<Reg> {
+    let k = enc.key();
+    A32_INDEX
+        .binary_search_by_key(&k, |&(key, _)| key)
+        .ok()
+        .map(|i| A32_INDEX[i].1)
+}
+
+/// The entry with this KVM `ONE_REG` index.
+pub fn lookup_kvm(index: u64) -> Option<Reg> {
+    KVM_INDEX
+        .binary_search_by_key(&index, |&(key, _)| key)
+        .ok()
+        .map(|i| KVM_INDEX[i].1)
+}
+
+// ---------------------------------------------------------------------------------
+// Derived lists.
+
+const fn count_group(g: Group) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if TABLE[i].group as u8 == g as u8 {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+const fn list_group<const N: usize>(g: Group) -> [Reg; N] {
+    let mut a = [Reg::ALL[0]; N];
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if TABLE[i].group as u8 == g as u8 {
+            a[n] = Reg::ALL[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    a
+}
+
+const NUM_EL1_SET: usize = count_group(Group::El1);
+const NUM_FP_SET: usize = count_group(Group::Fp);
+/// The EL1/EL0 world-switch set (row order), before presence filtering.
+pub static EL1_SET: [Reg; NUM_EL1_SET] = list_group(Group::El1);
+/// Registers switched with the FP/SIMD state.
+pub static FP_SET: [Reg; NUM_FP_SET] = list_group(Group::Fp);
+
+const fn count_ids() -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if TABLE[i].flags.contains(Flags::ID) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// Number of sanitised ID registers.
+pub const NUM_IDS: usize = count_ids();
+
+const fn list_ids() -> [Reg; NUM_IDS] {
+    let mut a = [Reg::ALL[0]; NUM_IDS];
+    let mut n = 0;
+    let mut i = 0;
+    while i < COUNT {
+        if TABLE[i].flags.contains(Flags::ID) {
+            a[n] = Reg::ALL[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    a
+}
+
+/// The sanitised ID registers, in row order.
+pub static ID_REGS: [Reg; NUM_IDS] = list_ids();
+
+// ---------------------------------------------------------------------------------
+// Compile-time checks. Each failure panics with the offending row's name; the line
+// the compiler points at names the rule.
+
+const fn check_table() {
+    let mut i = 0;
+    while i < COUNT {
+        let e = &TABLE[i];
+        let f = e.flags;
+        // Rule: the row order is the enum order (the macro guarantees it).
+        if Reg::ALL[i] as usize != i {
+            panic!("{}", e.name);
+        }
+        // Rule: every entry has an encoding.
+        if e.a64.is_none() && e.a32.is_none() {
+            panic!("{}", e.name);
+        }
+        // Rule: both encodings only for AArch32 state with an EL2 name.
+        if e.a64.is_some() && e.a32.is_some() && !f.contains(Flags::EL2_VIEW) {
+            panic!("{}", e.name);
+        }
+        // Rule: EL2_VIEW needs an AArch64 encoding with op1 = 4 (an EL2 register).
+        if f.contains(Flags::EL2_VIEW) {
+            match e.a64 {
+                Some(s) if s.op1 == 4 => {}
+                _ => panic!("{}", e.name),
+            }
+        }
+        let no_raw = matches!(e.state, State::Volatile | State::Func(_) | State::Op(_));
+        // Rule: NO_RAW exactly for state that is not stored (set by the constructors).
+        if no_raw != f.contains(Flags::NO_RAW) {
+            panic!("{}", e.name);
+        }
+        // Rule: ALIAS exactly for alias state.
+        if matches!(e.state, State::Alias { .. }) != f.contains(Flags::ALIAS) {
+            panic!("{}", e.name);
+        }
+        // Rule: CONST exactly for constants and sanitised ID registers.
+        let is_const = matches!(e.state, State::Const(_))
+            || (matches!(e.state, State::Own) && f.contains(Flags::ID));
+        if is_const != f.contains(Flags::CONST) {
+            panic!("{}", e.name);
+        }
+        // Rule: a CONST entry is not writable unless its writes are ignored.
+        if is_const && e.access.writable() && !f.contains(Flags::WI) {
+            panic!("{}", e.name);
+        }
+        // Rule: an operation is write-only.
+        if matches!(e.state, State::Op(_)) && e.access.readable() {
+            panic!("{}", e.name);
+        }
+        // Rule: the hw column: `hw` for stored, writable state; `ro` for values only
+        // read from hardware (ID registers, counters); both need an AArch64 encoding.
+        let hw = HW_KIND[i];
+        if hw != 0 && e.a64.is_none() {
+            panic!("{}", e.name);
+        }
+        let ro_state = is_const || matches!(e.state, State::Volatile);
+        if hw == 1 && !matches!(e.state, State::Own) {
+            panic!("{}", e.name);
+        }
+        if hw == 1 && ro_state {
+            panic!("{}", e.name);
+        }
+        if hw == 2 && !ro_state {
+            panic!("{}", e.name);
+        }
+        // Rule: volatile state exists only in hardware.
+        if matches!(e.state, State::Volatile) && hw != 2 {
+            panic!("{}", e.name);
+        }
+        // Rule: a world-switch group needs stored, hardware-backed, non-constant state.
+        if !matches!(e.group, Group::None) && (hw != 1 || !matches!(e.state, State::Own)) {
+            panic!("{}", e.name);
+        }
+        // Rule: stored, hardware-backed state must be switched (or it leaks between
+        // vCPUs); EL2 views too.
+        if hw == 1 && matches!(e.group, Group::None) {
+            panic!("{}", e.name);
+        }
+        // Rule: an alias maps onto bits of a non-alias owner with own state, and a
+        // writable alias of a constant must ignore writes.
+        if let State::Alias { owner, lsb, width } = e.state {
+            let o = &TABLE[owner as usize];
+            if !matches!(o.state, State::Own) || o.flags.contains(Flags::ALIAS) {
+                panic!("{}", e.name);
+            }
+            if width == 0 || lsb as u32 + width as u32 > 64 {
+                panic!("{}", e.name);
+            }
+            if o.flags.contains(Flags::CONST) && e.access.writable() && !f.contains(Flags::WI) {
+                panic!("{}", e.name);
+            }
+            // Rule: a 32-bit AArch32 (MCR) view is at most 32 bits wide.
+            if let Some(c) = e.a32 {
+                if !c.wide && width > 32 {
+                    panic!("{}", e.name);
+                }
+            }
+        }
+        i += 1;
+    }
+    // Rule: no encoding appears twice (each sorted array is strictly ascending).
+    let mut i = 1;
+    while i < NUM_A64 {
+        if A64_SORTED[i - 1].0 == A64_SORTED[i].0 {
+            panic!("{}", TABLE[A64_SORTED[i].1 as usize].name);
+        }
+        i += 1;
+    }
+    let mut i = 1;
+    while i < NUM_A32 {
+        if A32_SORTED[i - 1].0 == A32_SORTED[i].0 {
+            panic!("{}", TABLE[A32_SORTED[i].1 as usize].name);
+        }
+        i += 1;
+    }
+    // Rule: no KVM index appears twice.
+    let mut i = 1;
+    while i < COUNT {
+        if KVM_SORTED[i - 1].0 == KVM_SORTED[i].0 {
+            panic!("{}", TABLE[KVM_SORTED[i].1 as usize].name);
+        }
+        i += 1;
+    }
+}
+
+const _: () = check_table();

@@ -1,0 +1,52 @@
+//! The EL2 trap controls this table relies on, for the runtime to set.
+//!
+//! Everything the guest can reach without a trap is either switched by the world
+//! switch (`save_el1`/`restore_el1`) or never differs from the hardware. These bits
+//! route the rest through [`emulate_msr_mrs`](super::emulate_msr_mrs) and
+//! [`emulate_cp`](super::emulate_cp).
+#![forbid(unsafe_code)]
+
+/// HCR_EL2 bits (Arm ARM D24.2.48).
+pub mod hcr {
+    /// Trap ID group 1: REVIDR, AIDR (AArch32 TCMTR, TLBTR): sanitised values.
+    pub const TID1: u64 = 1 << 16;
+    /// Trap ID group 2: CTR, CCSIDR, CLIDR, CSSELR: CCSIDR must follow the
+    /// guest's own CSSELR selection and the sanitised geometry.
+    pub const TID2: u64 = 1 << 17;
+    /// Trap ID group 3: the ID_* space and MVFRx: the sanitised values.
+    pub const TID3: u64 = 1 << 18;
+    /// Trap implementation-defined registers (op0=3, CRn=11/15): UNDEF.
+    pub const TIDCP: u64 = 1 << 20;
+    /// Trap ACTLR_EL1 (and AArch32 ACTLR/ACTLR2): reads 0, writes ignored.
+    pub const TACR: u64 = 1 << 21;
+    /// Trap data-cache maintenance by set/way: performed safely by the runtime.
+    pub const TSW: u64 = 1 << 22;
+    /// Trap writes of the virtual-memory controls (SCTLR, TTBR0/1, TCR, ESR, FAR,
+    /// AFSR0/1, MAIR, AMAIR, CONTEXTIDR and their AArch32 views): the hypervisor
+    /// sees every change.
+    pub const TVM: u64 = 1 << 26;
+    /// Trap reads of the same registers.
+    pub const TRVM: u64 = 1 << 30;
+}
+
+/// The HCR_EL2 trap bits to OR into the VM's HCR_EL2.
+pub const HCR_EL2_TRAPS: u64 =
+    hcr::TID1 | hcr::TID2 | hcr::TID3 | hcr::TIDCP | hcr::TACR | hcr::TSW | hcr::TVM | hcr::TRVM;
+
+/// MDCR_EL2 bits (Arm ARM D24.2.82).
+pub mod mdcr {
+    /// Trap PMCR_EL0 / PMCR.
+    pub const TPMCR: u64 = 1 << 5;
+    /// Trap every PMU register: the PMU is hidden (see `idregs`), so these UNDEF.
+    pub const TPM: u64 = 1 << 6;
+    /// Trap debug registers other than the OS lock and power-down group.
+    pub const TDA: u64 = 1 << 9;
+    /// Trap the OS lock and power-down registers (OSLAR, OSLSR, OSDLR, DBGPRCR):
+    /// the OS lock is emulated.
+    pub const TDOSA: u64 = 1 << 10;
+    /// Trap the debug ROM address registers (MDRAR, DBGDRAR, DBGDSAR): read 0.
+    pub const TDRA: u64 = 1 << 11;
+}
+
+/// The MDCR_EL2 trap bits to OR into the VM's MDCR_EL2 (HPMN is the runtime's).
+pub const MDCR_EL2_TRAPS: u64 = mdcr::TPMCR | mdcr::TPM | mdcr::TDA | mdcr::TDOSA | mdcr::TDRA;
