@@ -7,9 +7,10 @@
 //! whenever a guest runs.
 #![forbid(unsafe_code)]
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::encoding::Encoding;
+use super::encoding::{Cp, Encoding};
 use super::table::{Reg, COUNT};
 
 struct Counter {
@@ -66,5 +67,111 @@ pub fn reset_trap_counts() {
     for c in &COUNTERS {
         c.reads.store(0, Ordering::Relaxed);
         c.writes.store(0, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for TrapCount {
+    /// One `traps` line: name, encoding, reads, writes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        // Encodings are at most 16 characters ("S3_7_C15_C15_7", "p15,7,c15,c15,7").
+        let mut enc = heapless::String::<24>::new();
+        let _ = write!(enc, "{}", self.encoding);
+        write!(
+            f,
+            "{:<18} {:<16} {:>10} {:>10}",
+            self.name, enc, self.reads, self.writes
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Once-per-encoding UNDEF logging.
+
+/// One bit per AArch64 encoding (op0..op2: 16 bits), then one per AArch32 32-bit
+/// encoding (cp14/15, opc1, CRn, CRm, opc2: 15 bits) and one per 64-bit encoding
+/// (cp14/15, opc1, CRm: 9 bits): 8 KiB + 4 KiB + 64 B of flags.
+const A64_BITS: usize = 1 << 16;
+const A32_BITS: usize = 1 << 15;
+const A32W_BITS: usize = 1 << 9;
+const WORDS: usize = (A64_BITS + A32_BITS + A32W_BITS) / 64;
+
+static UNDEF_SEEN: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+fn undef_bit(enc: Encoding) -> usize {
+    match enc {
+        Encoding::A64(e) => e.key() as usize,
+        Encoding::A32(Cp {
+            cp,
+            wide: false,
+            opc1,
+            crn,
+            crm,
+            opc2,
+        }) => {
+            A64_BITS
+                + (((cp as usize & 1) << 14)
+                    | ((opc1 as usize & 7) << 11)
+                    | ((crn as usize) << 7)
+                    | ((crm as usize) << 3)
+                    | opc2 as usize)
+        }
+        Encoding::A32(Cp {
+            cp,
+            wide: true,
+            opc1,
+            crm,
+            ..
+        }) => {
+            A64_BITS
+                + A32_BITS
+                + (((cp as usize & 1) << 8) | ((opc1 as usize & 15) << 4) | crm as usize)
+        }
+    }
+}
+
+/// True the first time an UNDEF for `enc` is reported (for a once-per-encoding log
+/// line on the debug console), false afterwards.
+pub fn first_undef(enc: Encoding) -> bool {
+    let bit = undef_bit(enc);
+    let mask = 1u64 << (bit % 64);
+    UNDEF_SEEN[bit / 64].fetch_or(mask, Ordering::Relaxed) & mask == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpreg::encoding::Sys64;
+
+    #[test]
+    fn first_undef_is_true_once_per_encoding() {
+        let a = Encoding::A64(Sys64::new(3, 7, 15, 15, 6));
+        let b = Encoding::A32(Cp::new32(15, 7, 15, 15, 6));
+        let c = Encoding::A32(Cp::new64(14, 15, 15));
+        let d = Encoding::A32(Cp::new32(14, 7, 15, 15, 6));
+        for e in [a, b, c, d] {
+            assert!(first_undef(e), "{e}");
+            assert!(!first_undef(e), "{e}");
+        }
+        let bits = [a, b, c, d].map(undef_bit);
+        assert!(bits.iter().all(|&x| x < WORDS * 64));
+    }
+
+    #[test]
+    fn trap_count_line() {
+        extern crate std;
+        let t = TrapCount {
+            reg: crate::cpreg::Reg::SCTLR_EL1,
+            name: "SCTLR_EL1",
+            encoding: crate::cpreg::Reg::SCTLR_EL1.entry().encoding(),
+            reads: 2,
+            writes: 40,
+        };
+        let s = std::format!("{t}");
+        assert!(s.starts_with("SCTLR_EL1 "), "{s}");
+        assert!(
+            s.contains("S3_0_C1_C0_0") && s.ends_with("         2         40"),
+            "{s}"
+        );
     }
 }

@@ -35,7 +35,7 @@ pub mod traps;
 mod tests;
 
 pub use context::{saved_list, ImportError, RawError, SysRegFile};
-pub use counters::{reset_trap_counts, trap_count, trap_counts, TrapCount};
+pub use counters::{first_undef, reset_trap_counts, trap_count, trap_counts, TrapCount};
 pub use emulate::{
     condition_holds, condition_passed, emulate_cp, emulate_msr_mrs, Emulation, Operation, Undef,
     UndefReason,

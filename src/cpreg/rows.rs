@@ -63,7 +63,7 @@ macro_rules! with_cpreg_rows {
         // cp15/cp14 encoding is how an AArch32 EL1 reaches it.
         DACR32_EL2:        [3, 4, 3, 0, 0]   [p15, 0, 3, 0, 0]     hw => own(0).el1_rw().el2_view().el1().presence(Presence::Aarch32El1);
         IFSR32_EL2:        [3, 4, 5, 0, 1]   [p15, 0, 5, 0, 1]     hw => own(0).el1_rw().el2_view().el1().presence(Presence::Aarch32El1);
-        DBGVCR32_EL2:      [3, 4, 0, 7, 0]   [p14, 0, 0, 7, 0]     hw => own(0).el1_rw().el2_view().el1().presence(Presence::Aarch32El1);
+        DBGVCR32_EL2:      [2, 4, 0, 7, 0]   [p14, 0, 0, 7, 0]     hw => own(0).el1_rw().el2_view().el1().presence(Presence::Aarch32El1);
         // FPEXC is reached with VMRS/VMSR (not cp15); switched with the FP state.
         FPEXC32_EL2:       [3, 4, 5, 3, 0]   []                    hw => own(0x700).el2_view().group(Group::Fp).presence(Presence::Aarch32El1);
         // Identification (HCR_EL2.TID1/TID2/TID3). Values are sanitised per VM (idregs.rs).
