@@ -13,7 +13,7 @@
 //! * **raw accessors** ([`SysRegFile::raw_read`], [`SysRegFile::raw_write`]): the
 //!   state itself, without side effects, for import, export, the debugger and
 //!   tests. Hardware-backed state must be saved into the context first
-//!   ([`save_el1`](super::save_el1)).
+//!   (`save_el1`, or [`save_el1_with`](super::save_el1_with)).
 #![forbid(unsafe_code)]
 
 use super::entry::{Features, Flags, State, WriteOp};

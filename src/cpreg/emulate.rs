@@ -15,6 +15,11 @@
 //!   runtime performs on behalf of the guest, then advances the PC.
 //!
 //! Nothing here panics on guest input: every encoding, Rt and direction is handled.
+//!
+//! `hw` must be the CPU that runs this vCPU, with the vCPU's EL1 state loaded (the
+//! state a trap leaves in place): `hw` rows are read from and written to it, and
+//! their slots follow. Registers with the `IO` flag (timers) are reported in
+//! `Done` so the runtime can react.
 #![forbid(unsafe_code)]
 
 use crate::esr::{Conditional, Esr, ExceptionClass, SysRegIss};
@@ -178,6 +183,23 @@ pub fn emulate_msr_mrs(
     }
 }
 
+/// Emulate any trapped system-register access: EC 0x18 (AArch64) or the AArch32
+/// coprocessor classes (0x03, 0x04, 0x05, 0x06, 0x0C). Other classes UNDEF with
+/// [`UndefReason::Unsupported`]; the runtime should not send them here.
+pub fn emulate(
+    ctx: &mut SysRegFile,
+    hw: &mut impl SysRegHw,
+    esr: Esr,
+    gprs: &mut [u64; 31],
+    spsr: u64,
+    el0: bool,
+) -> Emulation {
+    match esr.ec() {
+        ExceptionClass::SysReg => emulate_msr_mrs(ctx, hw, esr.sysreg(), gprs, el0),
+        _ => emulate_cp(ctx, hw, esr, gprs, spsr, el0),
+    }
+}
+
 /// The AArch32 condition check (Arm ARM "ConditionHolds"): `cond` against the
 /// NZCV flags in `spsr` bits 31:28. AL (0b1110) and 0b1111 always pass.
 pub const fn condition_holds(cond: u8, spsr: u64) -> bool {
@@ -204,7 +226,7 @@ pub const fn condition_holds(cond: u8, spsr: u64) -> bool {
 
 /// Whether a trapped conditional AArch32 instruction executes. With CV set the
 /// syndrome's COND decides; with CV clear (T32 in an IT block) the condition comes
-/// from the IT state in `spsr` (IT[7:4] = SPSR[15:12]); outside an IT block it
+/// from the IT state in `spsr` (`IT[7:4] = SPSR[15:12]`); outside an IT block it
 /// executes.
 pub fn condition_passed(esr_iss: &impl Conditional, spsr: u64) -> bool {
     if esr_iss.cond_valid() {

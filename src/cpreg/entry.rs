@@ -3,7 +3,7 @@
 //! Modelled on QEMU's `ARMCPRegInfo`, with the parts QEMU keeps as C callbacks
 //! turned into data wherever the behaviour is regular:
 //!
-//! * **State** ([`State`]): a slot of the vCPU's [`SysRegFile`](super::SysRegFile)
+//! * **State** ([`State`]): a slot of the vCPU's [`SysRegFile`]
 //!   (`Own`), a constant (`Const`), a bit-field of another entry's slot (`Alias`), a
 //!   value that only exists in hardware (`Volatile`, e.g. the counters), a function
 //!   pair (`Func`, e.g. `CCSIDR` indexed by `CSSELR`, the timers' `TVAL`), or nothing
@@ -216,7 +216,7 @@ impl Features {
 pub enum Group {
     /// Not switched (emulated, constant, alias, operation).
     None,
-    /// The EL1/EL0 context: [`save_el1`](super::save_el1) / `restore_el1`.
+    /// The EL1/EL0 context: `save_el1` / `restore_el1` ([`save_el1_with`](super::save_el1_with)).
     El1,
     /// Switched with the FP/SIMD state (`FPEXC32_EL2`: touching it with
     /// `CPTR_EL2.TFP` set traps, so it belongs to the lazy FP switch).

@@ -5,7 +5,7 @@
 //! * [`FakeHw`]: keeps values in memory (arm-gic's `sysreg/fake.rs` idea), and
 //!   asserts that only hardware-backed entries are touched and that read-only ones
 //!   are never written: a broken internal invariant, not a guest error.
-//! * [`Hw`] (bare-metal AArch64 only): one `mrs` and one `msr` function per `hw`
+//! * `Hw` (bare-metal AArch64 only): one `mrs` and one `msr` function per `hw`
 //!   row and one `mrs` per `ro` row, generated from `rows.rs` with the assembler's
 //!   generic `S<op0>_<op1>_C<n>_C<m>_<op2>` names, so no list of register names is
 //!   kept by hand. The hypervisor runs at EL2 without VHE, so the `_EL1` encodings

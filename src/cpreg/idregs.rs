@@ -279,8 +279,8 @@ impl GuestIds {
     }
 }
 
-/// MPIDR_EL1 of vCPU `index`: Aff0 = index[7:0], Aff1 = index[15:8],
-/// Aff2 = index[23:16]; bit 31 RES1, U = 0 (multiprocessor), MT = 0. The guest's
+/// MPIDR_EL1 of vCPU `index`: `Aff0 = index[7:0]`, `Aff1 = index[15:8]`,
+/// `Aff2 = index[23:16]`; bit 31 RES1, U = 0 (multiprocessor), MT = 0. The guest's
 /// device tree must use the same values (`reg` of each `/cpus/cpu` node).
 ///
 /// Note for GICv3 guests: SGIs target Aff0 values 0..15 without RSS, so more than

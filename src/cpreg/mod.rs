@@ -10,7 +10,7 @@
 //! * [`context`]: the vCPU's `SysRegFile` and its guest and raw accessors;
 //! * [`funcs`]: registers computed on access;
 //! * [`hw`]: the `SysRegHw` trait, the in-memory fake and the real `mrs`/`msr`;
-//! * [`emulate`]: trapped `MRS`/`MSR`/`SYS` and `MCR`/`MRC`/`MCRR`/`MRRC`;
+//! * [`emulate`](mod@emulate): trapped `MRS`/`MSR`/`SYS` and `MCR`/`MRC`/`MCRR`/`MRRC`;
 //! * [`counters`]: per-register trap counts;
 //! * [`switch`]: world-switch save/restore sets;
 //! * [`idregs`]: sanitised ID registers;
@@ -37,8 +37,8 @@ mod tests;
 pub use context::{saved_list, ImportError, RawError, SysRegFile};
 pub use counters::{first_undef, reset_trap_counts, trap_count, trap_counts, TrapCount};
 pub use emulate::{
-    condition_holds, condition_passed, emulate_cp, emulate_msr_mrs, Emulation, Operation, Undef,
-    UndefReason,
+    condition_holds, condition_passed, emulate, emulate_cp, emulate_msr_mrs, Emulation, Operation,
+    Undef, UndefReason,
 };
 pub use encoding::{Cp, Encoding, Sys64};
 pub use entry::{Access, Entry, Features, Flags, Group, OpKind, Presence, State};

@@ -14,7 +14,7 @@
 //!   gets a `const`-sorted array of `(key, Reg)` and a binary search (9 steps for
 //!   the AArch64 array, no allocation, no hashing). The same sort gives the KVM
 //!   `ONE_REG` order, because the keys are laid out like the KVM indexes.
-//! * **Checks.** [`check_table`] runs at compile time: a row that breaks an
+//! * **Checks.** `check_table` runs at compile time: a row that breaks an
 //!   invariant stops the build with the row's name in the error, pointing at the rule
 //!   it broke. The tests check the same rules (and the behavioural ones: raw
 //!   round-trips, alias write-through, reset) with names in the assertion.

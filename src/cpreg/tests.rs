@@ -1484,3 +1484,37 @@ fn exception_class_helpers_used_by_the_runtime() {
     assert_eq!(Esr((0x03 << 26) | Esr::IL).ec(), ExceptionClass::Cp15Rt);
     let _ = (CpRtIss(0), CpRrtIss(0));
 }
+
+#[test]
+fn emulate_dispatches_on_the_exception_class() {
+    let mut c = ctx_all();
+    let mut hw = FakeHw::new();
+    let mut x = [0u64; 31];
+    x[1] = 0x77;
+    let esr = Esr((0x18 << 26) | Esr::IL | msr(3, 0, 13, 0, 4, 1).0);
+    assert_eq!(
+        emulate(&mut c, &mut hw, esr, &mut x, 0, false),
+        Emulation::Done {
+            reg: Reg::TPIDR_EL1,
+            write: true
+        }
+    );
+    let esr = mcr(0x03, 0, 13, 0, 4, 2, true, AL);
+    assert_eq!(
+        emulate(&mut c, &mut hw, esr, &mut x, 0, false),
+        Emulation::Done {
+            reg: Reg::TPIDRPRW,
+            write: false
+        }
+    );
+    assert_eq!(x[2], 0x77);
+    let r = emulate(
+        &mut c,
+        &mut hw,
+        Esr((0x24 << 26) | Esr::IL),
+        &mut x,
+        0,
+        false,
+    );
+    assert_eq!(undef_reason(r), Some(UndefReason::Unsupported));
+}
