@@ -92,7 +92,8 @@ impl SysRegFile {
     }
 
     /// Put every owned, non-constant register at its reset value. ALIAS entries are
-    /// reset through their owner; ID values are fixed for the vCPU's lifetime.
+    /// reset through their owner; ID values are fixed for the vCPU's lifetime. The
+    /// context only: a loaded vCPU also needs `restore_el1` afterwards.
     pub fn reset(&mut self) {
         for (i, e) in ENTRIES.iter().enumerate() {
             if let (State::Own, Some(s)) = (e.state, Reg::ALL[i].slot()) {
@@ -166,9 +167,15 @@ impl SysRegFile {
     /// Import one register of a list (KVM index and value): written through the raw
     /// accessor (aliases write onto their owner), then read back. NO_RAW entries are
     /// refused; unknown indexes are errors (never skipped silently).
+    ///
+    /// Indexes follow the DESIGN.md formula for every register. KVM's own timer ABI
+    /// is the one exception to watch for when reading a KVM list: its
+    /// `KVM_REG_ARM_TIMER_CNT` and `KVM_REG_ARM_TIMER_CVAL` carry each other's
+    /// encodings (CNT is `(3,3,14,3,2)`, CVAL is `(3,3,14,0,2)`), so a converter
+    /// must swap them before importing here.
     pub fn import(&mut self, index: u64, value: u64) -> Result<(), ImportError> {
         let reg = lookup_kvm(index).ok_or(ImportError::UnknownIndex(index))?;
-        if reg.entry().is(Flags::NO_RAW) {
+        if !reg.entry().is_importable() {
             return Err(ImportError::NotState(reg));
         }
         self.raw_write(reg, value)
@@ -286,6 +293,15 @@ impl SysRegFile {
 pub fn saved_list(features: Features) -> impl Iterator<Item = (u64, Reg)> {
     KVM_INDEX.iter().copied().filter(move |&(_, r)| {
         let e = r.entry();
-        !e.is(Flags::ALIAS) && !e.is(Flags::NO_RAW) && features.has(e.presence)
+        e.is_saved() && features.has(e.presence)
+    })
+}
+
+/// The registers a debugger shows for a vCPU with `features` (every entry that is
+/// not NO_RAW and is present), in table order, with their width in bits.
+pub fn debugger_view(features: Features) -> impl Iterator<Item = (Reg, u8)> {
+    Reg::ALL.iter().copied().filter_map(move |r| {
+        let e = r.entry();
+        (e.is_shown() && features.has(e.presence)).then(|| (r, e.width()))
     })
 }

@@ -414,6 +414,22 @@ impl Entry {
         self.flags.contains(f)
     }
 
+    /// In a world switch or snapshot list: neither ALIAS nor NO_RAW.
+    pub const fn is_saved(&self) -> bool {
+        !self.is(Flags::ALIAS) && !self.is(Flags::NO_RAW)
+    }
+
+    /// Accepted by an import of a list from outside: everything but NO_RAW (aliases
+    /// write through onto their owner).
+    pub const fn is_importable(&self) -> bool {
+        !self.is(Flags::NO_RAW)
+    }
+
+    /// Shown as a value by the debugger: everything but NO_RAW.
+    pub const fn is_shown(&self) -> bool {
+        !self.is(Flags::NO_RAW)
+    }
+
     /// The encoding used for the KVM index and in reports: AArch64 if any.
     pub const fn encoding(&self) -> Encoding {
         match (self.a64, self.a32) {

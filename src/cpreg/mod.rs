@@ -34,7 +34,7 @@ pub mod traps;
 #[cfg(test)]
 mod tests;
 
-pub use context::{saved_list, ImportError, RawError, SysRegFile};
+pub use context::{debugger_view, saved_list, ImportError, RawError, SysRegFile};
 pub use counters::{first_undef, reset_trap_counts, trap_count, trap_counts, TrapCount};
 pub use emulate::{
     condition_holds, condition_passed, emulate, emulate_cp, emulate_msr_mrs, Emulation, Operation,

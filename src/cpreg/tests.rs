@@ -1518,3 +1518,19 @@ fn emulate_dispatches_on_the_exception_class() {
     );
     assert_eq!(undef_reason(r), Some(UndefReason::Unsupported));
 }
+
+#[test]
+fn debugger_view_shows_state_and_aliases_but_no_operations() {
+    let v: Vec<_> = debugger_view(Features::ALL).collect();
+    assert!(v.contains(&(Reg::SCTLR_EL1, 64)));
+    assert!(v.contains(&(Reg::DFAR, 32)));
+    assert!(v.iter().all(|(r, _)| !r.entry().is(Flags::NO_RAW)));
+    assert!(!v
+        .iter()
+        .any(|(r, _)| *r == Reg::TLBI_VMALLE1IS || *r == Reg::CNTVCT_EL0));
+    let f = Features {
+        brps: 2,
+        ..Features::ALL
+    };
+    assert!(!debugger_view(f).any(|(r, _)| r == Reg::DBGBVR2_EL1 || r == Reg::DBGBVR2));
+}
