@@ -2,20 +2,22 @@
 //!
 //! Guest RAM is mapped normal write-back read/write; a passed-through device page is
 //! mapped device-nGnRE; emulated devices are left unmapped so accesses fault to EL2.
-//! The IPA space is 39 bits (T0SZ = 25) from a level-1 root: 512 GiB covers every
-//! board here without concatenated root tables. The VMID is ours to put in VTTBR.
+//! The IPA space is 40 bits (T0SZ = 24, 1 TiB), walked from a level-0 root (VTCR.SL0
+//! = 2; `aarch64-paging` builds no concatenated level-1 roots): 40 bits is the
+//! smallest PARange value (ID_AA64MMFR0_EL1) a guest can be told, so every IPA a guest
+//! may use can be mapped. The VMID is ours to put in VTTBR.
 #![forbid(unsafe_code)]
 
 use crate::addr::{Ipa, PhysAddr};
 use aarch64_paging::{
-    descriptor::{PhysicalAddress, Stage2Attributes},
+    descriptor::{PhysicalAddress, Stage2Attributes, VirtualAddress},
     idmap::IdTranslation,
     paging::{Constraints, MemoryRegion, Stage2},
     MapError, Mapping,
 };
 
 /// The IPA width stage 2 covers.
-pub const IPA_BITS: u32 = 39;
+pub const IPA_BITS: u32 = 40;
 
 pub const RAM: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::MEMATTR_NORMAL_INNER_WB)
@@ -45,7 +47,7 @@ impl Default for Stage2Tables {
 impl Stage2Tables {
     pub fn new() -> Self {
         Self {
-            mapping: Mapping::new(IdTranslation::new(), 1, Stage2),
+            mapping: Mapping::new(IdTranslation::new(), 0, Stage2),
         }
     }
 
@@ -57,7 +59,12 @@ impl Stage2Tables {
         size: u64,
         attrs: Stage2Attributes,
     ) -> Result<(), MapError> {
-        let region = MemoryRegion::new(ipa.0 as usize, (ipa.0 + size) as usize);
+        // The level-0 root could describe 48 bits; VTCR_EL2 only lets 40 through.
+        let end = ipa.0.checked_add(size).filter(|&e| e <= 1 << IPA_BITS);
+        let Some(end) = end else {
+            return Err(MapError::AddressRange(VirtualAddress(ipa.0 as usize)));
+        };
+        let region = MemoryRegion::new(ipa.0 as usize, end as usize);
         self.mapping.map_range(
             &region,
             PhysicalAddress(pa.0 as usize),
@@ -77,7 +84,7 @@ impl Stage2Tables {
                     if desc.is_valid() && found.is_none() {
                         // A level-n block covers 2^(39 - 9n) bytes; its output address is the
                         // block's, so the offset is the IPA's low bits.
-                        let block = 1u64 << (IPA_BITS as usize - 9 * level);
+                        let block = 1u64 << (39 - 9 * level);
                         let offset = ipa.0 & (block - 1);
                         found = Some((
                             PhysAddr(desc.output_address().0 as u64 + offset),
@@ -101,8 +108,8 @@ impl Stage2Tables {
 pub const fn vtcr(pa_range: u64) -> u64 {
     let ps = if pa_range > 5 { 5 } else { pa_range };
     // RES1 bit 31; PS; TG0 4K; SH0 inner; ORGN0/IRGN0 write-back write-allocate;
-    // SL0 = 1 (start at level 1); T0SZ = 64 - 39.
-    (1 << 31) | (ps << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (1 << 6) | (64 - IPA_BITS as u64)
+    // SL0 = 2 (start at level 0); T0SZ = 64 - 40.
+    (1 << 31) | (ps << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (2 << 6) | (64 - IPA_BITS as u64)
 }
 
 #[cfg(test)]
@@ -143,6 +150,30 @@ mod tests {
         assert!(s2
             .map(Ipa(1 << IPA_BITS), PhysAddr(0), 0x1000, RAM)
             .is_err());
+        assert!(s2
+            .map(Ipa((1 << IPA_BITS) - 0x1000), PhysAddr(0), 0x2000, RAM)
+            .is_err());
+        assert!(s2
+            .map(Ipa(u64::MAX - 0xfff), PhysAddr(0), 0x1000, RAM)
+            .is_err());
+        // The last page of the IPA space, and a 1 GiB block, map.
+        s2.map(
+            Ipa((1 << IPA_BITS) - 0x1000),
+            PhysAddr(0x8000_0000),
+            0x1000,
+            RAM,
+        )
+        .unwrap();
+        assert_eq!(
+            s2.translate(Ipa((1 << IPA_BITS) - 8)).unwrap().0,
+            PhysAddr(0x8000_0ff8)
+        );
+        s2.map(Ipa(0x80_0000_0000), PhysAddr(0x4000_0000), 1 << 30, RAM)
+            .unwrap();
+        assert_eq!(
+            s2.translate(Ipa(0x80_1234_5678)).unwrap().0,
+            PhysAddr(0x5234_5678)
+        );
     }
 
     #[test]
@@ -152,8 +183,8 @@ mod tests {
         assert_eq!(v >> 48, 7);
         assert_eq!(v & 0xfff, 0, "root table is page aligned");
         let v = vtcr(2);
-        assert_eq!(v & 0x3f, 25);
-        assert_eq!((v >> 6) & 3, 1);
+        assert_eq!(v & 0x3f, 24);
+        assert_eq!((v >> 6) & 3, 2);
         assert_eq!((v >> 16) & 7, 2);
         assert_eq!(vtcr(9) >> 16 & 7, 5);
     }

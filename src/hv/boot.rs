@@ -11,7 +11,7 @@ use super::{console, gic, heap, sched, vm};
 use crate::addr::{Ipa, PhysAddr, Range};
 use crate::arch::{self, cache, mmu, smc};
 use crate::dt::{self, GicVersion, MachineInfo};
-use crate::{guest_image, memplan, println, stage2};
+use crate::{cpreg, guest_image, memplan, println, stage2};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use spin::Once;
@@ -21,6 +21,7 @@ pub const BOARD: &str = env!("HV_BOARD_NAME");
 const DEBUG_UART_ALIAS: &str = env!("HV_BOARD_DEBUG_UART");
 
 static MACHINE: Once<MachineInfo<'static>> = Once::new();
+static GUEST_IDS: Once<cpreg::GuestIds> = Once::new();
 static HOST_DTB: Once<&'static [u8]> = Once::new();
 static HYP_TIMER: AtomicU32 = AtomicU32::new(26);
 static VMS_READY: AtomicBool = AtomicBool::new(false);
@@ -202,18 +203,26 @@ extern "C" fn hv_secondary_main(index: usize) -> ! {
 fn el2_guest_defaults() {
     use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1, MIDR_EL1};
     let vtcr = stage2::vtcr(ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange));
-    let cnthctl: u64 = 0b11; // EL1PCTEN | EL1PCEN
-                             // SAFETY: these registers only configure how guests run; none is running here.
+    // EL1PCTEN | EL1PCEN: the guest reads the physical counter and uses its timer.
+    let cnthctl: u64 = 0b11;
+    let mdcr: u64;
+    // SAFETY: reading MDCR_EL2 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mdcr_el2", out(reg) mdcr) };
+    // Keep HPMN (the counters the firmware gave EL1), add the cpreg table's traps.
+    let mdcr = (mdcr & 0x1f) | cpreg::MDCR_EL2_TRAPS;
+    // SAFETY: these registers only configure how guests run; none is running here.
     unsafe {
         core::arch::asm!(
             "msr vtcr_el2, {vtcr}",
             "msr cnthctl_el2, {cnthctl}",
             "msr cntvoff_el2, xzr",
             "msr vpidr_el2, {midr}",
+            "msr mdcr_el2, {mdcr}",
             "isb",
             vtcr = in(reg) vtcr,
             cnthctl = in(reg) cnthctl,
             midr = in(reg) MIDR_EL1.get(),
+            mdcr = in(reg) mdcr,
         )
     };
 }
@@ -390,6 +399,13 @@ fn build_vms(
         taken.push(r.range);
     }
     let requests: Vec<Option<u64>> = specs.iter().map(|s| s.memory).collect();
+    // What guests may see of this CPU: the host's ID registers, sanitised once.
+    let host_ids = cpreg::HostIds::read(&mut cpreg::Hw);
+    let policy = cpreg::IdPolicy {
+        aarch32_el1: true,
+        ipa_bits: stage2::IPA_BITS as u8,
+    };
+    let ids = GUEST_IDS.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &policy));
     let plans = memplan::plan(&info.memory, &taken, &requests).map_err(BootError::Memory)?;
 
     let mut vms = Vec::new();
@@ -448,7 +464,7 @@ fn build_vms(
         }
         let vttbr = s2.vttbr((id + 1) as u8);
         let vcpus: Vec<Vcpu> = (0..nvcpus)
-            .map(|j| Vcpu::new(id, j, (j + id) % cpus))
+            .map(|j| Vcpu::new(id, j, (j + id) % cpus, ids))
             .collect();
         for v in &vcpus {
             sched::assign(id, v.index, v.pcpu);

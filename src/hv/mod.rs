@@ -2,12 +2,12 @@
 
 pub mod boot;
 pub mod console;
-pub mod el1;
 pub mod gic;
 pub mod heap;
 pub mod inject;
 pub mod panic;
 pub mod sched;
+pub mod sysreg;
 pub mod trap;
 pub mod vcpu;
 pub mod vm;

@@ -10,6 +10,7 @@
 use super::vcpu::{RunState, Vcpu, VcpuContext};
 use super::vm::{self, Vm};
 use crate::arch::{self, timer, trap_frame::TrapFrame};
+use crate::cpreg;
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
@@ -19,10 +20,13 @@ const NONE: usize = usize::MAX;
 /// The scheduling slice, in milliseconds.
 pub const SLICE_MS: u64 = 10;
 
-/// HCR_EL2 for an AArch64 VM: stage 2 on (VM), physical IRQ/FIQ/SError to EL2
-/// (IMO, FMO, AMO), broadcast TLB/cache maintenance inner shareable (FB, BSU = IS),
-/// trap WFI (to yield) and SMC (PSCI through SMC), EL1 is AArch64 (RW), pointer
-/// authentication keys and instructions usable by the guest (APK, API).
+/// HCR_EL2 for an AArch64 VM: stage 2 on (VM), set/way invalidation upgraded to
+/// clean (SWIO), physical IRQ/FIQ/SError to EL2 (IMO, FMO, AMO), broadcast TLB and
+/// cache maintenance inner shareable (FB, BSU = IS), trap WFI (to yield) and SMC
+/// (PSCI through SMC), EL1 is AArch64 (RW), and the system-register traps the cpreg
+/// table relies on (TVM/TRVM, TID1-3, TIDCP, TACR, TSW). APK and API stay clear:
+/// pointer authentication is hidden from guests (its keys are not switched), so a
+/// guest that uses it anyway traps and gets UNDEF instead of another VM's keys.
 pub const HCR_VM: u64 = (1 << 0)
     | (1 << 1)
     | (1 << 3)
@@ -33,8 +37,7 @@ pub const HCR_VM: u64 = (1 << 0)
     | (1 << 13)
     | (1 << 19)
     | (1 << 31)
-    | (1 << 40)
-    | (1 << 41);
+    | cpreg::HCR_EL2_TRAPS;
 
 /// HCR_EL2.RW: EL1 is AArch64.
 pub const HCR_RW: u64 = 1 << 31;
@@ -162,7 +165,8 @@ fn arm_slice() {
 fn save(v: &Vcpu, frame: &TrapFrame) {
     let mut ctx = v.ctx.lock();
     ctx.frame = *frame;
-    ctx.el1.save();
+    cpreg::save_el1(&mut ctx.sysregs);
+    cpreg::save_fp_with(&mut ctx.sysregs, &mut cpreg::Hw);
     ctx.fp.save();
 }
 
@@ -177,7 +181,8 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
 }
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
-    ctx.el1.restore();
+    cpreg::restore_el1(&ctx.sysregs);
+    cpreg::restore_fp_with(&ctx.sysregs, &mut cpreg::Hw);
     ctx.fp.restore();
     let vmpidr = (1u64 << 31) | v.mpidr;
     // SAFETY: these EL2 registers configure the guest about to run: its stage 2 (the

@@ -4,7 +4,7 @@
 //! exception from EL2 itself is a hypervisor bug: its state goes to the console and
 //! that CPU stops.
 
-use super::{gic, inject, sched, vm::Vm, vpsci};
+use super::{gic, inject, sched, sysreg, vm::Vm, vpsci};
 use crate::arch::trap_frame::{kind, TrapFrame};
 use crate::esr::{Esr, ExceptionClass};
 use crate::vuart;
@@ -74,7 +74,21 @@ fn guest_sync(frame: &mut TrapFrame) {
             }
             inject::instruction_abort(frame, far);
         }
-        _ => inject::undef(frame, esr),
+        ExceptionClass::SysReg => sysreg::aarch64(vm, vcpu, frame, esr),
+        ExceptionClass::Cp15Rt
+        | ExceptionClass::Cp15RRt
+        | ExceptionClass::Cp14Rt
+        | ExceptionClass::Cp14Ls
+        | ExceptionClass::Cp14RRt => sysreg::aarch32(vm, vcpu, frame, esr),
+        other => {
+            let mut what = heapless::String::<48>::new();
+            let _ = core::fmt::write(
+                &mut what,
+                format_args!("trapped {:?} (EC {:#04x})", other, other.bits()),
+            );
+            vm.note_undef(&what, false, frame.elr);
+            inject::undef(frame, esr);
+        }
     }
     sched::schedule(frame, yield_cpu);
 }

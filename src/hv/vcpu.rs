@@ -5,10 +5,10 @@
 //! the owner. While a vCPU runs, its registers live in the hardware and its saved
 //! context is stale.
 
-use super::el1::El1State;
 use crate::arch::fpsimd::FpState;
 use crate::arch::trap_frame::TrapFrame;
-use core::sync::atomic::{AtomicU8, Ordering};
+use crate::cpreg::{GuestIds, SysRegFile};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use spin::Mutex;
 
 /// PSTATE for a vCPU entering at EL1h, AArch64, with D, A, I and F masked.
@@ -37,10 +37,13 @@ impl RunState {
     }
 }
 
-#[derive(Clone, Copy, Default, Debug)]
+/// Everything a vCPU's state consists of, besides what the VM holds (stage 2, timer
+/// offset, GIC): general registers and PSTATE, the system registers of the cpreg
+/// table, and FP/SIMD.
+#[derive(Clone)]
 pub struct VcpuContext {
     pub frame: TrapFrame,
-    pub el1: El1State,
+    pub sysregs: SysRegFile,
     pub fp: FpState,
 }
 
@@ -53,19 +56,25 @@ pub struct Vcpu {
     pub mpidr: u64,
     state: AtomicU8,
     pub ctx: Mutex<VcpuContext>,
+    /// The next set/way cache operation must flush the VM's memory (see
+    /// `sysreg::perform`).
+    pub sw_flush_pending: AtomicBool,
 }
 
 impl Vcpu {
-    pub fn new(vm: usize, index: usize, pcpu: usize) -> Self {
+    /// A powered-off vCPU of a VM whose guest-visible ID registers are `ids`.
+    pub fn new(vm: usize, index: usize, pcpu: usize, ids: &GuestIds) -> Self {
         Self {
             vm,
             index,
             pcpu,
-            mpidr: index as u64 & 0xff,
+            mpidr: crate::cpreg::mpidr_for_vcpu(index) & 0xff_00ff_ffff,
             state: AtomicU8::new(RunState::Off as u8),
+            sw_flush_pending: AtomicBool::new(true),
             ctx: Mutex::new(VcpuContext {
-                el1: El1State::reset(),
-                ..Default::default()
+                frame: TrapFrame::default(),
+                sysregs: SysRegFile::new(ids, index),
+                fp: FpState::default(),
             }),
         }
     }
@@ -95,10 +104,9 @@ impl Vcpu {
     /// `entry` is set, as an interworking branch would): boot and PSCI CPU_ON.
     pub fn reset(&self, entry: u64, args: [u64; 3], aarch32: bool) {
         let mut ctx = self.ctx.lock();
-        *ctx = VcpuContext {
-            el1: El1State::reset(),
-            ..Default::default()
-        };
+        ctx.frame = TrapFrame::default();
+        ctx.sysregs.reset();
+        ctx.fp = FpState::default();
         if aarch32 {
             let thumb = entry & 1;
             ctx.frame.elr = entry & !1;

@@ -34,6 +34,15 @@ pub struct Vm {
     stopping: AtomicBool,
     /// Guest data aborts outside anything mapped or emulated (for the console).
     pub aborts: AtomicUsize,
+    /// Hashes of the UNDEF causes already logged.
+    undefs: Mutex<heapless::Vec<u32, 32>>,
+}
+
+/// FNV-1a, to remember logged messages in a few bytes.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 static VMS: Once<Vec<Vm>> = Once::new();
@@ -81,6 +90,7 @@ impl Vm {
             running: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             aborts: AtomicUsize::new(0),
+            undefs: Mutex::new(heapless::Vec::new()),
         }
     }
 
@@ -94,6 +104,23 @@ impl Vm {
             crate::println!("vm{}: more aborts: counted, no longer logged", self.id);
         }
         n < LOGGED
+    }
+
+    /// Logs an UNDEF injected for `what`, once per distinct text (a guest probing the
+    /// same register in a loop logs one line), up to a bound.
+    pub fn note_undef(&self, what: &str, _sysreg: bool, pc: u64) {
+        const KINDS: usize = 32;
+        let mut seen = self.undefs.lock();
+        let key = fnv1a(what.as_bytes());
+        if seen.contains(&key) {
+            return;
+        }
+        if seen.push(key).is_ok() {
+            crate::println!("vm{}: UNDEF injected: {} (pc {:#x})", self.id, what, pc);
+            if seen.len() == KINDS {
+                crate::println!("vm{}: more kinds of UNDEF: no longer logged", self.id);
+            }
+        }
     }
 
     pub fn is_running(&self) -> bool {

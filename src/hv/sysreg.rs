@@ -1,0 +1,150 @@
+//! Trapped system-register accesses, dispatched through the cpreg table.
+//!
+//! AArch64 `MRS`/`MSR`/`SYS` (EC 0x18) and AArch32 `MCR`/`MRC`/`MCRR`/`MRRC`/`LDC`/
+//! `STC` on cp15 and cp14 (EC 0x03-0x06, 0x0C) all end in [`crate::cpreg`]'s
+//! emulation; this module only applies its verdict to the vCPU: advance the PC,
+//! perform an operation, or inject UNDEF (logged once per encoding and VM).
+
+use super::{inject, vcpu::Vcpu, vm::Vm};
+use crate::arch::trap_frame::TrapFrame;
+use crate::cpreg::{self, Emulation, OpKind, Operation, Reg};
+use crate::esr::{Esr, ExceptionClass};
+use core::arch::asm;
+
+/// A trapped AArch64 system-register access.
+pub fn aarch64(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
+    let el0 = frame.spsr & 0xf == 0;
+    let result = {
+        let mut ctx = vcpu.ctx.lock();
+        cpreg::emulate_msr_mrs(
+            &mut ctx.sysregs,
+            &mut cpreg::Hw,
+            esr.sysreg(),
+            &mut frame.x,
+            el0,
+        )
+    };
+    finish(vm, vcpu, frame, esr, result);
+}
+
+/// A trapped AArch32 coprocessor access (cp15, cp14).
+pub fn aarch32(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
+    let el0 = frame.spsr & 0x1f == 0b10000; // User mode
+    let result = {
+        let mut ctx = vcpu.ctx.lock();
+        cpreg::emulate_cp(
+            &mut ctx.sysregs,
+            &mut cpreg::Hw,
+            esr,
+            &mut frame.x,
+            frame.spsr,
+            el0,
+        )
+    };
+    finish(vm, vcpu, frame, esr, result);
+}
+
+fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulation) {
+    match result {
+        Emulation::Done { reg, write } => {
+            if write && matches!(reg, Reg::SCTLR_EL1) {
+                // The guest may have turned its caches on or off: the next set/way
+                // operation must flush again.
+                vcpu.sw_flush_pending
+                    .store(true, core::sync::atomic::Ordering::Relaxed);
+            }
+            advance(frame, esr);
+        }
+        Emulation::Skipped => advance(frame, esr),
+        Emulation::Operation(op) => {
+            if perform(vm, vcpu, op) {
+                advance(frame, esr);
+            } else {
+                vm.note_undef(op.reg.name(), esr.ec() == ExceptionClass::SysReg, frame.elr);
+                inject::undef(frame, esr);
+            }
+        }
+        Emulation::Undef(u) => {
+            let mut name = heapless::String::<48>::new();
+            match u.encoding {
+                Some(e) => {
+                    let _ = core::fmt::write(
+                        &mut name,
+                        format_args!(
+                            "{} {} ({:?})",
+                            if u.is_read { "read of" } else { "write to" },
+                            e,
+                            u.reason
+                        ),
+                    );
+                }
+                None => {
+                    let _ = core::fmt::write(
+                        &mut name,
+                        format_args!("{:?} ({:?})", esr.ec(), u.reason),
+                    );
+                }
+            }
+            vm.note_undef(&name, true, frame.elr);
+            inject::undef(frame, esr);
+        }
+    }
+}
+
+/// Steps over the trapped instruction; in an AArch32 Thumb IT block, also advances
+/// the IT state as executing it would have (ITAdvance).
+fn advance(frame: &mut TrapFrame, esr: Esr) {
+    frame.elr += esr.instruction_len();
+    let aarch32 = frame.spsr & (1 << 4) != 0;
+    if aarch32 {
+        frame.elr &= 0xffff_ffff;
+        let it = ((frame.spsr >> 8) & 0xfc) | ((frame.spsr >> 25) & 0x3);
+        if it != 0 {
+            let it = if it & 0x7 == 0 {
+                0
+            } else {
+                (it & 0xe0) | ((it << 1) & 0x1f)
+            };
+            frame.spsr &= !((0x3f << 10) | (0x3 << 25));
+            frame.spsr |= ((it & 0xfc) << 8) | ((it & 0x3) << 25);
+        }
+    }
+}
+
+/// Performs a system instruction for the guest. False if it cannot be done safely
+/// here (the guest then gets UNDEF).
+fn perform(vm: &Vm, vcpu: &Vcpu, op: Operation) -> bool {
+    match op.kind {
+        OpKind::Nop => true,
+        OpKind::DcSetWay => {
+            // Set/way maintenance cannot be virtualised (the caches are shared with
+            // other VMs and the guest cannot know their geometry), so do as KVM does:
+            // the first such operation after the guest changed SCTLR (or booted)
+            // cleans and invalidates all of the VM's memory by VA, and the rest are
+            // no-ops until SCTLR changes again.
+            if vcpu
+                .sw_flush_pending
+                .swap(false, core::sync::atomic::Ordering::Relaxed)
+            {
+                for c in &vm.ram.chunks {
+                    crate::arch::cache::clean_inval_dcache(c.start.0 as usize, c.size as usize);
+                }
+            }
+            true
+        }
+        OpKind::Tlbi => {
+            // Not trapped with this HCR_EL2; if it ever is, invalidating all of this
+            // VM's stage-1 entries is a correct superset.
+            // SAFETY: invalidates TLB entries of the current VMID only.
+            unsafe { asm!("tlbi vmalle1is", "dsb ish", "isb", options(nostack)) };
+            true
+        }
+        OpKind::IcAll | OpKind::IcVa => {
+            crate::arch::cache::invalidate_icache_all();
+            true
+        }
+        // By-VA data maintenance and address translation are not trapped by this
+        // HCR_EL2; they cannot be replayed at EL2 (another translation regime).
+        OpKind::DcVa | OpKind::DcZva | OpKind::At => false,
+    }
+}
