@@ -134,13 +134,6 @@ pub enum OpKind {
     IcAll,
     /// Address translation; the result goes to `PAR_EL1`.
     At,
-    /// GICv3 `ICC_SGI1R`: generate a Group 1 SGI (the operand has the target list,
-    /// affinity, INTID and IRM fields).
-    Sgi1,
-    /// GICv3 `ICC_ASGI1R`: a Group 1 SGI for the other Security state.
-    Asgi1,
-    /// GICv3 `ICC_SGI0R`: a Group 0 SGI.
-    Sgi0,
     /// No effect needed beyond completing (AArch32 barriers `CP15DMB`/`DSB`/`ISB`,
     /// branch-predictor maintenance): emulated as done.
     Nop,
@@ -170,8 +163,6 @@ pub enum Presence {
     Dpb,
     /// `FEAT_DPB2` (`ID_AA64ISAR1_EL1.DPB >= 2`): `DC CVADP`.
     Dpb2,
-    /// The GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC != 0`).
-    GicV3,
 }
 
 /// The optional parts of the architecture a VM has.
@@ -188,7 +179,6 @@ pub struct Features {
     pub pan2: bool,
     pub dpb: bool,
     pub dpb2: bool,
-    pub gicv3: bool,
 }
 
 impl Features {
@@ -203,7 +193,6 @@ impl Features {
         pan2: true,
         dpb: true,
         dpb2: true,
-        gicv3: true,
     };
 
     pub const fn has(&self, p: Presence) -> bool {
@@ -218,7 +207,6 @@ impl Features {
             Presence::Pan2 => self.pan2,
             Presence::Dpb => self.dpb,
             Presence::Dpb2 => self.dpb2,
-            Presence::GicV3 => self.gicv3,
         }
     }
 }

@@ -275,7 +275,6 @@ impl GuestIds {
             pan2: field(mmfr1, 20) >= 2,
             dpb: field(isar1, 0) >= 1,
             dpb2: field(isar1, 0) >= 2,
-            gicv3: field(pfr0, 24) != 0,
         }
     }
 }
