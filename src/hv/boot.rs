@@ -142,8 +142,9 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     }
     el2_guest_defaults();
     gic::init(gic_config, info.cpus.len());
-    gic::enable_ppi(hyp_timer_intid(), 0);
-    sched::set_online(0);
+    gic::enable_private(hyp_timer_intid(), 0);
+    gic::enable_private(super::control::KICK_SGI, 0);
+    sched::set_online(0, arch::mpidr());
 
     start_secondaries(info);
     let cpus = CPUS_ONLINE.load(Ordering::SeqCst);
@@ -188,8 +189,9 @@ extern "C" fn hv_secondary_main(index: usize) -> ! {
     mmu::enable_secondary();
     el2_guest_defaults();
     gic::init_secondary(index);
-    gic::enable_ppi(hyp_timer_intid(), index);
-    sched::set_online(index);
+    gic::enable_private(hyp_timer_intid(), index);
+    gic::enable_private(super::control::KICK_SGI, index);
+    sched::set_online(index, arch::mpidr());
     CPUS_ONLINE.fetch_add(1, Ordering::SeqCst);
     while !VMS_READY.load(Ordering::SeqCst) {
         arch::wait_for_event();

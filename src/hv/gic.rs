@@ -75,24 +75,55 @@ pub fn init_secondary(cpu: usize) {
     }
 }
 
-/// Enables a private (per-CPU) interrupt on `cpu` as level-triggered, group 1.
-pub fn enable_ppi(intid: u32, cpu: usize) {
-    let id = IntId::ppi(intid - 16);
+/// Enables a private interrupt (an SGI, INTID 0-15, or a PPI, 16-31) on `cpu`,
+/// level-triggered for PPIs, group 1 where groups matter.
+pub fn enable_private(intid: u32, cpu: usize) {
+    let id = if intid < 16 {
+        IntId::sgi(intid)
+    } else {
+        IntId::ppi(intid - 16)
+    };
     let mut gic = GIC.get().expect("GIC").lock();
     match &mut *gic {
         HostGic::V2(g) => {
             g.set_interrupt_priority(id, 0x80);
-            g.set_trigger(id, Trigger::Level);
+            if intid >= 16 {
+                g.set_trigger(id, Trigger::Level);
+            }
             let _ = g.enable_interrupt(id, true);
         }
         HostGic::V3(g) => {
             let _ = g.set_interrupt_priority(id, Some(cpu), 0x80);
-            let _ = g.set_trigger(id, Some(cpu), Trigger::Level);
+            if intid >= 16 {
+                let _ = g.set_trigger(id, Some(cpu), Trigger::Level);
+            }
             let _ = g.enable_interrupt(id, Some(cpu), true);
+            GicCpuInterface::set_priority_mask(0xff);
         }
     }
-    if let HostGic::V3(_) = &*gic {
-        GicCpuInterface::set_priority_mask(0xff);
+}
+
+/// Sends SGI `intid` to the CPU with MPIDR `mpidr` (GICv2: CPU interface = Aff0).
+pub fn send_sgi(intid: u32, mpidr: u64) {
+    let id = IntId::sgi(intid);
+    if IS_V3.load(Ordering::Relaxed) {
+        let target = arm_gic::gicv3::SgiTarget::List {
+            affinity3: (mpidr >> 32) as u8,
+            affinity2: (mpidr >> 16) as u8,
+            affinity1: (mpidr >> 8) as u8,
+            target_list: 1 << (mpidr & 0xf),
+        };
+        let _ =
+            GicCpuInterface::send_sgi(id, target, arm_gic::gicv3::SgiTargetGroup::CurrentGroup1);
+        return;
+    }
+    let Some(gic) = GIC.get() else { return };
+    if let HostGic::V2(g) = &mut *gic.lock() {
+        let target = arm_gic::gicv2::SgiTarget::List {
+            target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
+            target_list: 1 << (mpidr & 0x7),
+        };
+        g.send_sgi(id, target);
     }
 }
 

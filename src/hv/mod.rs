@@ -2,6 +2,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod control;
 pub mod gic;
 pub mod heap;
 pub mod inject;

@@ -48,6 +48,7 @@ struct PerCpu {
     /// Position in `vcpus` of the loaded vCPU, or NONE.
     current: AtomicUsize,
     online: AtomicBool,
+    mpidr: core::sync::atomic::AtomicU64,
 }
 
 impl PerCpu {
@@ -56,6 +57,7 @@ impl PerCpu {
             vcpus: Mutex::new(heapless::Vec::new()),
             current: AtomicUsize::new(NONE),
             online: AtomicBool::new(false),
+            mpidr: core::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -72,8 +74,14 @@ pub fn assign(vm: usize, vcpu: usize, pcpu: usize) {
         .expect("at most 32 vCPUs per CPU");
 }
 
-pub fn set_online(pcpu: usize) {
+pub fn set_online(pcpu: usize, mpidr: u64) {
+    CPUS[pcpu].mpidr.store(mpidr, Ordering::Relaxed);
     CPUS[pcpu].online.store(true, Ordering::Release);
+}
+
+/// The MPIDR of physical CPU `pcpu` (once online).
+pub fn mpidr_of(pcpu: usize) -> u64 {
+    CPUS[pcpu].mpidr.load(Ordering::Relaxed)
 }
 
 pub fn is_online(pcpu: usize) -> bool {
@@ -95,39 +103,62 @@ pub fn current() -> Option<(&'static Vm, &'static Vcpu)> {
     }
 }
 
-/// The next runnable vCPU here after position `after` (round-robin), not `after` itself.
+/// The next runnable, unpaused vCPU here after position `after` (round-robin), not
+/// `after` itself.
 fn pick(me: usize, after: usize) -> Option<usize> {
     let n = CPUS[me].vcpus.lock().len();
     let start = if after == NONE { 0 } else { after + 1 };
     (0..n)
         .map(|i| (start + i) % n)
         .filter(|&p| p != after)
-        .find(|&p| vcpu_at(me, p).is_some_and(|(_, v)| v.state() == RunState::Runnable))
+        .find(|&p| {
+            vcpu_at(me, p).is_some_and(|(_, v)| v.state() == RunState::Runnable && !v.is_paused())
+        })
 }
 
 /// Decides what runs next on this CPU, at the end of every exit from a guest.
 /// `yield_cpu`: the current vCPU offers its CPU (WFI, end of slice).
+///
+/// The current vCPU keeps the CPU unless it yields, went off, or was asked to pause
+/// (see `control`): then its registers are saved into its context, so whoever
+/// paused it reads live state.
 pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     let me = arch::cpu_index();
     let cur = CPUS[me].current.load(Ordering::Relaxed);
-    let alive = cur != NONE
-        && vcpu_at(me, cur)
-            .is_some_and(|(vm, v)| v.state() == RunState::Running && vm.is_running());
-    if alive && !yield_cpu {
+    let current = if cur == NONE { None } else { vcpu_at(me, cur) };
+    let keep = current
+        .is_some_and(|(vm, v)| v.state() == RunState::Running && vm.is_running() && !v.is_paused());
+    if keep && !yield_cpu {
         // The slice goes on: re-arming here would restart it, and a vCPU that exits
         // often (MMIO, HVC polling) would never be preempted.
         return;
     }
-    match (alive, pick(me, cur)) {
-        (true, None) => arm_slice(),
-        (true, Some(next)) => {
-            let (_, v) = vcpu_at(me, cur).expect("current vCPU exists");
+    let next = pick(me, cur);
+    if keep && next.is_none() {
+        arm_slice();
+        return;
+    }
+    if let Some((_, v)) = current {
+        // Yielding or paused: keep its state. Off (CPU_OFF, its VM stopped): its
+        // state no longer matters.
+        if v.state() == RunState::Running {
             save(v, frame);
             v.set_state(RunState::Runnable);
-            load(me, next, frame);
         }
-        (false, Some(next)) => load(me, next, frame),
-        (false, None) => idle_until_runnable(frame),
+    }
+    match next {
+        Some(next) => load(me, next, frame),
+        None => idle_until_runnable(frame),
+    }
+}
+
+/// Saves the current vCPU's live registers into its context without descheduling
+/// it: for a reader on this very CPU, which cannot wait for its own exit.
+pub fn sync_current(frame: &TrapFrame) {
+    if let Some((_, v)) = current() {
+        if v.state() == RunState::Running {
+            save(v, frame);
+        }
     }
 }
 

@@ -139,6 +139,8 @@ fn irq(frame: &mut TrapFrame) {
             crate::arch::timer::disarm();
             tick = true;
         }
+        // A kick (control::KICK_SGI) needs nothing but this exit: `schedule` below
+        // sees why it was sent.
         gic::end(acked);
     }
     if tick {

@@ -59,6 +59,9 @@ pub struct Vcpu {
     /// The next set/way cache operation must flush the VM's memory (see
     /// `sysreg::perform`).
     pub sw_flush_pending: AtomicBool,
+    /// Asked to stop (monitor, debugger, snapshot): its CPU saves it and does not run
+    /// it until the flag clears.
+    paused: AtomicBool,
 }
 
 impl Vcpu {
@@ -71,12 +74,21 @@ impl Vcpu {
             mpidr: crate::cpreg::mpidr_for_vcpu(index) & 0xff_00ff_ffff,
             state: AtomicU8::new(RunState::Off as u8),
             sw_flush_pending: AtomicBool::new(true),
+            paused: AtomicBool::new(false),
             ctx: Mutex::new(VcpuContext {
                 frame: TrapFrame::default(),
                 sysregs: SysRegFile::new(ids, index),
                 fp: FpState::default(),
             }),
         }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
     }
 
     pub fn state(&self) -> RunState {
