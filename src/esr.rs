@@ -426,6 +426,32 @@ mod tests {
     }
 
     #[test]
+    fn decodes_aarch32_cp14_classes_and_an_unconditional_syndrome() {
+        // MRC p14, 0, r7, c0, c5, 4 (DBGBVR5), CV clear (T32 outside an IT block).
+        let iss = (4 << 17) | (0 << 14) | (0 << 10) | (7 << 5) | (5 << 1) | 1;
+        let e = Esr(0x05 << 26 | iss);
+        assert_eq!(e.ec(), ExceptionClass::Cp14Rt);
+        assert_eq!(e.instruction_len(), 2);
+        let c = e.cp_rt();
+        assert!(!c.cond_valid());
+        assert_eq!(
+            (c.opc1(), c.crn(), c.crm(), c.opc2(), c.rt()),
+            (0, 0, 5, 4, 7)
+        );
+        assert!(c.is_read());
+
+        // MCRR p14, 0, r0, r1, c1 (DBGDRAR 64-bit), condition NE valid.
+        let iss = (1 << 24) | (0x1 << 20) | (0 << 16) | (1 << 10) | (0 << 5) | (1 << 1);
+        let e = Esr(0x0c << 26 | Esr::IL | iss);
+        assert_eq!(e.ec(), ExceptionClass::Cp14RRt);
+        let c = e.cp_rrt();
+        assert!(c.cond_valid());
+        assert_eq!(c.cond(), 1);
+        assert_eq!((c.opc1(), c.crm(), c.rt(), c.rt2()), (0, 1, 0, 1));
+        assert!(!c.is_read());
+    }
+
+    #[test]
     fn builds_an_undef_syndrome() {
         let e = Esr::new(ExceptionClass::Unknown, true, 0);
         assert_eq!(e.0, Esr::IL);

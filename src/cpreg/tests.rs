@@ -1475,6 +1475,26 @@ fn counts() {
             .filter(|e| matches!(e.state, State::Op(_)))
             .count()
     );
+    // A Cortex-A72-like VM: AArch32 EL1, 6 breakpoints, 4 watchpoints, no PMU.
+    let a72 = Features {
+        pmu: false,
+        brps: 6,
+        wrps: 4,
+        tlbi_os: false,
+        tlbi_range: false,
+        pan2: false,
+        dpb: false,
+        dpb2: false,
+        ..Features::ALL
+    };
+    let saved_a72 = saved_list(a72).count();
+    let a64_saved = saved_list(a72)
+        .filter(|(_, r)| r.entry().a64.is_some())
+        .count();
+    std::println!(
+        "saved list for an A72-like VM {saved_a72} ({a64_saved} AArch64 indexes, {} AArch32)",
+        saved_a72 - a64_saved
+    );
     assert_eq!(a64, NUM_A64);
     assert!(saved > 150);
 }
@@ -1533,4 +1553,40 @@ fn debugger_view_shows_state_and_aliases_but_no_operations() {
         ..Features::ALL
     };
     assert!(!debugger_view(f).any(|(r, _)| r == Reg::DBGBVR2_EL1 || r == Reg::DBGBVR2));
+}
+
+/// A present alias must never reach an absent owner (its hardware register would
+/// UNDEF at EL2): for every feature combination that matters, presence of the alias
+/// implies presence of the owner.
+#[test]
+fn an_alias_is_present_only_where_its_owner_is() {
+    let mut combos = Vec::new();
+    for aarch32_el1 in [false, true] {
+        for pmu in [false, true] {
+            for n in 1..=16u8 {
+                combos.push(Features {
+                    aarch32_el1,
+                    pmu,
+                    brps: n,
+                    wrps: 17 - n,
+                    ..Features::ALL
+                });
+            }
+        }
+    }
+    for &r in Reg::ALL.iter() {
+        let Some((owner, ..)) = owner_of(r) else {
+            continue;
+        };
+        for f in &combos {
+            if f.has(r.entry().presence) {
+                assert!(
+                    f.has(owner.entry().presence),
+                    "{} present without {} ({f:?})",
+                    r.name(),
+                    owner.name()
+                );
+            }
+        }
+    }
 }
