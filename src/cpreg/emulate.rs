@@ -183,9 +183,62 @@ pub fn emulate_msr_mrs(
     }
 }
 
-/// Emulate any trapped system-register access: EC 0x18 (AArch64) or the AArch32
-/// coprocessor classes (0x03, 0x04, 0x05, 0x06, 0x0C). Other classes UNDEF with
-/// [`UndefReason::Unsupported`]; the runtime should not send them here.
+/// The exception class of a trapped AArch32 `VMRS` of an ID register
+/// (`HCR_EL2.TID3`, or `TID0` for FPSID). `esr::ExceptionClass` reports it as
+/// `Other(0x08)`.
+pub const EC_CP10_ID: u8 = 0x08;
+
+/// Emulate a trapped AArch32 `VMRS` of MVFR0/1/2 (EC 0x08, trapped by
+/// `HCR_EL2.TID3`). The syndrome has the `MCR`/`MRC` layout with the VFP register
+/// number in the CRn field (MVFR0 = 7, MVFR1 = 6, MVFR2 = 5); the value is the
+/// sanitised `MVFRn_EL1`, to which these registers are architecturally mapped.
+/// Anything else (FPSID, a write) UNDEFs.
+pub fn emulate_vmrs(
+    ctx: &mut SysRegFile,
+    hw: &mut impl SysRegHw,
+    esr: Esr,
+    gprs: &mut [u64; 31],
+    spsr: u64,
+) -> Emulation {
+    let iss = esr.cp_rt();
+    if !condition_passed(&iss, spsr) {
+        return Emulation::Skipped;
+    }
+    let reg = match iss.crn() {
+        7 => Some(Reg::MVFR0_EL1),
+        6 => Some(Reg::MVFR1_EL1),
+        5 => Some(Reg::MVFR2_EL1),
+        _ => None,
+    };
+    let reg = match reg {
+        Some(r) if iss.is_read() && esr.ec() == ExceptionClass::Other(EC_CP10_ID) => r,
+        Some(_) if !iss.is_read() => {
+            return Emulation::Undef(Undef {
+                reason: UndefReason::ReadOnly,
+                encoding: None,
+                is_read: false,
+            })
+        }
+        _ => {
+            return Emulation::Undef(Undef {
+                reason: UndefReason::Unknown,
+                encoding: None,
+                is_read: iss.is_read(),
+            })
+        }
+    };
+    count(reg, false);
+    let v = ctx.guest_value(hw, reg).unwrap_or(0) & 0xffff_ffff;
+    if let Some(x) = gprs.get_mut(iss.rt()) {
+        *x = v;
+    }
+    Emulation::Done { reg, write: false }
+}
+
+/// Emulate any trapped system-register access: EC 0x18 (AArch64), the AArch32
+/// coprocessor classes (0x03, 0x04, 0x05, 0x06, 0x0C) and `VMRS` of the ID
+/// registers (0x08). Other classes UNDEF with [`UndefReason::Unsupported`]; the
+/// runtime should not send them here.
 pub fn emulate(
     ctx: &mut SysRegFile,
     hw: &mut impl SysRegHw,
@@ -196,6 +249,7 @@ pub fn emulate(
 ) -> Emulation {
     match esr.ec() {
         ExceptionClass::SysReg => emulate_msr_mrs(ctx, hw, esr.sysreg(), gprs, el0),
+        ExceptionClass::Other(EC_CP10_ID) => emulate_vmrs(ctx, hw, esr, gprs, spsr),
         _ => emulate_cp(ctx, hw, esr, gprs, spsr, el0),
     }
 }

@@ -37,8 +37,8 @@ mod tests;
 pub use context::{debugger_view, saved_list, ImportError, RawError, SysRegFile};
 pub use counters::{first_undef, reset_trap_counts, trap_count, trap_counts, TrapCount};
 pub use emulate::{
-    condition_holds, condition_passed, emulate, emulate_cp, emulate_msr_mrs, Emulation, Operation,
-    Undef, UndefReason,
+    condition_holds, condition_passed, emulate, emulate_cp, emulate_msr_mrs, emulate_vmrs,
+    Emulation, Operation, Undef, UndefReason, EC_CP10_ID,
 };
 pub use encoding::{Cp, Encoding, Sys64};
 pub use entry::{Access, Entry, Features, Flags, Group, OpKind, Presence, State};

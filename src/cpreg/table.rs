@@ -132,6 +132,14 @@ impl Reg {
             s => Some(s as usize),
         }
     }
+    /// The entry whose state this one shows: its owner for an alias, itself
+    /// otherwise (e.g. an AArch32 `SCTLR` write changes `SCTLR_EL1`).
+    pub fn owner(self) -> Reg {
+        match self.entry().state {
+            State::Alias { owner, .. } => owner,
+            _ => self,
+        }
+    }
     pub fn from_index(i: usize) -> Option<Reg> {
         Reg::ALL.get(i).copied()
     }

@@ -1590,3 +1590,57 @@ fn an_alias_is_present_only_where_its_owner_is() {
         }
     }
 }
+
+#[test]
+fn vmrs_of_mvfr_reads_the_sanitised_value() {
+    let mut h = HostIds::zeroed();
+    h.set(Reg::ID_AA64PFR0_EL1, 0x22); // AArch32 at EL0 and EL1
+    h.set(Reg::MVFR0_EL1, 0x1022_2222);
+    h.set(Reg::MVFR1_EL1, 0x1211_1111);
+    let mut c = SysRegFile::new(&GuestIds::sanitise(&h, &IdPolicy::default()), 0);
+    let mut hw = FakeHw::new();
+    let mut x = [0u64; 31];
+    let vmrs = |crn: u64, rt: u64, read: bool, cond: Option<u8>| {
+        let e = mcr(0x08, 7, crn, 0, 0, rt, read, cond);
+        Esr(e.0)
+    };
+    let r = emulate(&mut c, &mut hw, vmrs(7, 3, true, AL), &mut x, 0, false);
+    assert_eq!(
+        r,
+        Emulation::Done {
+            reg: Reg::MVFR0_EL1,
+            write: false
+        }
+    );
+    assert_eq!(x[3], 0x1022_2222);
+    emulate(&mut c, &mut hw, vmrs(6, 4, true, AL), &mut x, 0, false);
+    assert_eq!(x[4], 0x1211_1111);
+    // FPSID (reg 0) and writes UNDEF; a failed condition skips.
+    assert!(matches!(
+        emulate(&mut c, &mut hw, vmrs(0, 4, true, AL), &mut x, 0, false),
+        Emulation::Undef(_)
+    ));
+    assert_eq!(
+        undef_reason(emulate(
+            &mut c,
+            &mut hw,
+            vmrs(7, 4, false, AL),
+            &mut x,
+            0,
+            false
+        )),
+        Some(UndefReason::ReadOnly)
+    );
+    assert_eq!(
+        emulate(&mut c, &mut hw, vmrs(7, 4, true, Some(0)), &mut x, 0, false),
+        Emulation::Skipped
+    );
+}
+
+#[test]
+fn owner_of_an_alias_is_its_state() {
+    assert_eq!(Reg::SCTLR.owner(), Reg::SCTLR_EL1);
+    assert_eq!(Reg::IFAR.owner(), Reg::FAR_EL1);
+    assert_eq!(Reg::SCTLR_EL1.owner(), Reg::SCTLR_EL1);
+    assert_eq!(Reg::DACR32_EL2.owner(), Reg::DACR32_EL2);
+}
