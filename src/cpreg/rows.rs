@@ -133,16 +133,18 @@ macro_rules! with_cpreg_rows {
         S3_0_C0_C7_6:      [3, 0, 0, 7, 6]   []                    -  => konst(0).el1_r();
         S3_0_C0_C7_7:      [3, 0, 0, 7, 7]   []                    -  => konst(0).el1_r();
         // Generic timer (Arm ARM D12). The EL1 virtual and physical timers are switched with
-        // the vCPU; TVAL views are computed from CVAL and the counter.
+        // the vCPU; TVAL views are computed from CVAL and the counter. CVAL precedes CTL:
+        // rows are restored in order, so a timer is enabled only once its compare value
+        // is the vCPU's own.
         CNTFRQ_EL0:        [3, 3, 14, 0, 0]  []                    ro => id().el0_r();
         CNTPCT_EL0:        [3, 3, 14, 0, 1]  []                    ro => volatile().el0_r();
         CNTVCT_EL0:        [3, 3, 14, 0, 2]  []                    ro => volatile().el0_r();
         CNTP_TVAL_EL0:     [3, 3, 14, 2, 0]  []                    -  => func(&CNTP_TVAL_FNS).el0_rw().io();
-        CNTP_CTL_EL0:      [3, 3, 14, 2, 1]  []                    hw => own(0).el0_rw().io().wmask(CNT_CTL_WMASK).el1();
         CNTP_CVAL_EL0:     [3, 3, 14, 2, 2]  []                    hw => own(0).el0_rw().io().el1();
+        CNTP_CTL_EL0:      [3, 3, 14, 2, 1]  []                    hw => own(0).el0_rw().io().wmask(CNT_CTL_WMASK).el1();
         CNTV_TVAL_EL0:     [3, 3, 14, 3, 0]  []                    -  => func(&CNTV_TVAL_FNS).el0_rw().io();
-        CNTV_CTL_EL0:      [3, 3, 14, 3, 1]  []                    hw => own(0).el0_rw().io().wmask(CNT_CTL_WMASK).el1();
         CNTV_CVAL_EL0:     [3, 3, 14, 3, 2]  []                    hw => own(0).el0_rw().io().el1();
+        CNTV_CTL_EL0:      [3, 3, 14, 3, 1]  []                    hw => own(0).el0_rw().io().wmask(CNT_CTL_WMASK).el1();
         // Debug (Arm ARM D24.3), trapped by MDCR_EL2.TDA/TDOSA/TDRA. The debug
         // communications channel is not offered: RAZ/WI as in KVM.
         OSDTRRX_EL1:       [2, 0, 0, 0, 2]   []                    -  => konst(0).el1_rw().wi();

@@ -6,6 +6,9 @@
 //! CONST". Registers that exist only on some CPUs (the AArch32 state, breakpoints
 //! beyond ID_AA64DFR0.BRPs, ...) are skipped by their presence predicate against the
 //! vCPU's features, at run time, because touching a missing one UNDEFs at EL2.
+//!
+//! Registers are moved in row order; `rows.rs` puts each timer's CVAL before its
+//! CTL so a restored timer is enabled only with its own compare value.
 #![forbid(unsafe_code)]
 
 use super::context::SysRegFile;

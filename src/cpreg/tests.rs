@@ -1644,3 +1644,10 @@ fn owner_of_an_alias_is_its_state() {
     assert_eq!(Reg::SCTLR_EL1.owner(), Reg::SCTLR_EL1);
     assert_eq!(Reg::DACR32_EL2.owner(), Reg::DACR32_EL2);
 }
+
+#[test]
+fn timers_are_restored_compare_value_first() {
+    let pos = |r: Reg| EL1_SET.iter().position(|&x| x == r).unwrap();
+    assert!(pos(Reg::CNTV_CVAL_EL0) < pos(Reg::CNTV_CTL_EL0));
+    assert!(pos(Reg::CNTP_CVAL_EL0) < pos(Reg::CNTP_CTL_EL0));
+}
