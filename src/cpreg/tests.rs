@@ -1441,6 +1441,16 @@ fn coverage_of_the_issue_list() {
     for want in required {
         assert!(names.contains(want), "{want} missing");
     }
+    // And its AArch32 counterpart (cp15, opc1=0, CRn=c0, CRm=c1..c7).
+    for crm in 1..8 {
+        for op2 in 0..8 {
+            let r = lookup_a32(Cp::new32(15, 0, 0, crm, op2));
+            assert!(
+                r.is_some_and(|r| !r.entry().access.writable()),
+                "p15,0,c0,c{crm},{op2}"
+            );
+        }
+    }
     // The whole ID space op0=3, op1=0, CRn=0, CRm=1..7 is covered (reserved encodings
     // read as zero instead of UNDEF, as on hardware).
     for crm in 1..8 {
