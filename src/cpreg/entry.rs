@@ -69,8 +69,8 @@ impl Flags {
     }
 }
 
-/// Access rights of the guest, per exception level. EL1 rights include EL0 rights
-/// (the constructors below only build the architecturally meaningful sets).
+/// Access rights of the guest, per exception level. Whatever EL0 may do, EL1 may do
+/// too (the constructors below only build such sets).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Access(pub u8);
 

@@ -175,6 +175,17 @@ fn flags_follow_the_state() {
         if e.a64.is_some() && e.a32.is_some() {
             assert!(e.is(Flags::EL2_VIEW), "{}: two encodings", e.name);
         }
+        // What EL0 may do, EL1 may do.
+        assert!(
+            !e.access.can_read(true) || e.access.can_read(false),
+            "{}",
+            e.name
+        );
+        assert!(
+            !e.access.can_write(true) || e.access.can_write(false),
+            "{}",
+            e.name
+        );
     }
 }
 
