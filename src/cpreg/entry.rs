@@ -163,6 +163,8 @@ pub enum Presence {
     Dpb,
     /// `FEAT_DPB2` (`ID_AA64ISAR1_EL1.DPB >= 2`): `DC CVADP`.
     Dpb2,
+    /// `FEAT_CCIDX` (`ID_AA64MMFR2_EL1.CCIDX != 0`): 64-bit CCSIDR and `CCSIDR2`.
+    Ccidx,
 }
 
 /// The optional parts of the architecture a VM has.
@@ -179,6 +181,7 @@ pub struct Features {
     pub pan2: bool,
     pub dpb: bool,
     pub dpb2: bool,
+    pub ccidx: bool,
 }
 
 impl Features {
@@ -193,6 +196,7 @@ impl Features {
         pan2: true,
         dpb: true,
         dpb2: true,
+        ccidx: true,
     };
 
     pub const fn has(&self, p: Presence) -> bool {
@@ -207,6 +211,7 @@ impl Features {
             Presence::Pan2 => self.pan2,
             Presence::Dpb => self.dpb,
             Presence::Dpb2 => self.dpb2,
+            Presence::Ccidx => self.ccidx,
         }
     }
 }

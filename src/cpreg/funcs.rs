@@ -20,6 +20,16 @@ pub static CCSIDR_FNS: FnPair = FnPair {
     write: ignore,
 };
 
+/// `CCSIDR2_EL1` (FEAT_CCIDX): NumSets of the selected cache, which the 64-bit
+/// CCSIDR format holds in bits 55:32.
+pub static CCSIDR2_FNS: FnPair = FnPair {
+    read: |ctx, hw| {
+        let sel = ctx.guest_value(hw, Reg::CSSELR_EL1).unwrap_or(0);
+        (ctx.ccsidr(sel) >> 32) & 0xff_ffff
+    },
+    write: ignore,
+};
+
 /// TVAL = (CVAL - count)[31:0] on read; CVAL = count + SignExtend(TVAL[31:0]) on
 /// write (Arm ARM D12.7).
 fn tval_read(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, cval: Reg, count: Reg) -> u64 {

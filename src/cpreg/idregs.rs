@@ -264,6 +264,7 @@ impl GuestIds {
         let isar0 = self.get(Reg::ID_AA64ISAR0_EL1);
         let isar1 = self.get(Reg::ID_AA64ISAR1_EL1);
         let mmfr1 = self.get(Reg::ID_AA64MMFR1_EL1);
+        let mmfr2 = self.get(Reg::ID_AA64MMFR2_EL1);
         let pmuver = field(dfr0, 8);
         Features {
             aarch32_el1: field(pfr0, 4) >= 2,
@@ -275,6 +276,7 @@ impl GuestIds {
             pan2: field(mmfr1, 20) >= 2,
             dpb: field(isar1, 0) >= 1,
             dpb2: field(isar1, 0) >= 2,
+            ccidx: field(mmfr2, 20) != 0,
         }
     }
 }

@@ -71,6 +71,7 @@ macro_rules! with_cpreg_rows {
         MPIDR_EL1:         [3, 0, 0, 0, 5]   []                    ro => id();
         REVIDR_EL1:        [3, 0, 0, 0, 6]   []                    ro => id();
         CCSIDR_EL1:        [3, 1, 0, 0, 0]   []                    -  => func(&CCSIDR_FNS).el1_r();
+        CCSIDR2_EL1:       [3, 1, 0, 0, 2]   []                    -  => func(&CCSIDR2_FNS).el1_r().presence(Presence::Ccidx);
         CLIDR_EL1:         [3, 1, 0, 0, 1]   []                    ro => id();
         AIDR_EL1:          [3, 1, 0, 0, 7]   []                    ro => id();
         CTR_EL0:           [3, 3, 0, 0, 1]   []                    ro => id().el0_r();
@@ -403,6 +404,7 @@ macro_rules! with_cpreg_rows {
         P15_0_C0_C7_6:     []                [p15, 0, 0, 7, 6]     -  => konst(0).el1_r();
         P15_0_C0_C7_7:     []                [p15, 0, 0, 7, 7]     -  => konst(0).el1_r();
         CCSIDR:            []                [p15, 1, 0, 0, 0]     -  => func(&CCSIDR_FNS).el1_r();
+        CCSIDR2:           []                [p15, 1, 0, 0, 2]     -  => func(&CCSIDR2_FNS).el1_r().presence(Presence::Ccidx);
         CLIDR:             []                [p15, 1, 0, 0, 1]     -  => alias(Reg::CLIDR_EL1, 0, 32).el1_r();
         AIDR:              []                [p15, 1, 0, 0, 7]     -  => alias(Reg::AIDR_EL1, 0, 32).el1_r();
         // AArch32 cache, TLB and address-translation operations (cp15 c7, c8).

@@ -26,7 +26,8 @@ use super::entry::{
     WriteOp,
 };
 use super::funcs::{
-    CCSIDR_FNS, CNTPCT_FNS, CNTP_TVAL_FNS, CNTVCT_FNS, CNTV_TVAL_FNS, DBGCLAIMSET_FNS, DBGDIDR_FNS,
+    CCSIDR2_FNS, CCSIDR_FNS, CNTPCT_FNS, CNTP_TVAL_FNS, CNTVCT_FNS, CNTV_TVAL_FNS, DBGCLAIMSET_FNS,
+    DBGDIDR_FNS,
 };
 
 /// SCTLR_EL1 after reset: the RES1 bits of Armv8.0 (29, 28, 23, 22, 20, 11), plus

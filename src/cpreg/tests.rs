@@ -841,6 +841,31 @@ fn ccsidr_follows_csselr() {
     emulate_msr_mrs(&mut c, &mut hw, msr(3, 2, 0, 0, 0, 1), &mut x, false);
     emulate_msr_mrs(&mut c, &mut hw, mrs(3, 1, 0, 0, 0, 2), &mut x, false);
     assert_eq!(x[2], 0x201f_e00a);
+    // CCSIDR2 (FEAT_CCIDX) gives NumSets of the 64-bit format.
+    c.set_features(Features::ALL);
+    let mut h = HostIds::zeroed();
+    h.ccsidr[2] = (0x1ff << 32) | (0xf << 3) | 2;
+    let ids = GuestIds::sanitise(&h, &IdPolicy::default());
+    let mut c = SysRegFile::new(&ids, 0);
+    assert!(
+        !c.present(Reg::CCSIDR2_EL1),
+        "no CCIDX without the ID field"
+    );
+    c.set_features(Features::ALL);
+    x[1] = 2;
+    emulate_msr_mrs(&mut c, &mut hw, msr(3, 2, 0, 0, 0, 1), &mut x, false);
+    emulate_msr_mrs(&mut c, &mut hw, mrs(3, 1, 0, 0, 2, 2), &mut x, false);
+    assert_eq!(x[2], 0x1ff);
+    // AArch32 CCSIDR: the low 32 bits.
+    emulate_cp(
+        &mut c,
+        &mut hw,
+        mcr(0x03, 1, 0, 0, 0, 3, true, AL),
+        &mut x,
+        0,
+        false,
+    );
+    assert_eq!(x[3], (0xf << 3) | 2);
 }
 
 #[test]
