@@ -1,0 +1,327 @@
+use super::*;
+use crate::cpreg::{lookup_kvm, Cp, GuestIds, HostIds, IdPolicy, Reg, Sys64};
+
+const MIDR: u64 = 0x410f_d083;
+const RAM_IPA: u64 = 0x4000_0000;
+const RAM_SIZE: u64 = 16 * PAGE as u64;
+
+fn ids() -> GuestIds {
+    let mut host = HostIds::zeroed();
+    host.set(Reg::MIDR_EL1, MIDR);
+    GuestIds::sanitise(&host, &IdPolicy::default())
+}
+
+fn files(n: usize) -> Vec<SysRegFile> {
+    (0..n).map(|i| SysRegFile::new(&ids(), i)).collect()
+}
+
+/// A VM with distinct register values and a RAM image with zero and data pages.
+fn sample() -> (Header, Vec<CpuState>, Vec<u8>) {
+    let mut cpus = Vec::new();
+    for (i, mut f) in files(2).into_iter().enumerate() {
+        f.raw_write(Reg::SCTLR_EL1, 0x30d5_0839 + i as u64).unwrap();
+        f.raw_write(Reg::CONTEXTIDR_EL1, 0x1234 + i as u64).unwrap();
+        f.raw_write(Reg::TTBR1_EL1, 0xffff_0000_4000_0000 + i as u64 * 0x1000)
+            .unwrap();
+        let mut x = [0u64; 31];
+        for (j, r) in x.iter_mut().enumerate() {
+            *r = (i * 100 + j) as u64;
+        }
+        let mut q = [0u128; 32];
+        q[3] = 0xdead_beef_0000_0000_1111_2222_3333_4444;
+        cpus.push(CpuState {
+            powered_on: i == 0,
+            x,
+            pc: 0x4008_0000 + i as u64 * 4,
+            pstate: 0x3c5,
+            regs: f.export().collect(),
+            q,
+            fpsr: 0x10,
+            fpcr: 0x0300_0000,
+        });
+    }
+    let mut ram = vec![0u8; RAM_SIZE as usize];
+    ram[PAGE * 3..PAGE * 3 + 5].copy_from_slice(b"hello");
+    ram[PAGE * 4 + 100] = 7;
+    ram[RAM_SIZE as usize - 1] = 0xaa;
+    let header = Header {
+        version: VERSION,
+        midr: MIDR,
+        vcpus: 2,
+        reg_encoding: REG_ENCODING_KVM,
+        ram_ipa: RAM_IPA,
+        ram_size: RAM_SIZE,
+        cntvoff: 0x55,
+    };
+    (header, cpus, ram)
+}
+
+fn encode_sample() -> (Vec<u8>, Vec<CpuState>, Vec<u8>) {
+    let (h, cpus, ram) = sample();
+    let bytes = encode(&h, &cpus, |ipa, page| {
+        let off = (ipa - RAM_IPA) as usize;
+        page.copy_from_slice(&ram[off..off + PAGE]);
+    });
+    (bytes, cpus, ram)
+}
+
+fn target(files: &[SysRegFile]) -> Target<'_> {
+    Target {
+        midr: MIDR,
+        ram_ipa: RAM_IPA,
+        ram_size: RAM_SIZE,
+        sysregs: files,
+    }
+}
+
+#[test]
+fn encode_then_decode_gives_back_every_field_and_page() {
+    let (bytes, cpus, ram) = encode_sample();
+    let p = decode(&bytes).unwrap();
+    assert_eq!(p.header.midr, MIDR);
+    assert_eq!(p.header.cntvoff, 0x55);
+    assert_eq!(p.cpus, cpus);
+    let mut back = vec![0xffu8; RAM_SIZE as usize];
+    p.for_each_page(|ipa, page| {
+        let off = (ipa - RAM_IPA) as usize;
+        match page {
+            Some(d) => back[off..off + PAGE].copy_from_slice(d),
+            None => back[off..off + PAGE].fill(0),
+        }
+    });
+    assert_eq!(back, ram);
+    // Zero pages cost nothing: 13 of the 16 pages are zero, so the file is the 3 data
+    // pages, the registers (fixed part and 16 bytes per listed register) and framing.
+    let regs: usize = cpus
+        .iter()
+        .map(|c| 31 * 8 + 16 + 32 * 16 + 16 + 16 * c.regs.len())
+        .sum();
+    assert!(
+        bytes.len() <= 3 * PAGE + regs + 256,
+        "{} bytes, {} expected",
+        bytes.len(),
+        3 * PAGE + regs
+    );
+}
+
+#[test]
+fn export_then_import_gives_identical_state() {
+    let (bytes, cpus, _) = encode_sample();
+    let p = decode(&bytes).unwrap();
+    let fresh = files(2);
+    let restored = prepare_restore(&p, &target(&fresh)).unwrap();
+    for (file, cpu) in restored.iter().zip(&cpus) {
+        assert_eq!(file.export().collect::<Vec<_>>(), cpu.regs);
+    }
+    assert_eq!(restored[1].raw_read(Reg::CONTEXTIDR_EL1).unwrap(), 0x1235);
+}
+
+#[test]
+fn the_saved_list_has_no_alias_or_no_raw_and_every_state_owner() {
+    let f = &files(1)[0];
+    let list: Vec<(u64, u64)> = f.export().collect();
+    assert!(!list.is_empty());
+    for &(index, _) in &list {
+        let reg = lookup_kvm(index).unwrap();
+        let e = reg.entry();
+        assert!(!e.is(crate::cpreg::Flags::ALIAS), "{}", reg.name());
+        assert!(!e.is(crate::cpreg::Flags::NO_RAW), "{}", reg.name());
+    }
+    assert!(list.windows(2).all(|w| w[0].0 < w[1].0), "ascending");
+    let wanted = [
+        ("SCTLR_EL1", Sys64::new(3, 0, 1, 0, 0)),
+        ("TTBR0_EL1", Sys64::new(3, 0, 2, 0, 0)),
+        ("TCR_EL1", Sys64::new(3, 0, 2, 0, 2)),
+        ("VBAR_EL1", Sys64::new(3, 0, 12, 0, 0)),
+        ("SP_EL1", Sys64::new(3, 4, 4, 1, 0)),
+    ];
+    for (name, enc) in wanted {
+        assert!(
+            list.iter().any(|&(i, _)| i == enc.kvm_index()),
+            "{name} missing"
+        );
+    }
+}
+
+/// Replaces a register's entry in vCPU 0's list.
+fn edit(cpus: &mut [CpuState], from: u64, to: Option<(u64, u64)>) {
+    let regs = &mut cpus[0].regs;
+    regs.retain(|&(i, _)| i != from);
+    if let Some(p) = to {
+        regs.push(p);
+        regs.sort_unstable();
+    }
+}
+
+fn encode_cpus(cpus: &[CpuState]) -> Vec<u8> {
+    let (h, _, ram) = sample();
+    encode(&h, cpus, |ipa, page| {
+        let off = (ipa - RAM_IPA) as usize;
+        page.copy_from_slice(&ram[off..off + PAGE]);
+    })
+}
+
+#[test]
+fn sctlr_imported_through_its_aarch32_alias_sets_sctlr_el1() {
+    let (_, mut cpus, _) = sample();
+    let sctlr64 = Sys64::new(3, 0, 1, 0, 0).kvm_index();
+    let sctlr32 = Cp::new32(15, 0, 1, 0, 0).kvm_index();
+    // Another system exposed the AArch32 view (32 bits) instead of SCTLR_EL1.
+    edit(&mut cpus, sctlr64, Some((sctlr32, 0x30c5_0878)));
+    let bytes = encode_cpus(&cpus);
+    let p = decode(&bytes).unwrap();
+    let restored = prepare_restore(&p, &target(&files(2))).unwrap();
+    assert_eq!(
+        restored[0].raw_read(Reg::SCTLR_EL1).unwrap() & 0xffff_ffff,
+        0x30c5_0878
+    );
+}
+
+#[test]
+fn a_no_raw_index_is_rejected_by_name_and_nothing_changes() {
+    let (_, mut cpus, _) = sample();
+    // TLBI VMALLE1IS (SYS 1, C8, C3, 0) is an operation, not state.
+    let tlbi = Sys64::new(1, 0, 8, 3, 0).kvm_index();
+    edit(&mut cpus, 0, Some((tlbi, 0)));
+    let bytes = encode_cpus(&cpus);
+    let p = decode(&bytes).unwrap();
+    let current = files(2);
+    let before: Vec<Vec<(u64, u64)>> = current.iter().map(|f| f.export().collect()).collect();
+    let err = prepare_restore(&p, &target(&current))
+        .err()
+        .expect("must fail");
+    assert!(matches!(
+        err,
+        SnapshotError::Register {
+            vcpu: 0,
+            error: ImportError::NotState(_)
+        }
+    ));
+    let msg = alloc::format!("{err}");
+    assert!(msg.contains("TLBI") && msg.contains("NO_RAW"), "{msg}");
+    let after: Vec<Vec<(u64, u64)>> = current.iter().map(|f| f.export().collect()).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn an_unknown_index_is_rejected() {
+    let (_, mut cpus, _) = sample();
+    edit(&mut cpus, 0, Some((0x6030_0000_0013_ffff, 1)));
+    let bytes = encode_cpus(&cpus);
+    let p = decode(&bytes).unwrap();
+    let err = prepare_restore(&p, &target(&files(2)))
+        .err()
+        .expect("must fail");
+    assert_eq!(
+        err,
+        SnapshotError::Register {
+            vcpu: 0,
+            error: ImportError::UnknownIndex(0x6030_0000_0013_ffff)
+        }
+    );
+    assert!(alloc::format!("{err}").contains("0x60300000001"));
+}
+
+#[test]
+fn a_missing_state_register_is_rejected() {
+    let (_, mut cpus, _) = sample();
+    edit(&mut cpus, Sys64::new(3, 0, 13, 0, 1).kvm_index(), None); // CONTEXTIDR_EL1
+    let bytes = encode_cpus(&cpus);
+    let p = decode(&bytes).unwrap();
+    let err = prepare_restore(&p, &target(&files(2)))
+        .err()
+        .expect("must fail");
+    assert_eq!(
+        err,
+        SnapshotError::MissingRegister {
+            vcpu: 0,
+            reg: Reg::CONTEXTIDR_EL1
+        }
+    );
+}
+
+#[test]
+fn a_constant_that_differs_fails_the_import() {
+    let (_, mut cpus, _) = sample();
+    let midr = Sys64::new(3, 0, 0, 0, 0).kvm_index();
+    if cpus[0].regs.iter().any(|&(i, _)| i == midr) {
+        edit(&mut cpus, midr, Some((midr, 0x1234)));
+        let bytes = encode_cpus(&cpus);
+        let p = decode(&bytes).unwrap();
+        assert!(matches!(
+            prepare_restore(&p, &target(&files(2))),
+            Err(SnapshotError::Register { vcpu: 0, .. })
+        ));
+    }
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_files_are_rejected() {
+    let (bytes, _, _) = encode_sample();
+    // One flipped bit anywhere after the header is a checksum error.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n / 2] ^= 1;
+    assert!(matches!(
+        decode(&bad),
+        Err(SnapshotError::BadChecksum { .. })
+    ));
+    // Truncation, at every length.
+    for len in (0..bytes.len()).step_by(97).chain([bytes.len() - 1]) {
+        assert!(decode(&bytes[..len]).is_err(), "length {len}");
+    }
+    assert_eq!(
+        decode(b"hello world").err().expect("must fail"),
+        SnapshotError::BadMagic
+    );
+    // A version this build does not know (the checksum is not even looked at).
+    let mut v2 = bytes.clone();
+    v2[MAGIC.len() + 12] = 2;
+    assert_eq!(
+        decode(&v2).err().expect("must fail"),
+        SnapshotError::UnsupportedVersion(2)
+    );
+}
+
+#[test]
+fn the_snapshot_must_fit_the_vm() {
+    let (bytes, _, _) = encode_sample();
+    let p = decode(&bytes).unwrap();
+    let one = files(1);
+    assert_eq!(
+        prepare_restore(&p, &target(&one)).err().expect("must fail"),
+        SnapshotError::VcpuCount { snapshot: 2, vm: 1 }
+    );
+    let two = files(2);
+    let mut t = target(&two);
+    t.ram_size *= 2;
+    assert!(matches!(
+        prepare_restore(&p, &t),
+        Err(SnapshotError::RamLayout { .. })
+    ));
+    let mut t = target(&two);
+    t.midr = 0x1;
+    assert!(matches!(
+        prepare_restore(&p, &t),
+        Err(SnapshotError::CpuModel { .. })
+    ));
+}
+
+#[test]
+fn decoding_arbitrary_bytes_never_panics() {
+    let (bytes, _, _) = encode_sample();
+    let mut seed = 0x1234_5678u32;
+    for _ in 0..300 {
+        let mut b = bytes.clone();
+        for _ in 0..4 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let at = seed as usize % b.len();
+            b[at] = (seed >> 16) as u8;
+        }
+        // Fix the checksum so the structure checks run too.
+        let n = b.len();
+        let crc = crc32fast::hash(&b[..n - 4]);
+        b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let _ = decode(&b).map(|p| p.for_each_page(|_, _| {}));
+    }
+}
