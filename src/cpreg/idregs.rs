@@ -9,7 +9,7 @@
 //!
 //! | register | kept | hidden, and why |
 //! |---|---|---|
-//! | ID_AA64PFR0 | EL0, EL1, FP, AdvSIMD, GIC, DIT, CSV2, CSV3 | EL2, EL3 (0 = not implemented: no nested virtualisation, no firmware calls beyond PSCI through the hypervisor), RAS (error records not virtualised), SVE (state not switched), SEL2, MPAM, AMU (not switched), RME |
+//! | ID_AA64PFR0 | EL0, EL1, FP, AdvSIMD, GIC, DIT, CSV2 (at most 1: SCXTNUM is not switched), CSV3 | EL2, EL3 (0 = not implemented: no nested virtualisation, no firmware calls beyond PSCI through the hypervisor), RAS (error records not virtualised), SVE (state not switched), SEL2, MPAM, AMU (not switched), RME |
 //! | ID_AA64PFR1 | BT, SSBS, CSV2_frac | MTE (tags not switched), RAS_frac, MPAM_frac, SME, NMI (GIC NMI not virtualised), GCS, THE, everything newer |
 //! | ID_AA64DFR0 | DebugVer, BRPs, WRPs, CTX_CMPs, DoubleLock | PMUVer (no virtual PMU), TraceVer, PMSVer (SPE), TraceFilt, TraceBuffer, BRBE, MTPMU (trace and profiling are not switched) |
 //! | ID_AA64ISAR0 | all instruction fields | TME |
@@ -230,6 +230,11 @@ impl GuestIds {
         for &(reg, keep) in KEEP {
             g.set(reg, host.get(reg) & keep);
         }
+        // CSV2 at most 1: CSV2 >= 2 promises SCXTNUM_ELx, which are not switched (and
+        // UNDEF with HCR_EL2.EnSCXT clear). KVM caps it the same way.
+        let pfr0 = g.get(Reg::ID_AA64PFR0_EL1);
+        let csv2 = field(pfr0, 56).min(1);
+        g.set(Reg::ID_AA64PFR0_EL1, (pfr0 & !(0xf << 56)) | (csv2 << 56));
         // PARange: no more than the stage 2 can map.
         let mmfr0 = g.get(Reg::ID_AA64MMFR0_EL1);
         let pa = field(mmfr0, 0).min(parange_for_bits(policy.ipa_bits));
@@ -336,6 +341,8 @@ mod tests {
         assert_eq!(field(pfr0, 0), 2, "EL0 AArch32 kept");
         assert_eq!(field(pfr0, 4), 2, "EL1 AArch32 kept");
         assert_eq!(field(pfr0, 16), 1, "FP kept");
+        assert_eq!(field(pfr0, 56), 1, "CSV2 capped");
+        assert_eq!(field(pfr0, 60), 1, "CSV3 kept");
         assert_eq!(g.get(Reg::ID_AA64ZFR0_EL1), 0);
     }
 
@@ -419,10 +426,10 @@ mod tests {
             },
         );
         for &(reg, keep) in KEEP {
-            let expect = if reg == Reg::ID_AA64MMFR0_EL1 {
-                (keep & !0xf) | 6
-            } else {
-                keep
+            let expect = match reg {
+                Reg::ID_AA64MMFR0_EL1 => (keep & !0xf) | 6,
+                Reg::ID_AA64PFR0_EL1 => (keep & !(0xf << 56)) | (1 << 56),
+                _ => keep,
             };
             assert_eq!(g.get(reg), expect, "{}", reg.name());
         }
