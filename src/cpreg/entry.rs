@@ -134,6 +134,13 @@ pub enum OpKind {
     IcAll,
     /// Address translation; the result goes to `PAR_EL1`.
     At,
+    /// GICv3 `ICC_SGI1R`: generate a Group 1 SGI (the operand has the target list,
+    /// affinity, INTID and IRM fields).
+    Sgi1,
+    /// GICv3 `ICC_ASGI1R`: a Group 1 SGI for the other Security state.
+    Asgi1,
+    /// GICv3 `ICC_SGI0R`: a Group 0 SGI.
+    Sgi0,
     /// No effect needed beyond completing (AArch32 barriers `CP15DMB`/`DSB`/`ISB`,
     /// branch-predictor maintenance): emulated as done.
     Nop,
@@ -165,6 +172,8 @@ pub enum Presence {
     Dpb2,
     /// `FEAT_CCIDX` (`ID_AA64MMFR2_EL1.CCIDX != 0`): 64-bit CCSIDR and `CCSIDR2`.
     Ccidx,
+    /// The GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC != 0`).
+    GicV3,
 }
 
 /// The optional parts of the architecture a VM has.
@@ -182,6 +191,7 @@ pub struct Features {
     pub dpb: bool,
     pub dpb2: bool,
     pub ccidx: bool,
+    pub gicv3: bool,
 }
 
 impl Features {
@@ -197,6 +207,7 @@ impl Features {
         dpb: true,
         dpb2: true,
         ccidx: true,
+        gicv3: true,
     };
 
     pub const fn has(&self, p: Presence) -> bool {
@@ -212,6 +223,7 @@ impl Features {
             Presence::Dpb => self.dpb,
             Presence::Dpb2 => self.dpb2,
             Presence::Ccidx => self.ccidx,
+            Presence::GicV3 => self.gicv3,
         }
     }
 }

@@ -282,6 +282,7 @@ impl GuestIds {
             dpb: field(isar1, 0) >= 1,
             dpb2: field(isar1, 0) >= 2,
             ccidx: field(mmfr2, 20) != 0,
+            gicv3: field(pfr0, 24) != 0,
         }
     }
 }

@@ -300,6 +300,14 @@ macro_rules! with_cpreg_rows {
         DC_CVAP:           [1, 3, 7, 12, 1]  []                    -  => op(OpKind::DcVa).el0_w().presence(Presence::Dpb);
         DC_CVADP:          [1, 3, 7, 13, 1]  []                    -  => op(OpKind::DcVa).el0_w().presence(Presence::Dpb2);
         DC_CIVAC:          [1, 3, 7, 14, 1]  []                    -  => op(OpKind::DcVa).el0_w();
+        // GICv3 SGI generation: trapped by HCR_EL2.IMO/FMO when interrupts are virtualised;
+        // the runtime delivers the SGIs (operand: the register value, ICC_SGI1R_EL1 layout).
+        ICC_SGI1R_EL1:     [3, 0, 12, 11, 5] []                    -  => op(OpKind::Sgi1).presence(Presence::GicV3);
+        ICC_ASGI1R_EL1:    [3, 0, 12, 11, 6] []                    -  => op(OpKind::Asgi1).presence(Presence::GicV3);
+        ICC_SGI0R_EL1:     [3, 0, 12, 11, 7] []                    -  => op(OpKind::Sgi0).presence(Presence::GicV3);
+        ICC_SGI1R:         []                [p15_64, 0, 12]       -  => op(OpKind::Sgi1).presence(Presence::GicV3);
+        ICC_ASGI1R:        []                [p15_64, 1, 12]       -  => op(OpKind::Asgi1).presence(Presence::GicV3);
+        ICC_SGI0R:         []                [p15_64, 2, 12]       -  => op(OpKind::Sgi0).presence(Presence::GicV3);
         // AArch32 cp15 views of AArch64 state (Arm ARM G8.2): aliases naming the bits they map.
         SCTLR:             []                [p15, 0, 1, 0, 0]     -  => alias(Reg::SCTLR_EL1, 0, 32).el1_rw();
         ACTLR:             []                [p15, 0, 1, 0, 1]     -  => alias(Reg::ACTLR_EL1, 0, 32).el1_rw().wi();

@@ -759,6 +759,44 @@ fn operations_are_returned_with_their_operand() {
             operand: 0x0040_0002
         })
     );
+    // ICC_SGI1R_EL1 (trapped with HCR_EL2.IMO): the runtime sends the SGI.
+    x[9] = 0x0001_0000_0300_0003;
+    let r = emulate_msr_mrs(&mut c, &mut hw, msr(3, 0, 12, 11, 5, 9), &mut x, false);
+    assert_eq!(
+        r,
+        Emulation::Operation(Operation {
+            reg: Reg::ICC_SGI1R_EL1,
+            kind: OpKind::Sgi1,
+            operand: 0x0001_0000_0300_0003
+        })
+    );
+    // AArch32: MCRR p15, 0, r1, r2, c12 carries the same 64-bit value.
+    x[1] = 0x0300_0003;
+    x[2] = 0x0001_0000;
+    let r = emulate_cp(
+        &mut c,
+        &mut hw,
+        mcrr(0x04, 0, 12, 1, 2, false, AL),
+        &mut x,
+        0,
+        false,
+    );
+    assert_eq!(
+        r,
+        Emulation::Operation(Operation {
+            reg: Reg::ICC_SGI1R,
+            kind: OpKind::Sgi1,
+            operand: 0x0001_0000_0300_0003
+        })
+    );
+    // Without the GICv3 system-register interface (GICv2 hosts) it UNDEFs.
+    c.set_features(Features {
+        gicv3: false,
+        ..Features::ALL
+    });
+    let r = emulate_msr_mrs(&mut c, &mut hw, msr(3, 0, 12, 11, 5, 9), &mut x, false);
+    assert_eq!(undef_reason(r), Some(UndefReason::NotPresent));
+    x[9] = 0x0040_0002;
     let r = emulate_msr_mrs(&mut c, &mut hw, msr(1, 3, 7, 10, 1, 9), &mut x, true);
     assert!(
         matches!(
