@@ -1,7 +1,8 @@
 //! Trapped system-register accesses, dispatched through the cpreg table.
 //!
-//! AArch64 `MRS`/`MSR`/`SYS` (EC 0x18) and AArch32 `MCR`/`MRC`/`MCRR`/`MRRC`/`LDC`/
-//! `STC` on cp15 and cp14 (EC 0x03-0x06, 0x0C) all end in [`crate::cpreg`]'s
+//! AArch64 `MRS`/`MSR`/`SYS` (EC 0x18), AArch32 `MCR`/`MRC`/`MCRR`/`MRRC`/`LDC`/`STC`
+//! on cp15 and cp14 (EC 0x03-0x06, 0x0C) and AArch32 `VMRS` of the MVFR ID registers
+//! (EC 0x08) all end in [`crate::cpreg`]'s
 //! emulation; this module only applies its verdict to the vCPU: advance the PC,
 //! perform an operation, or inject UNDEF (logged once per encoding and VM).
 
@@ -11,28 +12,19 @@ use crate::cpreg::{self, Emulation, OpKind, Operation, Reg};
 use crate::esr::{Esr, ExceptionClass};
 use core::arch::asm;
 
-/// A trapped AArch64 system-register access.
-pub fn aarch64(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
-    let el0 = frame.spsr & 0xf == 0;
-    let result = {
-        let mut ctx = vcpu.ctx.lock();
-        cpreg::emulate_msr_mrs(
-            &mut ctx.sysregs,
-            &mut cpreg::Hw,
-            esr.sysreg(),
-            &mut frame.x,
-            el0,
-        )
+/// A trapped system-register access: AArch64 `MRS`/`MSR`/`SYS` (EC 0x18), AArch32
+/// cp15/cp14 (EC 0x03-0x06, 0x0C) or `VMRS` of an ID register (EC 0x08).
+pub fn trapped(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
+    let aarch32 = frame.spsr & (1 << 4) != 0;
+    // EL0: EL0t in AArch64, User mode in AArch32.
+    let el0 = if aarch32 {
+        frame.spsr & 0x1f == 0b10000
+    } else {
+        frame.spsr & 0xf == 0
     };
-    finish(vm, vcpu, frame, esr, result);
-}
-
-/// A trapped AArch32 coprocessor access (cp15, cp14).
-pub fn aarch32(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
-    let el0 = frame.spsr & 0x1f == 0b10000; // User mode
     let result = {
         let mut ctx = vcpu.ctx.lock();
-        cpreg::emulate_cp(
+        cpreg::emulate(
             &mut ctx.sysregs,
             &mut cpreg::Hw,
             esr,
@@ -47,7 +39,7 @@ pub fn aarch32(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
 fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulation) {
     match result {
         Emulation::Done { reg, write } => {
-            if write && matches!(reg, Reg::SCTLR_EL1) {
+            if write && reg.owner() == Reg::SCTLR_EL1 {
                 // The guest may have turned its caches on or off: the next set/way
                 // operation must flush again.
                 vcpu.sw_flush_pending

@@ -74,12 +74,13 @@ fn guest_sync(frame: &mut TrapFrame) {
             }
             inject::instruction_abort(frame, far);
         }
-        ExceptionClass::SysReg => sysreg::aarch64(vm, vcpu, frame, esr),
-        ExceptionClass::Cp15Rt
+        ExceptionClass::SysReg
+        | ExceptionClass::Cp15Rt
         | ExceptionClass::Cp15RRt
         | ExceptionClass::Cp14Rt
         | ExceptionClass::Cp14Ls
-        | ExceptionClass::Cp14RRt => sysreg::aarch32(vm, vcpu, frame, esr),
+        | ExceptionClass::Cp14RRt
+        | ExceptionClass::Other(0x08) => sysreg::trapped(vm, vcpu, frame, esr),
         other => {
             let mut what = heapless::String::<48>::new();
             let _ = core::fmt::write(
