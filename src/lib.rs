@@ -22,6 +22,7 @@ pub mod memplan;
 pub mod psci;
 pub mod snapshot;
 pub mod stage2;
+pub mod vgic;
 pub mod vuart;
 
 #[cfg(target_os = "none")]

@@ -1,0 +1,102 @@
+//! List-register encodings: GICv3 ICH_LR<n>_EL2 (IHI 0069, 12.4.6) and GICv2
+//! GICH_LRn (IHI 0048B, 5.3.6), from one version-independent [`Lr`].
+
+/// The state field, the same two bits in both architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrState {
+    Invalid = 0,
+    Pending = 1,
+    Active = 2,
+    PendingActive = 3,
+}
+
+impl LrState {
+    fn from_bits(b: u64) -> Self {
+        match b & 3 {
+            0 => Self::Invalid,
+            1 => Self::Pending,
+            2 => Self::Active,
+            _ => Self::PendingActive,
+        }
+    }
+    pub fn pending(self) -> bool {
+        matches!(self, Self::Pending | Self::PendingActive)
+    }
+    pub fn active(self) -> bool {
+        matches!(self, Self::Active | Self::PendingActive)
+    }
+}
+
+/// One list register's content (software interrupts only: the HW bit is not used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lr {
+    pub intid: u32,
+    pub state: LrState,
+    pub priority: u8,
+    pub group1: bool,
+    /// Ask for a maintenance interrupt when the guest deactivates it (level
+    /// interrupts, so the line is resampled).
+    pub eoi_maintenance: bool,
+    /// GICv2 SGIs: the source CPU (GICH_LR.CPUID).
+    pub source: u8,
+}
+
+impl Lr {
+    pub const INVALID: Lr = Lr {
+        intid: 0,
+        state: LrState::Invalid,
+        priority: 0,
+        group1: false,
+        eoi_maintenance: false,
+        source: 0,
+    };
+
+    /// ICH_LR<n>_EL2: State [63:62], HW [61], Group [60], Priority [55:48],
+    /// EOI [41] (HW = 0), vINTID [31:0].
+    pub fn to_v3(&self) -> u64 {
+        if self.state == LrState::Invalid {
+            return 0;
+        }
+        ((self.state as u64) << 62)
+            | ((self.group1 as u64) << 60)
+            | ((self.priority as u64) << 48)
+            | ((self.eoi_maintenance as u64) << 41)
+            | self.intid as u64
+    }
+
+    pub fn from_v3(v: u64) -> Self {
+        Self {
+            intid: (v & 0xffff_ffff) as u32,
+            state: LrState::from_bits(v >> 62),
+            priority: (v >> 48) as u8,
+            group1: v & (1 << 60) != 0,
+            eoi_maintenance: v & (1 << 61) == 0 && v & (1 << 41) != 0,
+            source: 0,
+        }
+    }
+
+    /// GICH_LRn: HW [31], Grp1 [30], State [29:28], Priority [27:23] (the top five
+    /// bits), EOI [19] (HW = 0), CPUID [12:10], VirtualID [9:0].
+    pub fn to_v2(&self) -> u32 {
+        if self.state == LrState::Invalid {
+            return 0;
+        }
+        ((self.group1 as u32) << 30)
+            | ((self.state as u32) << 28)
+            | (((self.priority >> 3) as u32) << 23)
+            | ((self.eoi_maintenance as u32) << 19)
+            | (((self.source & 7) as u32) << 10)
+            | (self.intid & 0x3ff)
+    }
+
+    pub fn from_v2(v: u32) -> Self {
+        Self {
+            intid: v & 0x3ff,
+            state: LrState::from_bits((v >> 28) as u64),
+            priority: (((v >> 23) & 0x1f) << 3) as u8,
+            group1: v & (1 << 30) != 0,
+            eoi_maintenance: v & (1 << 31) == 0 && v & (1 << 19) != 0,
+            source: ((v >> 10) & 7) as u8,
+        }
+    }
+}

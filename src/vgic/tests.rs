@@ -1,0 +1,440 @@
+//! Register and delivery tests for the virtual GIC model.
+
+use super::dist::reg as d;
+use super::redist::reg as r;
+use super::*;
+
+fn v3(n: usize) -> Vgic {
+    let mpidrs: Vec<u64> = (0..n as u64).collect();
+    Vgic::new(Version::V3, &mpidrs, 64)
+}
+
+fn v2(n: usize) -> Vgic {
+    let mpidrs: Vec<u64> = (0..n as u64).collect();
+    Vgic::new(Version::V2, &mpidrs, 64)
+}
+
+fn lrs(g: &mut Vgic, vcpu: usize, n: usize) -> (Vec<Lr>, Flush) {
+    let mut out = vec![Lr::INVALID; n];
+    let f = g.flush(vcpu, &mut out);
+    (out, f)
+}
+
+#[test]
+fn gicd_v3_identification_and_reset() {
+    let g = v3(2);
+    let typer = g.dist_read(0, d::TYPER, 4);
+    assert_eq!(typer & 0x1f, 2, "ITLinesNumber: 96 INTIDs");
+    assert_eq!((typer >> 19) & 0x1f, 9, "IDbits");
+    assert_ne!(typer & (1 << 25), 0, "No1N");
+    assert_eq!(typer & (1 << 17), 0, "no LPIs");
+    assert_eq!(g.dist_read(0, d::CTLR, 4), (1 << 4) | (1 << 6), "ARE, DS");
+    assert_eq!(g.dist_read(0, d::IIDR, 4), 0x43b);
+    assert_eq!((g.dist_read(0, d::PIDR2_V3, 4) >> 4) & 0xf, 3, "ArchRev 3");
+    assert_eq!(g.dist_read(0, 0x1234, 4), 0, "reserved RAZ");
+    assert_eq!(g.lines(), 96);
+    // Reset: group 1 (KVM's choice for v3), disabled, priority 0.
+    assert_eq!(g.dist_read(0, d::IGROUPR + 4, 4), 0xffff_ffff);
+    assert_eq!(g.dist_read(0, d::ISENABLER + 4, 4), 0);
+}
+
+#[test]
+fn gicd_v3_private_words_are_raz_wi() {
+    let mut g = v3(1);
+    g.dist_write(0, d::ISENABLER, 4, 0xffff_ffff);
+    assert_eq!(g.dist_read(0, d::ISENABLER, 4), 0);
+    assert!(!g.irq(0, 27).unwrap().enabled);
+    g.dist_write(0, d::IPRIORITYR, 4, 0xa0a0_a0a0);
+    assert_eq!(g.irq(0, 0).unwrap().priority, 0);
+}
+
+#[test]
+fn gicd_ctlr_keeps_enable_bits_only() {
+    let mut g = v3(1);
+    g.dist_write(0, d::CTLR, 4, 0xffff_ffff);
+    assert_eq!(g.dist_read(0, d::CTLR, 4), 3 | (1 << 4) | (1 << 6));
+    let mut g = v2(1);
+    g.dist_write(0, d::CTLR, 4, 3);
+    assert_eq!(g.dist_read(0, d::CTLR, 4), 1);
+}
+
+#[test]
+fn enable_pending_active_set_clear() {
+    let mut g = v3(1);
+    g.dist_write(0, d::ISENABLER + 4, 4, 0b101);
+    assert_eq!(g.dist_read(0, d::ISENABLER + 4, 4), 0b101);
+    assert_eq!(g.dist_read(0, d::ICENABLER + 4, 4), 0b101);
+    g.dist_write(0, d::ICENABLER + 4, 4, 0b1);
+    assert_eq!(g.dist_read(0, d::ISENABLER + 4, 4), 0b100);
+    g.dist_write(0, d::ISPENDR + 4, 4, 0b10);
+    assert_eq!(g.dist_read(0, d::ISPENDR + 4, 4), 0b10);
+    g.dist_write(0, d::ICPENDR + 4, 4, 0b10);
+    assert_eq!(g.dist_read(0, d::ICPENDR + 4, 4), 0);
+    g.dist_write(0, d::ISACTIVER + 4, 4, 1 << 31);
+    assert_eq!(g.dist_read(0, d::ICACTIVER + 4, 4), 1 << 31);
+    g.dist_write(0, d::ICACTIVER + 4, 4, 1 << 31);
+    assert_eq!(g.dist_read(0, d::ISACTIVER + 4, 4), 0);
+    // Beyond the implemented lines: RAZ/WI.
+    g.dist_write(0, d::ISENABLER + 12, 4, !0);
+    assert_eq!(g.dist_read(0, d::ISENABLER + 12, 4), 0);
+}
+
+#[test]
+fn level_pending_follows_the_line_but_a_latch_stays() {
+    let mut g = v3(1);
+    g.set_line(0, 40, true);
+    assert!(g.irq(0, 40).unwrap().pending());
+    g.dist_write(0, d::ICPENDR + 4, 4, 1 << 8);
+    assert!(g.irq(0, 40).unwrap().pending(), "line still high");
+    g.set_line(0, 40, false);
+    assert!(!g.irq(0, 40).unwrap().pending());
+    g.dist_write(0, d::ISPENDR + 4, 4, 1 << 8);
+    assert!(g.irq(0, 40).unwrap().pending(), "software latch");
+}
+
+#[test]
+fn priorities_bytewise_and_masked() {
+    let mut g = v3(1);
+    g.dist_write(0, d::IPRIORITYR + 33, 1, 0xa7);
+    assert_eq!(g.dist_read(0, d::IPRIORITYR + 33, 1), 0xa0);
+    g.dist_write(0, d::IPRIORITYR + 36, 4, 0x1020_3040);
+    assert_eq!(g.dist_read(0, d::IPRIORITYR + 36, 4), 0x1020_3040);
+    assert_eq!(g.irq(0, 38).unwrap().priority, 0x20);
+}
+
+#[test]
+fn icfgr_spis_configurable_private_fixed() {
+    let mut g = v3(1);
+    g.dist_write(0, d::ICFGR + 8, 4, 0b10 << 2);
+    assert_eq!(g.dist_read(0, d::ICFGR + 8, 4), 0b10 << 2);
+    assert!(g.irq(0, 33).unwrap().edge);
+    // Redistributor: SGIs edge, PPIs level, read-only.
+    assert_eq!(g.redist_read(r::SGI_BASE + d::ICFGR, 4), 0xaaaa_aaaa);
+    assert_eq!(g.redist_read(r::SGI_BASE + d::ICFGR + 4, 4), 0);
+    g.redist_write(r::SGI_BASE + d::ICFGR + 4, 4, !0);
+    assert_eq!(g.redist_read(r::SGI_BASE + d::ICFGR + 4, 4), 0);
+}
+
+#[test]
+fn irouter_routes_spis_by_affinity() {
+    let mut g = Vgic::new(Version::V3, &[0x0, 0x1, 0x100], 32);
+    g.dist_write(0, d::IROUTER + 8 * 40, 8, 0x100 | (1 << 31));
+    assert_eq!(g.dist_read(0, d::IROUTER + 8 * 40, 8), 0x100, "IRM RAZ/WI");
+    g.dist_write(0, d::CTLR, 4, 2);
+    g.dist_write(0, d::ISENABLER + 4, 4, 1 << 8);
+    let k = g.set_line(0, 40, true);
+    assert!(k.contains(2) && !k.contains(0));
+    assert!(g.has_pending(2));
+    assert!(!g.has_pending(0));
+    // 32-bit halves.
+    g.dist_write(0, d::IROUTER + 8 * 41 + 4, 4, 0x7);
+    g.dist_write(0, d::IROUTER + 8 * 41, 4, 0x0102_0304);
+    assert_eq!(g.dist_read(0, d::IROUTER + 8 * 41, 8), 0x7_0002_0304);
+    assert_eq!(g.dist_read(0, d::IROUTER + 8 * 41 + 4, 4), 0x7);
+}
+
+#[test]
+fn gicr_frames_typer_last_and_waker() {
+    let mut g = Vgic::new(Version::V3, &[0x0, 0x1, 0x1_0000_0002], 32);
+    assert_eq!(g.redist_read(r::TYPER, 8), 0);
+    assert_eq!(
+        g.redist_read(GICR_STRIDE + r::TYPER, 8),
+        (1 << 32) | (1 << 8)
+    );
+    let t2 = g.redist_read(2 * GICR_STRIDE + r::TYPER, 8);
+    assert_eq!(t2 >> 32, 0x0100_0002, "Aff3 in bits 63:56");
+    assert_eq!(t2 & (1 << 4), 1 << 4, "Last");
+    assert_eq!(g.redist_read(2 * GICR_STRIDE + 0xc, 4), 0x0100_0002);
+    assert_eq!(
+        g.redist_read(3 * GICR_STRIDE + r::TYPER, 8),
+        0,
+        "past the end: RAZ"
+    );
+    assert_eq!(g.redist_read(r::WAKER, 4), 0b110, "asleep at reset");
+    g.redist_write(r::WAKER, 4, 0);
+    assert_eq!(g.redist_read(r::WAKER, 4), 0);
+    assert_eq!((g.redist_read(r::PIDR2, 4) >> 4) & 0xf, 3);
+    assert_eq!(g.redist_read(r::IIDR, 4), 0x43b);
+}
+
+#[test]
+fn gicr_sgi_frame_banks_private_interrupts() {
+    let mut g = v3(2);
+    g.redist_write(GICR_STRIDE + r::SGI_BASE + d::ISENABLER, 4, 1 << 27);
+    g.redist_write(GICR_STRIDE + r::SGI_BASE + d::IPRIORITYR + 27, 1, 0x80);
+    assert!(g.irq(1, 27).unwrap().enabled);
+    assert!(!g.irq(0, 27).unwrap().enabled);
+    assert_eq!(
+        g.redist_read(GICR_STRIDE + r::SGI_BASE + d::ISENABLER, 4),
+        1 << 27
+    );
+    assert_eq!(g.redist_read(r::SGI_BASE + d::ISENABLER, 4), 0);
+    assert_eq!(
+        g.redist_read(GICR_STRIDE + r::SGI_BASE + d::IPRIORITYR + 24, 4),
+        0x80 << 24
+    );
+    g.redist_write(r::SGI_BASE + d::IGROUPR, 4, 0);
+    assert_eq!(g.redist_read(r::SGI_BASE + d::IGROUPR, 4), 0);
+    assert_eq!(
+        g.redist_read(GICR_STRIDE + r::SGI_BASE + d::IGROUPR, 4),
+        0xffff_ffff
+    );
+}
+
+#[test]
+fn v2_gicd_identification_and_banking() {
+    let mut g = v2(2);
+    let typer = g.dist_read(0, d::TYPER, 4);
+    assert_eq!(typer & 0x1f, 2);
+    assert_eq!((typer >> 5) & 7, 1, "two CPU interfaces");
+    assert_eq!((g.dist_read(0, d::PIDR2_V2, 4) >> 4) & 0xf, 2);
+    // ITARGETSR0-7: the reader's own interface, read-only.
+    assert_eq!(g.dist_read(0, d::ITARGETSR, 4), 0x0101_0101);
+    assert_eq!(g.dist_read(1, d::ITARGETSR + 28, 4), 0x0202_0202);
+    g.dist_write(0, d::ITARGETSR, 4, 0);
+    assert_eq!(g.dist_read(0, d::ITARGETSR, 4), 0x0101_0101);
+    // SPI targets, masked to existing CPUs.
+    g.dist_write(0, d::ITARGETSR + 32, 1, 0xff);
+    assert_eq!(g.dist_read(0, d::ITARGETSR + 32, 1), 0x3);
+    // Word 0 of the bitmaps is banked.
+    g.dist_write(1, d::ISENABLER, 4, 1 << 27);
+    assert_eq!(g.dist_read(1, d::ISENABLER, 4) & (1 << 27), 1 << 27);
+    assert_eq!(g.dist_read(0, d::ISENABLER, 4) & (1 << 27), 0);
+    // SGIs always enabled; groups RAZ/WI.
+    assert_eq!(g.dist_read(0, d::ISENABLER, 4) & 0xffff, 0xffff);
+    g.dist_write(0, d::IGROUPR + 4, 4, !0);
+    assert_eq!(g.dist_read(0, d::IGROUPR + 4, 4), 0);
+}
+
+#[test]
+fn v2_sgir_filters_and_sources() {
+    let mut g = v2(3);
+    g.dist_write(0, d::CTLR, 4, 1);
+    // List: CPUs 1 and 2, SGI 5.
+    let k = g.dist_write(0, d::SGIR, 4, (0b110 << 16) | 5);
+    assert!(k.contains(1) && k.contains(2) && !k.contains(0));
+    assert_eq!(g.irq(1, 5).unwrap().sgi_sources, 1);
+    // All but self, from CPU 2.
+    g.dist_write(2, d::SGIR, 4, (1 << 24) | 5);
+    assert_eq!(g.irq(1, 5).unwrap().sgi_sources, 0b101);
+    assert_eq!(g.irq(2, 5).unwrap().sgi_sources, 0b001);
+    // Self.
+    g.dist_write(0, d::SGIR, 4, (2 << 24) | 3);
+    assert_eq!(g.irq(0, 3).unwrap().sgi_sources, 1);
+    // S/CPENDSGIR: one byte per SGI.
+    assert_eq!(g.dist_read(1, d::SPENDSGIR + 4, 4), 0b101 << 8);
+    g.dist_write(1, d::CPENDSGIR + 5, 1, 0b1);
+    assert_eq!(g.irq(1, 5).unwrap().sgi_sources, 0b100);
+    g.dist_write(1, d::SPENDSGIR + 15, 1, 0b10);
+    assert_eq!(g.irq(1, 15).unwrap().sgi_sources, 0b10);
+}
+
+#[test]
+fn v2_sgi_sources_go_out_one_at_a_time() {
+    let mut g = v2(3);
+    g.dist_write(0, d::CTLR, 4, 1);
+    g.dist_write(0, d::SGIR, 4, (1 << 16) | 1);
+    g.dist_write(2, d::SGIR, 4, (1 << 16) | 1);
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!(f.count, 1);
+    assert!(f.overflow, "another source still pending");
+    assert_eq!(out[0].source, 0);
+    assert_eq!(Lr::from_v2(out[0].to_v2()), out[0]);
+    // The guest acknowledges and completes it: the other source comes next.
+    let done = [Lr::INVALID];
+    g.fold(0, &done);
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!((f.count, out[0].source, out[0].intid), (1, 2, 1));
+    g.fold(0, &done);
+    assert!(!g.has_pending(0));
+}
+
+#[test]
+fn v3_sgi_generation() {
+    let mut g = Vgic::new(Version::V3, &[0x0, 0x1, 0x100, 0x111], 32);
+    for v in 0..4 {
+        g.redist_write(
+            v as u64 * GICR_STRIDE + r::SGI_BASE + d::ISENABLER,
+            4,
+            0xffff,
+        );
+    }
+    g.dist_write(0, d::CTLR, 4, 3);
+    // Aff1 = 0, list {0, 1}, SGI 3.
+    let k = g.sgi_v3(0, (3 << 24) | 0b11, true);
+    assert_eq!(k.iter().collect::<Vec<_>>(), vec![0, 1]);
+    // Aff1 = 1, Aff0 17 = RS 1, bit 1.
+    let k = g.sgi_v3(0, (1 << 16) | (1 << 44) | 0b10 | (4 << 24), true);
+    assert_eq!(k.iter().collect::<Vec<_>>(), vec![3]);
+    assert!(g.irq(3, 4).unwrap().pending());
+    assert!(!g.irq(2, 4).unwrap().pending());
+    // IRM: everyone but the sender.
+    let k = g.sgi_v3(1, (1 << 40) | (7 << 24), true);
+    assert_eq!(k.iter().collect::<Vec<_>>(), vec![0, 2, 3]);
+    // SGI0R does not raise a group-1 SGI.
+    let k = g.sgi_v3(0, (9 << 24) | 0b10, false);
+    assert!(k.is_empty());
+    assert!(!g.irq(1, 9).unwrap().pending());
+}
+
+#[test]
+fn delivery_order_active_first_then_priority_then_intid() {
+    let mut g = v3(1);
+    g.dist_write(0, d::CTLR, 4, 3);
+    g.redist_write(r::SGI_BASE + d::ISENABLER, 4, !0);
+    g.dist_write(0, d::ISENABLER + 4, 4, !0);
+    // SPIs 33-36 edge-triggered.
+    g.dist_write(0, d::ICFGR + 8, 4, 0b10_1010_1000);
+    for (id, prio) in [
+        (33u32, 0x80u64),
+        (34, 0x40),
+        (35, 0x40),
+        (36, 0xc0),
+        (27, 0x20),
+    ] {
+        if id < 32 {
+            g.redist_write(r::SGI_BASE + d::IPRIORITYR + id as u64, 1, prio);
+        } else {
+            g.dist_write(0, d::IPRIORITYR + id as u64, 1, prio);
+        }
+        g.inject_edge(0, id);
+    }
+    // 36 is active already (lowest priority, but the guest must deactivate it).
+    g.dist_write(0, d::ICPENDR + 4, 4, 1 << 4);
+    g.dist_write(0, d::ISACTIVER + 4, 4, 1 << 4);
+    let (out, f) = lrs(&mut g, 0, 4);
+    let ids: Vec<u32> = out.iter().map(|l| l.intid).collect();
+    assert_eq!(ids, vec![36, 27, 34, 35]);
+    assert!(f.overflow, "33 did not fit");
+    assert_eq!(out[0].state, LrState::Active);
+    assert_eq!(out[1].state, LrState::Pending);
+    assert_eq!(out[1].priority, 0x20);
+    assert!(out[1].group1);
+    // Edges moved into the list registers.
+    assert!(!g.irq(0, 34).unwrap().pending_latch);
+    // The guest takes 27 and 34, leaves 35 pending, deactivates 36.
+    let back = [
+        Lr {
+            state: LrState::Invalid,
+            ..out[0]
+        },
+        Lr {
+            state: LrState::Active,
+            ..out[1]
+        },
+        Lr {
+            state: LrState::Invalid,
+            ..out[2]
+        },
+        out[3],
+    ];
+    g.fold(0, &back);
+    assert!(!g.irq(0, 36).unwrap().active);
+    assert!(g.irq(0, 27).unwrap().active);
+    assert!(!g.irq(0, 34).unwrap().pending());
+    assert!(g.irq(0, 35).unwrap().pending(), "untaken edge moves back");
+    let (out, f) = lrs(&mut g, 0, 4);
+    let ids: Vec<u32> = out.iter().take(f.count).map(|l| l.intid).collect();
+    assert_eq!(ids, vec![27, 35, 33]);
+    assert!(!f.overflow);
+}
+
+#[test]
+fn disabled_or_group_disabled_is_not_delivered() {
+    let mut g = v3(1);
+    g.dist_write(0, d::ISENABLER + 4, 4, 1);
+    g.inject_edge(0, 32);
+    assert!(!g.has_pending(0), "distributor group 1 disabled");
+    assert_eq!(lrs(&mut g, 0, 4).1.count, 0);
+    g.dist_write(0, d::CTLR, 4, 2);
+    assert!(g.has_pending(0));
+    g.dist_write(0, d::ICENABLER + 4, 4, 1);
+    assert!(!g.has_pending(0));
+    assert_eq!(lrs(&mut g, 0, 4).1.count, 0);
+}
+
+#[test]
+fn level_interrupts_ask_for_eoi_maintenance_and_resample() {
+    let mut g = v3(1);
+    g.dist_write(0, d::CTLR, 4, 2);
+    g.redist_write(r::SGI_BASE + d::ISENABLER, 4, 1 << 27);
+    g.set_line(0, 27, true);
+    let (out, _) = lrs(&mut g, 0, 4);
+    assert!(out[0].eoi_maintenance);
+    assert_eq!(
+        Lr::from_v3(out[0].to_v3()),
+        Lr {
+            source: 0,
+            ..out[0]
+        }
+    );
+    // The guest handled it and the device deasserted.
+    g.fold(0, &[Lr::INVALID]);
+    g.set_line(0, 27, false);
+    assert!(!g.is_pending_or_active(0, 27));
+    // Still asserted after EOI: pending again.
+    g.set_line(0, 27, true);
+    let (_, f) = lrs(&mut g, 0, 4);
+    assert_eq!(f.count, 1);
+}
+
+#[test]
+fn an_spi_in_one_vcpus_list_registers_is_not_offered_to_another() {
+    let mut g = v2(2);
+    g.dist_write(0, d::CTLR, 4, 1);
+    g.dist_write(0, d::ISENABLER + 4, 4, 1);
+    g.dist_write(0, d::ITARGETSR + 32, 1, 1);
+    g.inject_edge(0, 32);
+    assert_eq!(lrs(&mut g, 0, 4).1.count, 1);
+    // Retargeted while vCPU 0 holds it.
+    g.dist_write(0, d::ITARGETSR + 32, 1, 2);
+    assert_eq!(lrs(&mut g, 1, 4).1.count, 0);
+    g.fold(
+        0,
+        &[Lr {
+            state: LrState::Active,
+            ..Lr::INVALID
+        }],
+    );
+    assert!(g.irq(0, 32).unwrap().active);
+    let (out, f) = lrs(&mut g, 1, 4);
+    assert_eq!((f.count, out[0].state), (1, LrState::Active));
+}
+
+#[test]
+fn lr_encodings() {
+    let lr = Lr {
+        intid: 27,
+        state: LrState::PendingActive,
+        priority: 0xa0,
+        group1: true,
+        eoi_maintenance: true,
+        source: 0,
+    };
+    assert_eq!(
+        lr.to_v3(),
+        (3 << 62) | (1 << 60) | (0xa0 << 48) | (1 << 41) | 27
+    );
+    let v2 = Lr {
+        group1: false,
+        source: 3,
+        intid: 2,
+        ..lr
+    };
+    assert_eq!(
+        v2.to_v2(),
+        (3 << 28) | (0x14 << 23) | (1 << 19) | (3 << 10) | 2
+    );
+    assert_eq!(Lr::from_v2(v2.to_v2()), v2);
+    assert_eq!(Lr::INVALID.to_v3(), 0);
+    assert_eq!(Lr::INVALID.to_v2(), 0);
+}
+
+#[test]
+fn reads_and_writes_of_odd_sizes_are_raz_wi() {
+    let mut g = v3(1);
+    assert_eq!(g.dist_read(0, d::CTLR, 2), 0);
+    g.dist_write(0, d::ISENABLER + 4, 2, 0xffff);
+    assert_eq!(g.dist_read(0, d::ISENABLER + 4, 4), 0);
+    assert_eq!(g.redist_read(r::TYPER, 2), 0);
+}
