@@ -46,6 +46,7 @@ pub fn poll_input() {
     while let Some(b) = console::guest_read() {
         vm.uart.lock().receive(b);
     }
+    super::vgic::uart_changed(vm); // vGIC: the receive interrupt.
 }
 
 fn stop(msg: core::fmt::Arguments) -> ! {
@@ -144,6 +145,8 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     gic::init(gic_config, info.cpus.len());
     gic::enable_private(hyp_timer_intid(), 0);
     gic::enable_private(super::control::KICK_SGI, 0);
+    super::vgic::init(info); // vGIC: virtual interface facts, then this CPU's part.
+    super::vgic::init_cpu(0);
     sched::set_online(0, arch::mpidr());
 
     start_secondaries(info);
@@ -164,6 +167,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     ) {
         Ok(vms) => {
             let vms = vm::install(vms);
+            super::vgic::create(); // vGIC: one per VM (GICv2: GICV mapped at GICC).
             console::set_guest_uart(guest_uart.base.0 as usize);
             let (used, free) = heap::usage();
             println!(
@@ -191,6 +195,7 @@ extern "C" fn hv_secondary_main(index: usize) -> ! {
     gic::init_secondary(index);
     gic::enable_private(hyp_timer_intid(), index);
     gic::enable_private(super::control::KICK_SGI, index);
+    super::vgic::init_cpu(index); // vGIC
     sched::set_online(index, arch::mpidr());
     CPUS_ONLINE.fetch_add(1, Ordering::SeqCst);
     while !VMS_READY.load(Ordering::SeqCst) {

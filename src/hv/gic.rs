@@ -103,6 +103,25 @@ pub fn enable_private(intid: u32, cpu: usize) {
     }
 }
 
+/// Enables or disables (without reconfiguring) a private interrupt on `cpu`: the
+/// vGIC masks the virtual timer's PPI while the guest handles its virtual one.
+pub fn set_private_enabled(intid: u32, cpu: usize, enable: bool) {
+    let id = if intid < 16 {
+        IntId::sgi(intid)
+    } else {
+        IntId::ppi(intid - 16)
+    };
+    let mut gic = GIC.get().expect("GIC").lock();
+    match &mut *gic {
+        HostGic::V2(g) => {
+            let _ = g.enable_interrupt(id, enable);
+        }
+        HostGic::V3(g) => {
+            let _ = g.enable_interrupt(id, Some(cpu), enable);
+        }
+    }
+}
+
 /// Sends SGI `intid` to the CPU with MPIDR `mpidr` (GICv2: CPU interface = Aff0).
 pub fn send_sgi(intid: u32, mpidr: u64) {
     let id = IntId::sgi(intid);

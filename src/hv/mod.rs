@@ -10,6 +10,7 @@ pub mod panic;
 pub mod sched;
 pub mod sysreg;
 pub mod trap;
+pub mod vgic;
 pub mod vcpu;
 pub mod vm;
 pub mod vpsci;

@@ -112,7 +112,10 @@ fn pick(me: usize, after: usize) -> Option<usize> {
         .map(|i| (start + i) % n)
         .filter(|&p| p != after)
         .find(|&p| {
-            vcpu_at(me, p).is_some_and(|(_, v)| v.state() == RunState::Runnable && !v.is_paused())
+            // vGIC: a vCPU blocked in WFI runs again once an interrupt is pending for it.
+            vcpu_at(me, p).is_some_and(|(vm, v)| {
+                v.state() == RunState::Runnable && !v.is_paused() && super::vgic::runnable(vm, v)
+            })
         })
 }
 
@@ -126,8 +129,13 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     let me = arch::cpu_index();
     let cur = CPUS[me].current.load(Ordering::Relaxed);
     let current = if cur == NONE { None } else { vcpu_at(me, cur) };
-    let keep = current
-        .is_some_and(|(vm, v)| v.state() == RunState::Running && vm.is_running() && !v.is_paused());
+    // vGIC: a vCPU blocked in WFI gives its CPU up.
+    let keep = current.is_some_and(|(vm, v)| {
+        v.state() == RunState::Running
+            && vm.is_running()
+            && !v.is_paused()
+            && !super::vgic::is_blocked(vm, v)
+    });
     if keep && !yield_cpu {
         // The slice goes on: re-arming here would restart it, and a vCPU that exits
         // often (MMIO, HVC polling) would never be preempted.
@@ -184,6 +192,7 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
 pub fn run() -> ! {
     let mut frame = TrapFrame::default();
     idle_until_runnable(&mut frame);
+    super::vgic::on_entry();
     // SAFETY: `frame` holds a vCPU's registers with its EL1 state, stage 2 and HCR
     // loaded by `load`; this stack frame is never popped, so the frame stays valid.
     unsafe { arch::trap_frame::enter_guest(&frame) }
@@ -194,6 +203,10 @@ fn arm_slice() {
 }
 
 fn save(v: &Vcpu, frame: &TrapFrame) {
+    // vGIC: the virtual CPU interface (the list registers were folded on exit).
+    if let Some(vm) = vm::get(v.vm) {
+        super::vgic::save(vm, v);
+    }
     let mut ctx = v.ctx.lock();
     ctx.frame = *frame;
     cpreg::save_el1(&mut ctx.sysregs);
@@ -215,6 +228,8 @@ fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
     cpreg::restore_el1(&ctx.sysregs);
     cpreg::restore_fp_with(&ctx.sysregs, &mut cpreg::Hw);
     ctx.fp.restore();
+    // vGIC: the virtual CPU interface (the list registers are filled on entry).
+    super::vgic::restore(vm, v);
     let vmpidr = (1u64 << 31) | v.mpidr;
     // SAFETY: these EL2 registers configure the guest about to run: its stage 2 (the
     // VM's tables, which live as long as the VM), its traps and its view of MPIDR.

@@ -135,9 +135,11 @@ fn perform(vm: &Vm, vcpu: &Vcpu, op: Operation) -> bool {
             crate::arch::cache::invalidate_icache_all();
             true
         }
+        // vGIC: GICv3 SGI generation.
+        OpKind::Sgi1 | OpKind::Asgi1 => super::vgic::sgi(vm, vcpu, op.operand, true),
+        OpKind::Sgi0 => super::vgic::sgi(vm, vcpu, op.operand, false),
         // By-VA data maintenance and address translation are not trapped by this
-        // HCR_EL2 and cannot be replayed at EL2 (another translation regime); SGI
-        // generation needs the virtual GIC's distributor, which does not exist yet.
+        // HCR_EL2 and cannot be replayed at EL2 (another translation regime).
         // Whatever the runtime cannot perform is UNDEF to the guest.
         _ => false,
     }

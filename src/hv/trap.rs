@@ -4,7 +4,7 @@
 //! exception from EL2 itself is a hypervisor bug: its state goes to the console and
 //! that CPU stops.
 
-use super::{gic, inject, sched, sysreg, vm::Vm, vpsci};
+use super::{gic, inject, sched, sysreg, vgic, vm::Vm, vpsci};
 use crate::arch::trap_frame::{kind, TrapFrame};
 use crate::esr::{Esr, ExceptionClass};
 use crate::vuart;
@@ -27,12 +27,16 @@ extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
     if !kind::from_lower_el(k) {
         el2_crash(frame, k);
     }
+    // vGIC: the list registers go back into the model on every exit...
+    vgic::on_exit();
     match kind::class(k) {
         0 => guest_sync(frame),
         1 => irq(frame),
         2 => sched::schedule(frame, false),
         _ => serror(frame),
     }
+    // ...and are refilled for whichever vCPU runs next (vGIC).
+    vgic::on_entry();
 }
 
 fn guest_sync(frame: &mut TrapFrame) {
@@ -58,11 +62,15 @@ fn guest_sync(frame: &mut TrapFrame) {
         }
         ExceptionClass::WfiWfe => {
             frame.elr += esr.instruction_len();
+            if !esr.is_wfe() {
+                // vGIC: WFI blocks the vCPU until an interrupt is pending for it.
+                vgic::wfi(vm, vcpu);
+            }
             yield_cpu = true;
         }
         ExceptionClass::DataAbortLower => {
             let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
-            data_abort(vm, frame, esr, ipa, far);
+            data_abort(vm, vcpu, frame, esr, ipa, far);
         }
         ExceptionClass::InstrAbortLower => {
             let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
@@ -95,7 +103,18 @@ fn guest_sync(frame: &mut TrapFrame) {
 }
 
 /// A stage-2 fault: an emulated device, or an access to nothing.
-fn data_abort(vm: &Vm, frame: &mut TrapFrame, esr: Esr, ipa: u64, far: u64) {
+fn data_abort(
+    vm: &Vm,
+    vcpu: &super::vcpu::Vcpu,
+    frame: &mut TrapFrame,
+    esr: Esr,
+    ipa: u64,
+    far: u64,
+) {
+    // vGIC: the guest's distributor and redistributors.
+    if vgic::mmio(vm, vcpu, frame, esr, ipa) {
+        return;
+    }
     let da = esr.data_abort();
     if ipa >= vm.uart_ipa && ipa < vm.uart_ipa + vuart::SIZE && da.isv() {
         let offset = ipa - vm.uart_ipa;
@@ -112,6 +131,8 @@ fn data_abort(vm: &Vm, frame: &mut TrapFrame, esr: Esr, ipa: u64, far: u64) {
                 frame.x[rt] = value;
             }
         }
+        // vGIC: the UART's interrupt line may have changed.
+        vgic::uart_changed(vm);
         frame.elr += esr.instruction_len();
         return;
     }
@@ -142,6 +163,8 @@ fn irq(frame: &mut TrapFrame) {
         }
         // A kick (control::KICK_SGI) needs nothing but this exit: `schedule` below
         // sees why it was sent.
+        // vGIC: the virtual timer's PPI or the maintenance interrupt.
+        vgic::physical_irq(acked.id.raw_value());
         gic::end(acked);
     }
     if tick {

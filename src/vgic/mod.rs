@@ -455,6 +455,12 @@ impl Vgic {
         }
     }
 
+    /// How many list registers the last flush for `vcpu` used (what the runtime
+    /// reads back on the next exit).
+    pub fn lrs_in_use(&self, vcpu: usize) -> usize {
+        self.cpus.get(vcpu).map_or(0, |c| c.lrs.used)
+    }
+
     /// Reads back the list registers a flush wrote for `vcpu` (`lrs[i]` is list
     /// register `i` as the hardware holds it now).
     pub fn fold(&mut self, vcpu: usize, lrs: &[Lr]) {

@@ -1,0 +1,597 @@
+//! The virtual GIC's runtime glue: the portable model ([`crate::vgic`]) wired to
+//! stage-2 data aborts, the hardware virtual CPU interface, the virtual timer, the
+//! emulated UART's interrupt and the scheduler.
+//!
+//! * **Distributor / redistributors**: guest accesses to the host GIC's GICD (and,
+//!   GICv3, GICR) addresses fault at stage 2 and come here from `trap::data_abort`.
+//! * **CPU interface**: the hardware's virtual one. GICv3 guests use the `ICC_*`
+//!   system registers, which with ICH_HCR_EL2.En and HCR_EL2.IMO/FMO reach the
+//!   virtual interface (`ICV_*`); ICC_SRE_EL2.Enable lets them keep SRE set. GICv2
+//!   guests get the host's GICV frame mapped by stage 2 at their GICC address.
+//! * **List registers**: folded into the model on every exit ([`on_exit`]) and
+//!   rebuilt on every entry ([`on_entry`]), so the model is the truth whenever the
+//!   hypervisor runs and nothing but ICH_VMCR and the active-priority registers needs
+//!   switching with a vCPU ([`save`]/[`restore`]).
+//! * **Virtual timer**: the guest's CNTV state is switched with the vCPU (cpreg
+//!   table). Its PPI is taken at EL2; the line the model sees is resampled from
+//!   CNTV_CTL_EL0.ISTATUS on every entry. The physical PPI stays disabled on this
+//!   CPU while the loaded vCPU's virtual timer interrupt is pending or active (so it
+//!   cannot storm), and the list register asks for an EOI maintenance interrupt, so
+//!   the guest's deactivation brings us back to re-enable it.
+//! * **WFI**: a vCPU with nothing to take blocks ([`wfi`]); the scheduler runs it
+//!   again when [`runnable`] sees an interrupt pending for it or its saved timer
+//!   expired. An idle CPU notices through the timer event stream (its `wfe` wakes
+//!   every ~100 us) and through events sent by whoever made an interrupt pending.
+
+use super::vcpu::{RunState, Vcpu};
+use super::vm::{self, Vm};
+use super::{control, gic, sched};
+use crate::addr::{Ipa, PhysAddr};
+use crate::arch::{self, trap_frame::TrapFrame};
+use crate::dt::{GicVersion, MachineInfo};
+use crate::esr::Esr;
+use crate::vgic::{Kicks, Lr, Version, Vgic, GICD_SIZE_V2, GICD_SIZE_V3, MAX_LRS};
+use alloc::vec::Vec;
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+use spin::{Mutex, Once};
+
+/// SPIs every guest distributor describes (INTIDs 32-159): more than QEMU `virt`'s
+/// devices use, and the GICv2 LR's 10-bit INTID is never a limit.
+const GUEST_SPIS: usize = 128;
+
+struct Config {
+    version: Version,
+    /// Guest IPA (= host PA) of the distributor and (v3) the redistributor region.
+    gicd: u64,
+    gicr: u64,
+    gicr_size: u64,
+    /// GICv2: the virtual interface control frame (GICH), identity-mapped.
+    gich: usize,
+    /// GICv2: where the guest's GICC is, and the host GICV frame behind it.
+    gicc_ipa: u64,
+    gicv_pa: u64,
+    gicv_size: u64,
+    vtimer: u32,
+    maintenance: Option<u32>,
+    uart_spi: Option<u32>,
+    nr_lrs: usize,
+    /// GICv3: active-priority registers per group (1, 2 or 4).
+    nr_apr: usize,
+}
+
+struct VmGic {
+    gic: Mutex<Vgic>,
+    /// vCPU blocked in WFI (indexed by vCPU).
+    blocked: Vec<AtomicBool>,
+}
+
+static CFG: Once<Config> = Once::new();
+static VGICS: Once<Vec<VmGic>> = Once::new();
+/// Whether the virtual timer's physical PPI is enabled, per physical CPU.
+static TIMER_PPI_ON: [AtomicBool; sched::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; sched::MAX_CPUS];
+
+fn cfg() -> Option<&'static Config> {
+    CFG.get()
+}
+
+fn vgic_of(vm: &Vm) -> Option<&'static VmGic> {
+    VGICS.get()?.get(vm.id)
+}
+
+// ---------------------------------------------------------------------------------
+// Hardware access: GICv3 ICH_* system registers, GICv2 GICH MMIO.
+
+macro_rules! mrs {
+    ($r:literal) => {{
+        let v: u64;
+        // SAFETY: reading a GIC virtualisation register at EL2 has no side effects.
+        unsafe { asm!(concat!("mrs {}, ", $r), out(reg) v, options(nomem, nostack)) };
+        v
+    }};
+}
+
+macro_rules! msr {
+    ($r:literal, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: the virtual CPU interface belongs to the loaded vCPU (or none);
+        // writing it only changes what that guest sees.
+        unsafe { asm!(concat!("msr ", $r, ", {}"), in(reg) v, options(nomem, nostack)) };
+    }};
+}
+
+macro_rules! lr_switch {
+    ($n:expr, $op:ident $(, $v:expr)?) => {
+        match $n {
+            0 => $op!("ich_lr0_el2" $(, $v)?),
+            1 => $op!("ich_lr1_el2" $(, $v)?),
+            2 => $op!("ich_lr2_el2" $(, $v)?),
+            3 => $op!("ich_lr3_el2" $(, $v)?),
+            4 => $op!("ich_lr4_el2" $(, $v)?),
+            5 => $op!("ich_lr5_el2" $(, $v)?),
+            6 => $op!("ich_lr6_el2" $(, $v)?),
+            7 => $op!("ich_lr7_el2" $(, $v)?),
+            8 => $op!("ich_lr8_el2" $(, $v)?),
+            9 => $op!("ich_lr9_el2" $(, $v)?),
+            10 => $op!("ich_lr10_el2" $(, $v)?),
+            11 => $op!("ich_lr11_el2" $(, $v)?),
+            12 => $op!("ich_lr12_el2" $(, $v)?),
+            13 => $op!("ich_lr13_el2" $(, $v)?),
+            14 => $op!("ich_lr14_el2" $(, $v)?),
+            _ => $op!("ich_lr15_el2" $(, $v)?),
+        }
+    };
+}
+
+fn v3_read_lr(n: usize) -> u64 {
+    lr_switch!(n, mrs)
+}
+
+fn v3_write_lr(n: usize, v: u64) {
+    lr_switch!(n, msr, v)
+}
+
+/// GICH register offsets (IHI 0048B 5.3).
+mod gich {
+    pub const HCR: usize = 0x000;
+    pub const VTR: usize = 0x004;
+    pub const VMCR: usize = 0x008;
+    pub const APR: usize = 0x0f0;
+    pub const LR0: usize = 0x100;
+}
+
+fn gich_read(off: usize) -> u32 {
+    let base = cfg().map_or(0, |c| c.gich);
+    // SAFETY: GICH is the banked virtual interface control frame of this CPU from
+    // the DTB, identity-mapped as device memory; `off` is a register within it.
+    unsafe { core::ptr::read_volatile((base + off) as *const u32) }
+}
+
+fn gich_write(off: usize, v: u32) {
+    let base = cfg().map_or(0, |c| c.gich);
+    // SAFETY: as in `gich_read`; the frame only controls this CPU's virtual interface.
+    unsafe { core::ptr::write_volatile((base + off) as *mut u32, v) }
+}
+
+/// ICH_HCR_EL2 / GICH_HCR: En, plus UIE (underflow maintenance) when asked.
+fn write_hcr(v3: bool, underflow: bool) {
+    let hcr = 1 | ((underflow as u64) << 1);
+    if v3 {
+        msr!("ich_hcr_el2", hcr);
+    } else {
+        gich_write(gich::HCR, hcr as u32);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Boot.
+
+/// Reads the host GIC's virtualisation facts from the DTB and this CPU. Boot CPU,
+/// after the host GIC is up, before [`create`].
+pub fn init(info: &MachineInfo) {
+    let Some(g) = info.gic.as_ref() else { return };
+    let version = match g.version {
+        GicVersion::V2 => Version::V2,
+        _ => Version::V3,
+    };
+    let v3 = version == Version::V3;
+    let (nr_lrs, nr_apr) = if v3 {
+        let vtr = mrs!("ich_vtr_el2");
+        let pre = ((vtr >> 26) & 7) + 1;
+        (
+            (vtr & 0x1f) as usize + 1,
+            1usize << (pre.saturating_sub(5).min(2)),
+        )
+    } else {
+        let gich = g.hyp_interface.map_or(0, |r| r.start.0 as usize);
+        if gich == 0 {
+            crate::println!("hv: vgic: no GICH frame in the device tree: guests get no GIC");
+            return;
+        }
+        // SAFETY: GICH_VTR of this CPU's virtual interface control frame (DTB,
+        // identity-mapped device memory).
+        let vtr = unsafe { core::ptr::read_volatile((gich + gich::VTR) as *const u32) };
+        ((vtr & 0x3f) as usize + 1, 1)
+    };
+    let uart_spi = info
+        .resolve_alias("serial0")
+        .and_then(|u| u.irq)
+        .map(|i| i.intid)
+        .filter(|&i| i >= 32);
+    let gicr = g.redistributors.first();
+    CFG.call_once(|| Config {
+        version,
+        gicd: g.distributor.start.0,
+        gicr: gicr.map_or(0, |r| r.start.0),
+        gicr_size: gicr.map_or(0, |r| r.size),
+        gich: g.hyp_interface.map_or(0, |r| r.start.0 as usize),
+        gicc_ipa: g.cpu_interface.map_or(0, |r| r.start.0),
+        gicv_pa: g.vcpu_interface.map_or(0, |r| r.start.0),
+        gicv_size: g.vcpu_interface.map_or(0, |r| r.size),
+        vtimer: info.timer.as_ref().map_or(27, |t| t.virt.intid),
+        maintenance: g.maintenance_irq.map(|i| i.intid),
+        uart_spi,
+        nr_lrs: nr_lrs.min(MAX_LRS),
+        nr_apr,
+    });
+    crate::println!(
+        "hv: vgic: {:?} guests, {} list registers, virtual timer PPI {}, maintenance PPI {:?}, console SPI {:?}",
+        version,
+        nr_lrs.min(MAX_LRS),
+        cfg().map_or(0, |c| c.vtimer),
+        cfg().and_then(|c| c.maintenance),
+        uart_spi
+    );
+}
+
+/// Per-CPU setup, on every CPU after its host GIC interface: the PPIs the vGIC takes
+/// at EL2, the guest's system-register interface, and the timer event stream that
+/// wakes an idle CPU to check on vCPUs blocked in WFI.
+pub fn init_cpu(cpu: usize) {
+    let Some(c) = cfg() else { return };
+    if let Some(m) = c.maintenance {
+        gic::enable_private(m, cpu);
+    }
+    gic::enable_private(c.vtimer, cpu);
+    TIMER_PPI_ON[cpu].store(true, Ordering::Relaxed);
+    if c.version == Version::V3 {
+        // The EL1 view: system registers (SRE), as every GICv3 guest expects.
+        msr!("icc_sre_el1", 0x7);
+        msr!("ich_hcr_el2", 0);
+    } else {
+        gich_write(gich::HCR, 0);
+    }
+    // CNTHCTL_EL2.EVNTEN with EVNTI so an event comes every ~2^13..2^14 ticks of a
+    // 62.5 MHz counter (about 100 us), scaled for other frequencies.
+    let freq = arch::timer::frequency().max(1);
+    let bit = (63 - (freq / 10_000).max(1).leading_zeros() as u64).min(15);
+    let cnthctl = mrs!("cnthctl_el2");
+    msr!(
+        "cnthctl_el2",
+        (cnthctl & !(0xf << 4)) | (1 << 2) | (bit << 4)
+    );
+}
+
+/// Creates each VM's virtual GIC; GICv2 VMs get the GICV frame mapped at their GICC
+/// address. Boot CPU, after the VMs are installed, before any guest runs.
+pub fn create() {
+    let Some(c) = cfg() else { return };
+    let vms = vm::all();
+    let gics = vms
+        .iter()
+        .map(|vm| {
+            let mpidrs: Vec<u64> = vm.vcpus.iter().map(|v| v.mpidr).collect();
+            if c.version == Version::V2 {
+                if vm.vcpus.len() > crate::vgic::V2_MAX_CPUS {
+                    crate::println!("vm{}: GICv2 serves only 8 vCPUs", vm.id);
+                }
+                let size = c.gicv_size.min(0x2000).max(0x2000);
+                let mapped = vm.stage2.lock().0.map(
+                    Ipa(c.gicc_ipa),
+                    PhysAddr(c.gicv_pa),
+                    size,
+                    crate::stage2::DEVICE,
+                );
+                if mapped.is_err() || c.gicv_pa == 0 {
+                    crate::println!("vm{}: cannot map the GICv2 virtual CPU interface", vm.id);
+                }
+            }
+            VmGic {
+                gic: Mutex::new(Vgic::new(c.version, &mpidrs, GUEST_SPIS)),
+                blocked: vm.vcpus.iter().map(|_| AtomicBool::new(false)).collect(),
+            }
+        })
+        .collect();
+    VGICS.call_once(|| gics);
+    // SAFETY: drops stale stage-2 walks of every VMID before any guest runs.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi alle1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
+}
+
+// ---------------------------------------------------------------------------------
+// Exits and entries.
+
+/// Right after a guest exit: fold the list registers into the model.
+pub fn on_exit() {
+    let (Some(c), Some((vm, v))) = (cfg(), sched::current()) else {
+        return;
+    };
+    let Some(g) = vgic_of(vm) else { return };
+    let mut gic = g.gic.lock();
+    let used = gic.lrs_in_use(v.index);
+    let v3 = c.version == Version::V3;
+    let mut lrs = [Lr::INVALID; MAX_LRS];
+    for (n, lr) in lrs.iter_mut().enumerate().take(used) {
+        if v3 {
+            *lr = Lr::from_v3(v3_read_lr(n));
+            v3_write_lr(n, 0);
+        } else {
+            *lr = Lr::from_v2(gich_read(gich::LR0 + 4 * n));
+            gich_write(gich::LR0 + 4 * n, 0);
+        }
+    }
+    gic.fold(v.index, &lrs[..used]);
+    // Emptied list registers raise no maintenance condition; clear UIE too.
+    write_hcr(v3, false);
+}
+
+/// Right before entering the guest: resample the virtual timer, fill the list
+/// registers, and keep the timer's physical PPI masked while its virtual one is in
+/// flight.
+pub fn on_entry() {
+    let (Some(c), Some((vm, v))) = (cfg(), sched::current()) else {
+        return;
+    };
+    let Some(g) = vgic_of(vm) else { return };
+    // ENABLE, not IMASK, ISTATUS: the timer's output line.
+    let ctl = mrs!("cntv_ctl_el0");
+    let line = ctl & 0b111 == 0b101;
+    let v3 = c.version == Version::V3;
+    let mut lrs = [Lr::INVALID; MAX_LRS];
+    let (flush, timer_busy) = {
+        let mut gic = g.gic.lock();
+        gic.set_line(v.index, c.vtimer, line);
+        let f = gic.flush(v.index, &mut lrs[..c.nr_lrs]);
+        (f, gic.is_pending_or_active(v.index, c.vtimer))
+    };
+    for (n, lr) in lrs.iter().enumerate().take(flush.count) {
+        if v3 {
+            v3_write_lr(n, lr.to_v3());
+        } else {
+            gich_write(gich::LR0 + 4 * n, lr.to_v2());
+        }
+    }
+    write_hcr(v3, flush.overflow);
+    let me = arch::cpu_index();
+    if TIMER_PPI_ON[me].load(Ordering::Relaxed) == timer_busy {
+        gic::set_private_enabled(c.vtimer, me, !timer_busy);
+        TIMER_PPI_ON[me].store(!timer_busy, Ordering::Relaxed);
+    }
+}
+
+/// A physical interrupt the vGIC owns was acknowledged at EL2 (before its EOI).
+/// The virtual timer: keep it quiet until `on_entry` has injected it. The
+/// maintenance interrupt: nothing (the exit itself was the point).
+pub fn physical_irq(intid: u32) {
+    let Some(c) = cfg() else { return };
+    if intid == c.vtimer {
+        let me = arch::cpu_index();
+        if TIMER_PPI_ON[me].swap(false, Ordering::Relaxed) {
+            gic::set_private_enabled(c.vtimer, me, false);
+        }
+    }
+}
+
+/// Saves the vCPU's virtual CPU interface (not the list registers: see `on_exit`)
+/// when it leaves its CPU.
+pub fn save(vm: &Vm, v: &Vcpu) {
+    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+        return;
+    };
+    let mut gic = g.gic.lock();
+    let Some(s) = gic.iface_mut(v.index) else {
+        return;
+    };
+    if c.version == Version::V3 {
+        s.vmcr = mrs!("ich_vmcr_el2");
+        s.ap0r[0] = mrs!("ich_ap0r0_el2") as u32;
+        s.ap1r[0] = mrs!("ich_ap1r0_el2") as u32;
+        if c.nr_apr > 1 {
+            s.ap0r[1] = mrs!("ich_ap0r1_el2") as u32;
+            s.ap1r[1] = mrs!("ich_ap1r1_el2") as u32;
+        }
+        if c.nr_apr > 2 {
+            s.ap0r[2] = mrs!("ich_ap0r2_el2") as u32;
+            s.ap1r[2] = mrs!("ich_ap1r2_el2") as u32;
+            s.ap0r[3] = mrs!("ich_ap0r3_el2") as u32;
+            s.ap1r[3] = mrs!("ich_ap1r3_el2") as u32;
+        }
+    } else {
+        s.vmcr = gich_read(gich::VMCR) as u64;
+        s.ap1r[0] = gich_read(gich::APR);
+    }
+}
+
+/// Restores what [`save`] saved, when the vCPU is loaded.
+pub fn restore(vm: &Vm, v: &Vcpu) {
+    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+        return;
+    };
+    let mut gic = g.gic.lock();
+    let Some(s) = gic.iface_mut(v.index).copied() else {
+        return;
+    };
+    if c.version == Version::V3 {
+        msr!("ich_vmcr_el2", s.vmcr);
+        msr!("ich_ap0r0_el2", s.ap0r[0] as u64);
+        msr!("ich_ap1r0_el2", s.ap1r[0] as u64);
+        if c.nr_apr > 1 {
+            msr!("ich_ap0r1_el2", s.ap0r[1] as u64);
+            msr!("ich_ap1r1_el2", s.ap1r[1] as u64);
+        }
+        if c.nr_apr > 2 {
+            msr!("ich_ap0r2_el2", s.ap0r[2] as u64);
+            msr!("ich_ap1r2_el2", s.ap1r[2] as u64);
+            msr!("ich_ap0r3_el2", s.ap0r[3] as u64);
+            msr!("ich_ap1r3_el2", s.ap1r[3] as u64);
+        }
+    } else {
+        gich_write(gich::VMCR, s.vmcr as u32);
+        gich_write(gich::APR, s.ap1r[0]);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Guest accesses.
+
+/// A stage-2 data abort: emulated here if it hits the guest's GICD or GICR. False if
+/// the address is not the vGIC's.
+pub fn mmio(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, ipa: u64) -> bool {
+    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+        return false;
+    };
+    let dsize = if c.version == Version::V3 {
+        GICD_SIZE_V3
+    } else {
+        GICD_SIZE_V2
+    };
+    let in_gicd = ipa >= c.gicd && ipa < c.gicd + dsize;
+    let in_gicr = c.version == Version::V3 && ipa >= c.gicr && ipa < c.gicr + c.gicr_size;
+    if !in_gicd && !in_gicr {
+        return false;
+    }
+    let da = esr.data_abort();
+    if !da.isv() {
+        // Not a single load or store (LDP, writeback): cannot be emulated.
+        return false;
+    }
+    let size = da.access_size() as u8;
+    let rt = da.srt();
+    if da.is_write() {
+        let mut value = if rt == 31 { 0 } else { frame.x[rt] };
+        if size < 8 {
+            value &= (1u64 << (8 * size as u32)) - 1;
+        }
+        let kicks = {
+            let mut gic = g.gic.lock();
+            if in_gicd {
+                gic.dist_write(vcpu.index, ipa - c.gicd, size, value)
+            } else {
+                gic.redist_write(ipa - c.gicr, size, value)
+            }
+        };
+        kick(vm, kicks);
+    } else {
+        let value = {
+            let gic = g.gic.lock();
+            if in_gicd {
+                gic.dist_read(vcpu.index, ipa - c.gicd, size)
+            } else {
+                gic.redist_read(ipa - c.gicr, size)
+            }
+        };
+        if rt != 31 {
+            frame.x[rt] = value;
+        }
+    }
+    frame.elr += esr.instruction_len();
+    true
+}
+
+/// A GICv3 SGI generation register written by the guest (ICC_SGI1R_EL1 and
+/// ICC_ASGI1R_EL1: `group1`; ICC_SGI0R_EL1: not). False without a GICv3 vGIC.
+pub fn sgi(vm: &Vm, vcpu: &Vcpu, value: u64, group1: bool) -> bool {
+    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+        return false;
+    };
+    if c.version != Version::V3 {
+        return false;
+    }
+    let kicks = g.gic.lock().sgi_v3(vcpu.index, value, group1);
+    kick(vm, kicks);
+    true
+}
+
+/// The emulated UART's interrupt line may have changed (after a guest access or
+/// console input).
+pub fn uart_changed(vm: &Vm) {
+    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+        return;
+    };
+    let Some(spi) = c.uart_spi else { return };
+    let level = vm.uart.lock().irq_pending();
+    let kicks = g.gic.lock().set_line(0, spi, level);
+    kick(vm, kicks);
+}
+
+/// Makes the vCPUs in `kicks` notice new interrupts: one running on another CPU
+/// exits (the kick SGI), an idle CPU wakes (an event). The current vCPU needs
+/// nothing: `on_entry` runs before it resumes.
+fn kick(vm: &Vm, kicks: Kicks) {
+    if kicks.is_empty() {
+        return;
+    }
+    let me = arch::cpu_index();
+    let mut woke = false;
+    for t in kicks.iter() {
+        let Some(v) = vm.vcpus.get(t) else { continue };
+        if let Some(g) = vgic_of(vm) {
+            if g.blocked[t].load(Ordering::Relaxed) {
+                woke = true;
+            }
+        }
+        if v.pcpu != me && v.state() == RunState::Running {
+            gic::send_sgi(control::KICK_SGI, sched::mpidr_of(v.pcpu));
+        }
+    }
+    if woke {
+        arch::send_event();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Scheduling.
+
+/// The guest executed WFI: block it unless an interrupt is already there for it or
+/// its virtual timer has fired (the hardware is the vCPU's: it is loaded).
+pub fn wfi(vm: &Vm, v: &Vcpu) {
+    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+        return;
+    };
+    let ctl = mrs!("cntv_ctl_el0");
+    if ctl & 0b111 == 0b101 {
+        return;
+    }
+    let gic = g.gic.lock();
+    let _ = c;
+    if !gic.has_pending(v.index) {
+        g.blocked[v.index].store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether a vCPU is blocked in WFI (its CPU should not keep running it).
+pub fn is_blocked(vm: &Vm, v: &Vcpu) -> bool {
+    vgic_of(vm).is_some_and(|g| g.blocked[v.index].load(Ordering::Relaxed))
+}
+
+/// For the scheduler's pick: false while the vCPU waits in WFI with nothing to
+/// wake it. Wakes it (clears the block) when an interrupt is pending for it or the
+/// virtual timer it left behind has expired. Not for the loaded vCPU.
+pub fn runnable(vm: &Vm, v: &Vcpu) -> bool {
+    let Some(g) = vgic_of(vm) else { return true };
+    if !g.blocked[v.index].load(Ordering::Relaxed) {
+        return true;
+    }
+    let wake = g.gic.lock().has_pending(v.index) || saved_timer_fired(v);
+    if wake {
+        g.blocked[v.index].store(false, Ordering::Relaxed);
+    }
+    wake
+}
+
+/// The vCPU's saved virtual timer condition (CNTVOFF_EL2 is zero: the virtual
+/// count is the physical one).
+fn saved_timer_fired(v: &Vcpu) -> bool {
+    use crate::cpreg::Reg;
+    let Some(ctx) = v.ctx.try_lock() else {
+        return true;
+    };
+    let ctl = ctx.sysregs.raw_read(Reg::CNTV_CTL_EL0).unwrap_or(0);
+    let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
+    ctl & 0b11 == 0b01 && arch::timer::now() >= cval
+}
+
+/// Clears a WFI block (the vCPU was reset or powered on).
+pub fn unblock(vm: &Vm, v: &Vcpu) {
+    if let Some(g) = vgic_of(vm) {
+        g.blocked[v.index].store(false, Ordering::Relaxed);
+    }
+}
