@@ -1,1 +1,162 @@
-//! QEMU integration tests (being written).
+//! QEMU integration tests: the hypervisor boots on QEMU `virt` with guests given as
+//! guest-loader modules, and the tests assert on what the guests and the hypervisor
+//! really printed. Run them with `cargo xtask test` (it builds the images).
+
+mod common;
+
+use common::{guest, module, qemu};
+use std::time::Duration;
+
+/// The boot log every run must show on the debug console.
+fn expect_boot_log(q: &mut common::Qemu, cpus: u32) {
+    q.expect_debug("hv: hypervisor v")
+        .expect_debug("(board qemu-virt) at EL2")
+        .expect_debug("hv: memory: 0x40000000-0x7fffffff (1024 MiB)")
+        .expect_debug(&format!("hv: {cpus} CPU(s) online"));
+}
+
+#[test]
+fn demo_guest_boots_on_gicv3_with_4_cpus() {
+    let mut q = qemu().smp(4).gic(3).vm(module(guest("demo"))).start();
+    expect_boot_log(&mut q, 4);
+    q.expect_debug("hv: gic: V3")
+        .expect_debug("vm0: 4 vCPU(s)")
+        .expect_guest("demo: hello from EL1")
+        .expect_guest("demo: CurrentEL=EL1")
+        .expect_guest("demo: cpus=4")
+        .expect_guest("demo: psci version=1.1 conduit=hvc")
+        .expect_guest("demo: cpu 3 (mpidr 0x3) online")
+        .expect_guest("demo: cpus online=4/4")
+        .expect_guest("demo: PASS")
+        .expect_debug("vm0: powered off (system-off)")
+        .expect_debug("hv: no VM is left: powering off");
+    q.expect_clean_exit();
+    q.check(
+        !q.debug.contains("PANIC") && !q.debug.contains("CRASH"),
+        "the hypervisor failed",
+    );
+}
+
+#[test]
+fn demo_guest_boots_on_gicv2_with_1_cpu() {
+    let mut q = qemu().smp(1).gic(2).vm(module(guest("demo"))).start();
+    expect_boot_log(&mut q, 1);
+    q.expect_debug("hv: gic: V2")
+        .expect_guest("demo: cpus=1")
+        .expect_guest("demo: cpus online=1/1")
+        .expect_guest("demo: PASS")
+        .expect_debug("vm0: powered off (system-off)");
+    q.expect_clean_exit();
+}
+
+#[test]
+fn the_guest_sees_its_sanitised_cpu_and_no_el2() {
+    let mut q = qemu().smp(2).vm(module(guest("demo"))).start();
+    q.expect_guest("demo: PASS");
+    let text = q.guest.text();
+    let pfr0 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("demo: ID_AA64PFR0_EL1=0x"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    let Some(pfr0) = pfr0 else {
+        q.fail("demo printed no ID_AA64PFR0_EL1")
+    };
+    q.check((pfr0 >> 8) & 0xf == 0, "EL2 is visible to the guest");
+    q.check((pfr0 >> 12) & 0xf == 0, "EL3 is visible to the guest");
+    q.check(
+        (pfr0 >> 32) & 0xf == 0,
+        "SVE is visible to the guest (its state is not switched)",
+    );
+    q.expect_clean_exit();
+}
+
+#[test]
+fn two_vms_run_side_by_side_on_2_cpus() {
+    let mut q = qemu()
+        .smp(2)
+        .vm(module(guest("demo")))
+        .vm(module(guest("demo")))
+        .start();
+    q.expect_debug("vm0: 2 vCPU(s)")
+        .expect_debug("vm1: 2 vCPU(s)")
+        .expect_guest("[vm0] demo: PASS")
+        .expect_guest("[vm1] demo: PASS")
+        .expect_debug("vm0: powered off (system-off)")
+        .expect_debug("vm1: powered off (system-off)");
+    q.expect_clean_exit();
+    // Each VM sees half of the free memory, at the same IPA.
+    q.check(
+        q.guest.contains("[vm0] demo: memory region 0x40000000.."),
+        "vm0's RAM is not at 0x40000000",
+    );
+    q.check(
+        q.guest.contains("[vm1] demo: memory region 0x40000000.."),
+        "vm1's RAM is not at 0x40000000",
+    );
+}
+
+#[test]
+fn more_vcpus_than_cpus_are_time_sliced() {
+    // Two VMs with one vCPU each on one CPU; the spinner never yields, the demo
+    // must still run to the end.
+    let spin = module(guest("spin")).bootargs("console=ttyAMA0 count=3000000 every=1000000");
+    let mut q = qemu().smp(1).vm(spin).vm(module(guest("demo"))).start();
+    q.expect_guest("[vm1] demo: PASS")
+        .expect_guest("[vm0] spin: PASS");
+    q.expect_clean_exit();
+}
+
+#[test]
+fn a_guest_reading_unmapped_memory_gets_an_abort_and_the_hypervisor_stays_up() {
+    let mut q = qemu().smp(2).vm(module(guest("abort"))).start();
+    q.expect_guest("abort: got EC=0x25")
+        .expect_guest("abort: got EC=0x00 from UDF")
+        .expect_guest("abort: PASS")
+        .expect_debug("vm0: data abort: read of unmapped IPA")
+        .expect_debug("external abort injected")
+        .expect_debug("vm0: powered off (system-off)");
+    q.expect_clean_exit();
+}
+
+#[test]
+fn a_guest_reads_back_its_initrd_and_bootargs_from_its_device_tree() {
+    let dir = std::env::temp_dir().join(format!("hv-initrd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let initrd = dir.join("initrd.txt");
+    std::fs::write(&initrd, "hello-initrd\nsecond line\n").unwrap();
+    let m = module(guest("bootinfo"))
+        .initrd(&initrd)
+        .bootargs("console=ttyAMA0 marker=xyz");
+    let mut q = qemu().smp(2).vm(m).start();
+    q.expect_debug("vm0: bootargs \"console=ttyAMA0 marker=xyz\"")
+        .expect_debug("initrd at")
+        .expect_guest("bootinfo: bootargs=console=ttyAMA0 marker=xyz")
+        .expect_guest("bootinfo: initrd=hello-initrd")
+        .expect_guest("bootinfo: PASS");
+    q.expect_clean_exit();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn entered_at_el1_it_says_so_and_stops() {
+    let mut q = qemu()
+        .machine("virt")
+        .smp(1)
+        .vm(module(guest("demo")))
+        .start();
+    q.expect_debug("hv: entered at EL1: this hypervisor must be started at EL2")
+        .expect_debug("hv: stopped");
+    std::thread::sleep(Duration::from_millis(300));
+    q.check(
+        !q.guest.contains("demo:"),
+        "a guest ran although the hypervisor was not at EL2",
+    );
+}
+
+#[test]
+fn no_guest_module_is_a_clear_error() {
+    let mut q = qemu().smp(1).start();
+    q.expect_debug("hv: cannot start guests: no guest kernel in /chosen")
+        .expect_debug("hv: no VM is left: powering off");
+    q.expect_clean_exit();
+}

@@ -1,0 +1,202 @@
+//! The QEMU command line (DESIGN.md section 3): the hypervisor as `-kernel`, each guest
+//! as `guest-loader` modules, the guest console on the first PL011 and the
+//! hypervisor's debug console on the second.
+
+use crate::board::Board;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Guest {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub bootargs: Option<String>,
+}
+
+pub struct Machine {
+    pub smp: u32,
+    pub memory: String,
+    pub gic: u8,
+    pub cpu: String,
+}
+
+pub enum Serial {
+    /// Both serial lines on this terminal, multiplexed (Ctrl-A C switches input).
+    Muxed,
+    /// Guest console on the terminal, debug console on a TCP port.
+    DebugOnTcp(u16),
+}
+
+const MODULE_ALIGN: u64 = 2 << 20;
+
+fn align_up(v: u64) -> u64 {
+    (v + MODULE_ALIGN - 1) & !(MODULE_ALIGN - 1)
+}
+
+/// guest-loader values cannot contain a comma (QEMU's option separator) unescaped.
+fn escape(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+pub fn command(
+    board: &Board,
+    m: &Machine,
+    hypervisor: &Path,
+    guests: &[Guest],
+    serial: &Serial,
+) -> Result<Command, String> {
+    let q = &board.qemu;
+    let mut cmd = Command::new(&q.binary);
+    cmd.arg("-M")
+        .arg(format!("{},gic-version={}", q.machine, m.gic))
+        .args(["-cpu", &m.cpu, "-smp", &m.smp.to_string(), "-m", &m.memory])
+        .args(&q.extra);
+    match serial {
+        Serial::Muxed => {
+            cmd.args(["-chardev", "stdio,mux=on,id=con,signal=off"]);
+            cmd.args(["-serial", "chardev:con", "-serial", "chardev:con"]);
+        }
+        Serial::DebugOnTcp(port) => {
+            cmd.args(["-serial", "stdio"]);
+            cmd.arg("-serial")
+                .arg(format!("tcp:127.0.0.1:{port},server=on,wait=off"));
+        }
+    }
+    cmd.arg("-kernel").arg(hypervisor);
+    let mut addr = q.module_base;
+    for g in guests {
+        let size = std::fs::metadata(&g.kernel)
+            .map_err(|e| format!("{}: {e}", g.kernel.display()))?
+            .len();
+        let mut dev = format!(
+            "guest-loader,addr={addr:#x},kernel={}",
+            escape(&g.kernel.to_string_lossy())
+        );
+        if let Some(args) = &g.bootargs {
+            dev.push_str(&format!(",bootargs={}", escape(args)));
+        }
+        cmd.arg("-device").arg(dev);
+        addr = align_up(addr + size);
+        if let Some(initrd) = &g.initrd {
+            let size = std::fs::metadata(initrd)
+                .map_err(|e| format!("{}: {e}", initrd.display()))?
+                .len();
+            cmd.arg("-device").arg(format!(
+                "guest-loader,addr={addr:#x},initrd={}",
+                escape(&initrd.to_string_lossy())
+            ));
+            addr = align_up(addr + size);
+        }
+    }
+    Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::QemuConfig;
+
+    fn board() -> Board {
+        Board {
+            qemu: QemuConfig {
+                binary: "qemu-system-aarch64".into(),
+                machine: "virt,virtualization=on".into(),
+                gic: 3,
+                cpu: "max".into(),
+                smp: 4,
+                memory: "1G".into(),
+                extra: vec!["-display".into(), "none".into()],
+                module_base: 0x5000_0000,
+            },
+        }
+    }
+
+    fn args(c: &Command) -> Vec<String> {
+        c.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn modules_are_placed_2mib_aligned_with_each_ramdisk_above_its_kernel() {
+        let dir = std::env::temp_dir().join(format!("xtask-qemu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (k1, i1, k2) = (dir.join("k1"), dir.join("i1"), dir.join("k2"));
+        std::fs::write(&k1, vec![0u8; 3 << 20]).unwrap(); // 3 MiB: next at +4 MiB
+        std::fs::write(&i1, vec![0u8; 10]).unwrap();
+        std::fs::write(&k2, vec![0u8; 10]).unwrap();
+        let guests = [
+            Guest {
+                kernel: k1.clone(),
+                initrd: Some(i1.clone()),
+                bootargs: Some("console=ttyAMA0,115200".into()),
+            },
+            Guest {
+                kernel: k2.clone(),
+                initrd: None,
+                bootargs: None,
+            },
+        ];
+        let m = Machine {
+            smp: 2,
+            memory: "512M".into(),
+            gic: 2,
+            cpu: "cortex-a72".into(),
+        };
+        let c = command(
+            &board(),
+            &m,
+            Path::new("hv.img"),
+            &guests,
+            &Serial::DebugOnTcp(4444),
+        )
+        .unwrap();
+        let a = args(&c);
+        let devices: Vec<&String> = a
+            .iter()
+            .skip(1)
+            .step_by(1)
+            .filter(|s| s.starts_with("guest-loader"))
+            .collect();
+        assert_eq!(devices.len(), 3);
+        assert_eq!(
+            devices[0],
+            &format!(
+                "guest-loader,addr=0x50000000,kernel={},bootargs=console=ttyAMA0,,115200",
+                k1.display()
+            )
+        );
+        assert_eq!(
+            devices[1],
+            &format!("guest-loader,addr=0x50400000,initrd={}", i1.display())
+        );
+        assert_eq!(
+            devices[2],
+            &format!("guest-loader,addr=0x50600000,kernel={}", k2.display())
+        );
+        assert!(a
+            .windows(2)
+            .any(|w| w[0] == "-M" && w[1] == "virt,virtualization=on,gic-version=2"));
+        assert!(a.windows(2).any(|w| w[0] == "-cpu" && w[1] == "cortex-a72"));
+        assert!(a
+            .iter()
+            .any(|s| s == "tcp:127.0.0.1:4444,server=on,wait=off"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_guest_file_is_a_clear_error() {
+        let guests = [Guest {
+            kernel: "/nonexistent/k".into(),
+            initrd: None,
+            bootargs: None,
+        }];
+        let m = Machine {
+            smp: 1,
+            memory: "1G".into(),
+            gic: 3,
+            cpu: "max".into(),
+        };
+        let err = command(&board(), &m, Path::new("hv.img"), &guests, &Serial::Muxed).unwrap_err();
+        assert!(err.contains("/nonexistent/k"), "{err}");
+    }
+}
