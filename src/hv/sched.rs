@@ -184,6 +184,9 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
         if !vm::any_running() {
             power_off_machine();
         }
+        // vGIC: with vCPUs blocked in WFI the tick is off, so console input (which
+        // may wake one) is polled here; the timer event stream ends the wait.
+        super::boot::poll_input();
         arch::wait_for_event();
     }
 }
