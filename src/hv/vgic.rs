@@ -52,6 +52,7 @@ struct Config {
     gicc_ipa: u64,
     gicv_pa: u64,
     gicv_size: u64,
+    gicc_size: u64,
     vtimer: u32,
     maintenance: Option<u32>,
     uart_spi: Option<u32>,
@@ -209,6 +210,7 @@ pub fn init(info: &MachineInfo) {
         gicc_ipa: g.cpu_interface.map_or(0, |r| r.start.0),
         gicv_pa: g.vcpu_interface.map_or(0, |r| r.start.0),
         gicv_size: g.vcpu_interface.map_or(0, |r| r.size),
+        gicc_size: g.cpu_interface.map_or(0, |r| r.size),
         vtimer: info.timer.as_ref().map_or(27, |t| t.virt.intid),
         maintenance: g.maintenance_irq.map(|i| i.intid),
         uart_spi,
@@ -266,7 +268,8 @@ pub fn create() {
                 if vm.vcpus.len() > crate::vgic::V2_MAX_CPUS {
                     crate::println!("vm{}: GICv2 serves only 8 vCPUs", vm.id);
                 }
-                let size = c.gicv_size.min(0x2000).max(0x2000);
+                // The smaller of the two frames, at least GICC_DIR's page.
+                let size = c.gicv_size.min(c.gicc_size).max(0x2000);
                 let mapped = vm.stage2.lock().0.map(
                     Ipa(c.gicc_ipa),
                     PhysAddr(c.gicv_pa),
@@ -543,7 +546,7 @@ fn kick(vm: &Vm, kicks: Kicks) {
 /// The guest executed WFI: block it unless an interrupt is already there for it or
 /// its virtual timer has fired (the hardware is the vCPU's: it is loaded).
 pub fn wfi(vm: &Vm, v: &Vcpu) {
-    let (Some(c), Some(g)) = (cfg(), vgic_of(vm)) else {
+    let Some(g) = vgic_of(vm) else {
         return;
     };
     let ctl = mrs!("cntv_ctl_el0");
@@ -551,7 +554,6 @@ pub fn wfi(vm: &Vm, v: &Vcpu) {
         return;
     }
     let gic = g.gic.lock();
-    let _ = c;
     if !gic.has_pending(v.index) {
         g.blocked[v.index].store(true, Ordering::Relaxed);
     }
@@ -587,11 +589,4 @@ fn saved_timer_fired(v: &Vcpu) -> bool {
     let ctl = ctx.sysregs.raw_read(Reg::CNTV_CTL_EL0).unwrap_or(0);
     let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
     ctl & 0b11 == 0b01 && arch::timer::now() >= cval
-}
-
-/// Clears a WFI block (the vCPU was reset or powered on).
-pub fn unblock(vm: &Vm, v: &Vcpu) {
-    if let Some(g) = vgic_of(vm) {
-        g.blocked[v.index].store(false, Ordering::Relaxed);
-    }
 }

@@ -269,7 +269,7 @@ impl Vgic {
                     .map_or(0, |i| i.route);
                 if size == 8 {
                     route
-                } else if off % 8 == 0 {
+                } else if off.is_multiple_of(8) {
                     route & 0xffff_ffff
                 } else {
                     route >> 32

@@ -377,10 +377,9 @@ impl Vgic {
         let mut cand: heapless::Vec<(bool, u8, u32), 64> = heapless::Vec::new();
         let mut overflow = false;
         let mut consider = |cand: &mut heapless::Vec<(bool, u8, u32), 64>, i: &IrqState, id| {
-            if i.active || self.deliverable(i) {
-                if cand.push((!i.active, i.priority, id)).is_err() {
-                    overflow = true;
-                }
+            if (i.active || self.deliverable(i)) && cand.push((!i.active, i.priority, id)).is_err()
+            {
+                overflow = true;
             }
         };
         let Some(c) = self.cpus.get(vcpu) else {

@@ -42,12 +42,8 @@ impl Vgic {
             reg::TYPER if size == 8 => self.gicr_typer(vcpu),
             reg::TYPER if size == 4 => self.gicr_typer(vcpu) & 0xffff_ffff,
             0x000c if size == 4 => self.gicr_typer(vcpu) >> 32,
-            reg::WAKER if size == 4 => {
-                if self.cpu(vcpu).sleep {
-                    WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
-                } else {
-                    0
-                }
+            reg::WAKER if size == 4 && self.cpu(vcpu).sleep => {
+                WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
             }
             reg::PIDR2 if size == 4 => 0x3b,
             o if o >= reg::SGI_BASE => {
