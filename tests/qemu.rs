@@ -160,3 +160,26 @@ fn no_guest_module_is_a_clear_error() {
         .expect_debug("hv: no VM is left: powering off");
     q.expect_clean_exit();
 }
+
+/// The virtual GIC and timer: Linux (Debian's cloud kernel, when `target/linux` has
+/// been fetched) boots to its init on both GIC versions, which needs the
+/// distributor, the redistributors or GICv2's virtual CPU interface, IPIs between
+/// its two vCPUs and virtual timer interrupts. Skipped without the kernel.
+#[test]
+fn linux_reaches_its_init_on_the_virtual_gic_v2_and_v3() {
+    let Some((kernel, initrd)) = common::linux() else {
+        eprintln!("HV_LINUX not set or not fetched: skipped");
+        return;
+    };
+    for gic in [3, 2] {
+        let m = module(&kernel).initrd(&initrd).bootargs("console=ttyAMA0");
+        let mut q = qemu().smp(2).gic(gic).cpu("cortex-a72").vm(m).start();
+        q.expect_debug("hv: vgic: ")
+            .expect_guest("smp: Brought up 1 node, 2 CPUs")
+            .expect_guest("Run /init as init process");
+        q.check(
+            !q.debug.contains("UNDEF injected") && !q.debug.contains("data abort"),
+            "the guest faulted on something the hypervisor should emulate",
+        );
+    }
+}
