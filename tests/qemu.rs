@@ -161,16 +161,12 @@ fn no_guest_module_is_a_clear_error() {
     q.expect_clean_exit();
 }
 
-/// The virtual GIC and timer: Linux (Debian's cloud kernel, when `target/linux` has
-/// been fetched) boots to its init on both GIC versions, which needs the
-/// distributor, the redistributors or GICv2's virtual CPU interface, IPIs between
-/// its two vCPUs and virtual timer interrupts. Skipped without the kernel.
+/// The virtual GIC and timer: Linux (Debian's cloud kernel) boots to its init on
+/// both GIC versions, which needs the distributor, the redistributors or GICv2's
+/// virtual CPU interface, IPIs between its two vCPUs and virtual timer interrupts.
 #[test]
 fn linux_reaches_its_init_on_the_virtual_gic_v2_and_v3() {
-    let Some((kernel, initrd)) = common::linux() else {
-        eprintln!("HV_LINUX not set or not fetched: skipped");
-        return;
-    };
+    let (kernel, initrd, _) = common::linux();
     for gic in [3, 2] {
         let m = module(&kernel).initrd(&initrd).bootargs("console=ttyAMA0");
         let mut q = qemu().smp(2).gic(gic).cpu("cortex-a72").vm(m).start();
@@ -182,4 +178,31 @@ fn linux_reaches_its_init_on_the_virtual_gic_v2_and_v3() {
             "the guest faulted on something the hypervisor should emulate",
         );
     }
+}
+
+#[test]
+fn debians_linux_kernel_boots_to_its_shell_as_a_guest() {
+    let (kernel, initrd, version) = common::linux();
+    let m = module(&kernel)
+        .initrd(&initrd)
+        .bootargs("console=ttyAMA0 panic=-1");
+    let mut q = qemu().smp(2).cpu("cortex-a72").vm(m).start();
+    q.expect_debug("vm0: 2 vCPU(s)")
+        .expect_guest(&format!("Linux version {version}"))
+        .expect_guest("linux-guest: init running")
+        .expect_guest(&format!("linux-guest: uname: Linux (none) {version}"))
+        .expect_guest("linux-guest: cpus=2")
+        .expect_guest("linux-guest: PASS")
+        .expect_debug("vm0: powered off (system-off)");
+    q.expect_clean_exit();
+    // Most of the machine's 1 GiB: what the hypervisor keeps and the modules aside.
+    let text = q.guest.text();
+    let kb = text
+        .lines()
+        .find_map(|l| l.strip_prefix("linux-guest: memtotal_kb="))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    q.check(
+        kb.is_some_and(|kb| kb > 800 * 1024),
+        &format!("the guest sees too little memory: {kb:?} KiB"),
+    );
 }

@@ -5,7 +5,8 @@
 //!
 //! The images come from `cargo xtask test` through environment variables:
 //! `HV_IMAGE` (the hypervisor), `HV_GUESTS` (the directory of the bundled guests),
-//! `HV_QEMU` (the QEMU binary), `HV_LINUX` (target/linux, if fetched).
+//! `HV_QEMU` (the QEMU binary), `HV_LINUX_KERNEL`, `HV_LINUX_INITRD` and
+//! `HV_LINUX_VERSION` (Debian's kernel and a busybox initramfs).
 
 #![allow(dead_code)]
 
@@ -39,11 +40,17 @@ pub fn guest(name: &str) -> PathBuf {
     p
 }
 
-/// The Linux guest fetched by `cargo xtask fetch-linux`, if any.
-pub fn linux() -> Option<(PathBuf, PathBuf)> {
-    let dir = PathBuf::from(std::env::var_os("HV_LINUX")?);
-    let (k, i) = (dir.join("Image"), dir.join("initramfs.cpio"));
-    (k.is_file() && i.is_file()).then_some((k, i))
+/// Debian's arm64 cloud kernel and a busybox initramfs (`cargo xtask test` fetches
+/// them): (kernel, initrd, kernel release).
+pub fn linux() -> (PathBuf, PathBuf, String) {
+    let version = std::env::var("HV_LINUX_VERSION").unwrap_or_else(|_| {
+        panic!("HV_LINUX_VERSION is not set: run the QEMU tests through `cargo xtask test`")
+    });
+    (
+        env_path("HV_LINUX_KERNEL"),
+        env_path("HV_LINUX_INITRD"),
+        version,
+    )
 }
 
 /// One VM's modules.

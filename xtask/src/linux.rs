@@ -95,11 +95,22 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
     // Cache hit: no network.
     if let Some(version) = read_stamp(&stamp) {
         if kernel.is_file() && initrd.is_file() {
-            return Ok(LinuxGuest { kernel, initrd, version });
+            return Ok(LinuxGuest {
+                kernel,
+                initrd,
+                version,
+            });
         }
     }
 
-    for tool in ["apt-get", "apt-cache", "apt-config", "dpkg-deb", "gzip", "cpio"] {
+    for tool in [
+        "apt-get",
+        "apt-cache",
+        "apt-config",
+        "dpkg-deb",
+        "gzip",
+        "cpio",
+    ] {
         if !tool_exists(tool) {
             return Err(format!(
                 "fetch-linux: `{tool}` not found (needs a Debian host with apt, dpkg, gzip and cpio; \
@@ -108,12 +119,15 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
         }
     }
     if !Path::new(KEYRING).is_file() {
-        return Err(format!("fetch-linux: {KEYRING} missing (install debian-archive-keyring)"));
+        return Err(format!(
+            "fetch-linux: {KEYRING} missing (install debian-archive-keyring)"
+        ));
     }
 
     // Invalidate the cache before touching Image or initramfs.cpio.
     if stamp.exists() {
-        fs::remove_file(&stamp).map_err(|e| format!("fetch-linux: removing {}: {e}", stamp.display()))?;
+        fs::remove_file(&stamp)
+            .map_err(|e| format!("fetch-linux: removing {}: {e}", stamp.display()))?;
     }
     let apt = Apt::prepare(&dir.join("apt"))?;
     eprintln!("fetch-linux: updating private arm64 package lists ({SUITE})");
@@ -140,10 +154,17 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
     let debs = dir.join("debs");
     remove_dir_if_exists(&debs)?;
     mkdir(&debs)?;
-    eprintln!("fetch-linux: downloading {kernel_pkg} {kernel_ver} and {BUSYBOX_PACKAGE} {busybox_ver}");
+    eprintln!(
+        "fetch-linux: downloading {kernel_pkg} {kernel_ver} and {BUSYBOX_PACKAGE} {busybox_ver}"
+    );
     apt.run(
         "apt-get",
-        &["-q", "download", &format!("{kernel_pkg}={kernel_ver}"), &format!("{BUSYBOX_PACKAGE}={busybox_ver}")],
+        &[
+            "-q",
+            "download",
+            &format!("{kernel_pkg}={kernel_ver}"),
+            &format!("{BUSYBOX_PACKAGE}={busybox_ver}"),
+        ],
         Some(&debs),
     )?;
     let kernel_deb = find_deb(&debs, &kernel_pkg)?;
@@ -154,10 +175,17 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
     remove_dir_if_exists(&extract)?;
     let kx = extract.join("kernel");
     mkdir(&kx)?;
-    run(Command::new("dpkg-deb").arg("-x").arg(&kernel_deb).arg(&kx), None)?;
+    run(
+        Command::new("dpkg-deb").arg("-x").arg(&kernel_deb).arg(&kx),
+        None,
+    )?;
     let vmlinuz = kx.join("boot").join(format!("vmlinuz-{release}"));
     if !vmlinuz.is_file() {
-        return Err(format!("fetch-linux: {} not found in {}", vmlinuz.display(), kernel_deb.display()));
+        return Err(format!(
+            "fetch-linux: {} not found in {}",
+            vmlinuz.display(),
+            kernel_deb.display()
+        ));
     }
     let image = decompress_kernel(&vmlinuz)?;
     check_image(&image, &vmlinuz)?;
@@ -166,10 +194,19 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
     // The initramfs.
     let bx = extract.join("busybox");
     mkdir(&bx)?;
-    run(Command::new("dpkg-deb").arg("-x").arg(&busybox_deb).arg(&bx), None)?;
+    run(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&busybox_deb)
+            .arg(&bx),
+        None,
+    )?;
     let busybox = bx.join("bin").join("busybox");
     if !busybox.is_file() {
-        return Err(format!("fetch-linux: bin/busybox not found in {}", busybox_deb.display()));
+        return Err(format!(
+            "fetch-linux: bin/busybox not found in {}",
+            busybox_deb.display()
+        ));
     }
     let cpio = build_initramfs(&extract.join("root"), &busybox)?;
     write_atomic(&initrd, &cpio)?;
@@ -183,7 +220,11 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
         initrd.display(),
         cpio.len()
     );
-    Ok(LinuxGuest { kernel, initrd, version: release })
+    Ok(LinuxGuest {
+        kernel,
+        initrd,
+        version: release,
+    })
 }
 
 /// The release recorded by a complete stamp of the current recipe.
@@ -196,8 +237,11 @@ fn read_stamp(stamp: &Path) -> Option<String> {
 }
 
 fn field_eq(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('=').map(|v| v.trim().to_string()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix('=')
+            .map(|v| v.trim().to_string())
+    })
 }
 
 /// A private apt configuration: arm64 only, own sources/lists/cache/status.
@@ -287,8 +331,11 @@ impl Apt {
 
     fn run(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
         let mut cmd = Command::new(tool);
-        cmd.args(args).env("APT_CONFIG", &self.conf).env("LC_ALL", "C");
-        run(&mut cmd, cwd).map_err(|e| format!("{e}\n(private apt configuration: {})", self.conf.display()))
+        cmd.args(args)
+            .env("APT_CONFIG", &self.conf)
+            .env("LC_ALL", "C");
+        run(&mut cmd, cwd)
+            .map_err(|e| format!("{e}\n(private apt configuration: {})", self.conf.display()))
     }
 
     /// `apt-cache show` of the candidate version.
@@ -316,27 +363,34 @@ fn field(stanza: &str, key: &str) -> Option<String> {
 
 fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
     let prefix = format!("{pkg}_");
-    let entries = fs::read_dir(dir).map_err(|e| format!("fetch-linux: reading {}: {e}", dir.display()))?;
+    let entries =
+        fs::read_dir(dir).map_err(|e| format!("fetch-linux: reading {}: {e}", dir.display()))?;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with(&prefix) && name.ends_with(".deb") {
             return Ok(e.path());
         }
     }
-    Err(format!("fetch-linux: apt-get download left no {prefix}*.deb in {}", dir.display()))
+    Err(format!(
+        "fetch-linux: apt-get download left no {prefix}*.deb in {}",
+        dir.display()
+    ))
 }
 
 /// Debian's arm64 `vmlinuz` is a gzip-compressed Image; an EFI zboot image
 /// (`MZ` + `zimg`, newer kernels) carries a gzip or zstd payload.
 fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
-    let data = fs::read(vmlinuz).map_err(|e| format!("fetch-linux: reading {}: {e}", vmlinuz.display()))?;
+    let data = fs::read(vmlinuz)
+        .map_err(|e| format!("fetch-linux: reading {}: {e}", vmlinuz.display()))?;
     if data.starts_with(&[0x1f, 0x8b]) {
         return run_bytes(Command::new("gzip").arg("-dc").arg(vmlinuz));
     }
     if data.len() >= 64 && &data[0..2] == b"MZ" && &data[4..8] == b"zimg" {
         let off = u32::from_le_bytes(data[8..12].try_into().unwrap()) as usize;
         let size = u32::from_le_bytes(data[12..16].try_into().unwrap()) as usize;
-        let comp = String::from_utf8_lossy(&data[24..32]).trim_end_matches('\0').to_string();
+        let comp = String::from_utf8_lossy(&data[24..32])
+            .trim_end_matches('\0')
+            .to_string();
         let payload = data
             .get(off..off + size)
             .ok_or_else(|| format!("fetch-linux: bad zboot header in {}", vmlinuz.display()))?;
@@ -344,14 +398,21 @@ fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
             "gzip" => "gzip",
             "zstd" => "zstd",
             "xz" => "xz",
-            other => return Err(format!("fetch-linux: zboot compression {other:?} not supported")),
+            other => {
+                return Err(format!(
+                    "fetch-linux: zboot compression {other:?} not supported"
+                ))
+            }
         };
         return run_stdin(Command::new(tool).arg("-dc"), payload);
     }
     if data.len() >= 64 && &data[56..60] == b"ARM\x64" {
         return Ok(data);
     }
-    Err(format!("fetch-linux: {} is neither gzip, EFI zboot nor an arm64 Image", vmlinuz.display()))
+    Err(format!(
+        "fetch-linux: {} is neither gzip, EFI zboot nor an arm64 Image",
+        vmlinuz.display()
+    ))
 }
 
 fn check_image(image: &[u8], from: &Path) -> Result<(), String> {
@@ -379,7 +440,8 @@ fn build_initramfs(root: &Path, busybox: &Path) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("fetch-linux: symlink {}: {e}", link.display()))?;
     }
     let init = root.join("init");
-    fs::write(&init, INIT_SCRIPT).map_err(|e| format!("fetch-linux: writing {}: {e}", init.display()))?;
+    fs::write(&init, INIT_SCRIPT)
+        .map_err(|e| format!("fetch-linux: writing {}: {e}", init.display()))?;
     set_mode(&init, 0o755)?;
 
     // Sorted list of relative paths (directories before their contents).
@@ -388,13 +450,15 @@ fn build_initramfs(root: &Path, busybox: &Path) -> Result<Vec<u8>, String> {
     entries.sort();
     let list: String = entries.iter().map(|p| format!("{p}\n")).collect();
     let mut cmd = Command::new("cpio");
-    cmd.args(["-o", "-H", "newc", "--quiet", "-R", "0:0"]).current_dir(root);
+    cmd.args(["-o", "-H", "newc", "--quiet", "-R", "0:0"])
+        .current_dir(root);
     run_stdin(&mut cmd, list.as_bytes())
 }
 
 fn list_tree(base: &Path, rel: &Path, out: &mut Vec<String>) -> Result<(), String> {
     let abs = base.join(rel);
-    let rd = fs::read_dir(&abs).map_err(|e| format!("fetch-linux: reading {}: {e}", abs.display()))?;
+    let rd =
+        fs::read_dir(&abs).map_err(|e| format!("fetch-linux: reading {}: {e}", abs.display()))?;
     for e in rd.flatten() {
         let r = rel.join(e.file_name());
         out.push(r.display().to_string());
@@ -499,5 +563,11 @@ fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     fs::write(&tmp, data).map_err(|e| format!("fetch-linux: writing {}: {e}", tmp.display()))?;
-    fs::rename(&tmp, p).map_err(|e| format!("fetch-linux: renaming {} to {}: {e}", tmp.display(), p.display()))
+    fs::rename(&tmp, p).map_err(|e| {
+        format!(
+            "fetch-linux: renaming {} to {}: {e}",
+            tmp.display(),
+            p.display()
+        )
+    })
 }

@@ -1,11 +1,13 @@
 //! `cargo xtask`: the one entry point for developers and CI (Hubris `build/xtask`).
 //!
 //! `setup` installs what is missing, `build` makes the hypervisor Image, `run` boots
-//! it in QEMU with guests, `test` runs every test. Everything the README tells a user to do goes through here, and `.ci/run`
+//! it in QEMU with guests, `test` runs every test, `fetch-linux` fetches a real
+//! Linux guest from Debian's arm64 packages. Everything the README tells a user to do goes through here, and `.ci/run`
 //! calls exactly `cargo xtask test`.
 
 mod board;
 mod build;
+mod linux;
 mod qemu;
 mod setup;
 
@@ -42,6 +44,8 @@ enum Cmd {
     /// Both serial lines are shown: the guest console and the hypervisor's debug console
     /// (Ctrl-A C switches which one gets your typing, Ctrl-A X quits).
     Run(RunArgs),
+    /// Fetch Debian's arm64 cloud kernel and build a busybox initramfs (cached in target/linux/).
+    FetchLinux,
     /// Run every test: host unit tests, then the QEMU integration tests.
     Test {
         /// Only tests whose name contains this.
@@ -91,6 +95,10 @@ fn main() -> ExitCode {
             matches.subcommand_matches("run").expect("run's matches"),
         ),
         Cmd::Test { filter } => test(filter),
+        Cmd::FetchLinux => linux::fetch(&root()).map(|g| {
+            println!("kernel {} ({})", g.kernel.display(), g.version);
+            println!("initrd {}", g.initrd.display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,6 +234,8 @@ fn test(filter: Option<String>) -> Result<(), String> {
     setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
     let guests = build::guests()?;
+    // A real guest this repository did not build (cached after the first fetch).
+    let linux = linux::fetch(&root())?;
     let root = root();
     let qemu = board::Board::load("qemu-virt")?.qemu.binary;
     let cargo_test = |args: &[&str]| {
@@ -236,9 +246,9 @@ fn test(filter: Option<String>) -> Result<(), String> {
             .env("HV_IMAGE", &image)
             .env("HV_GUESTS", &guests)
             .env("HV_QEMU", &qemu);
-        if let Ok(linux) = std::fs::canonicalize(root.join("target/linux")) {
-            cmd.env("HV_LINUX", linux);
-        }
+        cmd.env("HV_LINUX_KERNEL", &linux.kernel)
+            .env("HV_LINUX_INITRD", &linux.initrd)
+            .env("HV_LINUX_VERSION", &linux.version);
         cmd.arg("--");
         if let Some(f) = &filter {
             cmd.arg(f);
