@@ -33,7 +33,7 @@ use crate::esr::Esr;
 use crate::vgic::{Kicks, Lr, Version, Vgic, GICD_SIZE_V2, GICD_SIZE_V3, MAX_LRS};
 use alloc::vec::Vec;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 /// SPIs every guest distributor describes (INTIDs 32-159): more than QEMU `virt`'s
@@ -65,13 +65,26 @@ struct VmGic {
     gic: Mutex<Vgic>,
     /// vCPU blocked in WFI (indexed by vCPU).
     blocked: Vec<AtomicBool>,
+    /// Bumped under the lock by every change made outside a vCPU's own exit (MMIO,
+    /// SGIs, device lines), so an entry can tell that nothing changed.
+    epoch: AtomicU64,
+    /// Per vCPU: the epoch of its last flush if that flush left the list registers
+    /// empty (nothing to fold on the next exit, nothing new to flush while the epoch
+    /// holds), else `BUSY`.
+    flushed: Vec<AtomicU64>,
 }
+
+const BUSY: u64 = u64::MAX;
 
 static CFG: Once<Config> = Once::new();
 static VGICS: Once<Vec<VmGic>> = Once::new();
 /// Whether the virtual timer's physical PPI is enabled, per physical CPU.
 static TIMER_PPI_ON: [AtomicBool; sched::MAX_CPUS] =
     [const { AtomicBool::new(false) }; sched::MAX_CPUS];
+/// The vCPU each physical CPU last entered (`vm << 16 | vcpu`, plus one; 0: none):
+/// the entry fast path holds only for the same vCPU.
+static LAST_ENTERED: [AtomicUsize; sched::MAX_CPUS] =
+    [const { AtomicUsize::new(0) }; sched::MAX_CPUS];
 
 fn cfg() -> Option<&'static Config> {
     CFG.get()
@@ -283,6 +296,8 @@ pub fn create() {
             VmGic {
                 gic: Mutex::new(Vgic::new(c.version, &mpidrs, GUEST_SPIS)),
                 blocked: vm.vcpus.iter().map(|_| AtomicBool::new(false)).collect(),
+                epoch: AtomicU64::new(0),
+                flushed: vm.vcpus.iter().map(|_| AtomicU64::new(BUSY)).collect(),
             }
         })
         .collect();
@@ -308,6 +323,10 @@ pub fn on_exit() {
         return;
     };
     let Some(g) = vgic_of(vm) else { return };
+    if g.flushed[v.index].load(Ordering::Relaxed) != BUSY {
+        // Fast path: the list registers were left empty and UIE clear.
+        return;
+    }
     let mut gic = g.gic.lock();
     let used = gic.lrs_in_use(v.index);
     let v3 = c.version == Version::V3;
@@ -338,11 +357,27 @@ pub fn on_entry() {
     let ctl = mrs!("cntv_ctl_el0");
     let line = ctl & 0b111 == 0b101;
     let v3 = c.version == Version::V3;
+    let me = arch::cpu_index();
+    let who = (vm.id << 16 | v.index) + 1;
+    let same_vcpu = LAST_ENTERED[me].swap(who, Ordering::Relaxed) == who;
+    // Fast path: same vCPU as last time here, its last flush was empty, nothing
+    // changed since, and its timer is quiet with its physical PPI armed (so a
+    // firing timer still exits): the list registers stay empty.
+    if same_vcpu
+        && !line
+        && TIMER_PPI_ON[me].load(Ordering::Relaxed)
+        && g.flushed[v.index].load(Ordering::Relaxed) == g.epoch.load(Ordering::Acquire)
+    {
+        return;
+    }
     let mut lrs = [Lr::INVALID; MAX_LRS];
     let (flush, timer_busy) = {
         let mut gic = g.gic.lock();
         gic.set_line(v.index, c.vtimer, line);
         let f = gic.flush(v.index, &mut lrs[..c.nr_lrs]);
+        let empty = f.count == 0 && !f.overflow;
+        let epoch = g.epoch.load(Ordering::Relaxed);
+        g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         (f, gic.is_pending_or_active(v.index, c.vtimer))
     };
     for (n, lr) in lrs.iter().enumerate().take(flush.count) {
@@ -353,7 +388,6 @@ pub fn on_entry() {
         }
     }
     write_hcr(v3, flush.overflow);
-    let me = arch::cpu_index();
     if TIMER_PPI_ON[me].load(Ordering::Relaxed) == timer_busy {
         gic::set_private_enabled(c.vtimer, me, !timer_busy);
         TIMER_PPI_ON[me].store(!timer_busy, Ordering::Relaxed);
@@ -465,6 +499,7 @@ pub fn mmio(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, ipa: u64) -> 
         }
         let kicks = {
             let mut gic = g.gic.lock();
+            g.epoch.fetch_add(1, Ordering::Release);
             if in_gicd {
                 gic.dist_write(vcpu.index, ipa - c.gicd, size, value)
             } else {
@@ -498,7 +533,11 @@ pub fn sgi(vm: &Vm, vcpu: &Vcpu, value: u64, group1: bool) -> bool {
     if c.version != Version::V3 {
         return false;
     }
-    let kicks = g.gic.lock().sgi_v3(vcpu.index, value, group1);
+    let kicks = {
+        let mut gic = g.gic.lock();
+        g.epoch.fetch_add(1, Ordering::Release);
+        gic.sgi_v3(vcpu.index, value, group1)
+    };
     kick(vm, kicks);
     true
 }
@@ -511,7 +550,11 @@ pub fn uart_changed(vm: &Vm) {
     };
     let Some(spi) = c.uart_spi else { return };
     let level = vm.uart.lock().irq_pending();
-    let kicks = g.gic.lock().set_line(0, spi, level);
+    let kicks = {
+        let mut gic = g.gic.lock();
+        g.epoch.fetch_add(1, Ordering::Release);
+        gic.set_line(0, spi, level)
+    };
     kick(vm, kicks);
 }
 
