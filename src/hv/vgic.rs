@@ -633,3 +633,29 @@ fn saved_timer_fired(v: &Vcpu) -> bool {
     let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
     ctl & 0b11 == 0b01 && arch::timer::now() >= cval
 }
+
+// ---------------------------------------------------------------------------------
+// Snapshots.
+
+/// The VM's vGIC state as bytes ([`crate::vgic::Vgic::export`]): take it with every
+/// vCPU paused (`control::pause_vm`), when the list registers are all folded.
+pub fn export(vm: &Vm) -> Option<Vec<u8>> {
+    Some(vgic_of(vm)?.gic.lock().export())
+}
+
+/// Replaces the VM's vGIC state (paused VM); nothing changes on error.
+pub fn import(vm: &Vm, bytes: &[u8]) -> Result<(), crate::vgic::StateError> {
+    let Some(g) = vgic_of(vm) else {
+        return Err(crate::vgic::StateError::Mismatch);
+    };
+    let mut gic = g.gic.lock();
+    gic.import(bytes)?;
+    g.epoch.fetch_add(1, Ordering::Release);
+    for f in &g.flushed {
+        f.store(BUSY, Ordering::Relaxed);
+    }
+    for b in &g.blocked {
+        b.store(false, Ordering::Relaxed);
+    }
+    Ok(())
+}

@@ -32,11 +32,13 @@
 mod dist;
 mod lr;
 mod redist;
+mod state;
 
 #[cfg(test)]
 mod tests;
 
 pub use lr::{Lr, LrState};
+pub use state::{StateError, STATE_VERSION};
 
 use alloc::vec::Vec;
 

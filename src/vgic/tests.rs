@@ -438,3 +438,44 @@ fn reads_and_writes_of_odd_sizes_are_raz_wi() {
     assert_eq!(g.dist_read(0, d::ISENABLER + 4, 4), 0);
     assert_eq!(g.redist_read(r::TYPER, 2), 0);
 }
+
+#[test]
+fn state_export_import_round_trip_and_rejections() {
+    let mut g = v3(2);
+    g.dist_write(0, d::CTLR, 4, 2);
+    g.dist_write(0, d::ISENABLER + 4, 4, 0b11);
+    g.dist_write(0, d::IPRIORITYR + 33, 1, 0x48);
+    g.dist_write(0, d::IROUTER + 8 * 33, 8, 1);
+    g.redist_write(GICR_STRIDE + r::SGI_BASE + d::ISENABLER, 4, 1 << 27);
+    g.redist_write(GICR_STRIDE + r::WAKER, 4, 0);
+    g.set_line(1, 27, true);
+    g.sgi_v3(0, (5 << 24) | 0b10, true);
+    g.iface_mut(1).unwrap().vmcr = 0xf000_0001;
+    g.iface_mut(1).unwrap().ap1r[0] = 0x8000_0000;
+    let bytes = g.export();
+    let mut h = v3(2);
+    h.import(&bytes).unwrap();
+    assert_eq!(h.export(), bytes);
+    assert_eq!(h.cpu(1).iface, g.cpu(1).iface);
+    assert_eq!(h.irq(0, 33), g.irq(0, 33));
+    assert!(h.irq(1, 27).unwrap().pending());
+    assert!(h.irq(1, 5).unwrap().pending());
+    assert_eq!(h.redist_read(GICR_STRIDE + r::WAKER, 4), 0);
+    assert_eq!(h.dist_read(0, d::CTLR, 4), g.dist_read(0, d::CTLR, 4));
+
+    let fresh = v3(2).export();
+    let mut k = v3(2);
+    assert_eq!(
+        k.import(&bytes[..bytes.len() - 1]),
+        Err(StateError::Truncated)
+    );
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(k.import(&longer), Err(StateError::Trailing));
+    let mut wrong = bytes.clone();
+    wrong[0] = 9;
+    assert_eq!(k.import(&wrong), Err(StateError::UnknownVersion(9)));
+    assert_eq!(v2(2).import(&bytes), Err(StateError::Mismatch));
+    assert_eq!(v3(3).import(&bytes), Err(StateError::Mismatch));
+    assert_eq!(k.export(), fresh, "a refused import changes nothing");
+}
