@@ -5,6 +5,7 @@
 //! Linux guest from Debian's arm64 packages. Everything the README tells a user to do goes through here, and `.ci/run`
 //! calls exactly `cargo xtask test`.
 
+mod bench;
 mod board;
 mod build;
 mod linux;
@@ -44,6 +45,8 @@ enum Cmd {
     /// Both serial lines are shown: the guest console and the hypervisor's debug console
     /// (Ctrl-A C switches which one gets your typing, Ctrl-A X quits).
     Run(RunArgs),
+    /// Print the benchmark table: instruction counts under QEMU -icount, bare and virtualised.
+    Bench,
     /// Fetch Debian's arm64 cloud kernel and build a busybox initramfs (cached in target/linux/).
     FetchLinux,
     /// Run every test: host unit tests, then the QEMU integration tests.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             matches.subcommand_matches("run").expect("run's matches"),
         ),
         Cmd::Test { filter } => test(filter),
+        Cmd::Bench => bench::bench(),
         Cmd::FetchLinux => linux::fetch(&root()).map(|g| {
             println!("kernel {} ({})", g.kernel.display(), g.version);
             println!("initrd {}", g.initrd.display());
