@@ -185,9 +185,10 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
             power_off_machine();
         }
         // vGIC: with vCPUs blocked in WFI the tick is off, so console input (which
-        // may wake one) is polled here; the timer event stream ends the wait.
+        // may wake one) is polled here; the wait is a WFI until the next blocked
+        // vCPU's timer, a kick SGI, or 1 ms (so `send_event` wake-ups still work).
         super::boot::poll_input();
-        arch::wait_for_event();
+        super::vgic::idle_wait(me);
     }
 }
 

@@ -20,8 +20,8 @@
 //!   the guest's deactivation brings us back to re-enable it.
 //! * **WFI**: a vCPU with nothing to take blocks ([`wfi`]); the scheduler runs it
 //!   again when [`runnable`] sees an interrupt pending for it or its saved timer
-//!   expired. An idle CPU notices through the timer event stream (its `wfe` wakes
-//!   every ~100 us) and through events sent by whoever made an interrupt pending.
+//!   expired. An idle CPU waits in [`idle_wait`]: WFI until the earliest such
+//!   timer, a kick SGI from whoever made an interrupt pending, or 1 ms.
 
 use super::vcpu::{RunState, Vcpu};
 use super::vm::{self, Vm};
@@ -241,8 +241,7 @@ pub fn init(info: &MachineInfo) {
 }
 
 /// Per-CPU setup, on every CPU after its host GIC interface: the PPIs the vGIC takes
-/// at EL2, the guest's system-register interface, and the timer event stream that
-/// wakes an idle CPU to check on vCPUs blocked in WFI.
+/// at EL2 and the guest's system-register interface.
 pub fn init_cpu(cpu: usize) {
     let Some(c) = cfg() else { return };
     if let Some(m) = c.maintenance {
@@ -257,15 +256,6 @@ pub fn init_cpu(cpu: usize) {
     } else {
         gich_write(gich::HCR, 0);
     }
-    // CNTHCTL_EL2.EVNTEN with EVNTI so an event comes every ~2^13..2^14 ticks of a
-    // 62.5 MHz counter (about 100 us), scaled for other frequencies.
-    let freq = arch::timer::frequency().max(1);
-    let bit = (63 - (freq / 10_000).max(1).leading_zeros() as u64).min(15);
-    let cnthctl = mrs!("cnthctl_el2");
-    msr!(
-        "cnthctl_el2",
-        (cnthctl & !(0xf << 4)) | (1 << 2) | (bit << 4)
-    );
 }
 
 /// Creates each VM's virtual GIC; GICv2 VMs get the GICV frame mapped at their GICC
@@ -559,8 +549,9 @@ pub fn uart_changed(vm: &Vm) {
 }
 
 /// Makes the vCPUs in `kicks` notice new interrupts: one running on another CPU
-/// exits (the kick SGI), an idle CPU wakes (an event). The current vCPU needs
-/// nothing: `on_entry` runs before it resumes.
+/// exits, and the idle CPU of a blocked one leaves `idle_wait` (the kick SGI; an
+/// event too, for a CPU still waiting in `wfe`). The current vCPU needs nothing:
+/// `on_entry` runs before it resumes.
 fn kick(vm: &Vm, kicks: Kicks) {
     if kicks.is_empty() {
         return;
@@ -574,7 +565,10 @@ fn kick(vm: &Vm, kicks: Kicks) {
                 woke = true;
             }
         }
-        if v.pcpu != me && v.state() == RunState::Running {
+        let blocked = vgic_of(vm).is_some_and(|g| g.blocked[t].load(Ordering::Relaxed));
+        if v.pcpu != me && (v.state() == RunState::Running || blocked) {
+            // Running: it exits and takes the interrupt. Blocked: its idle CPU
+            // leaves `idle_wait`.
             gic::send_sgi(control::KICK_SGI, sched::mpidr_of(v.pcpu));
         }
     }
@@ -599,6 +593,47 @@ pub fn wfi(vm: &Vm, v: &Vcpu) {
     let gic = g.gic.lock();
     if !gic.has_pending(v.index) {
         g.blocked[v.index].store(true, Ordering::Relaxed);
+    }
+}
+
+/// The idle loop's wait on CPU `me`: WFI (which QEMU turns into a halted host
+/// thread, where `wfe` would spin) until the EL2 timer fires at the earliest saved
+/// virtual-timer deadline of a vCPU blocked here, or in 1 ms at the latest (console
+/// input, and wake-ups that only send an event), or an SGI kicks it. What woke it
+/// is acknowledged here, so the next wait sleeps again.
+pub fn idle_wait(me: usize) {
+    use crate::arch::timer;
+    use crate::cpreg::Reg;
+    let now = timer::now();
+    let mut deadline = now + timer::frequency() / 1000;
+    for vm in vm::all() {
+        let Some(g) = vgic_of(vm) else { continue };
+        for v in vm.vcpus.iter().filter(|v| v.pcpu == me) {
+            if !g.blocked[v.index].load(Ordering::Relaxed) {
+                continue;
+            }
+            let Some(ctx) = v.ctx.try_lock() else {
+                continue;
+            };
+            let ctl = ctx.sysregs.raw_read(Reg::CNTV_CTL_EL0).unwrap_or(0);
+            if ctl & 0b11 == 0b01 {
+                let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
+                deadline = deadline.min(cval);
+            }
+        }
+    }
+    if deadline > now {
+        timer::arm(deadline - now);
+        // SAFETY: WFI only waits; interrupts stay masked at EL2 (a pending one, even
+        // masked, ends the wait) and are acknowledged below.
+        unsafe { asm!("dsb sy", "wfi", options(nostack)) };
+    }
+    timer::disarm();
+    for _ in 0..16 {
+        let Some(a) = gic::acknowledge() else { break };
+        // The virtual timer of the last vCPU here: masked until it runs again.
+        physical_irq(a.id.raw_value());
+        gic::end(a);
     }
 }
 
