@@ -203,7 +203,12 @@ pub fn run() -> ! {
 }
 
 fn arm_slice() {
-    timer::arm(timer::frequency() * SLICE_MS / 1000);
+    let slice = timer::frequency() * SLICE_MS / 1000;
+    // vGIC: end the slice early when a vCPU blocked here has its timer due sooner,
+    // so it is woken on time.
+    let ticks = super::vgic::blocked_deadline(arch::cpu_index())
+        .map_or(slice, |d| d.saturating_sub(timer::now()).clamp(1, slice));
+    timer::arm(ticks);
 }
 
 fn save(v: &Vcpu, frame: &TrapFrame) {

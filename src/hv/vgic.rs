@@ -596,20 +596,19 @@ pub fn wfi(vm: &Vm, v: &Vcpu) {
     }
 }
 
-/// The idle loop's wait on CPU `me`: WFI (which QEMU turns into a halted host
-/// thread, where `wfe` would spin) until the EL2 timer fires at the earliest saved
-/// virtual-timer deadline of a vCPU blocked here, or in 1 ms at the latest (console
-/// input, and wake-ups that only send an event), or an SGI kicks it. What woke it
-/// is acknowledged here, so the next wait sleeps again.
-pub fn idle_wait(me: usize) {
-    use crate::arch::timer;
+/// The earliest saved virtual-timer deadline (counter value) among the vCPUs of CPU
+/// `me` that are blocked in WFI and could run (not paused): when one of them must
+/// be woken. The scheduler ends a slice there, and an idle CPU sleeps until then.
+pub fn blocked_deadline(me: usize) -> Option<u64> {
     use crate::cpreg::Reg;
-    let now = timer::now();
-    let mut deadline = now + timer::frequency() / 1000;
+    let mut deadline = None::<u64>;
     for vm in vm::all() {
         let Some(g) = vgic_of(vm) else { continue };
         for v in vm.vcpus.iter().filter(|v| v.pcpu == me) {
-            if !g.blocked[v.index].load(Ordering::Relaxed) {
+            if !g.blocked[v.index].load(Ordering::Relaxed)
+                || v.is_paused()
+                || v.state() != RunState::Runnable
+            {
                 continue;
             }
             let Some(ctx) = v.ctx.try_lock() else {
@@ -618,10 +617,23 @@ pub fn idle_wait(me: usize) {
             let ctl = ctx.sysregs.raw_read(Reg::CNTV_CTL_EL0).unwrap_or(0);
             if ctl & 0b11 == 0b01 {
                 let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
-                deadline = deadline.min(cval);
+                deadline = Some(deadline.map_or(cval, |d| d.min(cval)));
             }
         }
     }
+    deadline
+}
+
+/// The idle loop's wait on CPU `me`: WFI (which QEMU turns into a halted host
+/// thread, where `wfe` would spin) until the EL2 timer fires at the earliest saved
+/// virtual-timer deadline of a vCPU blocked here, or in 1 ms at the latest (console
+/// input, and wake-ups that only send an event), or an SGI kicks it. What woke it
+/// is acknowledged here, so the next wait sleeps again.
+pub fn idle_wait(me: usize) {
+    use crate::arch::timer;
+    let now = timer::now();
+    let deadline = blocked_deadline(me).map_or(u64::MAX, |d| d.max(now));
+    let deadline = deadline.min(now + timer::frequency() / 1000);
     if deadline > now {
         timer::arm(deadline - now);
         // SAFETY: WFI only waits; interrupts stay masked at EL2 (a pending one, even
