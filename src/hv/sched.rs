@@ -160,6 +160,18 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     }
 }
 
+/// Loads the current vCPU's saved context into `frame` and the hardware again: after
+/// its state was replaced (a snapshot restored) while this CPU was in one of its exits.
+pub fn reload_current(frame: &mut TrapFrame) {
+    let me = arch::cpu_index();
+    let cur = CPUS[me].current.load(Ordering::Relaxed);
+    if let Some((vm, v)) = (cur != NONE).then(|| vcpu_at(me, cur)).flatten() {
+        let ctx = v.ctx.lock();
+        *frame = ctx.frame;
+        load_hw(vm, v, &ctx);
+    }
+}
+
 /// Saves the current vCPU's live registers into its context without descheduling
 /// it: for a reader on this very CPU, which cannot wait for its own exit.
 pub fn sync_current(frame: &TrapFrame) {

@@ -34,6 +34,7 @@ pub const PAGE: usize = 4096;
 
 const TAG_HEADER: [u8; 4] = *b"HEAD";
 const TAG_VCPU: [u8; 4] = *b"VCPU";
+const TAG_GIC: [u8; 4] = *b"GIC ";
 const TAG_RAM: [u8; 4] = *b"RAM ";
 
 /// What describes the VM as a whole.
@@ -184,13 +185,20 @@ impl fmt::Display for SnapshotError {
     }
 }
 
-/// Encodes a snapshot. `read_page(ipa, buf)` fills `buf` with the guest page at `ipa`.
+/// Encodes a snapshot into `out` (which the caller may have reserved: see
+/// [`encoded_size`]). `gic` is the virtual GIC's state as its own versioned bytes,
+/// `read_page(ipa, buf)` fills `buf` with the guest page at `ipa`.
 pub fn encode(
     header: &Header,
     cpus: &[CpuState],
+    gic: Option<&[u8]>,
     mut read_page: impl FnMut(u64, &mut [u8; PAGE]),
-) -> Vec<u8> {
-    let mut w = Writer::default();
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let mut w = Writer {
+        buf: core::mem::take(out),
+    };
     w.bytes(&MAGIC);
     let at = w.begin(TAG_HEADER);
     w.u32(VERSION);
@@ -224,6 +232,11 @@ pub fn encode(
         }
         w.end(at);
     }
+    if let Some(gic) = gic {
+        let at = w.begin(TAG_GIC);
+        w.bytes(gic);
+        w.end(at);
+    }
     // RAM as runs of zero pages (no bytes) and data pages.
     let at = w.begin(TAG_RAM);
     let pages = header.ram_size / PAGE as u64;
@@ -254,7 +267,28 @@ pub fn encode(
     w.end(at);
     let crc = crc32fast::hash(&w.buf);
     w.u32(crc);
-    w.buf
+    *out = w.buf;
+}
+
+/// An upper bound of the encoded size of a VM with `cpus`, a `gic` blob of that
+/// size and `data_pages` non-zero pages: reserve it first, and an allocation failure
+/// is an error the caller can report instead of a panic.
+pub fn encoded_size(cpus: &[CpuState], gic_len: usize, data_pages: u64, total_pages: u64) -> usize {
+    let per_cpu: usize = cpus
+        .iter()
+        .map(|c| 12 + 4 + 1 + 31 * 8 + 16 + 32 * 16 + 16 + 4 + 16 * c.regs.len())
+        .sum();
+    // Every page could start a run (5 bytes), at worst.
+    MAGIC.len()
+        + 12
+        + 48
+        + per_cpu
+        + 12
+        + gic_len
+        + 12
+        + 5 * total_pages as usize
+        + data_pages as usize * PAGE
+        + 4
 }
 
 /// A decoded snapshot: everything but RAM is parsed; RAM stays in the buffer.
@@ -262,6 +296,8 @@ pub fn encode(
 pub struct Parsed<'a> {
     pub header: Header,
     pub cpus: Vec<CpuState>,
+    /// The virtual GIC's state, if the snapshot has it (its own versioned format).
+    pub gic: Option<&'a [u8]>,
     ram: &'a [u8],
 }
 
@@ -361,13 +397,24 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
             fpcr,
         });
     }
-    let (tag, mut ram) = r.section()?;
+    let (mut tag, mut section) = r.section()?;
+    let mut gic = None;
+    if tag == TAG_GIC {
+        gic = Some(section.take(section.remaining())?);
+        (tag, section) = r.section()?;
+    }
     expect(TAG_RAM, tag)?;
+    let mut ram = section;
     if r.remaining() != 0 {
         return Err(SnapshotError::TrailingBytes { at: r.pos() });
     }
     let ram = ram.take(ram.remaining())?;
-    let parsed = Parsed { header, cpus, ram };
+    let parsed = Parsed {
+        header,
+        cpus,
+        gic,
+        ram,
+    };
     // Walk the RAM runs once, so a restore cannot fail half-way through them.
     let mut pages = 0u64;
     for run in parsed.ram_runs() {

@@ -58,10 +58,13 @@ fn sample() -> (Header, Vec<CpuState>, Vec<u8>) {
 
 fn encode_sample() -> (Vec<u8>, Vec<CpuState>, Vec<u8>) {
     let (h, cpus, ram) = sample();
-    let bytes = encode(&h, &cpus, |ipa, page| {
+    let mut bytes = Vec::new();
+    let read = |ipa: u64, page: &mut [u8; PAGE]| {
         let off = (ipa - RAM_IPA) as usize;
         page.copy_from_slice(&ram[off..off + PAGE]);
-    });
+    };
+    encode(&h, &cpus, Some(b"gic-state"), read, &mut bytes);
+    assert!(bytes.len() <= encoded_size(&cpus, 9, 3, 16));
     (bytes, cpus, ram)
 }
 
@@ -81,6 +84,7 @@ fn encode_then_decode_gives_back_every_field_and_page() {
     assert_eq!(p.header.midr, MIDR);
     assert_eq!(p.header.cntvoff, 0x55);
     assert_eq!(p.cpus, cpus);
+    assert_eq!(p.gic, Some(&b"gic-state"[..]));
     let mut back = vec![0xffu8; RAM_SIZE as usize];
     p.for_each_page(|ipa, page| {
         let off = (ipa - RAM_IPA) as usize;
@@ -155,10 +159,13 @@ fn edit(cpus: &mut [CpuState], from: u64, to: Option<(u64, u64)>) {
 
 fn encode_cpus(cpus: &[CpuState]) -> Vec<u8> {
     let (h, _, ram) = sample();
-    encode(&h, cpus, |ipa, page| {
+    let mut out = Vec::new();
+    let read = |ipa: u64, page: &mut [u8; PAGE]| {
         let off = (ipa - RAM_IPA) as usize;
         page.copy_from_slice(&ram[off..off + PAGE]);
-    })
+    };
+    encode(&h, cpus, None, read, &mut out);
+    out
 }
 
 #[test]
