@@ -206,3 +206,43 @@ fn debians_linux_kernel_boots_to_its_shell_as_a_guest() {
         &format!("the guest sees too little memory: {kb:?} KiB"),
     );
 }
+
+/// Two VMs with two vCPUs each on two CPUs, a 500 us slice: every vCPU checks its
+/// trapped (TVM), untrapped and FP/SIMD registers across thousands of switches.
+#[test]
+fn registers_survive_thousands_of_world_switches() {
+    let vm = |tag: u32| {
+        module(guest("switch")).bootargs(&format!("console=ttyAMA0 tag={tag} rounds=20000"))
+    };
+    let mut q = qemu()
+        .smp(2)
+        .arg("-append")
+        .arg("hv.slice_us=500")
+        .vm(vm(1))
+        .vm(vm(2))
+        .start();
+    q.expect_debug("hv: scheduling slice 500 us");
+    for id in 0..2 {
+        for cpu in 0..2 {
+            q.expect_guest(&format!("[vm{id}] switch: cpu {cpu} ok rounds=20000"));
+        }
+        q.expect_guest(&format!("[vm{id}] switch: PASS"));
+    }
+    q.expect_debug("vm0: powered off")
+        .expect_debug("vm1: powered off");
+    q.expect_clean_exit();
+    let text = q.debug.text();
+    for id in 0..2 {
+        let n = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("vm{id}: "))?
+                    .strip_suffix(" world switches in")
+            })
+            .and_then(|n| n.parse::<u64>().ok());
+        q.check(
+            n.is_some_and(|n| n >= 1000),
+            &format!("vm{id}: too few world switches: {n:?}"),
+        );
+    }
+}

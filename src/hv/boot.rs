@@ -125,6 +125,10 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     core::mem::forget(map);
 
     print_machine(info);
+    if let Some(us) = hv_option(info, "hv.slice_us") {
+        sched::set_slice_us(us);
+    }
+    println!("hv: scheduling slice {} us", sched::slice_us());
     let Some(gic) = info.gic.as_ref() else {
         stop(format_args!("no GIC in the device tree"))
     };
@@ -232,6 +236,22 @@ fn el2_guest_defaults() {
             mdcr = in(reg) mdcr,
         )
     };
+}
+
+/// A numeric `key=value` from the hypervisor's own command line (`/chosen/bootargs`
+/// of the host DTB; QEMU `-append`).
+fn hv_option(info: &MachineInfo, key: &str) -> Option<u64> {
+    let value = info
+        .bootargs?
+        .split_ascii_whitespace()
+        .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))?;
+    match value.parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            println!("hv: ignoring {key}={value}: not a number");
+            None
+        }
+    }
 }
 
 fn ram_ranges(info: &MachineInfo) -> heapless::Vec<(usize, usize), 8> {

@@ -18,7 +18,18 @@ use spin::Mutex;
 pub const MAX_CPUS: usize = 8;
 const NONE: usize = usize::MAX;
 /// The scheduling slice, in milliseconds.
-pub const SLICE_MS: u64 = 10;
+/// The scheduling slice in microseconds: 10 ms unless the hypervisor's command line
+/// (`/chosen/bootargs`) says `hv.slice_us=N`.
+static SLICE_US: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(10_000);
+
+/// The slice, from the hypervisor's command line (100 us to 1 s).
+pub fn set_slice_us(us: u64) {
+    SLICE_US.store(us.clamp(100, 1_000_000), Ordering::Relaxed);
+}
+
+pub fn slice_us() -> u64 {
+    SLICE_US.load(Ordering::Relaxed)
+}
 
 /// HCR_EL2 for an AArch64 VM: stage 2 on (VM), set/way invalidation upgraded to
 /// clean (SWIO), physical IRQ/FIQ/SError to EL2 (IMO, FMO, AMO), broadcast TLB and
@@ -215,7 +226,7 @@ pub fn run() -> ! {
 }
 
 fn arm_slice() {
-    let slice = timer::frequency() * SLICE_MS / 1000;
+    let slice = timer::frequency() * slice_us() / 1_000_000;
     // vGIC: end the slice early when a vCPU blocked here has its timer due sooner,
     // so it is woken on time.
     let ticks = super::vgic::blocked_deadline(arch::cpu_index())
@@ -238,6 +249,7 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
 fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
     let (vm, v) = vcpu_at(me, pos).expect("picked vCPU exists");
     v.set_state(RunState::Running);
+    vm.switches.fetch_add(1, Ordering::Relaxed);
     CPUS[me].current.store(pos, Ordering::Relaxed);
     let ctx = v.ctx.lock();
     *frame = ctx.frame;

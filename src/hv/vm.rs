@@ -34,6 +34,8 @@ pub struct Vm {
     stopping: AtomicBool,
     /// Guest data aborts outside anything mapped or emulated (for the console).
     pub aborts: AtomicUsize,
+    /// How many times one of its vCPUs was loaded onto a CPU (world switches in).
+    pub switches: core::sync::atomic::AtomicU64,
     /// Hashes of the UNDEF causes already logged.
     undefs: Mutex<heapless::Vec<u32, 32>>,
 }
@@ -90,6 +92,7 @@ impl Vm {
             running: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             aborts: AtomicUsize::new(0),
+            switches: core::sync::atomic::AtomicU64::new(0),
             undefs: Mutex::new(heapless::Vec::new()),
         }
     }
@@ -135,6 +138,11 @@ impl Vm {
                 v.set_state(RunState::Off);
             }
             self.flush_output();
+            crate::println!(
+                "vm{}: {} world switches in",
+                self.id,
+                self.switches.load(Ordering::Relaxed)
+            );
             crate::println!("vm{}: powered off ({})", self.id, reason);
             // Only now may an idle CPU see no VM left and power the machine off.
             self.running.store(false, Ordering::Release);
