@@ -10,7 +10,7 @@
 //! line, because a guest that silently hangs makes a test wait for its deadline.
 
 use core::mem::{offset_of, size_of};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crate::sysreg;
 
@@ -64,7 +64,12 @@ impl Taken {
     }
 }
 
-static ARMED: AtomicBool = AtomicBool::new(false);
+/// What the handler may skip: nothing ([`ARM_OFF`]), an UNDEF or a data abort
+/// ([`ARM_UNDEF_ABORT`]), or any synchronous exception from EL1 ([`ARM_ANY_SYNC`]).
+static ARMED: AtomicU8 = AtomicU8::new(ARM_OFF);
+const ARM_OFF: u8 = 0;
+const ARM_UNDEF_ABORT: u8 = 1;
+const ARM_ANY_SYNC: u8 = 2;
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static LAST_ESR: AtomicU64 = AtomicU64::new(0);
 static LAST_FAR: AtomicU64 = AtomicU64::new(0);
@@ -72,7 +77,16 @@ static LAST_ELR: AtomicU64 = AtomicU64::new(0);
 
 /// Allows (or stops allowing) the next expected synchronous exception to be skipped.
 pub(crate) fn arm(armed: bool) {
-    ARMED.store(armed, Ordering::SeqCst);
+    ARMED.store(
+        if armed { ARM_UNDEF_ABORT } else { ARM_OFF },
+        Ordering::SeqCst,
+    );
+}
+
+/// Allows any synchronous exception taken from EL1 to be skipped (used by the
+/// system-register sweep, where an access may also be trapped as SVE, SME, ...).
+pub(crate) fn arm_any_sync() {
+    ARMED.store(ARM_ANY_SYNC, Ordering::SeqCst);
 }
 
 /// How many exceptions this guest has taken.
@@ -103,8 +117,11 @@ extern "C" fn rt_exception(kind: u64, frame: &mut Frame) {
     COUNT.store(COUNT.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
 
     let expected = kind == SYNC_CURRENT_SPX
-        && ARMED.load(Ordering::SeqCst)
-        && matches!(taken.ec(), EC_UNKNOWN | EC_DATA_ABORT_SAME_EL);
+        && match ARMED.load(Ordering::SeqCst) {
+            ARM_UNDEF_ABORT => matches!(taken.ec(), EC_UNKNOWN | EC_DATA_ABORT_SAME_EL),
+            ARM_ANY_SYNC => true,
+            _ => false,
+        };
     if expected {
         // A probe executes exactly one 4-byte instruction that may fault.
         frame.elr += 4;

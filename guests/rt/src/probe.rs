@@ -21,6 +21,34 @@ fn armed<T>(f: impl FnOnce() -> T) -> Result<T, Taken> {
     }
 }
 
+/// Runs `f` with the handler armed for an UNDEF (EC 0x00) or a data abort (EC
+/// 0x25); `Err` with the exception if one was taken. Any other exception fails
+/// the guest.
+///
+/// # Safety
+/// `f` must execute at most one instruction that may fault, a 4-byte one whose
+/// skipping (the handler resumes at the next instruction) leaves `f` sound: e.g.
+/// an `mrs` into an output register that was initialised.
+pub unsafe fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Taken> {
+    armed(f)
+}
+
+/// Like [`catch`], but any synchronous exception taken from EL1 (whatever its
+/// class: UNDEF, an SVE or SME access trap, ...) is skipped and returned.
+///
+/// # Safety
+/// As for [`catch`].
+pub unsafe fn catch_any<T>(f: impl FnOnce() -> T) -> Result<T, Taken> {
+    let before = exception::count();
+    exception::arm_any_sync();
+    let value = f();
+    exception::arm(false);
+    match exception::last() {
+        Some(taken) if exception::count() != before => Err(taken),
+        _ => Ok(value),
+    }
+}
+
 /// Reads the 32-bit word at physical address `addr` (the MMU is off).
 ///
 /// # Safety
