@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every guest and writes guests/target/images/<name>.img (flat arm64 Images).
+# Builds every guest and writes guests/target/images/<name>.img (flat arm64 Images,
+# and aarch32.img, an AArch32 zImage).
 # The same steps `cargo xtask` performs; see README.md ("Build contract").
 set -euo pipefail
 
@@ -30,3 +31,19 @@ for src in "$here"/programs/src/bin/*.rs; do
     fi
     echo "$img"
 done
+
+# The AArch32 guest: A32 assembly, its own workspace and target (see README.md).
+target32=armv7a-none-eabi
+if ! rustc --print target-libdir --target "$target32" >/dev/null 2>&1 ||
+    [ ! -d "$(rustc --print target-libdir --target "$target32")" ]; then
+    rustup target add "$target32" >&2
+fi
+cargo build --release --target "$target32" --manifest-path "$here/aarch32/Cargo.toml"
+img="$CARGO_TARGET_DIR/images/aarch32.img"
+"$objcopy" -O binary "$CARGO_TARGET_DIR/$target32/release/aarch32" "$img"
+# Sanity: the zImage magic 0x016f2818 (little-endian) at offset 0x24.
+if [ "$(dd if="$img" bs=1 skip=36 count=4 2>/dev/null | od -An -tx1 | tr -d ' \n')" != "18286f01" ]; then
+    echo "build.sh: $img has no zImage magic" >&2
+    exit 1
+fi
+echo "$img"
