@@ -20,6 +20,7 @@ pub mod esr;
 pub mod guest_image;
 pub mod memplan;
 pub mod psci;
+pub mod shell;
 pub mod snapshot;
 pub mod stage2;
 pub mod vgic;

@@ -246,3 +246,200 @@ fn registers_survive_thousands_of_world_switches() {
         );
     }
 }
+
+/// Issue 3: every trapped virtual-memory control reads back what was written, the
+/// ID registers are sanitised, an IMPLEMENTATION DEFINED and an EL2 register UNDEF
+/// in the guest (which continues), set/way operations complete, and the console's
+/// `traps` counts match what the guest did.
+#[test]
+fn trapped_system_registers_behave_and_are_counted() {
+    let mut q = qemu()
+        .smp(1)
+        .arg("-append")
+        .arg("hv.stay=1")
+        .vm(module(guest("sysregs")))
+        .start();
+    for reg in [
+        "SCTLR_EL1",
+        "TTBR0_EL1",
+        "TTBR1_EL1",
+        "TCR_EL1",
+        "ESR_EL1",
+        "FAR_EL1",
+        "MAIR_EL1",
+        "CONTEXTIDR_EL1",
+    ] {
+        q.expect_guest(&format!("sysregs: {reg} wrote"));
+    }
+    q.expect_guest("sysregs: UNDEF mrs S3_0_C15_C0_0 (IMPLEMENTATION DEFINED) EC=0x00 ok")
+        .expect_guest("sysregs: UNDEF msr HCR_EL2 EC=0x00 ok")
+        .expect_guest("sysregs: DC CISW completed")
+        .expect_guest("sysregs: CONTEXTIDR_EL1 total writes=101 reads=102")
+        .expect_guest("sysregs: PASS")
+        .expect_debug("vm0: UNDEF injected")
+        .expect_debug("vm0: powered off (system-off)")
+        .expect_debug("hv: no VM is left; staying up for the debug console");
+    let text = q.guest.text();
+    q.check(
+        !text.contains("MISMATCH"),
+        "a trapped register did not read back what was written",
+    );
+    let pfr0 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sysregs: ID ID_AA64PFR0_EL1=0x"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    q.check(
+        pfr0.is_some_and(|v| (v >> 8) & 0xff == 0),
+        "EL2/EL3 visible in ID_AA64PFR0_EL1",
+    );
+    // The console's counts: 101 writes and 102 reads of CONTEXTIDR_EL1 (the guest's
+    // own tally), in the `traps` table as "NAME  ENCODING  READS  WRITES".
+    q.debug.write(b"traps\r");
+    q.expect_debug("S3_0_C13_C0_1");
+    std::thread::sleep(Duration::from_millis(300));
+    let debug = q.debug.text();
+    let row = debug
+        .lines()
+        .find(|l| l.starts_with("CONTEXTIDR_EL1 "))
+        .map(str::to_owned);
+    let counts: Option<Vec<u64>> = row.as_deref().map(|r| {
+        r.split_whitespace()
+            .skip(2)
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    });
+    q.check(
+        counts == Some(vec![102, 101]),
+        &format!("traps row for CONTEXTIDR_EL1: {row:?}"),
+    );
+}
+
+/// Issue 3: an AArch32 EL1 guest's cp15 accesses land in the same state, through
+/// the table's AArch32 views.
+#[test]
+fn an_aarch32_guest_programs_its_mmu_registers_through_cp15() {
+    let mut q = qemu()
+        .smp(1)
+        .cpu("cortex-a72")
+        .arg("-append")
+        .arg("hv.stay=1")
+        .vm(module(guest("aarch32")))
+        .start();
+    q.expect_guest("aarch32: hello from AArch32 mode=0x13");
+    for reg in [
+        "SCTLR",
+        "TTBCR",
+        "TTBR0",
+        "TTBR0_64",
+        "DACR",
+        "CONTEXTIDR",
+        "PRRR",
+        "NMRR",
+    ] {
+        q.expect_guest(&format!("aarch32: {reg} wrote"));
+    }
+    q.expect_guest("aarch32: PASS")
+        .expect_debug("vm0: powered off (system-off)");
+    q.check(
+        !q.guest.contains("MISMATCH"),
+        "an AArch32 view did not read back",
+    );
+    // The AArch64 view of the same state, from the console.
+    q.debug.write(b"sysregs vm0.0 CONTEXTIDR_EL1\r");
+    q.expect_debug("CONTEXTIDR_EL1       0x0000000012345678");
+    q.debug.write(b"sysregs vm0.0 TTBR0_EL1\r");
+    q.expect_debug("TTBR0_EL1            0x00ab000045678000");
+}
+
+/// Issues 4 and 5: the console lists VMs and vCPUs, pauses and resumes a VM, shows
+/// registers, and refuses bad input with a clear error.
+#[test]
+fn the_debug_console_answers_and_refuses_bad_input() {
+    let spin =
+        module(guest("spin")).bootargs("console=ttyAMA0 count=1000000000000 every=100000000");
+    let mut q = qemu().smp(2).vm(spin).start();
+    q.expect_debug("hv: debug console: type 'help' for commands")
+        .expect_guest("spin: progress 100000000/");
+    q.debug.write(b"help\r");
+    q.expect_debug("snapshot save VM [SLOT]");
+    q.debug.write(b"vms\r");
+    q.expect_debug("vm0: running, 2 vCPU(s), ");
+    q.debug.write(b"pause vm0\r");
+    q.expect_debug("vm0: paused");
+    std::thread::sleep(Duration::from_millis(500));
+    let paused_at = q.guest.text().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    q.check(
+        q.guest.text().len() == paused_at,
+        "a paused VM kept printing",
+    );
+    q.debug.write(b"regs vm0.0\r");
+    q.expect_debug("pstate 0x");
+    q.debug.write(b"sysregs vm0.0 SCTLR\r");
+    q.expect_debug("SCTLR_EL1 ");
+    q.debug.write(b"resume vm0\r");
+    q.expect_debug("vm0: resumed");
+    q.debug.write(b"frobnicate\r");
+    q.expect_debug("error: unknown command 'frobnicate': type 'help'");
+    q.debug.write(b"regs vm9.0\r");
+    q.expect_debug("error: no VM vm9");
+    q.debug.write(b"snapshot restore vm0 nosuch\r");
+    q.expect_debug("error: no snapshot slot named 'nosuch'");
+    let len = q.guest.text().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    q.check(
+        q.guest.text().len() > len,
+        "the VM did not run again after resume",
+    );
+}
+
+fn progress_values(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("spin: progress ")?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Issue 4: a checkpoint taken while the guest counts, then restored, makes the
+/// guest resume from the saved count.
+#[test]
+fn a_restored_checkpoint_resumes_the_guest_from_the_saved_count() {
+    let every = 100_000_000u64;
+    let spin = module(guest("spin")).bootargs(&format!(
+        "console=ttyAMA0 count=1000000000000 every={every}"
+    ));
+    let mut q = qemu().smp(1).vm(spin).start();
+    q.expect_guest(&format!("spin: progress {}/", 2 * every));
+    q.debug.write(b"snapshot save vm0 c\r");
+    q.expect_debug("vm0: saved to slot 'c'");
+    std::thread::sleep(Duration::from_millis(200));
+    let at_save = *progress_values(&q.guest.text()).last().unwrap();
+    q.expect_guest(&format!("spin: progress {}/", at_save + 4 * every));
+    let before = q.guest.text();
+    let max_before = *progress_values(&before).last().unwrap();
+    q.debug.write(b"snapshot restore vm0 c\r");
+    q.expect_debug("vm0: restored from slot 'c'");
+    // The next progress lines after the restore count on from the checkpoint.
+    let start = std::time::Instant::now();
+    let after = loop {
+        let t = q.guest.text();
+        let new: Vec<u64> = progress_values(&t[before.len()..]);
+        // Lines printed after the restore go back below what was reached before it.
+        if let Some(&v) = new.iter().find(|&&v| v < max_before) {
+            break v;
+        }
+        if start.elapsed() > common::DEADLINE {
+            q.fail(&format!("no progress line went back after the restore (saved at {at_save}, reached {max_before}, then {new:?})"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    q.check(
+        after > at_save - every && after <= at_save + 2 * every,
+        &format!("resumed at {after}, the checkpoint was at {at_save}"),
+    );
+}

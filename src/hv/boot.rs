@@ -129,6 +129,9 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         sched::set_slice_us(us);
     }
     println!("hv: scheduling slice {} us", sched::slice_us());
+    if hv_option(info, "hv.stay") == Some(1) {
+        sched::set_stay(true);
+    }
     let Some(gic) = info.gic.as_ref() else {
         stop(format_args!("no GIC in the device tree"))
     };
@@ -180,6 +183,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
                 used / 1024,
                 free / 1024
             );
+            println!("hv: debug console: type 'help' for commands");
         }
         Err(e) => {
             println!("hv: cannot start guests: {e}");

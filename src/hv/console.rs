@@ -67,6 +67,23 @@ pub fn print_unlocked(args: fmt::Arguments) {
     }
 }
 
+/// A byte typed on the debug console, if any.
+pub fn debug_read() -> Option<u8> {
+    let u = uart(&DEBUG_BASE)?;
+    let _g = DEBUG_LOCK.lock();
+    u.read_byte()
+}
+
+/// A `core::fmt::Write` onto the debug console (each piece serialised).
+pub struct DebugOut;
+
+impl Write for DebugOut {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        print(format_args!("{s}"));
+        Ok(())
+    }
+}
+
 /// Writes guest output bytes to the guest console.
 pub fn guest_write(bytes: &[u8]) {
     let Some(u) = uart(&GUEST_BASE) else { return };

@@ -6,6 +6,7 @@ pub mod control;
 pub mod gic;
 pub mod heap;
 pub mod inject;
+pub mod monitor;
 pub mod panic;
 pub mod sched;
 pub mod snapshot;

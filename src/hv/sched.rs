@@ -75,6 +75,12 @@ impl PerCpu {
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 static POWERING_OFF: AtomicBool = AtomicBool::new(false);
+/// `hv.stay=1`: when no VM is left, keep the machine up for the debug console.
+static STAY: AtomicBool = AtomicBool::new(false);
+
+pub fn set_stay(stay: bool) {
+    STAY.store(stay, Ordering::Relaxed);
+}
 
 /// Places a vCPU on a physical CPU. Boot time only.
 pub fn assign(vm: usize, vcpu: usize, pcpu: usize) {
@@ -205,12 +211,21 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
             return;
         }
         if !vm::any_running() {
-            power_off_machine();
+            if STAY.load(Ordering::Relaxed) {
+                if !POWERING_OFF.swap(true, Ordering::SeqCst) {
+                    crate::println!(
+                        "hv: no VM is left; staying up for the debug console (hv.stay=1)"
+                    );
+                }
+            } else {
+                power_off_machine();
+            }
         }
         // vGIC: with vCPUs blocked in WFI the tick is off, so console input (which
         // may wake one) is polled here; the wait is a WFI until the next blocked
         // vCPU's timer, a kick SGI, or 1 ms (so `send_event` wake-ups still work).
         super::boot::poll_input();
+        super::monitor::poll(None);
         super::vgic::idle_wait(me);
     }
 }

@@ -169,6 +169,7 @@ fn irq(frame: &mut TrapFrame) {
     }
     if tick {
         super::boot::poll_input();
+        super::monitor::poll(Some(frame));
     }
     sched::schedule(frame, tick);
 }

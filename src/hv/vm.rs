@@ -103,6 +103,11 @@ impl Vm {
     pub fn note_abort(&self) -> bool {
         const LOGGED: usize = 8;
         let n = self.aborts.fetch_add(1, Ordering::Relaxed);
+        match super::monitor::log_level() {
+            0 => return false,
+            2 => return true,
+            _ => {}
+        }
         if n == LOGGED {
             crate::println!("vm{}: more aborts: counted, no longer logged", self.id);
         }
@@ -113,6 +118,14 @@ impl Vm {
     /// same register in a loop logs one line), up to a bound.
     pub fn note_undef(&self, what: &str, _sysreg: bool, pc: u64) {
         const KINDS: usize = 32;
+        match super::monitor::log_level() {
+            0 => return,
+            2 => {
+                crate::println!("vm{}: UNDEF injected: {} (pc {:#x})", self.id, what, pc);
+                return;
+            }
+            _ => {}
+        }
         let mut seen = self.undefs.lock();
         let key = fnv1a(what.as_bytes());
         if seen.contains(&key) {

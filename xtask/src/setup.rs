@@ -6,7 +6,12 @@
 use crate::run_cmd;
 use std::process::Command;
 
-const TARGETS: [&str; 2] = ["aarch64-unknown-none-softfloat", "aarch64-unknown-none"];
+/// The hypervisor's target, the AArch64 guests', and the AArch32 guest's.
+const TARGETS: [&str; 3] = [
+    "aarch64-unknown-none-softfloat",
+    "aarch64-unknown-none",
+    "armv7a-none-eabi",
+];
 const QEMU_MIN: u32 = 10;
 const BACKPORTS: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
 

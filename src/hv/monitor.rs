@@ -1,0 +1,343 @@
+//! The debug console: commands typed on the hypervisor's debug UART, carried out on
+//! the live machine. Input is read on CPU 0, on every scheduling tick and when it is
+//! idle; the line editing and the command language are portable (`crate::shell`).
+//!
+//! Every command that shows or changes a vCPU's state goes through the one path
+//! that stops a VM with its state saved (`control::pause_vm`), so what it prints is
+//! the live state, never a stale copy; a VM that was running is resumed afterwards.
+
+use super::console::DebugOut;
+use super::control;
+use super::vcpu::RunState;
+use super::vm::{self, Vm};
+use crate::arch::{self, trap_frame::TrapFrame};
+use crate::cpreg::{self, Flags, State};
+use crate::shell::command::{self, Command, LogLevel, VcpuId};
+use crate::shell::line::{Event, LineEditor};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU8, Ordering};
+use spin::Mutex;
+
+static EDITOR: Mutex<LineEditor> = Mutex::new(LineEditor::new());
+static LOG: AtomicU8 = AtomicU8::new(1);
+const PROMPT: &str = "hv> ";
+
+/// How much guest faults are logged (0 quiet, 1 normal, 2 verbose).
+pub fn log_level() -> u8 {
+    LOG.load(Ordering::Relaxed)
+}
+
+/// Reads what was typed on the debug console and runs complete lines. `frame`: the
+/// exit this CPU is handling, if any (its vCPU is saved in place when paused).
+pub fn poll(mut frame: Option<&mut TrapFrame>) {
+    if arch::cpu_index() != 0 {
+        return;
+    }
+    while let Some(b) = super::console::debug_read() {
+        let mut line = heapless::String::<{ crate::shell::line::MAX_LINE }>::new();
+        {
+            let mut ed = EDITOR.lock();
+            match ed.feed(b, &mut DebugOut) {
+                Event::None => continue,
+                Event::Line => {
+                    let _ = line.push_str(ed.line());
+                }
+                Event::Gdb(_) => {
+                    crate::println!("\nhv: a GDB packet: the GDB stub is not in this build yet");
+                    continue;
+                }
+            }
+        }
+        run(&line, frame.as_deref_mut());
+        crate::hv::console::print(format_args!("{PROMPT}"));
+    }
+}
+
+fn run(line: &str, frame: Option<&mut TrapFrame>) {
+    let out = &mut DebugOut;
+    let result = match command::parse(line) {
+        Ok(None) => Ok(()),
+        Ok(Some(c)) => execute(c, frame, out),
+        Err(e) => Err(alloc::format!("{e}")),
+    };
+    if let Err(e) = result {
+        let _ = writeln!(out, "error: {e}");
+    }
+}
+
+fn vm_or_err(id: usize) -> Result<&'static Vm, alloc::string::String> {
+    vm::get(id)
+        .ok_or_else(|| alloc::format!("no VM vm{id} (there are {}: see 'vms')", vm::all().len()))
+}
+
+/// Runs `f` on `vm` with every vCPU stopped and saved; resumes it afterwards unless
+/// it was paused already.
+fn with_paused<R>(
+    vm: &Vm,
+    frame: Option<&TrapFrame>,
+    f: impl FnOnce(&Vm) -> R,
+) -> Result<R, alloc::string::String> {
+    let was = control::is_paused(vm);
+    control::pause_vm(vm, frame).map_err(|e| alloc::format!("{e}"))?;
+    let r = f(vm);
+    if !was {
+        control::resume_vm(vm);
+    }
+    Ok(r)
+}
+
+fn state_name(vm: &Vm) -> &'static str {
+    if !vm.is_running() {
+        "off"
+    } else if control::is_paused(vm) {
+        "paused"
+    } else {
+        "running"
+    }
+}
+
+fn execute(
+    c: Command,
+    frame: Option<&mut TrapFrame>,
+    out: &mut DebugOut,
+) -> Result<(), alloc::string::String> {
+    let w = |r: core::fmt::Result| r.map_err(|_| alloc::string::String::from("output failed"));
+    match c {
+        Command::Help => w(command::help(out)),
+        Command::Info => {
+            let (used, free) = super::heap::usage();
+            w(writeln!(
+                out,
+                "hypervisor v{} on board {}",
+                super::boot::VERSION,
+                super::boot::BOARD
+            ))?;
+            if let Some(m) = super::boot::machine() {
+                w(writeln!(out, "machine: {}", m.model.unwrap_or("?")))?;
+                w(writeln!(out, "memory: {} MiB", m.memory_size() >> 20))?;
+                w(writeln!(
+                    out,
+                    "cpus: {} ({} online)",
+                    m.cpus.len(),
+                    (0..super::sched::MAX_CPUS)
+                        .filter(|&c| super::sched::is_online(c))
+                        .count()
+                ))?;
+                if let Some(g) = &m.gic {
+                    w(writeln!(
+                        out,
+                        "gic: {:?} at {:#x}",
+                        g.version, g.distributor.start.0
+                    ))?;
+                }
+            }
+            w(writeln!(
+                out,
+                "scheduling slice: {} us",
+                super::sched::slice_us()
+            ))?;
+            w(writeln!(
+                out,
+                "heap: {} KiB used, {} KiB free",
+                used / 1024,
+                free / 1024
+            ))
+        }
+        Command::Vms => {
+            for vm in vm::all() {
+                w(writeln!(
+                    out,
+                    "vm{}: {}, {} vCPU(s), {} MiB at IPA {:#x}, {}, {} world switches, {} aborts",
+                    vm.id,
+                    state_name(vm),
+                    vm.vcpus.len(),
+                    vm.ram.ipa.size >> 20,
+                    vm.ram.ipa.start.0,
+                    if vm.aarch32 { "AArch32" } else { "AArch64" },
+                    vm.switches.load(Ordering::Relaxed),
+                    vm.aborts.load(Ordering::Relaxed),
+                ))?;
+            }
+            Ok(())
+        }
+        Command::Vcpus => {
+            for vm in vm::all() {
+                let lines = with_paused(vm, frame.as_deref(), |vm| {
+                    vm.vcpus
+                        .iter()
+                        .map(|v| {
+                            let pc = v.ctx.lock().frame.elr;
+                            (v.index, v.pcpu, v.state(), pc)
+                        })
+                        .collect::<alloc::vec::Vec<_>>()
+                })?;
+                for (i, pcpu, st, pc) in lines {
+                    let st = match st {
+                        RunState::Off => "off",
+                        _ if control::is_paused(vm) => "paused",
+                        _ => "on",
+                    };
+                    w(writeln!(
+                        out,
+                        "vm{}.{}: cpu {}, {}, pc {:#x}",
+                        vm.id, i, pcpu, st, pc
+                    ))?;
+                }
+            }
+            Ok(())
+        }
+        Command::Regs(id) => show_regs(id, frame.as_deref(), out),
+        Command::Sysregs(id, pattern) => show_sysregs(id, pattern, frame.as_deref(), out),
+        Command::Traps => {
+            w(writeln!(
+                out,
+                "{:<18} {:<16} {:>10} {:>10}",
+                "register", "encoding", "reads", "writes"
+            ))?;
+            for t in cpreg::trap_counts() {
+                w(writeln!(out, "{t}"))?;
+            }
+            Ok(())
+        }
+        Command::Pause(id) => {
+            let vm = vm_or_err(id)?;
+            if !vm.is_running() {
+                return Err(alloc::format!("vm{id} is off"));
+            }
+            control::pause_vm(vm, frame.as_deref()).map_err(|e| alloc::format!("{e}"))?;
+            w(writeln!(out, "vm{id}: paused"))
+        }
+        Command::Resume(id) => {
+            let vm = vm_or_err(id)?;
+            if !control::is_paused(vm) {
+                return Err(alloc::format!("vm{id} is not paused"));
+            }
+            control::resume_vm(vm);
+            w(writeln!(out, "vm{id}: resumed"))
+        }
+        Command::SnapshotSave(id, slot) => {
+            let vm = vm_or_err(id)?;
+            let n = super::snapshot::save_slot(vm, slot, frame.as_deref())
+                .map_err(|e| alloc::format!("{e}"))?;
+            w(writeln!(
+                out,
+                "vm{id}: saved to slot '{slot}' ({} KiB)",
+                n.div_ceil(1024)
+            ))
+        }
+        Command::SnapshotRestore(id, slot) => {
+            let vm = vm_or_err(id)?;
+            super::snapshot::restore_slot(vm, slot, frame).map_err(|e| alloc::format!("{e}"))?;
+            w(writeln!(out, "vm{id}: restored from slot '{slot}'"))
+        }
+        Command::SnapshotList => {
+            let slots = super::snapshot::list();
+            if slots.is_empty() {
+                return w(writeln!(out, "no snapshots (snapshot save VM [SLOT])"));
+            }
+            for (name, vm, size) in slots {
+                w(writeln!(out, "{name}: vm{vm}, {} KiB", size.div_ceil(1024)))?;
+            }
+            Ok(())
+        }
+        Command::Log(level) => {
+            LOG.store(
+                match level {
+                    LogLevel::Quiet => 0,
+                    LogLevel::Normal => 1,
+                    LogLevel::Verbose => 2,
+                },
+                Ordering::Relaxed,
+            );
+            w(writeln!(out, "log level: {level:?}"))
+        }
+    }
+}
+
+fn vcpu_of(id: VcpuId) -> Result<&'static Vm, alloc::string::String> {
+    let vm = vm_or_err(id.vm)?;
+    if id.vcpu >= vm.vcpus.len() {
+        return Err(alloc::format!(
+            "vm{} has {} vCPU(s): vm{}.0 to vm{}.{}",
+            id.vm,
+            vm.vcpus.len(),
+            id.vm,
+            id.vm,
+            vm.vcpus.len() - 1
+        ));
+    }
+    Ok(vm)
+}
+
+fn show_regs(
+    id: VcpuId,
+    frame: Option<&TrapFrame>,
+    out: &mut DebugOut,
+) -> Result<(), alloc::string::String> {
+    let vm = vcpu_of(id)?;
+    let ctx = with_paused(vm, frame, |vm| vm.vcpus[id.vcpu].ctx.lock().clone())?;
+    let f = &ctx.frame;
+    for i in (0..31).step_by(2) {
+        let _ = if i + 1 < 31 {
+            writeln!(
+                out,
+                "x{:<2} {:#018x}  x{:<2} {:#018x}",
+                i,
+                f.x[i],
+                i + 1,
+                f.x[i + 1]
+            )
+        } else {
+            writeln!(out, "x{:<2} {:#018x}", i, f.x[i])
+        };
+    }
+    let sp = |r| ctx.sysregs.raw_read(r).unwrap_or(0);
+    let _ = writeln!(out, "pc  {:#018x}  pstate {:#010x}", f.elr, f.spsr);
+    let _ = writeln!(
+        out,
+        "sp_el0 {:#018x}  sp_el1 {:#018x}",
+        sp(cpreg::Reg::SP_EL0),
+        sp(cpreg::Reg::SP_EL1)
+    );
+    Ok(())
+}
+
+fn show_sysregs(
+    id: VcpuId,
+    pattern: Option<&str>,
+    frame: Option<&TrapFrame>,
+    out: &mut DebugOut,
+) -> Result<(), alloc::string::String> {
+    let vm = vcpu_of(id)?;
+    let file = with_paused(vm, frame, |vm| vm.vcpus[id.vcpu].ctx.lock().sysregs.clone())?;
+    let pat = pattern.map(|p| p.to_ascii_uppercase());
+    let mut shown = 0;
+    for (reg, width) in cpreg::debugger_view(*file.features()) {
+        let name = reg.name();
+        if pat.as_deref().is_some_and(|p| !name.contains(p)) {
+            continue;
+        }
+        let Ok(value) = file.raw_read(reg) else {
+            continue;
+        };
+        let e = reg.entry();
+        let mut note = heapless::String::<40>::new();
+        if let State::Alias { owner, .. } = e.state {
+            let _ = write!(note, "  (view of {})", owner.name());
+        } else if e.is(Flags::CONST) {
+            let _ = note.push_str("  (constant)");
+        }
+        let digits = (width as usize).div_ceil(4);
+        let _ = writeln!(out, "{:<20} {:#0w$x}{}", name, value, note, w = digits + 2);
+        shown += 1;
+    }
+    if shown == 0 {
+        return Err(alloc::format!(
+            "no register of vm{}.{} matches '{}'",
+            id.vm,
+            id.vcpu,
+            pattern.unwrap_or("")
+        ));
+    }
+    Ok(())
+}

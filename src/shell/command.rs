@@ -1,0 +1,247 @@
+//! The console's command language: the command table (which `help` prints), and
+//! parsing of arguments with errors that say what was wrong and what is accepted.
+#![forbid(unsafe_code)]
+
+use core::fmt::{self, Write as _};
+
+/// One console command: its name, its arguments and what it does.
+pub struct CommandInfo {
+    pub name: &'static str,
+    pub args: &'static str,
+    pub help: &'static str,
+}
+
+/// Every command the console knows, in the order `help` lists them.
+pub const COMMANDS: &[CommandInfo] = &[
+    CommandInfo {
+        name: "help",
+        args: "",
+        help: "this list",
+    },
+    CommandInfo {
+        name: "info",
+        args: "",
+        help: "hypervisor version, board, memory, CPUs, GIC",
+    },
+    CommandInfo {
+        name: "vms",
+        args: "",
+        help: "the VMs: state, vCPUs, memory, world switches",
+    },
+    CommandInfo {
+        name: "vcpus",
+        args: "",
+        help: "every vCPU: physical CPU, state, PC",
+    },
+    CommandInfo {
+        name: "regs",
+        args: "VCPU",
+        help: "general registers of a vCPU (e.g. vm0.1)",
+    },
+    CommandInfo {
+        name: "sysregs",
+        args: "VCPU [PATTERN]",
+        help: "system registers of a vCPU whose name contains PATTERN",
+    },
+    CommandInfo {
+        name: "traps",
+        args: "",
+        help: "trapped system-register accesses: name, encoding, reads, writes",
+    },
+    CommandInfo {
+        name: "pause",
+        args: "VM",
+        help: "stop a VM's vCPUs (e.g. pause vm0)",
+    },
+    CommandInfo {
+        name: "resume",
+        args: "VM",
+        help: "let a paused VM run again",
+    },
+    CommandInfo {
+        name: "snapshot",
+        args: "save VM [SLOT] | restore VM SLOT | list",
+        help: "checkpoint and roll back VMs in memory",
+    },
+    CommandInfo {
+        name: "log",
+        args: "quiet|normal|verbose",
+        help: "how much guest faults are logged",
+    },
+];
+
+/// Why a command line could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    UnknownCommand(heapless::String<32>),
+    Missing(&'static str),
+    Extra(heapless::String<32>),
+    BadVm(heapless::String<32>),
+    BadVcpu(heapless::String<32>),
+    BadNumber(heapless::String<32>),
+    BadWord {
+        what: &'static str,
+        found: heapless::String<32>,
+        accepted: &'static str,
+    },
+}
+
+fn short(s: &str) -> heapless::String<32> {
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownCommand(c) => write!(f, "unknown command '{c}': type 'help'"),
+            Self::Missing(what) => write!(f, "missing {what}"),
+            Self::Extra(w) => write!(f, "unexpected '{w}'"),
+            Self::BadVm(w) => write!(f, "'{w}' is not a VM name: use vmN, e.g. vm0"),
+            Self::BadVcpu(w) => write!(f, "'{w}' is not a vCPU name: use vmN.M, e.g. vm0.1"),
+            Self::BadNumber(w) => {
+                write!(f, "'{w}' is not a number: use decimal or 0x-prefixed hex")
+            }
+            Self::BadWord {
+                what,
+                found,
+                accepted,
+            } => write!(f, "'{found}' is not a {what}: use {accepted}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VcpuId {
+    pub vm: usize,
+    pub vcpu: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LogLevel {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// A parsed command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    Help,
+    Info,
+    Vms,
+    Vcpus,
+    Regs(VcpuId),
+    Sysregs(VcpuId, Option<&'a str>),
+    Traps,
+    Pause(usize),
+    Resume(usize),
+    SnapshotSave(usize, &'a str),
+    SnapshotRestore(usize, &'a str),
+    SnapshotList,
+    Log(LogLevel),
+}
+
+/// `vmN`.
+pub fn parse_vm(w: &str) -> Result<usize, ParseError> {
+    w.strip_prefix("vm")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ParseError::BadVm(short(w)))
+}
+
+/// `vmN.M`.
+pub fn parse_vcpu(w: &str) -> Result<VcpuId, ParseError> {
+    let bad = || ParseError::BadVcpu(short(w));
+    let (vm, vcpu) = w.split_once('.').ok_or_else(bad)?;
+    Ok(VcpuId {
+        vm: parse_vm(vm).map_err(|_| bad())?,
+        vcpu: vcpu.parse().map_err(|_| bad())?,
+    })
+}
+
+/// A number in decimal or `0x` hex.
+pub fn parse_number(w: &str) -> Result<u64, ParseError> {
+    let r = match w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => w.replace('_', "").parse(),
+    };
+    r.map_err(|_| ParseError::BadNumber(short(w)))
+}
+
+/// Parses one command line. An empty line is `Ok(None)`.
+pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
+    let mut words = line.split_ascii_whitespace();
+    let Some(cmd) = words.next() else {
+        return Ok(None);
+    };
+    let mut next = |what: &'static str| words.next().ok_or(ParseError::Missing(what));
+    let c = match cmd {
+        "help" | "?" => Command::Help,
+        "info" => Command::Info,
+        "vms" => Command::Vms,
+        "vcpus" => Command::Vcpus,
+        "regs" => Command::Regs(parse_vcpu(next("a vCPU (vmN.M)")?)?),
+        "sysregs" => {
+            let v = parse_vcpu(next("a vCPU (vmN.M)")?)?;
+            Command::Sysregs(v, next("").ok())
+        }
+        "traps" => Command::Traps,
+        "pause" => Command::Pause(parse_vm(next("a VM (vmN)")?)?),
+        "resume" => Command::Resume(parse_vm(next("a VM (vmN)")?)?),
+        "snapshot" => match next("save, restore or list")? {
+            "save" => {
+                let vm = parse_vm(next("a VM (vmN)")?)?;
+                Command::SnapshotSave(vm, next("").unwrap_or("default"))
+            }
+            "restore" => {
+                let vm = parse_vm(next("a VM (vmN)")?)?;
+                Command::SnapshotRestore(vm, next("a slot name")?)
+            }
+            "list" => Command::SnapshotList,
+            other => {
+                return Err(ParseError::BadWord {
+                    what: "snapshot command",
+                    found: short(other),
+                    accepted: "save, restore or list",
+                })
+            }
+        },
+        "log" => Command::Log(match next("a level")? {
+            "quiet" => LogLevel::Quiet,
+            "normal" => LogLevel::Normal,
+            "verbose" => LogLevel::Verbose,
+            other => {
+                return Err(ParseError::BadWord {
+                    what: "log level",
+                    found: short(other),
+                    accepted: "quiet, normal or verbose",
+                })
+            }
+        }),
+        other => return Err(ParseError::UnknownCommand(short(other))),
+    };
+    if let Some(extra) = words.next() {
+        return Err(ParseError::Extra(short(extra)));
+    }
+    Ok(Some(c))
+}
+
+/// The `help` text: one line per command.
+pub fn help(out: &mut impl fmt::Write) -> fmt::Result {
+    for c in COMMANDS {
+        let usage = if c.args.is_empty() {
+            heapless::String::<64>::try_from(c.name).unwrap_or_default()
+        } else {
+            let mut s = heapless::String::<64>::new();
+            let _ = write!(s, "{} {}", c.name, c.args);
+            s
+        };
+        writeln!(out, "  {usage:<44} {}", c.help)?;
+    }
+    Ok(())
+}
