@@ -81,6 +81,8 @@ impl Module {
 }
 
 pub struct Builder {
+    /// Boot this image bare (QEMU enters it at EL1) instead of the hypervisor.
+    bare: Option<PathBuf>,
     machine: String,
     smp: u32,
     memory: String,
@@ -92,6 +94,7 @@ pub struct Builder {
 
 pub fn qemu() -> Builder {
     Builder {
+        bare: None,
         machine: "virt,virtualization=on".into(),
         smp: 2,
         memory: "1G".into(),
@@ -103,6 +106,13 @@ pub fn qemu() -> Builder {
 }
 
 impl Builder {
+    /// Runs `image` bare under QEMU (entered at EL1, no hypervisor): the reference a
+    /// guest's behaviour under the hypervisor is compared with.
+    pub fn bare(mut self, image: impl AsRef<Path>) -> Self {
+        self.bare = Some(image.as_ref().to_path_buf());
+        self.machine = "virt".into();
+        self
+    }
     /// The `-M` value before `,gic-version=N` (default: virt with EL2).
     pub fn machine(mut self, m: &str) -> Self {
         self.machine = m.into();
@@ -159,7 +169,8 @@ impl Builder {
                 .arg("-serial")
                 .arg(format!("chardev:s{i}"));
         }
-        cmd.arg("-kernel").arg(env_path("HV_IMAGE"));
+        cmd.arg("-kernel")
+            .arg(self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE")));
         let mut addr: u64 = 0x5000_0000;
         let align = |v: u64| (v + (2 << 20) - 1) & !((2 << 20) - 1);
         for m in &self.modules {
