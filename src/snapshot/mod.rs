@@ -539,4 +539,6 @@ pub fn prepare_restore(snap: &Parsed, target: &Target) -> Result<Vec<SysRegFile>
 }
 
 #[cfg(test)]
+mod blessed;
+#[cfg(test)]
 mod tests;
