@@ -75,6 +75,21 @@ impl PerCpu {
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
 static POWERING_OFF: AtomicBool = AtomicBool::new(false);
+/// World switches (one vCPU saved, another loaded on the same CPU) and their total
+/// cost in counter ticks.
+static SWITCH_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static SWITCH_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// (world switches, average counter ticks each, system registers switched).
+pub fn switch_stats() -> (u64, u64, usize) {
+    let n = SWITCH_COUNT.load(Ordering::Relaxed);
+    let t = SWITCH_TICKS.load(Ordering::Relaxed);
+    (
+        n,
+        if n == 0 { 0 } else { t / n },
+        cpreg::table::EL1_SET.len() + cpreg::table::FP_SET.len(),
+    )
+}
 /// `hv.stay=1`: when no VM is left, keep the machine up for the debug console.
 static STAY: AtomicBool = AtomicBool::new(false);
 
@@ -163,16 +178,27 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         arm_slice();
         return;
     }
+    let start = timer::now();
+    let mut saved = false;
     if let Some((_, v)) = current {
         // Yielding or paused: keep its state. Off (CPU_OFF, its VM stopped): its
         // state no longer matters.
         if v.state() == RunState::Running {
             save(v, frame);
             v.set_state(RunState::Runnable);
+            saved = true;
         }
     }
     match next {
-        Some(next) => load(me, next, frame),
+        Some(next) => {
+            load(me, next, frame);
+            if saved {
+                // A world switch proper, from one vCPU to another: its cost in
+                // counter ticks (instructions under QEMU -icount shift=0).
+                SWITCH_TICKS.fetch_add(timer::now() - start, Ordering::Relaxed);
+                SWITCH_COUNT.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         None => idle_until_runnable(frame),
     }
 }
@@ -297,6 +323,10 @@ fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
 
 fn power_off_machine() -> ! {
     if !POWERING_OFF.swap(true, Ordering::SeqCst) {
+        let (n, avg, regs) = switch_stats();
+        crate::println!(
+            "hv: {n} world switches, {avg} counter ticks each on average ({regs} system registers, 32 FP/SIMD registers and the vGIC interface switched)"
+        );
         crate::println!("hv: no VM is left: powering off");
         let _ = crate::arch::smc::system_off();
         crate::println!("hv: the firmware refused SYSTEM_OFF; halting");
