@@ -538,3 +538,75 @@ fn sweep_matches_bare_qemu_except_documented_decisions() {
         &format!("decisions no difference needs (remove them): {stale:?}"),
     );
 }
+
+/// Issue 4: a snapshot streamed to a host file (`snapshot send`, what `cargo xtask
+/// snapshot save` runs) is restored into a fresh boot (`snapshot receive`, what
+/// `cargo xtask snapshot restore` runs), and the guest goes on from where it was.
+#[test]
+fn a_snapshot_saved_to_a_file_restores_into_a_fresh_boot() {
+    use hypervisor::snapshot::{decode, transfer};
+    let every = 100_000_000u64;
+    let spin = || {
+        module(guest("spin")).bootargs(&format!(
+            "console=ttyAMA0 count=1000000000000 every={every}"
+        ))
+    };
+    let file = std::env::temp_dir().join(format!("hv-{}.snap", std::process::id()));
+
+    let mut a = qemu().smp(1).vm(spin()).start();
+    a.expect_guest(&format!("spin: progress {}/", 5 * every));
+    a.debug.write(b"snapshot send vm0\r");
+    a.expect_debug("vm0: sent a ");
+    let saved_at = *progress_values(&a.guest.text()).last().unwrap();
+    let bytes = match transfer::extract(&a.debug.text()) {
+        Some(Ok(b)) => b,
+        other => a.fail(&format!(
+            "no valid transfer on the console: {:?}",
+            other.map(|r| r.map(|b| b.len()))
+        )),
+    };
+    a.check(
+        decode(&bytes).is_ok(),
+        "the received snapshot does not decode",
+    );
+    std::fs::write(&file, &bytes).unwrap();
+    drop(a);
+
+    let bytes = std::fs::read(&file).unwrap();
+    let mut b = qemu().smp(1).vm(spin()).start();
+    b.expect_guest(&format!("spin: progress {every}/"));
+    b.debug.write(
+        format!(
+            "snapshot receive vm0 {} {:08x}\r",
+            bytes.len(),
+            transfer::checksum(&bytes)
+        )
+        .as_bytes(),
+    );
+    b.expect_debug("ready for ");
+    let mut body = String::new();
+    transfer::write_body(&bytes, &mut body).unwrap();
+    let before = b.guest.text().len();
+    b.debug.write(body.as_bytes());
+    b.expect_debug("vm0: restored from the host");
+    // The first progress lines after the restore continue from the saved count.
+    let start = std::time::Instant::now();
+    let next = loop {
+        let t = b.guest.text();
+        if let Some(&v) = progress_values(&t[before..])
+            .iter()
+            .find(|&&v| v > saved_at)
+        {
+            break v;
+        }
+        if start.elapsed() > common::DEADLINE {
+            b.fail(&format!("the guest did not go on from {saved_at}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    b.check(
+        next <= saved_at + 2 * every,
+        &format!("went on at {next}, saved at {saved_at}"),
+    );
+    let _ = std::fs::remove_file(&file);
+}

@@ -74,6 +74,31 @@ pub fn debug_read() -> Option<u8> {
     u.read_byte()
 }
 
+/// Runs `f` with the debug console to itself: nothing else is printed in between
+/// (a snapshot transfer must not be interleaved with other output).
+pub fn with_debug_locked(f: impl FnOnce(&mut dyn Write) -> fmt::Result) -> fmt::Result {
+    let Some(u) = uart(&DEBUG_BASE) else {
+        return Ok(());
+    };
+    let _g = DEBUG_LOCK.lock();
+    f(&mut Raw(&u))
+}
+
+/// A byte from the debug console, waiting up to `ticks` counter ticks.
+pub fn debug_read_wait(ticks: u64) -> Option<u8> {
+    let u = uart(&DEBUG_BASE)?;
+    let deadline = crate::arch::timer::now() + ticks;
+    loop {
+        if let Some(b) = u.read_byte() {
+            return Some(b);
+        }
+        if crate::arch::timer::now() > deadline {
+            return None;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// A `core::fmt::Write` onto the debug console (each piece serialised).
 pub struct DebugOut;
 

@@ -240,6 +240,30 @@ fn execute(
             }
             Ok(())
         }
+        Command::SnapshotSend(id) => {
+            let vm = vm_or_err(id)?;
+            let bytes = super::snapshot::capture(vm, frame.as_deref())
+                .map_err(|e| alloc::format!("{e}"))?;
+            super::console::with_debug_locked(|w| {
+                crate::snapshot::transfer::write(&bytes, &mut Adapter(w))
+            })
+            .map_err(|_| alloc::string::String::from("output failed"))?;
+            w(writeln!(
+                out,
+                "vm{id}: sent a {} KiB snapshot",
+                bytes.len().div_ceil(1024)
+            ))
+        }
+        Command::SnapshotReceive(id, len, crc) => {
+            let vm = vm_or_err(id)?;
+            let bytes = receive(len, crc)?;
+            super::snapshot::restore(vm, &bytes, frame).map_err(|e| alloc::format!("{e}"))?;
+            w(writeln!(
+                out,
+                "vm{id}: restored from the host ({} KiB)",
+                bytes.len().div_ceil(1024)
+            ))
+        }
         Command::Log(level) => {
             LOG.store(
                 match level {
@@ -340,4 +364,43 @@ fn show_sysregs(
         ));
     }
     Ok(())
+}
+
+/// `&mut dyn Write` as an `impl Write`.
+struct Adapter<'a>(&'a mut dyn Write);
+
+impl Write for Adapter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write_str(s)
+    }
+}
+
+/// Reads a transfer (`:<hex>` lines, then the end marker) straight from the debug
+/// UART. Polling on the tick would take a minute for a few hundred KiB; this CPU
+/// reads in a tight loop instead, and gives up after 10 s without a byte.
+fn receive(len: usize, crc: u32) -> Result<alloc::vec::Vec<u8>, alloc::string::String> {
+    use crate::snapshot::transfer::Receiver;
+    let mut rx = Receiver::new(len, crc).map_err(|e| alloc::format!("{e}"))?;
+    crate::println!("ready for {len} bytes");
+    let timeout = arch::timer::frequency() * 10;
+    let mut line = heapless::String::<256>::new();
+    loop {
+        let b = super::console::debug_read_wait(timeout)
+            .ok_or("the transfer timed out (10 s without data)")?;
+        match b {
+            b'\r' | b'\n' => {
+                if !line.is_empty() {
+                    if let Some(bytes) = rx.line(&line).map_err(|e| alloc::format!("{e}"))? {
+                        return Ok(bytes);
+                    }
+                    line.clear();
+                }
+            }
+            _ => {
+                if line.push(b as char).is_err() {
+                    return Err("a transfer line is too long".into());
+                }
+            }
+        }
+    }
 }

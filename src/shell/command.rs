@@ -144,6 +144,10 @@ pub enum Command<'a> {
     SnapshotSave(usize, &'a str),
     SnapshotRestore(usize, &'a str),
     SnapshotList,
+    /// Stream a snapshot of the VM to the host (a transfer on this console).
+    SnapshotSend(usize),
+    /// Receive a snapshot of this length and CRC-32 from the host and restore it.
+    SnapshotReceive(usize, usize, u32),
     Log(LogLevel),
 }
 
@@ -203,11 +207,20 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
                 Command::SnapshotRestore(vm, next("a slot name")?)
             }
             "list" => Command::SnapshotList,
+            "send" => Command::SnapshotSend(parse_vm(next("a VM (vmN)")?)?),
+            "receive" => {
+                let vm = parse_vm(next("a VM (vmN)")?)?;
+                let len = parse_number(next("the length in bytes")?)? as usize;
+                let crc = next("the CRC-32 in hex")?;
+                let crc =
+                    u32::from_str_radix(crc, 16).map_err(|_| ParseError::BadNumber(short(crc)))?;
+                Command::SnapshotReceive(vm, len, crc)
+            }
             other => {
                 return Err(ParseError::BadWord {
                     what: "snapshot command",
                     found: short(other),
-                    accepted: "save, restore or list",
+                    accepted: "save, restore, list, send or receive",
                 })
             }
         },

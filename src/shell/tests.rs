@@ -108,6 +108,14 @@ fn commands_parse_with_their_arguments() {
     );
     assert_eq!(parse("snapshot list").unwrap(), Some(Command::SnapshotList));
     assert_eq!(
+        parse("snapshot send vm1").unwrap(),
+        Some(Command::SnapshotSend(1))
+    );
+    assert_eq!(
+        parse("snapshot receive vm0 4096 deadbeef").unwrap(),
+        Some(Command::SnapshotReceive(0, 4096, 0xdead_beef))
+    );
+    assert_eq!(
         parse("log quiet").unwrap(),
         Some(Command::Log(LogLevel::Quiet))
     );
@@ -134,8 +142,9 @@ fn errors_say_what_was_wrong_and_what_is_accepted() {
     assert_eq!(msg("snapshot restore vm0"), "missing a slot name");
     assert_eq!(
         msg("snapshot drop"),
-        "'drop' is not a snapshot command: use save, restore or list"
+        "'drop' is not a snapshot command: use save, restore, list, send or receive"
     );
+    assert_eq!(msg("snapshot receive vm0 12"), "missing the CRC-32 in hex");
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! only when everything passed, so a rejected snapshot leaves the VM as it was.
 #![forbid(unsafe_code)]
 
+pub mod transfer;
 mod wire;
 
 use crate::cpreg::{saved_list, ImportError, Reg, SysRegFile};

@@ -11,6 +11,7 @@ mod build;
 mod linux;
 mod qemu;
 mod setup;
+mod snapshot;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ enum Cmd {
     Run(RunArgs),
     /// Print the benchmark table: instruction counts under QEMU -icount, bare and virtualised.
     Bench,
+    /// Snapshots as host files: save/restore talk to the hypervisor's debug console.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
     /// Fetch Debian's arm64 cloud kernel and build a busybox initramfs (cached in target/linux/).
     FetchLinux,
     /// Run every test: host unit tests, then the QEMU integration tests.
@@ -54,6 +58,51 @@ enum Cmd {
         /// Only tests whose name contains this.
         filter: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Save a running VM's snapshot into FILE.
+    Save {
+        #[command(flatten)]
+        console: ConsoleArgs,
+        /// The VM (its number, as in vm0).
+        #[arg(long, default_value_t = 0)]
+        vm: usize,
+        file: PathBuf,
+    },
+    /// Restore a VM from FILE (validated here first, then by the hypervisor).
+    Restore {
+        #[command(flatten)]
+        console: ConsoleArgs,
+        #[arg(long, default_value_t = 0)]
+        vm: usize,
+        file: PathBuf,
+    },
+    /// Print a snapshot file: header, every register by name, RAM pages.
+    Show { file: PathBuf },
+    /// Compare two snapshot files: registers by name, RAM pages, vGIC state.
+    Diff { a: PathBuf, b: PathBuf },
+}
+
+/// Where the hypervisor's debug console is.
+#[derive(clap::Args, Debug)]
+struct ConsoleArgs {
+    /// QEMU's TCP serial for the debug console (cargo xtask run --debug-port PORT).
+    #[arg(long)]
+    port: Option<u16>,
+    /// A board's serial device (set it up first: stty -F DEVICE 115200 raw -echo).
+    #[arg(long)]
+    device: Option<PathBuf>,
+}
+
+impl ConsoleArgs {
+    fn target(&self) -> snapshot::Target {
+        snapshot::Target {
+            port: self.port,
+            device: self.device.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -99,6 +148,14 @@ fn main() -> ExitCode {
         ),
         Cmd::Test { filter } => test(filter),
         Cmd::Bench => bench::bench(),
+        Cmd::Snapshot(c) => match c {
+            SnapshotCmd::Save { console, vm, file } => snapshot::save(&console.target(), vm, &file),
+            SnapshotCmd::Restore { console, vm, file } => {
+                snapshot::restore(&console.target(), vm, &file)
+            }
+            SnapshotCmd::Show { file } => snapshot::show(&file),
+            SnapshotCmd::Diff { a, b } => snapshot::diff(&a, &b),
+        },
         Cmd::FetchLinux => linux::fetch(&root()).map(|g| {
             println!("kernel {} ({})", g.kernel.display(), g.version);
             println!("initrd {}", g.initrd.display());
