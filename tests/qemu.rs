@@ -610,3 +610,27 @@ fn a_snapshot_saved_to_a_file_restores_into_a_fresh_boot() {
     );
     let _ = std::fs::remove_file(&file);
 }
+
+/// Issue 4: a vCPU blocked in WFI wakes on its virtual timer, on time, even with
+/// another VM spinning on the same CPU; and it blocks (one wake-up per wait), it
+/// does not spin.
+#[test]
+fn a_vcpu_blocked_in_wfi_wakes_on_its_timer() {
+    let spin =
+        module(guest("spin")).bootargs("console=ttyAMA0 count=1000000000000 every=1000000000");
+    let mut q = qemu().smp(1).vm(module(guest("wfi"))).vm(spin).start();
+    q.expect_guest("[vm0] wfi: PASS");
+    for line in q
+        .guest
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("[vm0] wfi: wait "))
+    {
+        // "N: woke after T us (W wake-ups)"
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let us: u64 = words[3].parse().unwrap();
+        let wakeups: u64 = words[5].trim_start_matches('(').parse().unwrap();
+        q.check(us <= 25_000, &format!("woke late: {line}"));
+        q.check(wakeups <= 3, &format!("WFI did not block: {line}"));
+    }
+}
