@@ -22,6 +22,7 @@ pub mod memplan;
 pub mod psci;
 pub mod shell;
 pub mod snapshot;
+pub mod stage1;
 pub mod stage2;
 pub mod vgic;
 pub mod vuart;

@@ -634,3 +634,37 @@ fn a_vcpu_blocked_in_wfi_wakes_on_its_timer() {
         q.check(wakeups <= 3, &format!("WFI did not block: {line}"));
     }
 }
+
+/// Issue 5 (console half): `vtop` and `mem` translate a guest virtual address through
+/// the vCPU's live stage-1 state: Linux's vector base (a kernel high address,
+/// TTBR1, 4K pages) walks through four levels to guest RAM and reads back kernel
+/// code; an unmapped address reports the level that faulted.
+#[test]
+fn the_console_translates_a_linux_kernel_address() {
+    let (kernel, initrd, _) = common::linux();
+    let m = module(&kernel).initrd(&initrd).bootargs("console=ttyAMA0");
+    let mut q = qemu().smp(2).cpu("cortex-a72").vm(m).start();
+    q.expect_guest("Memory:");
+    q.debug.write(b"pause vm0\r");
+    q.expect_debug("vm0: paused");
+    q.debug.write(b"sysregs vm0.0 VBAR_EL1\r");
+    q.expect_debug("VBAR_EL1             0xffff");
+    let text = q.debug.text();
+    let vbar = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("VBAR_EL1             0x"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap();
+    q.debug.write(format!("vtop vm0.0 {vbar:#x}\r").as_bytes());
+    q.expect_debug("stage 1 level 3: table IPA")
+        .expect_debug(&format!("VA {vbar:#x} -> IPA 0x"));
+    q.debug
+        .write(format!("mem vm0.0 {vbar:#x} 16\r").as_bytes());
+    q.expect_debug(&format!("{vbar:016x}: "));
+    q.debug.write(b"vtop vm0.0 0x1234\r");
+    q.expect_debug("error: VA 0x1234: translation fault at level 0");
+    q.debug.write(b"resume vm0\r");
+    q.expect_debug("vm0: resumed")
+        .expect_guest("linux-guest: PASS");
+}

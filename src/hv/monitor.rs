@@ -188,6 +188,8 @@ fn execute(
         }
         Command::Regs(id) => show_regs(id, frame.as_deref(), out),
         Command::Sysregs(id, pattern) => show_sysregs(id, pattern, frame.as_deref(), out),
+        Command::Mem(id, va, len) => show_mem(id, va, len, frame.as_deref(), out),
+        Command::Vtop(id, va) => show_vtop(id, va, frame.as_deref(), out),
         Command::Traps => {
             w(writeln!(
                 out,
@@ -403,4 +405,124 @@ fn receive(len: usize, crc: u32) -> Result<alloc::vec::Vec<u8>, alloc::string::S
             }
         }
     }
+}
+
+/// Guest RAM by IPA, through the VM's stage 2: nothing outside the VM's own RAM
+/// (the hypervisor's memory, other VMs') can be read this way.
+struct VmMemory<'a>(&'a Vm);
+
+impl crate::stage1::GuestMemory for VmMemory<'_> {
+    fn read_u64(&self, ipa: u64) -> Option<u64> {
+        if ipa % 8 != 0 {
+            return None;
+        }
+        let (pa, _) = self.0.ram.translate(crate::addr::Ipa(ipa))?;
+        // SAFETY: `pa` is this VM's RAM (identity-mapped at EL2), aligned.
+        Some(unsafe { core::ptr::read_volatile(pa.0 as *const u64) })
+    }
+}
+
+/// The vCPU's live translation controls.
+fn stage1_regs(
+    id: VcpuId,
+    frame: Option<&TrapFrame>,
+) -> Result<(&'static Vm, crate::stage1::Regs), alloc::string::String> {
+    let vm = vcpu_of(id)?;
+    if vm.aarch32 {
+        return Err("address translation of AArch32 guests is not supported yet".into());
+    }
+    let file = with_paused(vm, frame, |vm| vm.vcpus[id.vcpu].ctx.lock().sysregs.clone())?;
+    let r = |reg| file.raw_read(reg).unwrap_or(0);
+    Ok((
+        vm,
+        crate::stage1::Regs {
+            sctlr: r(cpreg::Reg::SCTLR_EL1),
+            tcr: r(cpreg::Reg::TCR_EL1),
+            ttbr0: r(cpreg::Reg::TTBR0_EL1),
+            ttbr1: r(cpreg::Reg::TTBR1_EL1),
+        },
+    ))
+}
+
+fn show_vtop(
+    id: VcpuId,
+    va: u64,
+    frame: Option<&TrapFrame>,
+    out: &mut DebugOut,
+) -> Result<(), alloc::string::String> {
+    let (vm, regs) = stage1_regs(id, frame)?;
+    if regs.sctlr & 1 == 0 {
+        let _ = writeln!(out, "stage 1: MMU off (SCTLR_EL1.M = 0): IPA = VA");
+    }
+    let ipa = crate::stage1::translate(&regs, &VmMemory(vm), va, &mut |s| {
+        let kind = match (s.descriptor & 1, s.descriptor & 2, s.level) {
+            (0, _, _) => "invalid",
+            (_, 0, _) => "block",
+            (_, _, 3) => "page",
+            _ => "table",
+        };
+        let _ = writeln!(
+            out,
+            "stage 1 level {}: table IPA {:#x} [{}] = {:#018x} ({kind})",
+            s.level, s.table, s.index, s.descriptor
+        );
+    })
+    .map_err(|f| alloc::format!("VA {va:#x}: {f}"))?;
+    match vm.ram.translate(crate::addr::Ipa(ipa)) {
+        Some((pa, _)) => {
+            let _ = writeln!(out, "stage 2: IPA {ipa:#x} -> PA {:#x} (guest RAM)", pa.0);
+            let _ = writeln!(out, "VA {va:#x} -> IPA {ipa:#x} -> PA {:#x}", pa.0);
+        }
+        None => {
+            let what = if ipa >= vm.uart_ipa && ipa < vm.uart_ipa + crate::vuart::SIZE {
+                "the emulated UART"
+            } else {
+                "not RAM (an emulated device or nothing)"
+            };
+            let _ = writeln!(out, "stage 2: IPA {ipa:#x} is {what}");
+        }
+    }
+    Ok(())
+}
+
+fn show_mem(
+    id: VcpuId,
+    va: u64,
+    len: u64,
+    frame: Option<&TrapFrame>,
+    out: &mut DebugOut,
+) -> Result<(), alloc::string::String> {
+    const MAX: u64 = 4096;
+    if len == 0 || len > MAX {
+        return Err(alloc::format!("LEN must be 1 to {MAX} bytes"));
+    }
+    let (vm, regs) = stage1_regs(id, frame)?;
+    let mem = VmMemory(vm);
+    let mut bytes = alloc::vec::Vec::with_capacity(len as usize);
+    for a in va..va.saturating_add(len) {
+        let ipa = crate::stage1::translate(&regs, &mem, a, &mut |_| {})
+            .map_err(|f| alloc::format!("VA {a:#x}: {f}"))?;
+        let word = crate::stage1::GuestMemory::read_u64(&mem, ipa & !7)
+            .ok_or_else(|| alloc::format!("VA {a:#x} (IPA {ipa:#x}) is not guest RAM"))?;
+        bytes.push((word >> ((ipa & 7) * 8)) as u8);
+    }
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let mut line = heapless::String::<96>::new();
+        let _ = write!(line, "{:016x}: ", va + i as u64 * 16);
+        for b in chunk {
+            let _ = write!(line, "{b:02x} ");
+        }
+        for _ in chunk.len()..16 {
+            let _ = line.push_str("   ");
+        }
+        for &b in chunk {
+            let _ = line.push(if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            });
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    Ok(())
 }

@@ -138,6 +138,8 @@ pub enum Command<'a> {
     Vcpus,
     Regs(VcpuId),
     Sysregs(VcpuId, Option<&'a str>),
+    Mem(VcpuId, u64, u64),
+    Vtop(VcpuId, u64),
     Traps,
     Pause(usize),
     Resume(usize),
@@ -193,6 +195,19 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
         "sysregs" => {
             let v = parse_vcpu(next("a vCPU (vmN.M)")?)?;
             Command::Sysregs(v, next("").ok())
+        }
+        "mem" => {
+            let v = parse_vcpu(next("a vCPU (vmN.M)")?)?;
+            let va = parse_number(next("a virtual address")?)?;
+            let len = match next("") {
+                Ok(l) => parse_number(l)?,
+                Err(_) => 64,
+            };
+            Command::Mem(v, va, len)
+        }
+        "vtop" => {
+            let v = parse_vcpu(next("a vCPU (vmN.M)")?)?;
+            Command::Vtop(v, parse_number(next("a virtual address")?)?)
         }
         "traps" => Command::Traps,
         "pause" => Command::Pause(parse_vm(next("a VM (vmN)")?)?),

@@ -107,6 +107,19 @@ fn commands_parse_with_their_arguments() {
         Some(Command::SnapshotRestore(1, "before"))
     );
     assert_eq!(parse("snapshot list").unwrap(), Some(Command::SnapshotList));
+    let v = VcpuId { vm: 0, vcpu: 1 };
+    assert_eq!(
+        parse("mem vm0.1 0xffff800000001000").unwrap(),
+        Some(Command::Mem(v, 0xffff_8000_0000_1000, 64))
+    );
+    assert_eq!(
+        parse("mem vm0.1 0x1000 16").unwrap(),
+        Some(Command::Mem(v, 0x1000, 16))
+    );
+    assert_eq!(
+        parse("vtop vm0.1 4096").unwrap(),
+        Some(Command::Vtop(v, 4096))
+    );
     assert_eq!(
         parse("snapshot send vm1").unwrap(),
         Some(Command::SnapshotSend(1))
