@@ -293,6 +293,15 @@ pub fn condition_passed(esr_iss: &impl Conditional, spsr: u64) -> bool {
     condition_holds(((it >> 4) & 0xf) as u8, spsr)
 }
 
+/// The entry a trapped AArch32 access names, if it exists on this vCPU and the
+/// guest may make the access; otherwise the UNDEF to inject.
+fn resolve_a32(ctx: &SysRegFile, c: Cp, is_read: bool, el0: bool) -> Result<Reg, Emulation> {
+    let enc = Encoding::A32(c);
+    let reg = lookup_a32(c).ok_or_else(|| undef(UndefReason::Unknown, enc, is_read))?;
+    check(ctx, reg, enc, is_read, el0)?;
+    Ok(reg)
+}
+
 /// Emulate a trapped AArch32 `MCR`/`MRC` (EC 0x03 cp15, 0x05 cp14) or
 /// `MCRR`/`MRRC` (EC 0x04 cp15, 0x0C cp14); LDC/STC to cp14 (EC 0x06) UNDEFs, as
 /// in KVM. `spsr` is the guest's SPSR_EL2 (flags and IT state), `gprs` the
@@ -316,15 +325,11 @@ pub fn emulate_cp(
             } else {
                 14
             };
-            let c = Cp::from_rt_iss(cp, iss);
-            let enc = Encoding::A32(c);
             let is_read = iss.is_read();
-            let Some(reg) = lookup_a32(c) else {
-                return undef(UndefReason::Unknown, enc, is_read);
+            let reg = match resolve_a32(ctx, Cp::from_rt_iss(cp, iss), is_read, el0) {
+                Ok(reg) => reg,
+                Err(e) => return e,
             };
-            if let Err(u) = check(ctx, reg, enc, is_read, el0) {
-                return u;
-            }
             let rt = iss.rt();
             if is_read {
                 count(reg, false);
@@ -348,15 +353,11 @@ pub fn emulate_cp(
             } else {
                 14
             };
-            let c = Cp::from_rrt_iss(cp, iss);
-            let enc = Encoding::A32(c);
             let is_read = iss.is_read();
-            let Some(reg) = lookup_a32(c) else {
-                return undef(UndefReason::Unknown, enc, is_read);
+            let reg = match resolve_a32(ctx, Cp::from_rrt_iss(cp, iss), is_read, el0) {
+                Ok(reg) => reg,
+                Err(e) => return e,
             };
-            if let Err(u) = check(ctx, reg, enc, is_read, el0) {
-                return u;
-            }
             let (rt, rt2) = (iss.rt(), iss.rt2());
             if is_read {
                 count(reg, false);
