@@ -4,6 +4,7 @@ pub mod boot;
 pub mod console;
 pub mod control;
 pub mod gic;
+pub mod guest_mem;
 pub mod heap;
 pub mod inject;
 pub mod monitor;

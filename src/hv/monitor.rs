@@ -8,6 +8,7 @@
 
 use super::console::DebugOut;
 use super::control;
+use super::guest_mem::{self, VmMemory};
 use super::vcpu::RunState;
 use super::vm::{self, Vm};
 use crate::arch::{self, trap_frame::TrapFrame};
@@ -407,41 +408,14 @@ fn receive(len: usize, crc: u32) -> Result<alloc::vec::Vec<u8>, alloc::string::S
     }
 }
 
-/// Guest RAM by IPA, through the VM's stage 2: nothing outside the VM's own RAM
-/// (the hypervisor's memory, other VMs') can be read this way.
-struct VmMemory<'a>(&'a Vm);
-
-impl crate::stage1::GuestMemory for VmMemory<'_> {
-    fn read_u64(&self, ipa: u64) -> Option<u64> {
-        if ipa % 8 != 0 {
-            return None;
-        }
-        let (pa, _) = self.0.ram.translate(crate::addr::Ipa(ipa))?;
-        // SAFETY: `pa` is this VM's RAM (identity-mapped at EL2), aligned.
-        Some(unsafe { core::ptr::read_volatile(pa.0 as *const u64) })
-    }
-}
-
 /// The vCPU's live translation controls.
 fn stage1_regs(
     id: VcpuId,
     frame: Option<&TrapFrame>,
 ) -> Result<(&'static Vm, crate::stage1::Regs), alloc::string::String> {
     let vm = vcpu_of(id)?;
-    if vm.aarch32 {
-        return Err("address translation of AArch32 guests is not supported yet".into());
-    }
     let file = with_paused(vm, frame, |vm| vm.vcpus[id.vcpu].ctx.lock().sysregs.clone())?;
-    let r = |reg| file.raw_read(reg).unwrap_or(0);
-    Ok((
-        vm,
-        crate::stage1::Regs {
-            sctlr: r(cpreg::Reg::SCTLR_EL1),
-            tcr: r(cpreg::Reg::TCR_EL1),
-            ttbr0: r(cpreg::Reg::TTBR0_EL1),
-            ttbr1: r(cpreg::Reg::TTBR1_EL1),
-        },
-    ))
+    Ok((vm, guest_mem::stage1_regs(vm, &file)?))
 }
 
 fn show_vtop(
