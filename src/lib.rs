@@ -17,6 +17,7 @@ pub mod addr;
 pub mod cpreg;
 pub mod dt;
 pub mod esr;
+pub mod gdb;
 pub mod guest_image;
 pub mod memplan;
 pub mod psci;

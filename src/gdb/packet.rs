@@ -1,0 +1,240 @@
+//! Framing of the GDB remote serial protocol: `$body#cs` packets, their checksums,
+//! `}` escapes and `*` run-length encoding, the acknowledgements `+`/`-`, and the
+//! interrupt byte 0x03 (Ctrl-C). Byte by byte, with a fixed-size buffer: any input
+//! (line noise, a human typing, a fuzzer) gives a defined [`Input`], never a panic.
+#![forbid(unsafe_code)]
+
+use alloc::vec::Vec;
+
+/// The largest packet body accepted, after escapes and run lengths are decoded.
+/// Advertised to GDB as `PacketSize` (which counts the framing too, so GDB's
+/// packets stay below it).
+pub const MAX_PACKET: usize = 4096;
+
+/// What one byte of input completed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Input {
+    /// Nothing yet (inside a packet, or a byte that needs no answer).
+    None,
+    /// A packet with a good checksum: its decoded body is [`Framer::body`].
+    Packet,
+    /// A packet with a good checksum whose run-length encoding is invalid.
+    Malformed,
+    /// A packet with a good checksum, longer than [`MAX_PACKET`].
+    TooLong,
+    /// A packet whose checksum is wrong or not hex: to be NAKed.
+    BadChecksum,
+    /// 0x03 outside a packet: the user pressed Ctrl-C in GDB.
+    Interrupt,
+    /// `+`: the last reply arrived.
+    Ack,
+    /// `-`: the last reply arrived damaged and must be sent again.
+    Nack,
+    /// Any other byte outside a packet (not protocol; a person typing, noise).
+    Other(u8),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Idle,
+    Body,
+    Sum1,
+    Sum2,
+}
+
+/// Reassembles packets from a byte stream.
+pub struct Framer {
+    state: State,
+    body: heapless::Vec<u8, MAX_PACKET>,
+    /// Checksum of the raw bytes between `$` and `#`.
+    sum: u8,
+    /// The first checksum digit.
+    high: u8,
+    escape: bool,
+    run: bool,
+    overflow: bool,
+    malformed: bool,
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl Framer {
+    pub const fn new() -> Self {
+        Self {
+            state: State::Idle,
+            body: heapless::Vec::new(),
+            sum: 0,
+            high: 0,
+            escape: false,
+            run: false,
+            overflow: false,
+            malformed: false,
+        }
+    }
+
+    /// The body of the packet the last [`Input::Packet`] reported.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Whether a packet is being received (its `$` seen, its checksum not yet).
+    pub fn in_packet(&self) -> bool {
+        self.state != State::Idle
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.body.push(b).is_err() {
+            self.overflow = true;
+        }
+    }
+
+    fn start(&mut self) {
+        self.state = State::Body;
+        self.body.clear();
+        self.sum = 0;
+        self.escape = false;
+        self.run = false;
+        self.overflow = false;
+        self.malformed = false;
+    }
+
+    /// Feeds one byte.
+    pub fn feed(&mut self, b: u8) -> Input {
+        match self.state {
+            State::Idle => match b {
+                b'$' => {
+                    self.start();
+                    Input::None
+                }
+                b'+' => Input::Ack,
+                b'-' => Input::Nack,
+                0x03 => Input::Interrupt,
+                _ => Input::Other(b),
+            },
+            State::Body => {
+                match b {
+                    // A `$` inside a packet: the previous one was cut short; this
+                    // starts a new one (as GDB's own reader does).
+                    b'$' => {
+                        self.start();
+                        return Input::None;
+                    }
+                    b'#' if !self.escape && !self.run => {
+                        self.state = State::Sum1;
+                        return Input::None;
+                    }
+                    _ => {}
+                }
+                self.sum = self.sum.wrapping_add(b);
+                if self.run {
+                    self.run = false;
+                    // `X*n`: X repeated n - 29 more times (n printable, >= 29).
+                    match (b.checked_sub(29), self.body.last().copied()) {
+                        (Some(n), Some(prev)) if b <= 126 => {
+                            for _ in 0..n {
+                                self.push(prev);
+                            }
+                        }
+                        _ => self.malformed = true,
+                    }
+                } else if self.escape {
+                    self.escape = false;
+                    self.push(b ^ 0x20);
+                } else if b == b'}' {
+                    self.escape = true;
+                } else if b == b'*' {
+                    self.run = true;
+                } else {
+                    self.push(b);
+                }
+                Input::None
+            }
+            State::Sum1 => {
+                // A digit that is not hex makes the checksum bad (0xff never
+                // matches), but the second digit is still consumed.
+                self.high = hex_digit(b).unwrap_or(0xff);
+                self.state = State::Sum2;
+                Input::None
+            }
+            State::Sum2 => {
+                self.state = State::Idle;
+                match hex_digit(b) {
+                    Some(d) if self.high != 0xff && (self.high << 4 | d) == self.sum => {
+                        if self.overflow {
+                            Input::TooLong
+                        } else if self.malformed || self.escape {
+                            Input::Malformed
+                        } else {
+                            Input::Packet
+                        }
+                    }
+                    _ => Input::BadChecksum,
+                }
+            }
+        }
+    }
+}
+
+/// Appends `$body#cs` to `out`, escaping `$`, `#`, `}` and `*` in the body.
+pub fn encode(body: &[u8], out: &mut Vec<u8>) {
+    out.push(b'$');
+    let mut sum: u8 = 0;
+    for &b in body {
+        if matches!(b, b'$' | b'#' | b'}' | b'*') {
+            out.push(b'}');
+            out.push(b ^ 0x20);
+            sum = sum.wrapping_add(b'}').wrapping_add(b ^ 0x20);
+        } else {
+            out.push(b);
+            sum = sum.wrapping_add(b);
+        }
+    }
+    out.push(b'#');
+    out.extend_from_slice(&hex_byte(sum));
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Two lowercase hex digits.
+pub fn hex_byte(b: u8) -> [u8; 2] {
+    [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]
+}
+
+/// Appends `bytes` as lowercase hex.
+pub fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.extend_from_slice(&hex_byte(b));
+    }
+}
+
+/// Decodes hex text (an even number of digits) into bytes.
+pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|p| Some(hex_digit(p[0])? << 4 | hex_digit(p[1])?))
+        .collect()
+}
+
+/// Parses a hex number of at most 16 digits.
+pub fn parse_hex(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 16 {
+        return None;
+    }
+    text.iter()
+        .try_fold(0u64, |acc, &b| Some(acc << 4 | hex_digit(b)? as u64))
+}
