@@ -164,6 +164,14 @@ impl Stub {
         self.stop_reply(out);
     }
 
+    /// The target ended while running (the VM powered off): `W` (exit status).
+    pub fn report_exit(&mut self, status: u8, out: &mut Vec<u8>) {
+        self.running = false;
+        let mut r = b"W".to_vec();
+        r.extend_from_slice(&super::packet::hex_byte(status));
+        self.send(&r, out);
+    }
+
     /// Handles one framed input (`body`: the framer's body for [`Input::Packet`]).
     pub fn input<T: Target>(
         &mut self,
@@ -208,8 +216,23 @@ impl Stub {
                 After::Stay
             }
             Input::Packet => {
+                let parsed = command::parse(body);
+                if parsed == Ok(Command::Supported) {
+                    // Every GDB opens with qSupported, in ack mode: a new debugger
+                    // on the line (the previous one vanished without detaching).
+                    self.ack_mode = true;
+                    if self.running {
+                        let vcpu = target.interrupt();
+                        self.running = false;
+                        self.stop = Stop {
+                            vcpu,
+                            signal: SIGINT,
+                        };
+                        self.general = vcpu;
+                    }
+                }
                 self.ack(out);
-                match command::parse(body) {
+                match parsed {
                     Ok(c) => self.dispatch(c, target, out),
                     Err(command::Malformed) => {
                         self.send(E_MALFORMED, out);
@@ -239,12 +262,7 @@ impl Stub {
 
     fn dispatch<T: Target>(&mut self, c: Command, target: &mut T, out: &mut Vec<u8>) -> After {
         // While the target runs, only what does not touch its state is answered.
-        if self.running
-            && !matches!(
-                c,
-                Command::Supported | Command::NoAckMode | Command::Attached | Command::Unknown
-            )
-        {
+        if self.running && !matches!(c, Command::NoAckMode | Command::Attached | Command::Unknown) {
             self.send(b"E16", out);
             return After::Stay;
         }

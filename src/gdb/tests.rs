@@ -732,6 +732,20 @@ fn malformed_input_gets_nak_or_error_and_the_session_goes_on() {
 }
 
 #[test]
+fn a_new_gdb_on_the_line_resets_the_session() {
+    // The first GDB switched acks off and left the target running, then vanished.
+    let mut s = Session::new();
+    s.ask(b"QStartNoAckMode");
+    assert_eq!(s.ask(b"c"), Vec::<String>::new());
+    assert!(s.stub.is_running());
+    // The next one opens with qSupported in ack mode: acked, target stopped.
+    let (out, _) = s.raw(&packet(b"qSupported:swbreak+"));
+    assert_eq!(out[0], b'+');
+    assert!(!s.stub.is_running());
+    assert_eq!(s.ask(b"?"), [format!("T{SIGINT:02x}thread:2;")]);
+}
+
+#[test]
 fn detach_and_kill_end_the_session() {
     let mut s = Session::new();
     let (out, ended) = s.raw(&packet(b"D"));

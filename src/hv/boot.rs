@@ -233,6 +233,9 @@ fn el2_guest_defaults() {
             "msr cntvoff_el2, xzr",
             "msr vpidr_el2, {midr}",
             "msr mdcr_el2, {mdcr}",
+            // The guest's OS lock is emulated (cpreg table); the hardware's must be
+            // clear, or debug exceptions for the GDB stub are disabled.
+            "msr oslar_el1, xzr",
             "isb",
             vtcr = in(reg) vtcr,
             cnthctl = in(reg) cnthctl,

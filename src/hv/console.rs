@@ -8,7 +8,7 @@
 
 use crate::arch::pl011::Pl011;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 
 static DEBUG_BASE: AtomicUsize = AtomicUsize::new(0);
@@ -48,9 +48,64 @@ impl Write for Raw<'_> {
     }
 }
 
+/// While GDB owns the debug UART, the hypervisor's own messages are held here
+/// (so they never land inside the packet stream) and printed when it detaches.
+static GDB_MODE: AtomicBool = AtomicBool::new(false);
+static HELD: Mutex<(heapless::String<2048>, usize)> = Mutex::new((heapless::String::new(), 0));
+
+struct Hold<'a>(&'a mut (heapless::String<2048>, usize));
+
+impl Write for Hold<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if self.0 .0.push(c).is_err() {
+                self.0 .1 += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands the debug UART to GDB (messages are held) or takes it back (the held
+/// messages are printed, with how many bytes did not fit).
+pub fn set_gdb_mode(on: bool) {
+    if on {
+        GDB_MODE.store(true, Ordering::SeqCst);
+        return;
+    }
+    GDB_MODE.store(false, Ordering::SeqCst);
+    let (text, lost) = {
+        let mut h = HELD.lock();
+        let t = core::mem::take(&mut h.0);
+        let lost = core::mem::take(&mut h.1);
+        (t, lost)
+    };
+    if !text.is_empty() {
+        print(format_args!("hv: while GDB was attached:\n{text}"));
+    }
+    if lost > 0 {
+        print(format_args!(
+            "hv: ({lost} more bytes of messages were dropped)\n"
+        ));
+    }
+}
+
+/// Writes bytes to the debug UART as they are (the GDB stub's packets).
+pub fn debug_write_raw(bytes: &[u8]) {
+    let Some(u) = uart(&DEBUG_BASE) else { return };
+    let _g = DEBUG_LOCK.lock();
+    for &b in bytes {
+        u.write_byte(b);
+    }
+}
+
 /// Prints to the debug console; the `println!` macro lands here.
 pub fn print(args: fmt::Arguments) {
     let Some(u) = uart(&DEBUG_BASE) else { return };
+    if GDB_MODE.load(Ordering::Relaxed) {
+        let _ = Hold(&mut HELD.lock()).write_fmt(args);
+        return;
+    }
     if crate::arch::mmu::is_on() {
         let _g = DEBUG_LOCK.lock();
         let _ = Raw(&u).write_fmt(args);

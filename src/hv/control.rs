@@ -28,6 +28,29 @@ impl core::fmt::Display for ControlError {
     }
 }
 
+/// Asks every vCPU of `vm` to stop, without waiting: each CPU running one exits
+/// at once (a kick) and saves it. For callers that cannot wait, such as a CPU in
+/// the middle of one of the VM's own exits (a debug exception).
+pub fn request_pause(vm: &Vm) {
+    let me = arch::cpu_index();
+    for v in &vm.vcpus {
+        v.set_paused(true);
+    }
+    for v in vm.vcpus.iter().filter(|v| v.state() == RunState::Running) {
+        if v.pcpu != me {
+            gic::send_sgi(KICK_SGI, sched::mpidr_of(v.pcpu));
+        }
+    }
+}
+
+/// Lets only `vcpu` of a paused VM run (a single step); the others stay paused.
+pub fn resume_vcpu(vm: &Vm, vcpu: usize) {
+    if let Some(v) = vm.vcpus.get(vcpu) {
+        v.set_paused(false);
+    }
+    arch::send_event();
+}
+
 /// Stops every vCPU of `vm` with its state saved. `frame` is the caller's trap frame
 /// when it runs in an exit from a guest on this CPU (so the vCPU it interrupted can
 /// be saved in place), `None` from the idle loop.

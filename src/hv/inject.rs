@@ -122,6 +122,12 @@ pub fn undef(frame: &mut TrapFrame, trapped: Esr) {
     }
 }
 
+/// A `BRK` the guest executes for itself, delivered to its EL1 exactly as taken
+/// without EL2 (same syndrome; the return address is the `BRK`).
+pub fn software_breakpoint(frame: &mut TrapFrame, esr: Esr) {
+    enter_el1_aarch64(frame, esr, None);
+}
+
 /// The AArch32 fault status for a synchronous external abort, in the format the
 /// guest's translation regime uses: long descriptors (TTBCR.EAE) or short.
 fn aarch32_external_abort_fsr(write: bool) -> u64 {

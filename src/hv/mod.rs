@@ -3,6 +3,8 @@
 pub mod boot;
 pub mod console;
 pub mod control;
+pub mod debug;
+pub mod gdb;
 pub mod gic;
 pub mod guest_mem;
 pub mod heap;

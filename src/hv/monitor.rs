@@ -34,6 +34,10 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
     if arch::cpu_index() != 0 {
         return;
     }
+    if super::gdb::is_active() {
+        super::gdb::poll(frame);
+        return;
+    }
     while let Some(b) = super::console::debug_read() {
         let mut line = heapless::String::<{ crate::shell::line::MAX_LINE }>::new();
         {
@@ -43,8 +47,14 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
                 Event::Line => {
                     let _ = line.push_str(ed.line());
                 }
-                Event::Gdb(_) => {
-                    crate::println!("\nhv: a GDB packet: the GDB stub is not in this build yet");
+                Event::Gdb(b) => {
+                    drop(ed);
+                    if super::gdb::start(b, frame.as_deref_mut()) {
+                        // GDB owns the line now; the rest of its input is the
+                        // session's.
+                        super::gdb::poll(frame);
+                        return;
+                    }
                     continue;
                 }
             }
@@ -54,8 +64,17 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
     }
 }
 
+/// Runs a command line with its output (errors included) appended to `out`: the
+/// GDB stub's `monitor CMD`.
+pub fn run_into(line: &str, frame: Option<&mut TrapFrame>, out: &mut alloc::string::String) {
+    run_with(line, frame, out);
+}
+
 fn run(line: &str, frame: Option<&mut TrapFrame>) {
-    let out = &mut DebugOut;
+    run_with(line, frame, &mut DebugOut);
+}
+
+fn run_with(line: &str, frame: Option<&mut TrapFrame>, out: &mut dyn Write) {
     let result = match command::parse(line) {
         Ok(None) => Ok(()),
         Ok(Some(c)) => execute(c, frame, out),
@@ -100,7 +119,7 @@ fn state_name(vm: &Vm) -> &'static str {
 fn execute(
     c: Command,
     frame: Option<&mut TrapFrame>,
-    out: &mut DebugOut,
+    out: &mut dyn Write,
 ) -> Result<(), alloc::string::String> {
     let w = |r: core::fmt::Result| r.map_err(|_| alloc::string::String::from("output failed"));
     match c {
@@ -267,6 +286,14 @@ fn execute(
                 bytes.len().div_ceil(1024)
             ))
         }
+        Command::Gdb(id) => {
+            vm_or_err(id)?;
+            super::gdb::set_target_vm(id);
+            w(writeln!(
+                out,
+                "the next GDB session on this line debugs vm{id}: in gdb-multiarch, 'target remote' to this serial line"
+            ))
+        }
         Command::Log(level) => {
             LOG.store(
                 match level {
@@ -299,7 +326,7 @@ fn vcpu_of(id: VcpuId) -> Result<&'static Vm, alloc::string::String> {
 fn show_regs(
     id: VcpuId,
     frame: Option<&TrapFrame>,
-    out: &mut DebugOut,
+    out: &mut dyn Write,
 ) -> Result<(), alloc::string::String> {
     let vm = vcpu_of(id)?;
     let ctx = with_paused(vm, frame, |vm| vm.vcpus[id.vcpu].ctx.lock().clone())?;
@@ -333,7 +360,7 @@ fn show_sysregs(
     id: VcpuId,
     pattern: Option<&str>,
     frame: Option<&TrapFrame>,
-    out: &mut DebugOut,
+    out: &mut dyn Write,
 ) -> Result<(), alloc::string::String> {
     let vm = vcpu_of(id)?;
     let file = with_paused(vm, frame, |vm| vm.vcpus[id.vcpu].ctx.lock().sysregs.clone())?;
@@ -422,7 +449,7 @@ fn show_vtop(
     id: VcpuId,
     va: u64,
     frame: Option<&TrapFrame>,
-    out: &mut DebugOut,
+    out: &mut dyn Write,
 ) -> Result<(), alloc::string::String> {
     let (vm, regs) = stage1_regs(id, frame)?;
     if regs.sctlr & 1 == 0 {
@@ -464,7 +491,7 @@ fn show_mem(
     va: u64,
     len: u64,
     frame: Option<&TrapFrame>,
-    out: &mut DebugOut,
+    out: &mut dyn Write,
 ) -> Result<(), alloc::string::String> {
     const MAX: u64 = 4096;
     if len == 0 || len > MAX {

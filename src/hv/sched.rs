@@ -212,6 +212,7 @@ pub fn reload_current(frame: &mut TrapFrame) {
         let ctx = v.ctx.lock();
         *frame = ctx.frame;
         load_hw(vm, v, &ctx);
+        super::debug::on_enter(vm, v, frame, &ctx.sysregs);
     }
 }
 
@@ -282,7 +283,12 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
     }
     let mut ctx = v.ctx.lock();
     ctx.frame = *frame;
+    let kept = super::debug::before_save(v, &ctx.sysregs);
     cpreg::save_el1(&mut ctx.sysregs);
+    if let Some(vm) = vm::get(v.vm) {
+        let ctx = &mut *ctx;
+        super::debug::after_save(vm, v, kept, &mut ctx.sysregs, &mut ctx.frame);
+    }
     cpreg::save_fp_with(&mut ctx.sysregs, &mut cpreg::Hw);
     ctx.fp.save();
 }
@@ -295,6 +301,7 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
     let ctx = v.ctx.lock();
     *frame = ctx.frame;
     load_hw(vm, v, &ctx);
+    super::debug::on_enter(vm, v, frame, &ctx.sysregs);
     arm_slice();
 }
 

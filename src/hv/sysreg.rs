@@ -24,14 +24,21 @@ pub fn trapped(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
     };
     let result = {
         let mut ctx = vcpu.ctx.lock();
-        cpreg::emulate(
+        // With the debugger's breakpoint registers loaded, the guest still sees
+        // its own (see `debug`).
+        let debugged = super::debug::suspend(vcpu, &ctx.sysregs);
+        let r = cpreg::emulate(
             &mut ctx.sysregs,
             &mut cpreg::Hw,
             esr,
             &mut frame.x,
             frame.spsr,
             el0,
-        )
+        );
+        if debugged {
+            super::debug::reapply(vm, vcpu, &ctx.sysregs);
+        }
+        r
     };
     finish(vm, vcpu, frame, esr, result);
 }

@@ -46,7 +46,15 @@ fn guest_sync(frame: &mut TrapFrame) {
     };
     let (esr, far, hpfar) = read_esr_far_hpfar();
     let mut yield_cpu = false;
+    let pc = frame.elr;
     match esr.ec() {
+        ExceptionClass::Brk64
+        | ExceptionClass::BreakpointLower
+        | ExceptionClass::SoftwareStepLower => {
+            super::debug::exception(vm, vcpu, frame, esr);
+            sched::schedule(frame, false);
+            return;
+        }
         ExceptionClass::Hvc64 | ExceptionClass::Hvc32 => {
             // ELR already points past the HVC.
             if let vpsci::After::Reschedule = vpsci::call(vm, vcpu, frame) {
@@ -98,6 +106,11 @@ fn guest_sync(frame: &mut TrapFrame) {
             vm.note_undef(&what, false, frame.elr);
             inject::undef(frame, esr);
         }
+    }
+    if frame.elr != pc {
+        // An instruction emulated here, or an exception entered for the guest,
+        // completes a single step (debug).
+        super::debug::emulated_instruction(vm, vcpu, frame);
     }
     sched::schedule(frame, yield_cpu);
 }

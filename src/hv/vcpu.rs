@@ -62,6 +62,9 @@ pub struct Vcpu {
     /// Asked to stop (monitor, debugger, snapshot): its CPU saves it and does not run
     /// it until the flag clears.
     paused: AtomicBool,
+    /// The debugger's MDSCR_EL1/breakpoint values are in the hardware instead of
+    /// this vCPU's own (see `debug`); only its own CPU touches this.
+    pub debug_override: AtomicBool,
 }
 
 impl Vcpu {
@@ -75,6 +78,7 @@ impl Vcpu {
             state: AtomicU8::new(RunState::Off as u8),
             sw_flush_pending: AtomicBool::new(true),
             paused: AtomicBool::new(false),
+            debug_override: AtomicBool::new(false),
             ctx: Mutex::new(VcpuContext {
                 frame: TrapFrame::default(),
                 sysregs: SysRegFile::new(ids, index),

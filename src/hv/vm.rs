@@ -38,6 +38,8 @@ pub struct Vm {
     pub switches: core::sync::atomic::AtomicU64,
     /// Hashes of the UNDEF causes already logged.
     undefs: Mutex<heapless::Vec<u32, 32>>,
+    /// The debugger's state for this VM (GDB).
+    pub debug: super::debug::VmDebug,
 }
 
 /// FNV-1a, to remember logged messages in a few bytes.
@@ -94,6 +96,7 @@ impl Vm {
             aborts: AtomicUsize::new(0),
             switches: core::sync::atomic::AtomicU64::new(0),
             undefs: Mutex::new(heapless::Vec::new()),
+            debug: super::debug::VmDebug::new(),
         }
     }
 

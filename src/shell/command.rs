@@ -44,6 +44,16 @@ pub const COMMANDS: &[CommandInfo] = &[
         help: "system registers of a vCPU whose name contains PATTERN",
     },
     CommandInfo {
+        name: "mem",
+        args: "VCPU VA [LEN]",
+        help: "hex dump of guest memory at a virtual address (LEN <= 4096, default 64)",
+    },
+    CommandInfo {
+        name: "vtop",
+        args: "VCPU VA",
+        help: "translate a guest virtual address: each stage-1 step, IPA and PA",
+    },
+    CommandInfo {
         name: "traps",
         args: "",
         help: "trapped system-register accesses: name, encoding, reads, writes",
@@ -62,6 +72,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         name: "snapshot",
         args: "save VM [SLOT] | restore VM SLOT | list",
         help: "checkpoint and roll back VMs in memory",
+    },
+    CommandInfo {
+        name: "gdb",
+        args: "VM",
+        help: "the VM the next GDB session on this line debugs (default vm0)",
     },
     CommandInfo {
         name: "log",
@@ -151,6 +166,8 @@ pub enum Command<'a> {
     /// Receive a snapshot of this length and CRC-32 from the host and restore it.
     SnapshotReceive(usize, usize, u32),
     Log(LogLevel),
+    /// Choose the VM the next GDB session debugs.
+    Gdb(usize),
 }
 
 /// `vmN`.
@@ -210,6 +227,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
             Command::Vtop(v, parse_number(next("a virtual address")?)?)
         }
         "traps" => Command::Traps,
+        "gdb" => Command::Gdb(parse_vm(next("a VM (vmN)")?)?),
         "pause" => Command::Pause(parse_vm(next("a VM (vmN)")?)?),
         "resume" => Command::Resume(parse_vm(next("a VM (vmN)")?)?),
         "snapshot" => match next("save, restore or list")? {
@@ -260,7 +278,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
 }
 
 /// The `help` text: one line per command.
-pub fn help(out: &mut impl fmt::Write) -> fmt::Result {
+pub fn help(out: &mut (impl fmt::Write + ?Sized)) -> fmt::Result {
     for c in COMMANDS {
         let usage = if c.args.is_empty() {
             heapless::String::<64>::try_from(c.name).unwrap_or_default()

@@ -88,6 +88,8 @@ impl LineEditor {
         }
         match b {
             b'$' if self.buf.is_empty() => return Event::Gdb(b),
+            // GDB acknowledges before its first packet; no command starts with `+`.
+            b'+' if self.buf.is_empty() => {}
             0x1b => self.escape = Escape::Esc,
             b'\r' | b'\n' => {
                 let _ = out.write_str("\r\n");
