@@ -1,0 +1,218 @@
+//! The GDB stub driven by a real `gdb-multiarch` (included by `qemu.rs`): the
+//! `gdbtarget` guest turns its MMU on with a kernel-style high mapping; gdb attaches
+//! over the debug console's TCP port, reads memory at high virtual addresses and
+//! SCTLR_EL1 from the cpreg table, breaks, steps, writes registers, runs `monitor`
+//! commands, is interrupted with Ctrl-C (SIGINT to gdb, which sends 0x03), and
+//! detaches; the guest goes on counting and the console works again.
+
+use crate::common::{guest, module, qemu, Qemu};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GDB_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The address the guest printed after `label` ("gdbtarget: pattern at 0x...").
+fn printed_address(q: &Qemu, label: &str) -> u64 {
+    let text = q.guest.text();
+    let Some(line) = text.lines().find(|l| l.starts_with(label)) else {
+        q.fail(&format!("the guest did not print '{label}'"))
+    };
+    let hex = line[label.len()..].trim().trim_start_matches("0x");
+    u64::from_str_radix(hex, 16).unwrap_or_else(|_| q.fail(&format!("bad address in '{line}'")))
+}
+
+/// The last `gdbtarget: tick N` the guest printed.
+fn last_tick(q: &Qemu) -> u64 {
+    q.guest
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("gdbtarget: tick ")?.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+fn gdb(port: u16, commands: &[String]) -> Command {
+    let mut c = Command::new("gdb-multiarch");
+    c.args(["-q", "-nx", "-batch"])
+        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
+    for cmd in commands {
+        c.args(["-ex", cmd]);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Waits for gdb to exit (killing it at the deadline); its stdout and stderr.
+fn finish(q: &Qemu, mut child: std::process::Child) -> String {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > GDB_DEADLINE => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                q.fail(&format!(
+                    "gdb did not finish within {GDB_DEADLINE:?}:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The value gdb printed for `p/x` number `n` (`$n = 0x...`).
+fn printed_value(q: &Qemu, out: &str, n: u32) -> u64 {
+    let prefix = format!("${n} = 0x");
+    out.lines()
+        .find_map(|l| u64::from_str_radix(l.strip_prefix(&prefix)?.trim(), 16).ok())
+        .unwrap_or_else(|| q.fail(&format!("gdb printed no ${n}:\n{out}")))
+}
+
+/// Waits until the guest has printed `more` ticks past `since`.
+fn expect_ticks(q: &mut Qemu, since: u64, more: u64) {
+    let want = format!("gdbtarget: tick {}", since + more);
+    q.expect_guest(&want);
+}
+
+#[test]
+fn gdb_debugs_a_guest_through_its_live_mmu() {
+    let mut q = qemu().smp(2).vm(module(guest("gdbtarget"))).start();
+    q.expect_guest("gdbtarget: ready").expect_guest("gdbtarget: tick 1");
+    let pattern = printed_address(&q, "gdbtarget: pattern at ");
+    let tick_fn = printed_address(&q, "gdbtarget: loop at ");
+    let counter = printed_address(&q, "gdbtarget: counter at ");
+    q.check(
+        pattern >> 48 == 0xffff && tick_fn >> 48 == 0xffff,
+        "the guest runs from its high mapping",
+    );
+    q.disconnect_debug();
+
+    // Session 1: attach, read, break, step, write, monitor, hardware break, detach.
+    let cmds: Vec<String> = [
+        "info threads".into(),
+        "p/x $SCTLR_EL1".into(),                        // $1
+        format!("x/s {pattern:#x}"),
+        format!("p/x *(unsigned long long *){counter:#x}"), // $2
+        format!("break *{tick_fn:#x}"),
+        "continue".into(),
+        "p/x $pc".into(), // $3
+        "stepi".into(),
+        "p/x $pc".into(), // $4
+        "set $saved = $x19".into(),
+        "set $x19 = 0x5a5a1234".into(),
+        "p/x $x19".into(), // $5
+        "set $x19 = $saved".into(),
+        "set $TPIDR_EL1 = 0xfeedf00d".into(),
+        "p/x $TPIDR_EL1".into(), // $6
+        "p/x $TPIDRPRW".into(),  // $7: its AArch32 view, an ALIAS entry
+        "set $TPIDRPRW = 0x11223344".into(),
+        "maint flush register-cache".into(),
+        "p/x $TPIDR_EL1".into(), // $8: written through the alias onto its owner
+        "set $MIDR_EL1 = 0".into(),
+        format!("monitor vtop vm0.0 {pattern:#x}"),
+        "delete".into(),
+        format!("hbreak *{tick_fn:#x}"),
+        "continue".into(),
+        "p/x $pc".into(), // $9
+        "delete".into(),
+        format!("x/2xg {:#x}", 0xffff_7000_0000_0000u64),
+        "detach".into(),
+    ]
+    .into_iter()
+    .collect();
+    let out = finish(&q, gdb(q.debug_port(), &cmds).spawn().expect("gdb-multiarch runs"));
+    q.check(
+        out.contains("Thread 1 (vm0.0") && out.contains("Thread 2 (vm0.1"),
+        &format!("two vCPUs are two threads:\n{out}"),
+    );
+    let sctlr = printed_value(&q, &out, 1);
+    q.check(sctlr & 1 == 1, &format!("SCTLR_EL1.M is set ({sctlr:#x}):\n{out}"));
+    q.check(
+        out.contains(&format!("{pattern:#x}:\t\"hv-gdb-pattern!\"")),
+        &format!("the pattern is read at its high virtual address:\n{out}"),
+    );
+    q.check(printed_value(&q, &out, 2) > 0, "the counter counts");
+    q.check(
+        out.contains(&format!("hit Breakpoint 1, {tick_fn:#018x}")),
+        &format!("the software breakpoint is hit:\n{out}"),
+    );
+    q.check(printed_value(&q, &out, 3) == tick_fn, "stopped at tick()");
+    q.check(
+        printed_value(&q, &out, 4) == tick_fn + 4,
+        &format!("one instruction stepped:\n{out}"),
+    );
+    q.check(printed_value(&q, &out, 5) == 0x5a5a_1234, "x19 written");
+    q.check(
+        printed_value(&q, &out, 6) == 0xfeed_f00d,
+        &format!("a system register is written through the table:\n{out}"),
+    );
+    q.check(printed_value(&q, &out, 7) == 0xfeed_f00d, "its alias shows it");
+    q.check(
+        printed_value(&q, &out, 8) == 0x1122_3344,
+        &format!("a write through the alias lands in its owner:\n{out}"),
+    );
+    q.check(
+        out.contains("Could not write register \"MIDR_EL1\""),
+        &format!("a constant refuses another value:\n{out}"),
+    );
+    q.check(
+        out.contains("stage 1 level 0: table IPA")
+            && out.contains(&format!("VA {pattern:#x} -> IPA")),
+        &format!("monitor vtop prints the walk:\n{out}"),
+    );
+    q.check(
+        out.contains(&format!("hit Breakpoint 2, {tick_fn:#018x}"))
+            && printed_value(&q, &out, 9) == tick_fn,
+        &format!("the hardware breakpoint is hit:\n{out}"),
+    );
+    q.check(
+        out.contains(&format!("Cannot access memory at address {:#x}", 0xffff_7000_0000_0000u64)),
+        &format!("an unmapped address is an error, not zeros:\n{out}"),
+    );
+    q.check(out.contains("detached"), &format!("gdb detached:\n{out}"));
+    let before = last_tick(&q);
+    expect_ticks(&mut q, before, 2);
+
+    // Session 2: Ctrl-C interrupts the running guest.
+    let cmds: Vec<String> = ["continue", "p/x $pc", "info threads", "detach"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let child = gdb(q.debug_port(), &cmds).spawn().expect("gdb-multiarch runs");
+    // Let it attach and continue, then press Ctrl-C (gdb sends 0x03).
+    std::thread::sleep(Duration::from_secs(3));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    q.check(status.success(), "SIGINT sent to gdb");
+    let out = finish(&q, child);
+    q.check(
+        out.contains("received signal SIGINT"),
+        &format!("Ctrl-C stops the guest:\n{out}"),
+    );
+    q.check(out.contains("Thread 2 (vm0.1"), "both threads after the interrupt");
+    q.check(out.contains("detached"), &format!("gdb detached:\n{out}"));
+    let before = last_tick(&q);
+    expect_ticks(&mut q, before, 2);
+
+    // The console is the console again.
+    q.reconnect_debug();
+    q.debug.write(b"vms\r");
+    q.expect_debug("vm0: running, 2 vCPU(s)");
+    q.check(
+        !q.debug.contains("PANIC") && !q.debug.contains("CRASH"),
+        "the hypervisor failed",
+    );
+}
