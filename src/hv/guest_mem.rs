@@ -25,14 +25,14 @@ pub fn stage1_regs(
     vm: &Vm,
     file: &SysRegFile,
 ) -> Result<crate::stage1::Regs, alloc::string::String> {
-    if vm.aarch32 {
-        return Err("address translation of AArch32 guests is not supported yet".into());
-    }
+    // An AArch32 EL1 uses the same registers through their AArch32 views (SCTLR,
+    // TTBCR, TTBR0/1): the walker reads them that way when `aarch32` is set.
     let r = |reg| file.raw_read(reg).unwrap_or(0);
     Ok(crate::stage1::Regs {
         sctlr: r(cpreg::Reg::SCTLR_EL1),
         tcr: r(cpreg::Reg::TCR_EL1),
         ttbr0: r(cpreg::Reg::TTBR0_EL1),
         ttbr1: r(cpreg::Reg::TTBR1_EL1),
+        aarch32: vm.aarch32,
     })
 }
