@@ -456,12 +456,7 @@ fn show_vtop(
         let _ = writeln!(out, "stage 1: MMU off (SCTLR_EL1.M = 0): IPA = VA");
     }
     let ipa = crate::stage1::translate(&regs, &VmMemory(vm), va, &mut |s| {
-        let kind = match (s.descriptor & 1, s.descriptor & 2, s.level) {
-            (0, _, _) => "invalid",
-            (_, 0, _) => "block",
-            (_, _, 3) => "page",
-            _ => "table",
-        };
+        let kind = s.kind(&regs);
         let _ = writeln!(
             out,
             "stage 1 level {}: table IPA {:#x} [{}] = {:#018x} ({kind})",
