@@ -88,7 +88,8 @@ fn expect_ticks(q: &mut Qemu, since: u64, more: u64) {
 #[test]
 fn gdb_debugs_a_guest_through_its_live_mmu() {
     let mut q = qemu().smp(2).vm(module(guest("gdbtarget"))).start();
-    q.expect_guest("gdbtarget: ready").expect_guest("gdbtarget: tick 1");
+    q.expect_guest("gdbtarget: ready")
+        .expect_guest("gdbtarget: tick 1");
     let pattern = printed_address(&q, "gdbtarget: pattern at ");
     let tick_fn = printed_address(&q, "gdbtarget: loop at ");
     let counter = printed_address(&q, "gdbtarget: counter at ");
@@ -101,7 +102,7 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
     // Session 1: attach, read, break, step, write, monitor, hardware break, detach.
     let cmds: Vec<String> = [
         "info threads".into(),
-        "p/x $SCTLR_EL1".into(),                        // $1
+        "p/x $SCTLR_EL1".into(), // $1
         format!("x/s {pattern:#x}"),
         format!("p/x *(unsigned long long *){counter:#x}"), // $2
         format!("break *{tick_fn:#x}"),
@@ -131,13 +132,21 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
     ]
     .into_iter()
     .collect();
-    let out = finish(&q, gdb(q.debug_port(), &cmds).spawn().expect("gdb-multiarch runs"));
+    let out = finish(
+        &q,
+        gdb(q.debug_port(), &cmds)
+            .spawn()
+            .expect("gdb-multiarch runs"),
+    );
     q.check(
         out.contains("Thread 1 (vm0.0") && out.contains("Thread 2 (vm0.1"),
         &format!("two vCPUs are two threads:\n{out}"),
     );
     let sctlr = printed_value(&q, &out, 1);
-    q.check(sctlr & 1 == 1, &format!("SCTLR_EL1.M is set ({sctlr:#x}):\n{out}"));
+    q.check(
+        sctlr & 1 == 1,
+        &format!("SCTLR_EL1.M is set ({sctlr:#x}):\n{out}"),
+    );
     q.check(
         out.contains(&format!("{pattern:#x}:\t\"hv-gdb-pattern!\"")),
         &format!("the pattern is read at its high virtual address:\n{out}"),
@@ -157,7 +166,10 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         printed_value(&q, &out, 6) == 0xfeed_f00d,
         &format!("a system register is written through the table:\n{out}"),
     );
-    q.check(printed_value(&q, &out, 7) == 0xfeed_f00d, "its alias shows it");
+    q.check(
+        printed_value(&q, &out, 7) == 0xfeed_f00d,
+        "its alias shows it",
+    );
     q.check(
         printed_value(&q, &out, 8) == 0x1122_3344,
         &format!("a write through the alias lands in its owner:\n{out}"),
@@ -177,7 +189,10 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         &format!("the hardware breakpoint is hit:\n{out}"),
     );
     q.check(
-        out.contains(&format!("Cannot access memory at address {:#x}", 0xffff_7000_0000_0000u64)),
+        out.contains(&format!(
+            "Cannot access memory at address {:#x}",
+            0xffff_7000_0000_0000u64
+        )),
         &format!("an unmapped address is an error, not zeros:\n{out}"),
     );
     q.check(out.contains("detached"), &format!("gdb detached:\n{out}"));
@@ -189,7 +204,9 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         .into_iter()
         .map(String::from)
         .collect();
-    let child = gdb(q.debug_port(), &cmds).spawn().expect("gdb-multiarch runs");
+    let child = gdb(q.debug_port(), &cmds)
+        .spawn()
+        .expect("gdb-multiarch runs");
     // Let it attach and continue, then press Ctrl-C (gdb sends 0x03).
     std::thread::sleep(Duration::from_secs(3));
     let status = Command::new("kill")
@@ -202,7 +219,10 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         out.contains("received signal SIGINT"),
         &format!("Ctrl-C stops the guest:\n{out}"),
     );
-    q.check(out.contains("Thread 2 (vm0.1"), "both threads after the interrupt");
+    q.check(
+        out.contains("Thread 2 (vm0.1"),
+        "both threads after the interrupt",
+    );
     q.check(out.contains("detached"), &format!("gdb detached:\n{out}"));
     let before = last_tick(&q);
     expect_ticks(&mut q, before, 2);
@@ -215,4 +235,76 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         !q.debug.contains("PANIC") && !q.debug.contains("CRASH"),
         "the hypervisor failed",
     );
+}
+
+/// GDB on Debian's Linux kernel, as on any guest: its vector base is a kernel
+/// high address; breakpoints (software in kernel text, then hardware) at its IRQ
+/// vector for the current EL are hit on the next timer interrupt; Linux then runs
+/// on to its init's end once gdb detaches.
+#[test]
+fn gdb_stops_linux_in_its_interrupt_vector() {
+    let (kernel, initrd, _) = crate::common::linux();
+    let m = module(&kernel).initrd(&initrd).bootargs("console=ttyAMA0");
+    let mut q = qemu().smp(2).cpu("cortex-a72").vm(m).start();
+    q.expect_guest("smp: Brought up 1 node, 2 CPUs");
+    q.disconnect_debug();
+    let cmds: Vec<String> = [
+        "info threads",
+        "p/x $VBAR_EL1",  // $1
+        "p/x $SCTLR_EL1", // $2
+        "x/4xw $VBAR_EL1 + 0x280",
+        "break *($VBAR_EL1 + 0x280)",
+        "continue",
+        "p/x $pc", // $3
+        "stepi",
+        "p/x $pc", // $4
+        "delete",
+        "hbreak *($VBAR_EL1 + 0x280)",
+        "continue",
+        "p/x $pc", // $5
+        "delete",
+        "detach",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let out = finish(
+        &q,
+        gdb(q.debug_port(), &cmds)
+            .spawn()
+            .expect("gdb-multiarch runs"),
+    );
+    let vbar = printed_value(&q, &out, 1);
+    q.check(
+        vbar >> 48 == 0xffff,
+        &format!("VBAR_EL1 is a kernel address:\n{out}"),
+    );
+    q.check(
+        printed_value(&q, &out, 2) & 1 == 1,
+        "Linux runs with its MMU on",
+    );
+    q.check(
+        out.contains("Thread 1 (vm0.0") && out.contains("Thread 2 (vm0.1"),
+        &format!("two vCPUs are two threads:\n{out}"),
+    );
+    q.check(
+        out.contains(&format!("{:#x}:", vbar + 0x280)),
+        &format!("kernel text is read at its virtual address:\n{out}"),
+    );
+    q.check(
+        out.contains(&format!("hit Breakpoint 1, {:#018x}", vbar + 0x280))
+            && printed_value(&q, &out, 3) == vbar + 0x280,
+        &format!("the software breakpoint in the IRQ vector is hit:\n{out}"),
+    );
+    q.check(
+        printed_value(&q, &out, 4) != vbar + 0x280,
+        &format!("stepi leaves the vector's first instruction:\n{out}"),
+    );
+    q.check(
+        out.contains(&format!("hit Breakpoint 2, {:#018x}", vbar + 0x280))
+            && printed_value(&q, &out, 5) == vbar + 0x280,
+        &format!("the hardware breakpoint is hit:\n{out}"),
+    );
+    q.check(out.contains("detached"), &format!("gdb detached:\n{out}"));
+    q.expect_guest("linux-guest: PASS");
 }
