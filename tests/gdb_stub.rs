@@ -122,6 +122,8 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         "p/x $TPIDR_EL1".into(), // $8: written through the alias onto its owner
         "set $MIDR_EL1 = 0".into(),
         format!("monitor vtop vm0.0 {pattern:#x}"),
+        "monitor sysregs vm0.1 TTBR1_EL1".into(),
+        "monitor resume vm0".into(),
         "delete".into(),
         format!("hbreak *{tick_fn:#x}"),
         "continue".into(),
@@ -182,6 +184,14 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         out.contains("stage 1 level 0: table IPA")
             && out.contains(&format!("VA {pattern:#x} -> IPA")),
         &format!("monitor vtop prints the walk:\n{out}"),
+    );
+    q.check(
+        out.contains("TTBR1_EL1            0x"),
+        &format!("monitor runs console commands:\n{out}"),
+    );
+    q.check(
+        out.contains("error: GDB controls this VM"),
+        &format!("monitor refuses to resume the VM behind GDB's back:\n{out}"),
     );
     q.check(
         out.contains(&format!("hit Breakpoint 2, {tick_fn:#018x}"))

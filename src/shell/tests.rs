@@ -67,6 +67,29 @@ fn a_dollar_at_the_start_of_a_line_is_gdb() {
 }
 
 #[test]
+fn gdbs_opening_ack_does_not_hide_its_first_packet() {
+    // gdb-multiarch sends `+` before `$qSupported...`: neither is echoed, and the
+    // `$` still starts a packet.
+    let mut e = LineEditor::new();
+    let mut out = Out(String::new());
+    assert_eq!(e.feed(b'+', &mut out), Event::None);
+    assert_eq!(e.feed(b'$', &mut out), Event::Gdb(b'$'));
+    assert_eq!(out.0, "");
+    // Inside a line, `+` is text.
+    typed(&mut e, b"a+", &mut out);
+    assert_eq!(out.0, "a+");
+}
+
+#[test]
+fn gdb_command_chooses_a_vm() {
+    use crate::shell::command::{parse, Command};
+    assert_eq!(parse("gdb vm1"), Ok(Some(Command::Gdb(1))));
+    assert!(parse("gdb").unwrap_err().to_string().contains("missing a VM"));
+    assert!(parse("gdb 1").unwrap_err().to_string().contains("use vmN"));
+    assert!(parse("gdb vm1 x").is_err());
+}
+
+#[test]
 fn any_bytes_never_panic() {
     let mut e = LineEditor::new();
     let mut out = Out(String::new());
