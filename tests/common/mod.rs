@@ -6,16 +6,21 @@
 //! The images come from `cargo xtask test` through environment variables:
 //! `HV_IMAGE` (the hypervisor), `HV_GUESTS` (the directory of the bundled guests),
 //! `HV_QEMU` (the QEMU binary), `HV_LINUX_KERNEL`, `HV_LINUX_INITRD` and
-//! `HV_LINUX_VERSION` (Debian's kernel and a busybox initramfs).
+//! `HV_LINUX_VERSION` (Debian's kernel and a busybox initramfs), and `HV_XTASK`
+//! (the `cargo xtask` executable, for tests that run its commands: [`xtask`]).
+//!
+//! The debug console can be handed to another program (`cargo xtask snapshot`,
+//! `gdb-multiarch`): [`Qemu::disconnect_debug`], then that program connects to
+//! [`Qemu::debug_port`], then [`Qemu::reconnect_debug`].
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// The default deadline for anything a test waits for. QEMU under TCG on a small
@@ -51,6 +56,21 @@ pub fn linux() -> (PathBuf, PathBuf, String) {
         env_path("HV_LINUX_INITRD"),
         version,
     )
+}
+
+/// `cargo xtask` as a command to run from a test (add its arguments): the executable
+/// `cargo xtask test` passes in `HV_XTASK` (its own), or, when that is not set,
+/// `cargo run -q -p xtask --` in the repository root.
+pub fn xtask() -> Command {
+    match std::env::var_os("HV_XTASK") {
+        Some(exe) => Command::new(exe),
+        None => {
+            let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(["run", "-q", "-p", "xtask", "--"]);
+            cmd
+        }
+    }
 }
 
 /// One VM's modules.
@@ -202,12 +222,15 @@ impl Builder {
             .unwrap_or_else(|e| panic!("cannot start QEMU ({line}): {e}"));
         let qemu_out = Console::capture_pipe(child.stderr.take().unwrap());
         let _ = Console::capture_pipe(child.stdout.take().unwrap());
-        let guest = Console::connect(ports[0], &mut child, &qemu_out);
-        let debug = Console::connect(ports[1], &mut child, &qemu_out);
+        let mut guest = Console::new();
+        guest.connect(ports[0], &mut child, &qemu_out, Duration::from_secs(30));
+        let mut debug = Console::new();
+        debug.connect(ports[1], &mut child, &qemu_out, Duration::from_secs(30));
         Qemu {
             child,
             guest,
             debug,
+            debug_port: ports[1],
             qemu_out,
             line,
         }
@@ -222,15 +245,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One serial line: everything received so far, and a way to type into it.
+/// One serial line: everything received so far, and a way to type into it. Its text
+/// outlives its connection: a console disconnected and connected again (see
+/// [`Qemu::disconnect_debug`]) appends to the same text.
 pub struct Console {
     buf: Arc<Mutex<Vec<u8>>>,
     stream: Option<TcpStream>,
+    /// The thread that reads `stream` into `buf`.
+    reader: Option<JoinHandle<()>>,
 }
 
 impl Console {
-    fn capture_pipe(mut r: impl Read + Send + 'static) -> Console {
-        let buf = Arc::new(Mutex::new(Vec::new()));
+    fn new() -> Console {
+        Console {
+            buf: Arc::new(Mutex::new(Vec::new())),
+            stream: None,
+            reader: None,
+        }
+    }
+
+    /// Appends everything `r` gives to `buf`, on a thread, until its end.
+    fn read_into(buf: &Arc<Mutex<Vec<u8>>>, mut r: impl Read + Send + 'static) -> JoinHandle<()> {
         let b = buf.clone();
         thread::spawn(move || {
             let mut chunk = [0u8; 4096];
@@ -240,11 +275,22 @@ impl Console {
                 }
                 b.lock().unwrap().extend_from_slice(&chunk[..n]);
             }
-        });
-        Console { buf, stream: None }
+        })
     }
 
-    fn connect(port: u16, child: &mut Child, qemu_out: &Console) -> Console {
+    fn capture_pipe(r: impl Read + Send + 'static) -> Console {
+        let mut c = Console::new();
+        c.reader = Some(Console::read_into(&c.buf, r));
+        c
+    }
+
+    /// Connects to QEMU's socket chardev on `port`, retrying until `patience` has
+    /// passed, and reads it into this console's text from then on.
+    fn connect(&mut self, port: u16, child: &mut Child, qemu_out: &Console, patience: Duration) {
+        assert!(
+            self.stream.is_none(),
+            "the console on port {port} is already connected"
+        );
         let start = Instant::now();
         let stream = loop {
             match TcpStream::connect(("127.0.0.1", port)) {
@@ -252,20 +298,36 @@ impl Console {
                 Err(e) => {
                     if let Ok(Some(status)) = child.try_wait() {
                         panic!(
-                            "QEMU exited ({status}) before its console opened: {}",
+                            "QEMU exited ({status}) before its console on port {port} opened: {}",
                             qemu_out.text()
                         );
                     }
-                    if start.elapsed() > Duration::from_secs(30) {
-                        panic!("cannot connect to QEMU's console on port {port}: {e}");
+                    if start.elapsed() > patience {
+                        panic!("cannot connect to QEMU's console on port {port} within {patience:?}: {e}");
                     }
                     thread::sleep(Duration::from_millis(20));
                 }
             }
         };
-        let mut c = Console::capture_pipe(stream.try_clone().unwrap());
-        c.stream = Some(stream);
-        c
+        self.reader = Some(Console::read_into(&self.buf, stream.try_clone().unwrap()));
+        self.stream = Some(stream);
+    }
+
+    /// Closes the connection; the text received so far stays.
+    fn disconnect(&mut self) {
+        if let Some(s) = self.stream.take() {
+            // Both directions: the reader thread sees the end and stops, and QEMU
+            // sees the client go.
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+
+    /// Whether the console has a connection (`write` needs one).
+    pub fn is_connected(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// Everything received so far, as text (CR removed).
@@ -284,7 +346,10 @@ impl Console {
     }
 
     pub fn write(&mut self, bytes: &[u8]) {
-        let s = self.stream.as_mut().expect("a console connection");
+        let s = self
+            .stream
+            .as_mut()
+            .expect("the console is disconnected: Qemu::reconnect_debug before writing to it");
         s.write_all(bytes).unwrap();
     }
 }
@@ -293,15 +358,71 @@ pub struct Qemu {
     child: Child,
     pub guest: Console,
     pub debug: Console,
+    debug_port: u16,
     qemu_out: Console,
     line: String,
 }
 
 impl Qemu {
+    /// The 127.0.0.1 TCP port of the hypervisor's debug console (QEMU's
+    /// `-chardev socket,server=on`). QEMU serves one client at a time: another
+    /// program (`cargo xtask snapshot --port`, `gdb-multiarch -ex 'target remote
+    /// :PORT'`) connects to it between [`Qemu::disconnect_debug`] and
+    /// [`Qemu::reconnect_debug`].
+    pub fn debug_port(&self) -> u16 {
+        self.debug_port
+    }
+
+    /// Closes the harness's connection to the debug console, so that another
+    /// program can connect to [`Qemu::debug_port`]. The text received so far stays
+    /// in `self.debug` (`expect_debug` and `check` still see it); what the
+    /// hypervisor prints while the harness is not connected goes to the other
+    /// program, or nowhere (QEMU drops a socket chardev's output while no client
+    /// is connected). `self.debug.write` panics until [`Qemu::reconnect_debug`].
+    /// Idempotent.
+    pub fn disconnect_debug(&mut self) {
+        self.debug.disconnect();
+    }
+
+    /// Connects the harness to the debug console again, after
+    /// [`Qemu::disconnect_debug`] and after the other program has closed its
+    /// connection. New output is appended to the same `self.debug` text, so
+    /// `expect_debug` goes on working (note that it searches the whole text,
+    /// including what came before the disconnection). Retries for up to 10 s:
+    /// QEMU accepts a new client only once it has noticed the previous one go.
+    /// Does nothing if the harness is connected.
+    pub fn reconnect_debug(&mut self) {
+        if self.debug.is_connected() {
+            return;
+        }
+        self.debug.connect(
+            self.debug_port,
+            &mut self.child,
+            &self.qemu_out,
+            Duration::from_secs(10),
+        );
+    }
+
+    /// Whether QEMU still runs, for failure messages: a QEMU killed from outside
+    /// (by a signal it cannot report) otherwise looks like a console gone quiet.
+    fn state(&self) -> String {
+        let pid = self.child.id();
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // "pid (comm) S ...": the state follows the command name.
+            Ok(stat) => match stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) {
+                Some('Z') | Some('X') => format!("pid {pid}, has exited"),
+                Some(c) => format!("pid {pid}, running (state {c})"),
+                None => format!("pid {pid}"),
+            },
+            Err(_) => format!("pid {pid}, has exited"),
+        }
+    }
+
     /// Panics with both consoles' tails.
     pub fn fail(&self, why: &str) -> ! {
         panic!(
-            "{why}\n--- QEMU: {}\n--- QEMU's own output:\n{}\n--- guest console (last 40 lines):\n{}\n--- debug console (last 40 lines):\n{}\n---",
+            "{why}\n--- QEMU ({}): {}\n--- QEMU's own output:\n{}\n--- guest console (last 40 lines):\n{}\n--- debug console (last 40 lines):\n{}\n---",
+            self.state(),
             self.line,
             self.qemu_out.tail(10),
             self.guest.tail(40),

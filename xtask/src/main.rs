@@ -299,6 +299,10 @@ fn test(filter: Option<String>) -> Result<(), String> {
     let linux = linux::fetch(&root())?;
     let root = root();
     let qemu = board::Board::load("qemu-virt")?.qemu.binary;
+    // The QEMU tests run `cargo xtask snapshot` (and more) as a user would: this
+    // very executable, not a second build of it.
+    let xtask =
+        std::env::current_exe().map_err(|e| format!("cannot find xtask's own executable: {e}"))?;
     let cargo_test = |args: &[&str]| {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(&root)
@@ -306,7 +310,8 @@ fn test(filter: Option<String>) -> Result<(), String> {
             .args(args)
             .env("HV_IMAGE", &image)
             .env("HV_GUESTS", &guests)
-            .env("HV_QEMU", &qemu);
+            .env("HV_QEMU", &qemu)
+            .env("HV_XTASK", &xtask);
         cmd.env("HV_LINUX_KERNEL", &linux.kernel)
             .env("HV_LINUX_INITRD", &linux.initrd)
             .env("HV_LINUX_VERSION", &linux.version);
