@@ -12,6 +12,15 @@ fn cargo() -> Command {
     c
 }
 
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` if set (a relative one is
+/// relative to the workspace root, where `cargo()` runs), else `target/`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root().join(d),
+        _ => root().join("target"),
+    }
+}
+
 /// llvm-objcopy from the `llvm-tools` component.
 pub fn objcopy() -> Result<PathBuf, String> {
     let out = |args: &[&str]| -> Result<String, String> {
@@ -67,10 +76,7 @@ pub fn hypervisor(board: &str) -> Result<PathBuf, String> {
             ])
             .env("HV_BOARD", board),
     )?;
-    let elf = root()
-        .join("target")
-        .join(HV_TARGET)
-        .join("release/hypervisor");
+    let elf = target_dir().join(HV_TARGET).join("release/hypervisor");
     let dir = root().join("target/images").join(board);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let img = dir.join("hypervisor.img");
