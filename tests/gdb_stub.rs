@@ -241,6 +241,17 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
     q.reconnect_debug();
     q.debug.write(b"vms\r");
     q.expect_debug("vm0: running, 2 vCPU(s)");
+    // Ctrl-C on an empty line is GDB's interrupt: the VM stops and the stop reply
+    // comes back as a packet; a line typed by a person gives the console back and
+    // the VM runs on.
+    q.debug.write(b"\x03");
+    q.expect_debug("$T02thread:1;#");
+    q.debug.write(b"vms\r");
+    q.expect_debug("hv: GDB session on vm0 ended (the VM runs on)");
+    let before = last_tick(&q);
+    expect_ticks(&mut q, before, 2);
+    q.debug.write(b"vms\r");
+    q.expect_debug("hv> vms\nvm0: running, 2 vCPU(s)");
     q.check(
         !q.debug.contains("PANIC") && !q.debug.contains("CRASH"),
         "the hypervisor failed",

@@ -153,6 +153,12 @@ impl Stub {
         self.send(&r, out);
     }
 
+    /// Sends the stop reply for the stop the session began with: for a session
+    /// that begins with GDB's Ctrl-C (a GDB that still believes it is attached).
+    pub fn announce_stop(&mut self, out: &mut Vec<u8>) {
+        self.stop_reply(out);
+    }
+
     /// The target stopped on its own (a breakpoint, a step): tells GDB.
     pub fn report_stop(&mut self, stop: Stop, out: &mut Vec<u8>) {
         if !self.running {

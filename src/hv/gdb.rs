@@ -1,6 +1,6 @@
 //! The GDB stub on the debug UART: the hypervisor's side of `crate::gdb`.
 //!
-//! A `$` at the start of a console line starts a session: the VM chosen with the
+//! A `$` (or GDB's Ctrl-C, 0x03) at the start of a console line starts a session: the VM chosen with the
 //! console's `gdb VM` command (vm0 by default) is paused through the one pause path
 //! (`control::pause_vm`), so GDB sees the live state, and its vCPUs become GDB's
 //! threads. Registers are the vCPU contexts (general, FP/SIMD, and every cpreg
@@ -22,7 +22,7 @@ use crate::cpreg::{debugger_view, Reg};
 use crate::gdb::command::BreakKind;
 use crate::gdb::packet::{Framer, Input};
 use crate::gdb::regs::RegId;
-use crate::gdb::stub::{After, Error, Stop, Stub, Target, SIGTRAP};
+use crate::gdb::stub::{After, Error, Stop, Stub, Target, SIGINT, SIGTRAP};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -90,7 +90,7 @@ pub fn start(first: u8, frame: Option<&mut TrapFrame>) -> bool {
         framer: Framer::new(),
         stub: Stub::new(Stop {
             vcpu: 0,
-            signal: SIGTRAP,
+            signal: if first == 0x03 { SIGINT } else { SIGTRAP },
         }),
         state: State {
             vm,
@@ -101,7 +101,15 @@ pub fn start(first: u8, frame: Option<&mut TrapFrame>) -> bool {
         typed: 0,
     };
     let mut frame = frame;
-    let ended = feed(&mut s, first, frame.as_deref_mut());
+    let ended = if first == 0x03 {
+        // GDB's interrupt: the VM is stopped; say so.
+        let mut out = Vec::new();
+        s.stub.announce_stop(&mut out);
+        console::debug_write_raw(&out);
+        false
+    } else {
+        feed(&mut s, first, frame.as_deref_mut())
+    };
     if !ended {
         *SESSION.lock() = Some(s);
     }

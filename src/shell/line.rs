@@ -16,7 +16,8 @@ pub enum Event {
     None,
     /// A complete line: take it with [`LineEditor::line`].
     Line,
-    /// A GDB packet starts (`$` at the start of a line): the byte is part of it.
+    /// GDB speaks (`$` or Ctrl-C 0x03 at the start of a line): the byte is the
+    /// first of its input.
     Gdb(u8),
 }
 
@@ -88,6 +89,9 @@ impl LineEditor {
         }
         match b {
             b'$' if self.buf.is_empty() => return Event::Gdb(b),
+            // Ctrl-C on an empty line is GDB's interrupt (DESIGN.md section 6): a
+            // GDB that still believes it is attached gets its stop reply.
+            0x03 if self.buf.is_empty() => return Event::Gdb(b),
             // GDB acknowledges before its first packet; no command starts with `+`.
             b'+' if self.buf.is_empty() => {}
             0x1b => self.escape = Escape::Esc,

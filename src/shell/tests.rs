@@ -75,6 +75,11 @@ fn gdbs_opening_ack_does_not_hide_its_first_packet() {
     assert_eq!(e.feed(b'+', &mut out), Event::None);
     assert_eq!(e.feed(b'$', &mut out), Event::Gdb(b'$'));
     assert_eq!(out.0, "");
+    // Ctrl-C on an empty line is GDB's interrupt; on a line with text it
+    // abandons the line.
+    let mut e = LineEditor::new();
+    assert_eq!(e.feed(0x03, &mut out), Event::Gdb(0x03));
+    let mut out = Out(String::new());
     // Inside a line, `+` is text.
     typed(&mut e, b"a+", &mut out);
     assert_eq!(out.0, "a+");
