@@ -3,6 +3,7 @@
 //! really printed. Run them with `cargo xtask test` (it builds the images).
 
 mod common;
+mod gdb_stub;
 
 use common::{guest, module, qemu};
 use std::time::Duration;
