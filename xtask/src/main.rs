@@ -2,12 +2,14 @@
 //!
 //! `setup` installs what is missing, `build` makes the hypervisor Image, `run` boots
 //! it in QEMU with guests, `test` runs every test, `fetch-linux` fetches a real
-//! Linux guest from Debian's arm64 packages. Everything the README tells a user to do goes through here, and `.ci/run`
-//! calls exactly `cargo xtask test`.
+//! Linux guest from Debian's arm64 packages, `fuzz` runs the cargo-fuzz targets.
+//! Everything the README tells a user to do goes through here, and `.ci/run` calls
+//! exactly `cargo xtask test`, then `cargo xtask fuzz --seconds 30`.
 
 mod bench;
 mod board;
 mod build;
+mod fuzz;
 mod linux;
 mod qemu;
 mod setup;
@@ -57,6 +59,20 @@ enum Cmd {
     Test {
         /// Only tests whose name contains this.
         filter: Option<String>,
+    },
+    /// Fuzz the GDB protocol (cargo-fuzz targets in fuzz/) for a bounded time each.
+    ///
+    /// Installs the nightly toolchain and cargo-fuzz when missing. Fails if a target
+    /// finds a crash, naming the file the crashing input was written to.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// libFuzzer's random seed (0: a different one each run).
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        /// Only this target: gdb_protocol or gdb_commands (default: both, in turn).
+        target: Option<String>,
     },
 }
 
@@ -147,6 +163,11 @@ fn main() -> ExitCode {
             matches.subcommand_matches("run").expect("run's matches"),
         ),
         Cmd::Test { filter } => test(filter),
+        Cmd::Fuzz {
+            seconds,
+            seed,
+            target,
+        } => fuzz::fuzz(target.as_deref(), seconds, seed),
         Cmd::Bench => bench::bench(),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save { console, vm, file } => snapshot::save(&console.target(), vm, &file),
