@@ -89,7 +89,10 @@ fn gdbs_opening_ack_does_not_hide_its_first_packet() {
 fn gdb_command_chooses_a_vm() {
     use crate::shell::command::{parse, Command};
     assert_eq!(parse("gdb vm1"), Ok(Some(Command::Gdb(1))));
-    assert!(parse("gdb").unwrap_err().to_string().contains("missing a VM"));
+    assert!(parse("gdb")
+        .unwrap_err()
+        .to_string()
+        .contains("missing a VM"));
     assert!(parse("gdb 1").unwrap_err().to_string().contains("use vmN"));
     assert!(parse("gdb vm1 x").is_err());
 }
