@@ -163,7 +163,18 @@ impl VmDebug {
     }
 }
 
+/// Whether MDCR_EL2.TDE is set on each CPU, so the world switch need not read
+/// MDCR_EL2 to find out (TDE changes only when a debugged VM comes or goes).
+static TDE_ON: [AtomicBool; super::sched::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; super::sched::MAX_CPUS];
+
 fn mdcr_tde(on: bool) {
+    let Some(cached) = TDE_ON.get(crate::arch::cpu_index()) else {
+        return;
+    };
+    if cached.load(Ordering::Relaxed) == on {
+        return;
+    }
     let mdcr: u64;
     // SAFETY: reading MDCR_EL2 has no side effects.
     unsafe { asm!("mrs {}, mdcr_el2", out(reg) mdcr, options(nomem, nostack)) };
@@ -172,11 +183,10 @@ fn mdcr_tde(on: bool) {
     } else {
         mdcr & !MDCR_TDE
     };
-    if want != mdcr {
-        // SAFETY: TDE only routes the guest's debug exceptions to EL2 (and implies
-        // the debug register traps, which are set anyway).
-        unsafe { asm!("msr mdcr_el2, {}", "isb", in(reg) want, options(nostack)) };
-    }
+    // SAFETY: TDE only routes the guest's debug exceptions to EL2 (and implies the
+    // debug register traps, which are set anyway).
+    unsafe { asm!("msr mdcr_el2, {}", "isb", in(reg) want, options(nostack)) };
+    cached.store(on, Ordering::Relaxed);
 }
 
 /// Loads the debugger's MDSCR_EL1 and breakpoint registers into the hardware if

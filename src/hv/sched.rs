@@ -277,15 +277,16 @@ fn arm_slice() {
 }
 
 fn save(v: &Vcpu, frame: &TrapFrame) {
+    let vm = vm::get(v.vm);
     // vGIC: the virtual CPU interface (the list registers were folded on exit).
-    if let Some(vm) = vm::get(v.vm) {
+    if let Some(vm) = vm {
         super::vgic::save(vm, v);
     }
     let mut ctx = v.ctx.lock();
     ctx.frame = *frame;
     let kept = super::debug::before_save(v, &ctx.sysregs);
     cpreg::save_el1(&mut ctx.sysregs);
-    if let Some(vm) = vm::get(v.vm) {
+    if let Some(vm) = vm {
         let ctx = &mut *ctx;
         super::debug::after_save(vm, v, kept, &mut ctx.sysregs, &mut ctx.frame);
     }
