@@ -20,6 +20,7 @@ pub mod esr;
 pub mod gdb;
 pub mod guest_image;
 pub mod memplan;
+pub mod passthrough;
 pub mod psci;
 pub mod shell;
 pub mod snapshot;
