@@ -6,6 +6,13 @@
 //! equal share of what is left, in 2 MiB-aligned chunks: its IPA space is contiguous
 //! from the host's RAM base (so programs linked for the board's RAM run unchanged),
 //! and stage 2 maps each chunk wherever it physically lies.
+//!
+//! A VM with a device that can DMA (passthrough, DESIGN.md section 9) must see
+//! its RAM where it physically is, because the device is programmed with guest
+//! addresses and sees physical ones: [`plan_direct`] maps such a VM's RAM 1:1
+//! (IPA = PA, Xen's `direct-map`). Its RAM is then as fragmented as the free
+//! memory: the largest range is the one its kernel is loaded into
+//! ([`GuestRam::ipa`]), the others are [`GuestRam::extra`].
 #![forbid(unsafe_code)]
 
 use crate::addr::{Ipa, PhysAddr, Range};
@@ -19,13 +26,17 @@ pub const CHUNK: u64 = 2 << 20;
 pub struct GuestRam {
     pub ipa: Range<Ipa>,
     pub chunks: Vec<Range<PhysAddr>>,
+    /// Further RAM of a direct-mapped VM, each range at IPA = PA, in address
+    /// order (empty for every other VM).
+    pub extra: Vec<Range<PhysAddr>>,
 }
 
 impl GuestRam {
     /// The physical address behind `ipa`, and how many bytes are contiguous from it.
     pub fn translate(&self, ipa: Ipa) -> Option<(PhysAddr, u64)> {
         if !self.ipa.contains(ipa) {
-            return None;
+            let r = self.extra.iter().find(|r| r.contains(PhysAddr(ipa.0)))?;
+            return Some((PhysAddr(ipa.0), r.end().0 - ipa.0));
         }
         let mut offset = ipa.0 - self.ipa.start.0;
         for c in &self.chunks {
@@ -150,7 +161,70 @@ pub fn plan(
         out.push(GuestRam {
             ipa: Range::new(ipa_base, size),
             chunks,
+            extra: Vec::new(),
         });
+    }
+    Ok(out)
+}
+
+impl GuestRam {
+    /// Every RAM range as the guest sees it, in address order.
+    pub fn ranges(&self) -> Vec<Range<Ipa>> {
+        let mut v: Vec<Range<Ipa>> = self
+            .extra
+            .iter()
+            .map(|r| Range::new(Ipa(r.start.0), r.size))
+            .collect();
+        v.push(self.ipa);
+        v.sort_unstable_by_key(|r| r.start);
+        v
+    }
+
+    /// Total RAM in bytes.
+    pub fn size(&self) -> u64 {
+        self.ipa.size + self.extra.iter().map(|r| r.size).sum::<u64>()
+    }
+
+    /// Whether the RAM is mapped 1:1 (IPA = PA).
+    pub fn is_direct(&self) -> bool {
+        self.chunks.len() == 1 && self.chunks[0].start.0 == self.ipa.start.0
+    }
+}
+
+/// [`plan`], except that every VM with `direct[i]` gets its RAM mapped 1:1:
+/// the same share, taken in address order like everyone's, but each range
+/// at IPA = PA. The largest range (the lowest of equals) is the one the
+/// kernel goes into; the rest are [`GuestRam::extra`].
+pub fn plan_direct(
+    banks: &[Range<PhysAddr>],
+    taken: &[Range<PhysAddr>],
+    requests: &[Option<u64>],
+    direct: &[bool],
+) -> Result<Vec<GuestRam>, PlanError> {
+    let mut out = plan(banks, taken, requests)?;
+    for (ram, _) in out.iter_mut().zip(direct).filter(|(_, &d)| d) {
+        let mut ranges: Vec<Range<PhysAddr>> = Vec::new();
+        for c in &ram.chunks {
+            match ranges.last_mut() {
+                Some(last) if last.end() == c.start => last.size += c.size,
+                _ => ranges.push(*c),
+            }
+        }
+        ranges.sort_unstable_by_key(|r| r.start);
+        let Some(main) = ranges
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, r)| (r.size, core::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+        else {
+            continue;
+        };
+        let main = ranges.remove(main);
+        *ram = GuestRam {
+            ipa: Range::new(Ipa(main.start.0), main.size),
+            chunks: alloc::vec![main],
+            extra: ranges,
+        };
     }
     Ok(out)
 }
@@ -239,6 +313,7 @@ mod tests {
         let vm = GuestRam {
             ipa: Range::new(Ipa(0x4000_0000), 4 * MIB),
             chunks: vec![r(0x4800_0000, 2 * MIB), r(0x4400_0000, 2 * MIB)],
+            extra: Vec::new(),
         };
         assert_eq!(
             vm.translate(Ipa(0x4000_1000)),
@@ -250,5 +325,64 @@ mod tests {
         );
         assert_eq!(vm.translate(Ipa(0x4040_0000)), None);
         assert_eq!(vm.translate(Ipa(0x3fff_ffff)), None);
+    }
+
+    #[test]
+    fn direct_mapped_vms_see_their_ram_where_it_is() {
+        // QEMU virt, 1 GiB: the hypervisor at 0x4020_0000, the host DTB at
+        // 0x4800_0000, modules at 0x5000_0000: free RAM is four ranges.
+        let banks = [r(0x4000_0000, 1024 * MIB)];
+        let taken = [
+            r(0x4020_0000, 10 * MIB),
+            r(0x4800_0000, 0x10_0000),
+            r(0x5000_0000, 30 * MIB),
+        ];
+        let p = plan_direct(&banks, &taken, &[None], &[true]).unwrap();
+        let vm = &p[0];
+        assert!(vm.is_direct());
+        // The largest range holds the kernel; IPA = PA everywhere.
+        assert_eq!(
+            vm.ipa,
+            Range::new(Ipa(0x51e0_0000), 0x8000_0000 - 0x51e0_0000)
+        );
+        assert_eq!(
+            vm.extra,
+            [
+                r(0x4000_0000, 2 * MIB),
+                r(0x40c0_0000, 0x4800_0000 - 0x40c0_0000),
+                r(0x4820_0000, 0x5000_0000 - 0x4820_0000),
+            ]
+        );
+        let all = plan(&banks, &taken, &[None]).unwrap();
+        assert_eq!(vm.size(), all[0].ipa.size, "the same share as without 1:1");
+        let ranges = vm.ranges();
+        assert_eq!(ranges.len(), 4);
+        assert!(ranges.windows(2).all(|w| w[0].start < w[1].start));
+        for x in &ranges {
+            assert_eq!(vm.translate(x.start), Some((PhysAddr(x.start.0), x.size)));
+            for t in &taken {
+                assert!(!Range::new(PhysAddr(x.start.0), x.size).overlaps(t));
+            }
+        }
+        assert_eq!(
+            vm.translate(Ipa(0x4820_0010)).unwrap().0,
+            PhysAddr(0x4820_0010)
+        );
+        assert_eq!(
+            vm.translate(Ipa(0x4800_0000)),
+            None,
+            "the host DTB is not its"
+        );
+
+        // Two VMs, one 1:1: the other keeps the usual layout, and they never meet.
+        let p = plan_direct(&banks, &taken, &[None, None], &[false, true]).unwrap();
+        assert!(!p[0].is_direct() && p[1].is_direct());
+        assert_eq!(p[0].ipa.start, Ipa(0x4000_0000));
+        assert!(p[0].extra.is_empty());
+        for a in &p[0].chunks {
+            for b in p[1].chunks.iter().chain(&p[1].extra) {
+                assert!(!a.overlaps(b));
+            }
+        }
     }
 }
