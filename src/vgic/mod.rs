@@ -25,6 +25,19 @@
 //! [`Vgic::set_line`]; level interrupts get the list register's EOI-maintenance bit
 //! so the runtime exits when the guest deactivates them and resamples the line.
 //!
+//! **Hardware-linked SPIs** (passed-through devices, [`Vgic::set_hw`]) are taken at
+//! EL2, their priority dropped but left active, and made pending here with
+//! [`Vgic::inject_hw`]; they go out with the list register's HW bit and the same
+//! physical INTID, so the guest's own deactivation deactivates the physical
+//! interrupt and no exit is needed for it. While the physical interrupt is active
+//! the device cannot signal again, so a level interrupt the guest has masked stays
+//! pending here (never lost, never storming) until the guest unmasks and takes it.
+//! A pending or active state the guest clears through the distributor instead
+//! leaves the physical interrupt active with nobody to end it: [`Vgic::hw_orphans`]
+//! hands those to the runtime to deactivate. [`Vgic::hw_config`] tells the runtime
+//! whether the guest masks it and which vCPU it targets, so the physical one is
+//! masked and routed alike.
+//!
 //! Security: the guest sees a GIC with one security state (GICD_CTLR.DS = 1, GICv2
 //! without the Security Extensions). LPIs and the ITS are not provided.
 #![forbid(unsafe_code)]
@@ -88,6 +101,10 @@ pub struct IrqState {
     pub active_source: u8,
     /// The vCPU whose list registers hold this interrupt (SPIs), until folded.
     pub in_lr: Option<u16>,
+    /// Hardware-linked: a passed-through SPI (configuration, not saved state).
+    pub hw: bool,
+    /// The physical interrupt is active, waiting for the guest to deactivate it.
+    pub hw_active: bool,
 }
 
 impl IrqState {
@@ -105,6 +122,8 @@ impl IrqState {
             sgi_sources: 0,
             active_source: 0,
             in_lr: None,
+            hw: false,
+            hw_active: false,
         }
     }
 
@@ -130,6 +149,8 @@ pub struct IfaceState {
 struct LrSlots {
     /// INTID in list register `i` (`None`: unused).
     intid: [Option<u32>; MAX_LRS],
+    /// List register `i` was written hardware-linked.
+    hw: [bool; MAX_LRS],
     used: usize,
 }
 
@@ -354,6 +375,52 @@ impl Vgic {
             .is_some_and(|i| i.pending() || i.active)
     }
 
+    /// Marks SPI `intid` hardware-linked (a passed-through device's), or not.
+    pub fn set_hw(&mut self, intid: u32, hw: bool) {
+        if intid < SPI_BASE {
+            return;
+        }
+        if let Some(i) = self.irq_mut(0, intid) {
+            i.hw = hw;
+            i.hw_active = false;
+        }
+    }
+
+    /// The physical SPI `intid` was taken at EL2 and left active: it is pending
+    /// for the guest now. Returns the vCPU to kick.
+    pub fn inject_hw(&mut self, intid: u32) -> Kicks {
+        let Some(i) = self.irq_mut(0, intid).filter(|i| i.hw && intid >= SPI_BASE) else {
+            return Kicks::default();
+        };
+        i.pending_latch = true;
+        i.hw_active = true;
+        self.kick_for(0, intid)
+    }
+
+    /// A hardware-linked SPI's configuration as the guest left it: whether it
+    /// can be delivered (enabled, its group enabled) and the vCPU it targets.
+    pub fn hw_config(&self, intid: u32) -> Option<(bool, Option<usize>)> {
+        let i = self.irq(0, intid).filter(|i| i.hw && intid >= SPI_BASE)?;
+        Some((
+            i.enabled && self.group_enabled(i.group1),
+            self.spi_target(i),
+        ))
+    }
+
+    /// Hardware-linked SPIs whose physical interrupt is active although the
+    /// guest no longer has them pending or active (it cleared them through the
+    /// distributor): the runtime must deactivate them. Each is reported once.
+    pub fn hw_orphans(&mut self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (n, i) in self.spis.iter_mut().enumerate() {
+            if i.hw && i.hw_active && !i.pending() && !i.active && i.in_lr.is_none() {
+                i.hw_active = false;
+                out.push(SPI_BASE + n as u32);
+            }
+        }
+        out
+    }
+
     fn deliverable(&self, irq: &IrqState) -> bool {
         irq.pending() && irq.enabled && self.group_enabled(irq.group1)
     }
@@ -423,7 +490,11 @@ impl Vgic {
                 if i.sgi_sources != 0 {
                     overflow = true;
                 }
-            } else if pend_in_lr && i.edge {
+            }
+            // A hardware-linked interrupt's pending state is a latch (the line
+            // is the physical one's): it moves into the list register.
+            let hw_link = i.hw && i.hw_active;
+            if !(v2 && id < 16) && pend_in_lr && (i.edge || hw_link) {
                 i.pending_latch = false;
             }
             let state = match (pend_in_lr, i.active) {
@@ -437,13 +508,15 @@ impl Vgic {
                 state,
                 priority: i.priority,
                 group1: i.group1,
-                eoi_maintenance: !i.edge,
-                source,
+                eoi_maintenance: !i.edge && !hw_link,
+                source: if hw_link { 0 } else { source },
+                hw: hw_link,
             };
             if id >= SPI_BASE {
                 i.in_lr = Some(vcpu as u16);
             }
             slots.intid[n] = Some(id);
+            slots.hw[n] = hw_link;
             slots.used = n + 1;
         }
         for lr in out.iter_mut().take(nr).skip(slots.used) {
@@ -484,9 +557,13 @@ impl Vgic {
                 if active {
                     i.active_source = lr.source & 7;
                 }
-            } else if i.edge {
+            } else if i.edge || slots.hw[n] {
                 if pending {
                     i.pending_latch = true;
+                }
+                if slots.hw[n] && !pending && !active {
+                    // The guest deactivated it: so did the hardware, physically.
+                    i.hw_active = false;
                 }
             } else if !pending {
                 // A level interrupt acknowledged by the guest: a software pending
