@@ -175,6 +175,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         Ok(vms) => {
             let vms = vm::install(vms);
             super::vgic::create(); // vGIC: one per VM (GICv2: GICV mapped at GICC).
+            super::passthrough::start(); // Passthrough: forward the assigned SPIs.
             console::set_guest_uart(guest_uart.base.0 as usize);
             let (used, free) = heap::usage();
             println!(
@@ -440,7 +441,15 @@ fn build_vms(
         ipa_bits: stage2::IPA_BITS as u8,
     };
     let ids = GUEST_IDS.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &policy));
-    let plans = memplan::plan(&info.memory, &taken, &requests).map_err(BootError::Memory)?;
+    // Passthrough: which devices each VM gets (refusals and notes are printed),
+    // and 1:1 RAM for the VMs whose devices may DMA.
+    let partials: Vec<Option<&'static [u8]>> =
+        specs.iter().map(|s| s.dtb.map(phys_slice)).collect();
+    let nvms = specs.len();
+    super::passthrough::prepare(info, dtb, nvms, &[], &partials, console_path, debug_path);
+    let direct = super::passthrough::direct_map(nvms);
+    let plans = memplan::plan_direct(&info.memory, &taken, &requests, &direct)
+        .map_err(BootError::Memory)?;
 
     let mut vms = Vec::new();
     for (id, (spec, ram)) in specs.iter().zip(plans).enumerate() {
@@ -452,6 +461,8 @@ fn build_vms(
                 .map_err(|_| BootError::Stage2(id))?;
             ipa = ipa.add(c.size);
         }
+        // Passthrough: device pages (and a 1:1 VM's further RAM).
+        super::passthrough::map_into(id, &mut s2, &ram, info, uart_ipa);
         let kernel = phys_slice(spec.kernel);
         let placement = guest_image::place(kernel).map_err(|e| BootError::Kernel(id, e))?;
         let initrd = spec.ramdisk.map(phys_slice);
@@ -464,11 +475,6 @@ fn build_vms(
             .zip(layout.initrd)
             .map(|(i, off)| Range::new(base.add(off), i.len() as u64));
         let hidden: heapless::Vec<&str, 1> = debug_path.into_iter().collect();
-        if spec.dtb.is_some() {
-            // In Xen dom0less a device-tree module is a partial tree for device
-            // passthrough, not the guest's whole tree: nothing is passed through yet.
-            println!("vm{id}: ignoring its device-tree module (partial device trees for passthrough are not supported)");
-        }
         let guest_dtb = dt::guest_dtb(
             dtb,
             info,
@@ -482,6 +488,9 @@ fn build_vms(
             },
         )
         .map_err(|e| BootError::GuestDtb(id, e))?;
+        // Passthrough: the assigned devices, and every RAM range of a 1:1 VM.
+        let guest_dtb = super::passthrough::guest_dtb(id, guest_dtb, &ram)
+            .map_err(|e| BootError::GuestDtb(id, e))?;
         if !(copy_to_guest(&ram, entry, kernel)
             && initrd
                 .zip(initrd_range)
@@ -511,7 +520,10 @@ fn build_vms(
             [dtb_ipa.0, 0, 0]
         };
         vcpus[0].reset(entry.0, args, aarch32);
-        vcpus[0].set_state(RunState::Runnable);
+        let refused = super::passthrough::refused(id);
+        if !refused {
+            vcpus[0].set_state(RunState::Runnable);
+        }
         println!(
             "vm{id}: {nvcpus} vCPU(s), {} MiB RAM at IPA {:#x} in {} chunk(s), kernel {:?} at {:#x} ({} KiB), dtb at {:#x}{}",
             ram.ipa.size >> 20,
@@ -530,6 +542,12 @@ fn build_vms(
             println!("vm{id}: bootargs \"{args}\"");
         }
         vms.push(vm::Vm::new(id, aarch32, ram, s2, vttbr, vcpus, uart_ipa));
+        if refused {
+            // Passthrough: it would run without the devices it was given.
+            if let Some(vm) = vms.last() {
+                vm.power_off("not started: its device assignment was refused");
+            }
+        }
     }
     cache::invalidate_icache_all();
     // SAFETY: invalidates all stage-1 and stage-2 TLB entries of every VMID before

@@ -11,6 +11,7 @@ pub mod heap;
 pub mod inject;
 pub mod monitor;
 pub mod panic;
+pub mod passthrough;
 pub mod sched;
 pub mod snapshot;
 pub mod sysreg;

@@ -27,6 +27,8 @@ extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
     if !kind::from_lower_el(k) {
         el2_crash(frame, k);
     }
+    // Passthrough: EL2 exits, for exits per forwarded interrupt.
+    super::passthrough::count_exit();
     // vGIC: the list registers go back into the model on every exit...
     vgic::on_exit();
     match kind::class(k) {

@@ -38,7 +38,7 @@ use spin::{Mutex, Once};
 
 /// SPIs every guest distributor describes (INTIDs 32-159): more than QEMU `virt`'s
 /// devices use, and the GICv2 LR's 10-bit INTID is never a limit.
-const GUEST_SPIS: usize = 128;
+pub(super) const GUEST_SPIS: usize = 128;
 
 struct Config {
     version: Version,
@@ -388,6 +388,10 @@ pub fn on_entry() {
 /// The virtual timer: keep it quiet until `on_entry` has injected it. The
 /// maintenance interrupt: nothing (the exit itself was the point).
 pub fn physical_irq(intid: u32) {
+    // Passthrough: a forwarded SPI goes to its VM as a hardware-linked interrupt.
+    if super::passthrough::physical_irq(intid) {
+        return;
+    }
     let Some(c) = cfg() else { return };
     if intid == c.vtimer {
         let me = arch::cpu_index();
@@ -497,6 +501,10 @@ pub fn mmio(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, ipa: u64) -> 
             }
         };
         kick(vm, kicks);
+        if in_gicd {
+            // Passthrough: the physical SPIs follow the guest's masks and targets.
+            super::passthrough::dist_written(vm);
+        }
     } else {
         let value = {
             let gic = g.gic.lock();
@@ -546,6 +554,27 @@ pub fn uart_changed(vm: &Vm) {
         gic.set_line(0, spi, level)
     };
     kick(vm, kicks);
+}
+
+/// Passthrough: the physical SPI `intid` of a device assigned to `vm` was taken
+/// (and left active): it becomes pending for the guest, hardware-linked.
+pub fn inject_hw(vm: &Vm, intid: u32) {
+    let Some(g) = vgic_of(vm) else { return };
+    let kicks = {
+        let mut gic = g.gic.lock();
+        g.epoch.fetch_add(1, Ordering::Release);
+        gic.inject_hw(intid)
+    };
+    kick(vm, kicks);
+}
+
+/// Runs `f` on `vm`'s vGIC model, under its lock (passthrough: linking SPIs,
+/// reading the guest's masks and targets). `None` without a vGIC.
+pub fn with_model<R>(vm: &Vm, f: impl FnOnce(&mut Vgic) -> R) -> Option<R> {
+    let g = vgic_of(vm)?;
+    let r = f(&mut g.gic.lock());
+    g.epoch.fetch_add(1, Ordering::Release);
+    Some(r)
 }
 
 /// Makes the vCPUs in `kicks` notice new interrupts: one running on another CPU

@@ -154,6 +154,7 @@ impl Vm {
                 v.set_state(RunState::Off);
             }
             self.flush_output();
+            super::passthrough::on_power_off(self);
             crate::println!(
                 "vm{}: {} world switches in",
                 self.id,
