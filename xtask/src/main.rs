@@ -149,6 +149,17 @@ struct RunArgs {
     /// Put the debug console on 127.0.0.1:PORT (for gdb-multiarch) instead of the terminal.
     #[arg(long)]
     debug_port: Option<u16>,
+    /// Give a VM host devices: vmN:PATH (a device-tree path or alias) or vmN:all.
+    /// Repeatable; becomes the hypervisor's -append hv.passthrough=... options.
+    #[arg(long = "passthrough", value_name = "vmN:PATH|vmN:all")]
+    passthrough: Vec<String>,
+    /// A raw disk image, as a virtio-blk-device on virtio-mmio (pass it with --passthrough).
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
+    /// A virtio-net-device on virtio-mmio with QEMU user networking (restrict=on: DHCP
+    /// answers, nothing leaves the machine). The only value is `user`.
+    #[arg(long, value_name = "user", value_parser = ["user"])]
+    net: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -302,6 +313,11 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
         }
     };
     let mut cmd = qemu::command(&board, &machine, &image, &guests, &serial)?;
+    cmd.args(qemu::device_args(&qemu::Devices {
+        passthrough: args.passthrough.clone(),
+        disk: args.disk.clone(),
+        net_user: args.net.is_some(),
+    })?);
     let status = cmd
         .status()
         .map_err(|e| format!("cannot start QEMU: {e}"))?;
