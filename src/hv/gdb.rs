@@ -495,10 +495,10 @@ impl Target for HvTarget<'_> {
         use core::fmt::Write;
         let vm = self.st.vm.id;
         let refused = match command::parse(cmd) {
-            Ok(Some(Command::SnapshotSend(_) | Command::SnapshotReceive(..))) => {
+            Ok(Some(Command::SnapshotSend(..) | Command::SnapshotReceive(..))) => {
                 Some("snapshot transfers use this line: detach GDB first")
             }
-            Ok(Some(Command::Resume(v) | Command::Pause(v) | Command::SnapshotRestore(v, _)))
+            Ok(Some(Command::Resume(v) | Command::Pause(v) | Command::SnapshotRestore(v, ..)))
                 if v == vm =>
             {
                 Some("GDB controls this VM: use continue/interrupt, or detach first")

@@ -85,6 +85,10 @@ enum SnapshotCmd {
         /// The VM (its number, as in vm0).
         #[arg(long, default_value_t = 0)]
         vm: usize,
+        /// Save even a VM with passed-through devices (their state is not in the
+        /// snapshot: it is in the hardware).
+        #[arg(long)]
+        force: bool,
         file: PathBuf,
     },
     /// Restore a VM from FILE (validated here first, then by the hypervisor).
@@ -93,6 +97,10 @@ enum SnapshotCmd {
         console: ConsoleArgs,
         #[arg(long, default_value_t = 0)]
         vm: usize,
+        /// Restore even a VM with passed-through devices (they may write its RAM
+        /// meanwhile, and keep their own state).
+        #[arg(long)]
+        force: bool,
         file: PathBuf,
     },
     /// Print a snapshot file: header, every register by name, RAM pages.
@@ -181,10 +189,18 @@ fn main() -> ExitCode {
         } => fuzz::fuzz(target.as_deref(), seconds, seed),
         Cmd::Bench => bench::bench(),
         Cmd::Snapshot(c) => match c {
-            SnapshotCmd::Save { console, vm, file } => snapshot::save(&console.target(), vm, &file),
-            SnapshotCmd::Restore { console, vm, file } => {
-                snapshot::restore(&console.target(), vm, &file)
-            }
+            SnapshotCmd::Save {
+                console,
+                vm,
+                force,
+                file,
+            } => snapshot::save(&console.target(), vm, &file, force),
+            SnapshotCmd::Restore {
+                console,
+                vm,
+                force,
+                file,
+            } => snapshot::restore(&console.target(), vm, &file, force),
             SnapshotCmd::Show { file } => snapshot::show(&file),
             SnapshotCmd::Diff { a, b } => snapshot::diff(&a, &b),
         },
