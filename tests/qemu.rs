@@ -4,6 +4,7 @@
 
 mod common;
 mod gdb_stub;
+mod passthrough;
 
 use common::{guest, module, qemu};
 use std::time::Duration;

@@ -162,6 +162,35 @@ impl Builder {
         self.extra.push(a.into());
         self
     }
+    /// The hypervisor's own command line (QEMU `-append`), e.g.
+    /// `hv.passthrough=vm0:all`.
+    pub fn hv_args(self, args: &str) -> Self {
+        self.arg("-append").arg(args)
+    }
+    /// A raw disk image as a `virtio-blk-device`, on virtio-mmio transport `bus`
+    /// (0-31; transport N is at 0x0a000000 + N * 0x200, so 31 is the top one,
+    /// where QEMU puts the first device anyway).
+    pub fn disk(self, image: &Path, bus: u32) -> Self {
+        let id = format!("disk{bus}");
+        let file = image.display().to_string().replace(',', ",,");
+        self.arg("-drive")
+            .arg(&format!("if=none,id={id},format=raw,file={file}"))
+            .arg("-device")
+            .arg(&format!(
+                "virtio-blk-device,drive={id},bus=virtio-mmio-bus.{bus}"
+            ))
+    }
+    /// A `virtio-net-device` on QEMU user networking with `restrict=on` (DHCP
+    /// answers inside QEMU; nothing leaves the machine), on transport `bus`.
+    pub fn net_user(self, bus: u32) -> Self {
+        let id = format!("net{bus}");
+        self.arg("-netdev")
+            .arg(&format!("user,id={id},restrict=on"))
+            .arg("-device")
+            .arg(&format!(
+                "virtio-net-device,netdev={id},bus=virtio-mmio-bus.{bus}"
+            ))
+    }
 
     /// Starts QEMU and connects to both consoles.
     pub fn start(self) -> Qemu {
