@@ -376,6 +376,7 @@ pub fn physical_irq(intid: u32) -> bool {
                 s.forwarded.fetch_add(1, Ordering::Relaxed);
             }
             vgic::inject_hw(vm, intid);
+            preempt_for(vm, intid);
         }
         None => {
             // Its VM is gone: silence the device's interrupt for good.
@@ -384,6 +385,24 @@ pub fn physical_irq(intid: u32) -> bool {
         }
     }
     true
+}
+
+/// The interrupt's vCPU is placed on this CPU but another vCPU is running
+/// here: end the slice now (the EL2 timer fires at once), so the scheduler
+/// runs it without waiting for the slice to end. (Blocked or on another CPU,
+/// the vGIC's kick already wakes it.)
+fn preempt_for(vm: &Vm, intid: u32) {
+    let Some(Some((_, Some(target)))) = vgic::with_model(vm, |g| g.hw_config(intid)) else {
+        return;
+    };
+    let Some(v) = vm.vcpus.get(target) else {
+        return;
+    };
+    let me = arch::cpu_index();
+    let current = sched::current().map(|(cvm, cv)| (cvm.id, cv.index));
+    if v.pcpu == me && current.is_some() && current != Some((vm.id, target)) {
+        arch::timer::arm(1);
+    }
 }
 
 /// The guest wrote its distributor: mirror its masks and targets on the
@@ -410,6 +429,11 @@ pub fn dist_written(vm: &Vm) {
         if now.1 != was.1 {
             if let Some(v) = now.1.and_then(|t| vm.vcpus.get(t)) {
                 gic::route_spi(spi.intid, sched::mpidr_of(v.pcpu));
+            }
+            // Moved while active on the old CPU: end it there now (see
+            // `Vgic::hw_release`).
+            if vgic::with_model(vm, |g| g.hw_release(spi.intid)) == Some(true) {
+                gic::deactivate_spi(spi.intid);
             }
         }
         if now.0 != was.0 {

@@ -421,6 +421,22 @@ impl Vgic {
         out
     }
 
+    /// The guest moved hardware-linked SPI `intid` to another vCPU while its
+    /// physical interrupt is active (taken on the old vCPU's CPU) and not in a
+    /// list register: it is unlinked, its pending or active state stays the
+    /// guest's as a software interrupt's, and the runtime deactivates the
+    /// physical one now (true), so that no deactivation has to come from another
+    /// CPU (QEMU's GICv2 keeps an SPI's active state per CPU).
+    pub fn hw_release(&mut self, intid: u32) -> bool {
+        match self.irq_mut(0, intid) {
+            Some(i) if intid >= SPI_BASE && i.hw && i.hw_active && i.in_lr.is_none() => {
+                i.hw_active = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn deliverable(&self, irq: &IrqState) -> bool {
         irq.pending() && irq.enabled && self.group_enabled(irq.group1)
     }

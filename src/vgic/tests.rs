@@ -669,3 +669,35 @@ fn snapshots_keep_which_spis_are_hardware_linked() {
     g.set_hw(48, false);
     assert!(!g.irq(0, 48).unwrap().hw);
 }
+
+#[test]
+fn a_hardware_linked_spi_moved_while_active_is_released_to_software() {
+    let mut g = hw_vm(55, true, 0);
+    g.inject_hw(55);
+    let (out, _) = lrs(&mut g, 0, 4);
+    // In vCPU 0's list registers: cannot be released now.
+    assert!(!g.hw_release(55));
+    g.fold(
+        0,
+        &[Lr {
+            state: LrState::Active,
+            ..out[0]
+        }],
+    );
+    // The guest moves it to vCPU 1 while it is active.
+    g.dist_write(0, d::IROUTER + 8 * 55, 8, 1);
+    assert!(g.hw_release(55), "the runtime deactivates the physical one");
+    assert!(!g.hw_release(55), "once");
+    // vCPU 1 gets it as a software interrupt: its EOI must not reach the hardware.
+    let (out, f) = lrs(&mut g, 1, 4);
+    assert_eq!(
+        (f.count, out[0].state, out[0].hw),
+        (1, LrState::Active, false)
+    );
+    assert!(out[0].eoi_maintenance, "level: resampled on EOI");
+    // The next physical occurrence is linked again.
+    g.fold(1, &[Lr::INVALID]);
+    g.inject_hw(55);
+    let (out, _) = lrs(&mut g, 1, 4);
+    assert!(out[0].hw);
+}
