@@ -156,10 +156,11 @@ fn execute(
                 "scheduling slice: {} us",
                 super::sched::slice_us()
             ))?;
+            let (sync, irq, other) = super::passthrough::exits_by_class();
             w(writeln!(
                 out,
-                "EL2 exits since boot: {}",
-                super::passthrough::exits()
+                "EL2 exits since boot: {} ({irq} interrupts, {sync} synchronous, {other} other)",
+                sync + irq + other
             ))?;
             for vm in vm::all() {
                 write_devices(vm, out)?;

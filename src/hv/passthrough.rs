@@ -57,8 +57,10 @@ struct VmState {
 static STATE: Once<Vec<VmState>> = Once::new();
 /// The VM (plus one; 0: none) each INTID is forwarded to.
 static OWNER: [AtomicU8; 1024] = [const { AtomicU8::new(0) }; 1024];
-/// EL2 exits (exceptions taken from a guest), per physical CPU.
-static EXITS: [AtomicU64; sched::MAX_CPUS] = [const { AtomicU64::new(0) }; sched::MAX_CPUS];
+/// EL2 exits (exceptions taken from a guest), per physical CPU and class
+/// (synchronous, IRQ, FIQ, SError).
+static EXITS: [[AtomicU64; 4]; sched::MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 4] }; sched::MAX_CPUS];
 
 /// Makes the plan for `vms` VMs: the hypervisor's `hv.passthrough=` options,
 /// each VM's `passthrough=` configuration value (`configs[vm]`, a bundle's) and
@@ -446,14 +448,27 @@ pub fn dist_written(vm: &Vm) {
     }
 }
 
-/// One exception taken from a guest on this CPU.
-pub fn count_exit() {
-    EXITS[arch::cpu_index() % sched::MAX_CPUS].fetch_add(1, Ordering::Relaxed);
+/// One exception of `class` (0 synchronous, 1 IRQ, 2 FIQ, 3 SError) taken
+/// from a guest on this CPU.
+pub fn count_exit(class: u64) {
+    EXITS[arch::cpu_index() % sched::MAX_CPUS][class as usize & 3].fetch_add(1, Ordering::Relaxed);
+}
+
+/// EL2 exits on every CPU since boot, by class: (synchronous, IRQ, other).
+pub fn exits_by_class() -> (u64, u64, u64) {
+    let sum = |c: usize| {
+        EXITS
+            .iter()
+            .map(|e| e[c].load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    (sum(0), sum(1), sum(2) + sum(3))
 }
 
 /// EL2 exits on every CPU since boot.
 pub fn exits() -> u64 {
-    EXITS.iter().map(|e| e.load(Ordering::Relaxed)).sum()
+    let (s, i, o) = exits_by_class();
+    s + i + o
 }
 
 /// VM `vm`'s devices (empty without any).
@@ -476,6 +491,7 @@ pub fn on_power_off(vm: &Vm) {
         gic::set_spi_enabled(spi.intid, false);
     }
     let n = s.forwarded.load(Ordering::Relaxed);
+    let (sync, irq, _) = exits_by_class();
     let exits = exits();
     let per = if n == 0 {
         String::from("-")
@@ -483,7 +499,7 @@ pub fn on_power_off(vm: &Vm) {
         alloc::format!("{}.{:02}", exits / n, exits % n * 100 / n)
     };
     println!(
-        "vm{}: passthrough: {n} interrupts forwarded; {exits} EL2 exits on all CPUs since boot ({per} per interrupt)",
+        "vm{}: passthrough: {n} interrupts forwarded; {exits} EL2 exits on all CPUs since boot ({per} per interrupt; {irq} for interrupts, {sync} synchronous)",
         vm.id
     );
 }

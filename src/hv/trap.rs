@@ -28,7 +28,7 @@ extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
         el2_crash(frame, k);
     }
     // Passthrough: EL2 exits, for exits per forwarded interrupt.
-    super::passthrough::count_exit();
+    super::passthrough::count_exit(kind::class(k));
     // vGIC: the list registers go back into the model on every exit...
     vgic::on_exit();
     match kind::class(k) {

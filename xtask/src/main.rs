@@ -7,6 +7,7 @@
 //! exactly `cargo xtask test`, then `cargo xtask fuzz --seconds 30`.
 
 mod bench;
+mod bench_disk;
 mod board;
 mod build;
 mod fuzz;
@@ -48,7 +49,8 @@ enum Cmd {
     /// Both serial lines are shown: the guest console and the hypervisor's debug console
     /// (Ctrl-A C switches which one gets your typing, Ctrl-A X quits).
     Run(RunArgs),
-    /// Print the benchmark table: instruction counts under QEMU -icount, bare and virtualised.
+    /// Print the benchmark tables: instruction counts under QEMU -icount, bare and virtualised
+    /// (CPU operations, world switches, and a passed-through disk under Debian's Linux).
     Bench,
     /// Snapshots as host files: save/restore talk to the hypervisor's debug console.
     #[command(subcommand)]
