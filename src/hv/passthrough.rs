@@ -493,11 +493,9 @@ pub fn on_power_off(vm: &Vm) {
     let n = s.forwarded.load(Ordering::Relaxed);
     let (sync, irq, _) = exits_by_class();
     let exits = exits();
-    let per = if n == 0 {
-        String::from("-")
-    } else {
-        alloc::format!("{}.{:02}", exits / n, exits % n * 100 / n)
-    };
+    let per = exits.checked_div(n).map_or(String::from("-"), |whole| {
+        alloc::format!("{whole}.{:02}", exits % n * 100 / n)
+    });
     println!(
         "vm{}: passthrough: {n} interrupts forwarded; {exits} EL2 exits on all CPUs since boot ({per} per interrupt; {irq} for interrupts, {sync} synchronous)",
         vm.id

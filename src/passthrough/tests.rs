@@ -596,7 +596,7 @@ fn node_paths(dtb: &[u8]) -> Vec<String> {
     out
 }
 
-fn prop_of<'a>(dtb: &'a [u8], path: &str, name: &str) -> Option<Vec<u8>> {
+fn prop_of(dtb: &[u8], path: &str, name: &str) -> Option<Vec<u8>> {
     let fdt = fdt::Fdt::new(dtb).unwrap();
     let n = dt::props::find_path(&fdt, path)?;
     let v = n.properties().find(|p| p.name == name)?.value.to_vec();
