@@ -5,6 +5,8 @@
 //!   (it runs before anything else is set up, and its result must not depend on
 //!   a heap).
 //! * [`guests`] groups `/chosen` modules into [`GuestSpec`]s (DESIGN.md section 4).
+//! * [`boot_initrd`] finds the initrd the boot loader passed (maybe a guest
+//!   bundle).
 //! * [`guest_dtb`] derives a guest's DTB from the host's with `vm-fdt`
 //!   (allocates: runs after the hypervisor's heap is up).
 //!
@@ -22,6 +24,7 @@
 pub mod blob;
 mod guest_dtb;
 mod guests;
+mod initrd;
 mod machine;
 pub mod props;
 #[cfg(test)]
@@ -32,6 +35,7 @@ pub use guest_dtb::{
     KEEP_RULES, MAX_VCPUS,
 };
 pub use guests::{guests, GuestSpec, MAX_GUESTS};
+pub use initrd::boot_initrd;
 pub use machine::*;
 pub use props::{NodePath, StringList, MAX_PATH};
 
