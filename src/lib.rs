@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod bootcheck;
 pub mod bundle;
 pub mod cpreg;
 pub mod dt;
