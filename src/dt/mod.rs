@@ -34,7 +34,7 @@ pub use guest_dtb::{
     guest_dtb, GuestDtbParams, Keep, KeepRule, Match, PropMatch, PropRule, DROPPED_PROPS,
     KEEP_RULES, MAX_VCPUS,
 };
-pub use guests::{guests, GuestSpec, MAX_GUESTS};
+pub use guests::{bundle_guest, guests, GuestSpec, Source, MAX_GUESTS};
 pub use initrd::boot_initrd;
 pub use machine::*;
 pub use props::{NodePath, StringList, MAX_PATH};

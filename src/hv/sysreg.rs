@@ -64,13 +64,13 @@ fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulati
             }
         }
         Emulation::Undef(u) => {
-            let mut name = heapless::String::<48>::new();
+            let mut name = heapless::String::<96>::new();
             match u.encoding {
                 Some(e) => {
                     let _ = core::fmt::write(
                         &mut name,
                         format_args!(
-                            "{} {} ({:?})",
+                            "{} {} ({})",
                             if u.is_read { "read of" } else { "write to" },
                             e,
                             u.reason
@@ -78,10 +78,8 @@ fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulati
                     );
                 }
                 None => {
-                    let _ = core::fmt::write(
-                        &mut name,
-                        format_args!("{:?} ({:?})", esr.ec(), u.reason),
-                    );
+                    let _ =
+                        core::fmt::write(&mut name, format_args!("{} ({})", esr.ec(), u.reason));
                 }
             }
             vm.note_undef(&name, true, frame.elr);

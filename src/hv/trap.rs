@@ -98,10 +98,10 @@ fn guest_sync(frame: &mut TrapFrame) {
         | ExceptionClass::Cp14RRt
         | ExceptionClass::Other(0x08) => sysreg::trapped(vm, vcpu, frame, esr),
         other => {
-            let mut what = heapless::String::<48>::new();
+            let mut what = heapless::String::<96>::new();
             let _ = core::fmt::write(
                 &mut what,
-                format_args!("trapped {:?} (EC {:#04x})", other, other.bits()),
+                format_args!("trapped {} (EC {:#04x})", other, other.bits()),
             );
             vm.note_undef(&what, false, frame.elr);
             inject::undef(frame, esr);

@@ -230,13 +230,24 @@ pub fn init(info: &MachineInfo) {
         nr_lrs: nr_lrs.min(MAX_LRS),
         nr_apr,
     });
+    let mut irqs = heapless::String::<64>::new();
+    let _ = match cfg().and_then(|c| c.maintenance) {
+        Some(i) => core::fmt::write(&mut irqs, format_args!("maintenance INTID {i}")),
+        None => core::fmt::write(&mut irqs, format_args!("no maintenance interrupt")),
+    };
+    let _ = match uart_spi {
+        Some(i) => core::fmt::write(&mut irqs, format_args!(", console INTID {i}")),
+        None => core::fmt::write(&mut irqs, format_args!(", console without interrupt")),
+    };
     crate::println!(
-        "hv: vgic: {:?} guests, {} list registers, virtual timer PPI {}, maintenance PPI {:?}, console SPI {:?}",
-        version,
+        "hv: vgic: {} guests, {} list registers, virtual timer INTID {}, {}",
+        match version {
+            Version::V2 => "GICv2",
+            Version::V3 => "GICv3",
+        },
         nr_lrs.min(MAX_LRS),
         cfg().map_or(0, |c| c.vtimer),
-        cfg().and_then(|c| c.maintenance),
-        uart_spi
+        irqs
     );
 }
 
