@@ -56,14 +56,14 @@ fn parse(output: &str) -> Result<(u64, BTreeMap<String, u64>), String> {
         if let Some(v) = line.strip_prefix("counter_hz=") {
             hz = v
                 .parse()
-                .map_err(|_| format!("bad counter_hz in {line:?}"))?;
+                .map_err(|_| format!("bad counter_hz in '{line}'"))?;
         } else if let Some(rest) = line.strip_prefix("op=") {
             let (name, n) = rest
                 .split_once(" ticks_per_op=")
-                .ok_or(format!("bad line {line:?}"))?;
+                .ok_or(format!("bad line '{line}'"))?;
             ops.insert(
                 name.to_owned(),
-                n.parse().map_err(|_| format!("bad count in {line:?}"))?,
+                n.parse().map_err(|_| format!("bad count in '{line}'"))?,
             );
         }
     }
