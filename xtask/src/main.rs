@@ -69,7 +69,7 @@ enum Cmd {
         /// Only tests whose name contains this.
         filter: Option<String>,
     },
-    /// Fuzz the GDB protocol (cargo-fuzz targets in fuzz/) for a bounded time each.
+    /// Fuzz the GDB protocol and the bundle parser (cargo-fuzz targets in fuzz/) for a bounded time each.
     ///
     /// Installs the nightly toolchain and cargo-fuzz when missing. Fails if a target
     /// finds a crash, naming the file the crashing input was written to.
@@ -80,7 +80,7 @@ enum Cmd {
         /// libFuzzer's random seed (0: a different one each run).
         #[arg(long, default_value_t = 1)]
         seed: u32,
-        /// Only this target: gdb_protocol or gdb_commands (default: both, in turn).
+        /// Only this target: gdb_protocol, gdb_commands or bundle (default: all, in turn).
         target: Option<String>,
     },
 }
