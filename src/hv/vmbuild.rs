@@ -147,7 +147,7 @@ fn bundle_guests(
         what: What::Initrd,
     };
     if let Err(r) = bootcheck::check(&region, ram, fixed) {
-        println!("hv: not reading {r}");
+        println!("hv: ignoring the boot loader's initrd: {r}");
         return Some(region);
     }
     let at = initrd.start;
