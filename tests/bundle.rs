@@ -219,3 +219,42 @@ fn debians_linux_boots_from_a_bundle() {
         .expect_debug("vm0: powered off (system-off)");
     q.expect_clean_exit();
 }
+
+/// Image headers that lie: one whose `text_offset + image_size` overflows, one
+/// claiming more than the VM's RAM. Both VMs are refused in words, the third
+/// starts. (Written with the hypervisor's own cpio writer: `cargo xtask bundle`
+/// would take these files too, it does not judge kernels.)
+#[test]
+fn absurd_kernel_headers_are_refused_in_words_and_the_other_vm_starts() {
+    let demo = std::fs::read(guest("demo")).unwrap();
+    let with_header = |text_offset: u64, image_size: u64| {
+        let mut k = demo.clone();
+        assert_eq!(&k[56..60], b"ARM\x64", "the demo guest is an arm64 Image");
+        k[8..16].copy_from_slice(&text_offset.to_le_bytes());
+        k[16..24].copy_from_slice(&image_size.to_le_bytes());
+        k
+    };
+    let mut w = hypervisor::bundle::cpio::Writer::new();
+    w.file("vm0/kernel", &with_header(0x8_0000, u64::MAX - 0x1000))
+        .file("vm0/config", b"mem=64M\n")
+        .file("vm1/kernel", &with_header(0, 4 << 30))
+        .file("vm1/config", b"mem=64M\n")
+        .file("vm2/kernel", &std::fs::read(guest("bootinfo")).unwrap())
+        .file("vm2/cmdline", b"console=ttyAMA0 marker=sane\n");
+    let s = Scratch::new("absurd");
+    let out = s.path("absurd.cpio");
+    std::fs::write(&out, w.finish()).unwrap();
+    let mut q = qemu().smp(2).initrd(&out).start();
+    q.expect_debug(
+        "hv: not starting the guest from bundle vm0/: the kernel's Image header is absurd: text_offset 0x80000 plus image_size 0xffffffffffffefff is beyond any memory",
+    )
+    .expect_debug(
+        "hv: not starting the guest from bundle vm1/: the kernel (arm64 Image) needs 4096 MiB from the start of RAM and the VM has 64 MiB: give the VM more memory or use a smaller kernel",
+    )
+    .expect_debug("vm0: from bundle vm2/")
+    .expect_guest("bootinfo: bootargs=console=ttyAMA0 marker=sane")
+    .expect_guest("bootinfo: PASS")
+    .expect_debug("hv: no VM is left: powering off");
+    q.expect_clean_exit();
+    no_debug_output(&q);
+}
