@@ -19,7 +19,7 @@
 use super::entry::{Features, Flags, State, WriteOp};
 use super::hw::SysRegHw;
 use super::idregs::{mpidr_for_vcpu, GuestIds};
-use super::table::{lookup_kvm, Reg, ENTRIES, ID_REGS, KVM_INDEX, NUM_SLOTS};
+use super::table::{lookup_kvm, Reg, COUNT, ENTRIES, ID_REGS, KVM_INDEX, NUM_SLOTS};
 
 /// Why a raw access failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,7 +49,22 @@ pub enum ImportError {
 pub struct SysRegFile {
     slots: [u64; NUM_SLOTS],
     features: Features,
+    /// One bit per entry: present on this vCPU (`features` resolved once, so the
+    /// trap path tests a bit instead of matching on the presence rule).
+    present: [u64; PRESENT_WORDS],
     ccsidr: [u64; 16],
+}
+
+const PRESENT_WORDS: usize = COUNT.div_ceil(64);
+
+fn presence_bits(f: &Features) -> [u64; PRESENT_WORDS] {
+    let mut bits = [0u64; PRESENT_WORDS];
+    for (i, e) in ENTRIES.iter().enumerate() {
+        if f.has(e.presence) {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+    bits
 }
 
 const fn field_mask(width: u8) -> u64 {
@@ -64,15 +79,17 @@ impl SysRegFile {
     /// A vCPU context with the VM's sanitised ID values, this vCPU's MPIDR and every
     /// other register at its reset value.
     pub fn new(ids: &GuestIds, vcpu_index: usize) -> Self {
+        let features = ids.features();
         let mut f = SysRegFile {
             slots: [0; NUM_SLOTS],
-            features: ids.features(),
+            features,
+            present: presence_bits(&features),
             ccsidr: ids.ccsidr,
         };
         for (i, &r) in ID_REGS.iter().enumerate() {
-            f.set_slot(r, ids.values[i]);
+            f.set_reg_slot(r, ids.values[i]);
         }
-        f.set_slot(Reg::MPIDR_EL1, mpidr_for_vcpu(vcpu_index));
+        f.set_reg_slot(Reg::MPIDR_EL1, mpidr_for_vcpu(vcpu_index));
         f.reset();
         f
     }
@@ -84,11 +101,14 @@ impl SysRegFile {
     /// Override the features (normally derived from the ID values).
     pub fn set_features(&mut self, f: Features) {
         self.features = f;
+        self.present = presence_bits(&f);
     }
 
     /// Whether this vCPU has the register.
+    #[inline]
     pub fn present(&self, reg: Reg) -> bool {
-        self.features.has(reg.entry().presence)
+        let i = reg as usize;
+        self.present[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// Put every owned, non-constant register at its reset value. ALIAS entries are
@@ -109,11 +129,25 @@ impl SysRegFile {
         self.ccsidr[(csselr & 0xf) as usize]
     }
 
+    /// Slot `i` (a slot number from the table, `Reg::slot`).
+    #[inline]
+    pub(crate) fn slot(&self, i: usize) -> u64 {
+        self.slots.get(i).copied().unwrap_or(0)
+    }
+
+    /// Stores into slot `i` (a slot number from the table).
+    #[inline]
+    pub(crate) fn set_slot(&mut self, i: usize, v: u64) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = v;
+        }
+    }
+
     fn slot_value(&self, reg: Reg) -> u64 {
         reg.slot().map_or(0, |s| self.slots[s])
     }
 
-    fn set_slot(&mut self, reg: Reg, v: u64) {
+    fn set_reg_slot(&mut self, reg: Reg, v: u64) {
         if let Some(s) = reg.slot() {
             self.slots[s] = v;
         }
@@ -149,7 +183,7 @@ impl SysRegFile {
                 }
             }
             State::Own => {
-                self.set_slot(reg, value);
+                self.set_reg_slot(reg, value);
                 Ok(())
             }
             State::Const(v) if v == value => Ok(()),
@@ -200,13 +234,13 @@ impl SysRegFile {
     // Guest accessors.
 
     /// The value a guest read returns (rights not checked); `None` for operations.
-    pub fn guest_value(&mut self, hw: &mut dyn SysRegHw, reg: Reg) -> Option<u64> {
+    pub fn guest_value<H: SysRegHw + ?Sized>(&mut self, hw: &mut H, reg: Reg) -> Option<u64> {
         let e = reg.entry();
         match e.state {
             State::Own => {
                 if e.is(Flags::HW) && !e.is(Flags::CONST) {
                     let v = hw.read(reg);
-                    self.set_slot(reg, v);
+                    self.set_reg_slot(reg, v);
                     Some(v)
                 } else {
                     Some(self.slot_value(reg))
@@ -217,7 +251,7 @@ impl SysRegFile {
                 .guest_value(hw, owner)
                 .map(|v| (v >> lsb) & field_mask(width)),
             State::Volatile => Some(hw.read(reg)),
-            State::Func(f) => Some((f.read)(self, hw)),
+            State::Func(f) => Some((f.read)(self, hw.dynamic())),
             State::Op(_) => None,
         }
     }
@@ -226,7 +260,7 @@ impl SysRegFile {
     /// write-ignore applied; the hardware register is written too and the slot takes
     /// the value read back from it (so read-only and reserved bits behave as on the
     /// hardware).
-    pub fn guest_store(&mut self, hw: &mut dyn SysRegHw, reg: Reg, value: u64) {
+    pub fn guest_store<H: SysRegHw + ?Sized>(&mut self, hw: &mut H, reg: Reg, value: u64) {
         let e = reg.entry();
         if e.is(Flags::WI) {
             return;
@@ -248,20 +282,20 @@ impl SysRegFile {
                 let new = (old & !(m << lsb)) | ((view & m) << lsb);
                 self.guest_store_raw(hw, owner, new);
             }
-            State::Func(f) => (f.write)(self, hw, value),
+            State::Func(f) => (f.write)(self, hw.dynamic(), value),
             State::Own | State::Const(_) | State::Volatile | State::Op(_) => {}
         }
     }
 
     /// Store a whole value into an owned register: hardware (with read-back) and slot.
-    pub fn guest_store_raw(&mut self, hw: &mut dyn SysRegHw, reg: Reg, value: u64) {
+    pub fn guest_store_raw<H: SysRegHw + ?Sized>(&mut self, hw: &mut H, reg: Reg, value: u64) {
         let e = reg.entry();
         if e.is(Flags::HW) {
             hw.write(reg, value);
             let v = hw.read(reg);
-            self.set_slot(reg, v);
+            self.set_reg_slot(reg, v);
         } else {
-            self.set_slot(reg, value);
+            self.set_reg_slot(reg, value);
         }
     }
 
@@ -273,7 +307,7 @@ impl SysRegFile {
         for &r in set {
             if self.present(r) {
                 let v = hw.read(r);
-                self.set_slot(r, v);
+                self.set_reg_slot(r, v);
             }
         }
     }

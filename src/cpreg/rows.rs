@@ -26,7 +26,8 @@ macro_rules! with_cpreg_rows {
         $m! {
         // EL1&0 translation regime and exception model (Arm ARM D24.2). TVM/TRVM trap the
         // virtual-memory controls; all of these are switched with the vCPU (group El1).
-        SCTLR_EL1:         [3, 0, 1, 0, 0]   []                    hw => own(SCTLR_EL1_RESET).el1_rw().el1();
+        // IO: turning the caches on or off ends set/way emulation (the runtime reacts).
+        SCTLR_EL1:         [3, 0, 1, 0, 0]   []                    hw => own(SCTLR_EL1_RESET).el1_rw().io().el1();
         CPACR_EL1:         [3, 0, 1, 0, 2]   []                    hw => own(0).el1_rw().el1();
         TTBR0_EL1:         [3, 0, 2, 0, 0]   []                    hw => own(0).el1_rw().el1();
         TTBR1_EL1:         [3, 0, 2, 0, 1]   []                    hw => own(0).el1_rw().el1();
@@ -309,7 +310,7 @@ macro_rules! with_cpreg_rows {
         ICC_ASGI1R:        []                [p15_64, 1, 12]       -  => op(OpKind::Asgi1).presence(Presence::GicV3);
         ICC_SGI0R:         []                [p15_64, 2, 12]       -  => op(OpKind::Sgi0).presence(Presence::GicV3);
         // AArch32 cp15 views of AArch64 state (Arm ARM G8.2): aliases naming the bits they map.
-        SCTLR:             []                [p15, 0, 1, 0, 0]     -  => alias(Reg::SCTLR_EL1, 0, 32).el1_rw();
+        SCTLR:             []                [p15, 0, 1, 0, 0]     -  => alias(Reg::SCTLR_EL1, 0, 32).el1_rw().io();
         ACTLR:             []                [p15, 0, 1, 0, 1]     -  => alias(Reg::ACTLR_EL1, 0, 32).el1_rw().wi();
         CPACR:             []                [p15, 0, 1, 0, 2]     -  => alias(Reg::CPACR_EL1, 0, 32).el1_rw();
         ACTLR2:            []                [p15, 0, 1, 0, 3]     -  => alias(Reg::ACTLR_EL1, 32, 32).el1_rw().wi();
@@ -558,3 +559,6 @@ macro_rules! with_cpreg_rows {
         }
     };
 }
+
+/// The rows, for the arch layer's generated accessors (`arch::sysreg`).
+pub(crate) use with_cpreg_rows;

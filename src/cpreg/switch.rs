@@ -39,11 +39,11 @@ pub fn restore_fp_with(ctx: &SysRegFile, hw: &mut impl SysRegHw) {
 /// Save the guest's EL1/EL0 registers from this CPU.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn save_el1(ctx: &mut SysRegFile) {
-    save_el1_with(ctx, &mut super::hw::Hw);
+    save_el1_with(ctx, &mut crate::arch::sysreg::Hw);
 }
 
 /// Load the guest's EL1/EL0 registers into this CPU.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn restore_el1(ctx: &SysRegFile) {
-    restore_el1_with(ctx, &mut super::hw::Hw);
+    restore_el1_with(ctx, &mut crate::arch::sysreg::Hw);
 }

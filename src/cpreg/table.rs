@@ -8,12 +8,14 @@
 //!   context ([`SysRegFile`](super::SysRegFile)) is exactly as large as the state,
 //!   no row can name a slot that does not exist, and no two rows can share one.
 //!   An alias names its owner by `Reg`, not by slot.
-//! * **Lookup.** The trap path needs encoding -> entry without a scan. The AArch64
-//!   key space is 16 bits and the table uses a few hundred of its 65,536 values, so
-//!   a direct index would cost 128 KiB for ~450 hits; instead each encoding space
-//!   gets a `const`-sorted array of `(key, Reg)` and a binary search (9 steps for
-//!   the AArch64 array, no allocation, no hashing). The same sort gives the KVM
-//!   `ONE_REG` order, because the keys are laid out like the KVM indexes.
+//! * **Lookup.** The trap path needs encoding -> entry in constant time. The
+//!   AArch64 key space is 16 bits and the table uses a few hundred of its 65,536
+//!   values, so a flat index would cost 128 KiB; instead a two-level index keyed by
+//!   the syndrome's own bit layout (the `(op0, op2, op1, CRn)` block, then `CRm` in
+//!   it) built by a `const fn` costs about 8 KiB and two loads. AArch32 encodings (rarely trapped) and KVM indexes
+//!   use a `const`-sorted array and a binary search; the one `const` sort also
+//!   gives the KVM `ONE_REG` order, because the keys are laid out like the KVM
+//!   indexes.
 //! * **Checks.** `check_table` runs at compile time: a row that breaks an
 //!   invariant stops the build with the row's name in the error, pointing at the rule
 //!   it broke. The tests check the same rules (and the behavioural ones: raw
@@ -118,6 +120,8 @@ with_cpreg_rows!(define_table);
 
 /// The table.
 pub static ENTRIES: [Entry; COUNT] = TABLE;
+/// The table as a constant, for other modules' compile-time derivations.
+pub(crate) const TABLE_CONST: [Entry; COUNT] = TABLE;
 
 impl Reg {
     pub fn entry(self) -> &'static Entry {
@@ -140,9 +144,6 @@ impl Reg {
             State::Alias { owner, .. } => owner,
             _ => self,
         }
-    }
-    pub fn from_index(i: usize) -> Option<Reg> {
-        Reg::ALL.get(i).copied()
     }
 }
 
@@ -194,20 +195,11 @@ pub const NUM_A64: usize = count_where(true);
 /// Entries with an AArch32 encoding.
 pub const NUM_A32: usize = count_where(false);
 
-const fn sorted_a64() -> [(u16, Reg); NUM_A64] {
-    let mut a = [(0u16, Reg::ALL[0]); NUM_A64];
-    let mut n = 0;
-    let mut i = 0;
-    while i < COUNT {
-        if let Some(e) = TABLE[i].a64 {
-            a[n] = (e.key(), Reg::ALL[i]);
-            n += 1;
-        }
-        i += 1;
-    }
-    // Insertion sort (const fn; ~250 entries at compile time).
+/// The one sort every compile-time index uses: insertion sort by key (a `const fn`
+/// over a few hundred entries, run by the compiler).
+const fn sort_by_key<const N: usize>(mut a: [(u64, Reg); N]) -> [(u64, Reg); N] {
     let mut i = 1;
-    while i < NUM_A64 {
+    while i < N {
         let mut j = i;
         while j > 0 && a[j - 1].0 > a[j].0 {
             let t = a[j - 1];
@@ -220,73 +212,133 @@ const fn sorted_a64() -> [(u16, Reg); NUM_A64] {
     a
 }
 
-const fn sorted_a32() -> [(u32, Reg); NUM_A32] {
-    let mut a = [(0u32, Reg::ALL[0]); NUM_A32];
+/// `(key, entry)` for every entry with an AArch64 (`a64`) or AArch32 encoding, sorted.
+const fn sorted_encodings<const N: usize>(a64: bool) -> [(u64, Reg); N] {
+    let mut a = [(0u64, Reg::ALL[0]); N];
     let mut n = 0;
     let mut i = 0;
     while i < COUNT {
-        if let Some(e) = TABLE[i].a32 {
-            a[n] = (e.key(), Reg::ALL[i]);
-            n += 1;
+        match (a64, TABLE[i].a64, TABLE[i].a32) {
+            (true, Some(e), _) => {
+                a[n] = (e.key() as u64, Reg::ALL[i]);
+                n += 1;
+            }
+            (false, _, Some(e)) => {
+                a[n] = (e.key() as u64, Reg::ALL[i]);
+                n += 1;
+            }
+            _ => {}
         }
         i += 1;
     }
-    let mut i = 1;
-    while i < NUM_A32 {
-        let mut j = i;
-        while j > 0 && a[j - 1].0 > a[j].0 {
-            let t = a[j - 1];
-            a[j - 1] = a[j];
-            a[j] = t;
-            j -= 1;
-        }
-        i += 1;
-    }
-    a
+    sort_by_key(a)
 }
 
-const fn sorted_kvm() -> [(u64, Reg); COUNT] {
+const fn kvm_indexes() -> [(u64, Reg); COUNT] {
     let mut a = [(0u64, Reg::ALL[0]); COUNT];
     let mut i = 0;
     while i < COUNT {
         a[i] = (TABLE[i].kvm_index(), Reg::ALL[i]);
         i += 1;
     }
-    let mut i = 1;
-    while i < COUNT {
-        let mut j = i;
-        while j > 0 && a[j - 1].0 > a[j].0 {
-            let t = a[j - 1];
-            a[j - 1] = a[j];
-            a[j] = t;
-            j -= 1;
-        }
-        i += 1;
-    }
-    a
+    sort_by_key(a)
 }
 
-const A64_SORTED: [(u16, Reg); NUM_A64] = sorted_a64();
-const A32_SORTED: [(u32, Reg); NUM_A32] = sorted_a32();
-const KVM_SORTED: [(u64, Reg); COUNT] = sorted_kvm();
+const A64_SORTED: [(u64, Reg); NUM_A64] = sorted_encodings(true);
+const A32_SORTED: [(u64, Reg); NUM_A32] = sorted_encodings(false);
+const KVM_SORTED: [(u64, Reg); COUNT] = kvm_indexes();
 
-static A64_INDEX: [(u16, Reg); NUM_A64] = A64_SORTED;
-static A32_INDEX: [(u32, Reg); NUM_A32] = A32_SORTED;
+static A32_INDEX: [(u64, Reg); NUM_A32] = A32_SORTED;
 /// Every entry by KVM `ONE_REG` index, ascending.
 pub static KVM_INDEX: [(u64, Reg); COUNT] = KVM_SORTED;
 
-/// The entry with this AArch64 encoding.
-pub fn lookup_a64(enc: Sys64) -> Option<Reg> {
-    let k = enc.key();
-    A64_INDEX
-        .binary_search_by_key(&k, |&(key, _)| key)
-        .ok()
-        .map(|i| A64_INDEX[i].1)
+// The AArch64 trap path's index: O(1), two loads, keyed by the syndrome's own bit
+// layout so the trap path never reassembles an encoding. ESR_EL2.ISS of a trapped
+// MSR/MRS holds op0 [21:20], op2 [19:17], op1 [16:14], CRn [13:10] and CRm [4:1]:
+// bits [21:10] (12 bits) pick a block, CRm the entry in it. Only the (op0, op2,
+// op1, CRn) combinations the table uses get a 16-entry block of `u16` (entry + 1,
+// 0 = none); every other combination shares block 0, which is empty. About 8 KiB
+// instead of the 128 KiB of a flat index, and no search.
+
+const A64_HI: usize = 1 << 12;
+const A64_LO: usize = 1 << 4;
+
+/// The index's (block, position) of an AArch64 encoding: ISS bits [21:10] and [4:1].
+const fn a64_slot(e: Sys64) -> (usize, usize) {
+    let hi = ((e.op0 as usize) << 10)
+        | ((e.op2 as usize) << 7)
+        | ((e.op1 as usize) << 4)
+        | e.crn as usize;
+    (hi, e.crm as usize)
 }
 
-/// The entry with this AArch32 encoding.
+const fn a64_blocks_used() -> usize {
+    let mut used = [false; A64_HI];
+    let mut n = 1; // block 0: empty
+    let mut i = 0;
+    while i < COUNT {
+        if let Some(e) = TABLE[i].a64 {
+            let (hi, _) = a64_slot(e);
+            if !used[hi] {
+                used[hi] = true;
+                n += 1;
+            }
+        }
+        i += 1;
+    }
+    n
+}
+
+const A64_BLOCKS: usize = a64_blocks_used();
+
+const fn a64_direct() -> ([u8; A64_HI], [[u16; A64_LO]; A64_BLOCKS]) {
+    let mut top = [0u8; A64_HI];
+    let mut blocks = [[0u16; A64_LO]; A64_BLOCKS];
+    let mut next = 1;
+    let mut i = 0;
+    while i < COUNT {
+        if let Some(e) = TABLE[i].a64 {
+            let (hi, lo) = a64_slot(e);
+            if top[hi] == 0 {
+                top[hi] = next as u8;
+                next += 1;
+            }
+            blocks[top[hi] as usize][lo] = i as u16 + 1;
+        }
+        i += 1;
+    }
+    (top, blocks)
+}
+
+const A64_DIRECT: ([u8; A64_HI], [[u16; A64_LO]; A64_BLOCKS]) = a64_direct();
+static A64_TOP: [u8; A64_HI] = A64_DIRECT.0;
+static A64_BLOCK: [[u16; A64_LO]; A64_BLOCKS] = A64_DIRECT.1;
+const _: () = assert!(A64_BLOCKS <= 256, "block numbers are u8");
+
+/// The entry a trapped AArch64 `MRS`/`MSR`/`SYS` names, straight from its syndrome
+/// (ESR_EL2.ISS, EC 0x18): two table loads.
+#[inline]
+pub fn lookup_a64_iss(iss: u64) -> Option<Reg> {
+    let block = A64_TOP[(iss as usize >> 10) & (A64_HI - 1)] as usize;
+    match A64_BLOCK[block][(iss as usize >> 1) & (A64_LO - 1)] {
+        0 => None,
+        r => Reg::ALL.get(r as usize - 1).copied(),
+    }
+}
+
+/// The entry with this AArch64 encoding.
+#[inline]
+pub fn lookup_a64(enc: Sys64) -> Option<Reg> {
+    let (hi, lo) = a64_slot(enc);
+    match A64_BLOCK[A64_TOP[hi] as usize][lo] {
+        0 => None,
+        r => Reg::ALL.get(r as usize - 1).copied(),
+    }
+}
+
+/// The entry with this AArch32 encoding (binary search: AArch32 traps are rare).
 pub fn lookup_a32(enc: Cp) -> Option<Reg> {
-    let k = enc.key();
+    let k = enc.key() as u64;
     A32_INDEX
         .binary_search_by_key(&k, |&(key, _)| key)
         .ok()
@@ -497,3 +549,47 @@ const fn check_table() {
 }
 
 const _: () = check_table();
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    /// The two-level AArch64 index agrees with a scan of the table for every one of
+    /// the 65,536 keys: each encoding finds its row, and every other key finds none.
+    #[test]
+    fn a64_index_matches_a_scan_for_every_key() {
+        extern crate std;
+        let mut scan = std::vec![None; 1 << 16];
+        for r in Reg::ALL {
+            if let Some(e) = r.entry().a64 {
+                assert!(scan[e.key() as usize].replace(r).is_none(), "{}", r.name());
+            }
+        }
+        for key in 0..=u16::MAX {
+            let enc = Sys64::from_key(key);
+            assert_eq!(lookup_a64(enc), scan[key as usize], "key {key:#06x} ({enc})");
+            // The same encoding as a trapped MRS's syndrome (Rt = 7, read).
+            let iss = ((enc.op0 as u64) << 20)
+                | ((enc.op2 as u64) << 17)
+                | ((enc.op1 as u64) << 14)
+                | ((enc.crn as u64) << 10)
+                | (7 << 5)
+                | ((enc.crm as u64) << 1)
+                | 1;
+            assert_eq!(lookup_a64_iss(iss), scan[key as usize], "ISS {iss:#x} ({enc})");
+        }
+        assert_eq!(scan.iter().flatten().count(), NUM_A64);
+    }
+
+    /// Binary-searched AArch32 and KVM lookups find every row by its own key.
+    #[test]
+    fn a32_and_kvm_lookups_find_every_row() {
+        for r in Reg::ALL {
+            let e = r.entry();
+            if let Some(c) = e.a32 {
+                assert_eq!(lookup_a32(c), Some(r), "{}", e.name);
+            }
+            assert_eq!(lookup_kvm(e.kvm_index()), Some(r), "{}", e.name);
+        }
+    }
+}

@@ -12,7 +12,7 @@ use super::vm::{self, Vm};
 use crate::arch::{self, timer, trap_frame::TrapFrame};
 use crate::cpreg;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use spin::Mutex;
 
 pub const MAX_CPUS: usize = 8;
@@ -74,6 +74,11 @@ impl PerCpu {
 }
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// The vCPU loaded on each CPU, for the trap path: one load, no lock. Null when
+/// none is loaded. Written only by the CPU itself (`load`, `idle_until_runnable`).
+static CURRENT: [AtomicPtr<Vcpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 static POWERING_OFF: AtomicBool = AtomicBool::new(false);
 /// World switches (one vCPU saved, another loaded on the same CPU) and their total
 /// cost in counter ticks.
@@ -126,13 +131,20 @@ fn vcpu_at(me: usize, pos: usize) -> Option<(&'static Vm, &'static Vcpu)> {
     Some((vm, vm.vcpus.get(idx)?))
 }
 
-/// The vCPU loaded on this CPU, if any.
+/// The vCPU loaded on this CPU, if any: one load, no lock (the trap fast path).
+#[inline(always)]
+pub fn current_vcpu() -> Option<&'static Vcpu> {
+    let p = CURRENT[arch::cpu_index() % MAX_CPUS].load(Ordering::Relaxed);
+    // SAFETY: `CURRENT` holds null or a pointer taken from a `&'static Vcpu` in
+    // `load`: vCPUs live in the VM list, installed once and never freed or moved.
+    unsafe { p.as_ref() }
+}
+
+/// The vCPU loaded on this CPU, if any, and its VM.
+#[inline]
 pub fn current() -> Option<(&'static Vm, &'static Vcpu)> {
-    let me = arch::cpu_index();
-    match CPUS[me].current.load(Ordering::Relaxed) {
-        NONE => None,
-        pos => vcpu_at(me, pos),
-    }
+    let v = current_vcpu()?;
+    Some((vm::get(v.vm)?, v))
 }
 
 /// The next runnable, unpaused vCPU here after position `after` (round-robin), not
@@ -160,7 +172,7 @@ fn pick(me: usize, after: usize) -> Option<usize> {
 pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     let me = arch::cpu_index();
     let cur = CPUS[me].current.load(Ordering::Relaxed);
-    let current = if cur == NONE { None } else { vcpu_at(me, cur) };
+    let current = current();
     // vGIC: a vCPU blocked in WFI gives its CPU up.
     let keep = current.is_some_and(|(vm, v)| {
         v.state() == RunState::Running
@@ -231,6 +243,7 @@ pub fn sync_current(frame: &TrapFrame) {
 pub fn idle_until_runnable(frame: &mut TrapFrame) {
     let me = arch::cpu_index();
     CPUS[me].current.store(NONE, Ordering::Relaxed);
+    CURRENT[me].store(core::ptr::null_mut(), Ordering::Relaxed);
     timer::disarm();
     loop {
         if let Some(next) = pick(me, NONE) {
@@ -299,6 +312,7 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
     v.set_state(RunState::Running);
     vm.switches.fetch_add(1, Ordering::Relaxed);
     CPUS[me].current.store(pos, Ordering::Relaxed);
+    CURRENT[me].store(v as *const Vcpu as *mut Vcpu, Ordering::Relaxed);
     let ctx = v.ctx.lock();
     *frame = ctx.frame;
     load_hw(vm, v, &ctx);

@@ -15,13 +15,7 @@ use core::arch::asm;
 /// A trapped system-register access: AArch64 `MRS`/`MSR`/`SYS` (EC 0x18), AArch32
 /// cp15/cp14 (EC 0x03-0x06, 0x0C) or `VMRS` of an ID register (EC 0x08).
 pub fn trapped(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
-    let aarch32 = frame.spsr & (1 << 4) != 0;
-    // EL0: EL0t in AArch64, User mode in AArch32.
-    let el0 = if aarch32 {
-        frame.spsr & 0x1f == 0b10000
-    } else {
-        frame.spsr & 0xf == 0
-    };
+    let el0 = is_el0(frame.spsr);
     let result = {
         let mut ctx = vcpu.ctx.lock();
         // With the debugger's breakpoint registers loaded, the guest still sees
@@ -43,6 +37,32 @@ pub fn trapped(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
     finish(vm, vcpu, frame, esr, result);
 }
 
+/// The trap fast path's share: a trapped AArch64 access at EL1 to plain state
+/// (`cpreg::quick`), completed and stepped over. False, with nothing changed, for
+/// anything else ([`trapped`] on the full path). Not with the debugger's registers
+/// loaded (`Vcpu::debug_override`).
+#[inline(always)]
+pub fn emulate_fast(vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) -> bool {
+    // EL1 in AArch64 (an AArch32 EL1 traps with other classes); AArch64 executes
+    // no IT blocks, so stepping over is +4.
+    let done = frame.spsr & 0b11100 == 0b00100
+        && cpreg::emulate_quick(&mut vcpu.ctx.lock().sysregs, &mut cpreg::Hw, esr.0, &mut frame.x);
+    if done {
+        frame.elr += 4;
+    }
+    done
+}
+
+/// EL0: EL0t in AArch64, User mode in AArch32.
+fn is_el0(spsr: u64) -> bool {
+    if spsr & (1 << 4) != 0 {
+        spsr & 0x1f == 0b10000
+    } else {
+        spsr & 0xf == 0
+    }
+}
+
+/// Applies an emulation's verdict to the vCPU (the full path).
 fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulation) {
     match result {
         Emulation::Done { reg, write } => {

@@ -21,13 +21,73 @@ fn read_esr_far_hpfar() -> (Esr, u64, u64) {
     (Esr(esr), far, hpfar)
 }
 
-/// Called by `vectors.S` for every exception.
+fn read_esr() -> Esr {
+    let esr: u64;
+    // SAFETY: reading the syndrome register has no side effects.
+    unsafe { asm!("mrs {}, esr_el2", out(reg) esr, options(nomem, nostack)) };
+    Esr(esr)
+}
+
+/// Called by `vectors.S` first for every synchronous exception from a guest: the
+/// exits that change no interrupt or scheduling state (a trapped access to plain
+/// system-register state, a PSCI call that only answers) are finished here and
+/// the guest is re-entered at once: the vGIC's list registers stay live in the
+/// hardware, no lock of the scheduler is taken and no scheduling decision is made.
+/// False: nothing was changed, and [`hv_exception`] takes the exit.
+///
+/// The split is safe because whatever another CPU does to this vCPU (an interrupt
+/// made pending, a pause) comes with a kick SGI, which is pending at EL2 while this
+/// runs and is taken as soon as the guest is re-entered.
+#[no_mangle]
+extern "C" fn hv_fast_sync(frame: &mut TrapFrame) -> bool {
+    let esr = read_esr();
+    let class = esr.0 >> 26;
+    let Some(vcpu) = sched::current_vcpu() else {
+        return false;
+    };
+    if vcpu.debug_override.load(core::sync::atomic::Ordering::Relaxed) {
+        // The debugger's registers are loaded: see `sysreg::trapped`.
+        return false;
+    }
+    if class == ec::SYSREG {
+        sysreg::emulate_fast(vcpu, frame, esr)
+    } else {
+        fast_call(vcpu, frame, class)
+    }
+}
+
+/// The fast path's PSCI calls (out of line, so the system-register path keeps a
+/// small frame). ELR already points past an HVC; a trapped SMC returns to the SMC
+/// itself.
+#[inline(never)]
+fn fast_call(vcpu: &super::vcpu::Vcpu, frame: &mut TrapFrame, class: u64) -> bool {
+    if !matches!(class, ec::HVC64 | ec::HVC32 | ec::SMC64 | ec::SMC32) {
+        return false;
+    }
+    let done = vpsci::answer(vcpu.vm, frame);
+    if done && matches!(class, ec::SMC64 | ec::SMC32) {
+        frame.elr += 4;
+    }
+    done
+}
+
+/// ESR_EL2.EC values the fast path looks at (Arm ARM D24.2.40).
+mod ec {
+    pub const HVC32: u64 = 0x12;
+    pub const SMC32: u64 = 0x13;
+    pub const HVC64: u64 = 0x16;
+    pub const SMC64: u64 = 0x17;
+    pub const SYSREG: u64 = 0x18;
+}
+
+/// Called by `vectors.S` for every exception [`hv_fast_sync`] did not finish: fold
+/// the list registers into the vGIC model, handle the exit, schedule, refill.
 #[no_mangle]
 extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
     if !kind::from_lower_el(k) {
         el2_crash(frame, k);
     }
-    // vGIC: the list registers go back into the model on every exit...
+    // vGIC: the list registers go back into the model on every full exit...
     vgic::on_exit();
     match kind::class(k) {
         0 => guest_sync(frame),

@@ -6,6 +6,7 @@ pub mod fpsimd;
 pub mod mmu;
 pub mod pl011;
 pub mod smc;
+pub mod sysreg;
 pub mod timer;
 pub mod trap_frame;
 
