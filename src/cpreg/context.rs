@@ -129,6 +129,17 @@ impl SysRegFile {
         self.ccsidr[(csselr & 0xf) as usize]
     }
 
+    /// Every slot, for the world switch's generated register moves
+    /// (`arch::sysreg`), which index them with the table's slot numbers.
+    pub fn slots(&self) -> &[u64; NUM_SLOTS] {
+        &self.slots
+    }
+
+    /// Every slot, to be written by the world switch.
+    pub fn slots_mut(&mut self) -> &mut [u64; NUM_SLOTS] {
+        &mut self.slots
+    }
+
     /// Slot `i` (a slot number from the table, `Reg::slot`).
     #[inline]
     pub(crate) fn slot(&self, i: usize) -> u64 {

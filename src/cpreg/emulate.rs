@@ -148,7 +148,12 @@ fn check(
 }
 
 /// Perform a checked write (an operation, or a store).
-fn write<H: SysRegHw + ?Sized>(ctx: &mut SysRegFile, hw: &mut H, reg: Reg, value: u64) -> Emulation {
+fn write<H: SysRegHw + ?Sized>(
+    ctx: &mut SysRegFile,
+    hw: &mut H,
+    reg: Reg,
+    value: u64,
+) -> Emulation {
     count(reg, true);
     match reg.entry().state {
         State::Op(OpKind::Nop) => Emulation::Done { reg, write: true },

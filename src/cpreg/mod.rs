@@ -47,13 +47,15 @@ pub use encoding::{Cp, Encoding, Sys64};
 pub use entry::{Access, Entry, Features, Flags, Group, OpKind, Presence, State};
 pub use hw::{FakeHw, SysRegHw};
 pub use idregs::{mpidr_for_vcpu, GuestIds, HostIds, IdPolicy};
-pub use switch::{restore_el1_with, restore_fp_with, save_el1_with, save_fp_with};
 pub use quick::emulate_quick;
+pub use switch::{
+    restore_debug_with, restore_el1_with, restore_fp_with, save_debug_with, save_el1_with,
+    save_fp_with,
+};
 pub use table::{lookup_a32, lookup_a64, lookup_kvm, Reg, ENTRIES, NUM_SLOTS};
-pub use traps::{HCR_EL2_TRAPS, MDCR_EL2_TRAPS};
+pub use traps::{HCR_EL2_TRACE_VM_REGS, HCR_EL2_TRAPS, MDCR_EL2_TRAPS};
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use crate::arch::sysreg::Hw;
-pub(crate) use rows::with_cpreg_rows;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub use switch::{restore_el1, save_el1};
+pub(crate) use rows::with_cpreg_rows;

@@ -15,7 +15,7 @@
 
 use super::context::SysRegFile;
 use super::counters::count;
-use super::entry::{Entry, Flags, State, WriteOp};
+use super::entry::{Entry, Flags, Group, State, WriteOp};
 use super::hw::SysRegHw;
 use super::table::{lookup_a64_iss, Reg, COUNT};
 
@@ -33,6 +33,10 @@ const fn quick(e: &Entry) -> u8 {
         return 0;
     }
     if !matches!(e.state, State::Own) {
+        return 0;
+    }
+    // Lazily switched: the hardware holds them only once the vCPU uses debug.
+    if matches!(e.group, Group::Debug) {
         return 0;
     }
     let hw = e.flags.contains(Flags::HW);
@@ -215,10 +219,20 @@ mod tests {
         }
         // Independent expectations: ID registers are read here, so are the EL1
         // registers the world switch loads; writes of plain EL1 state too.
-        for r in [Reg::ID_AA64PFR0_EL1, Reg::MIDR_EL1, Reg::CONTEXTIDR_EL1, Reg::TTBR0_EL1] {
+        for r in [
+            Reg::ID_AA64PFR0_EL1,
+            Reg::MIDR_EL1,
+            Reg::CONTEXTIDR_EL1,
+            Reg::TTBR0_EL1,
+        ] {
             assert!(claims(r).0, "{} reads", r.name());
         }
-        for r in [Reg::CONTEXTIDR_EL1, Reg::TTBR0_EL1, Reg::MAIR_EL1, Reg::ACTLR_EL1] {
+        for r in [
+            Reg::CONTEXTIDR_EL1,
+            Reg::TTBR0_EL1,
+            Reg::MAIR_EL1,
+            Reg::ACTLR_EL1,
+        ] {
             assert!(claims(r).1, "{} writes", r.name());
         }
         // Never: effects, operations, computed values, constants written.
@@ -237,8 +251,18 @@ mod tests {
         let mut g = [9u64; 31];
         let before: Vec<_> = c.export().collect();
         // IMPLEMENTATION DEFINED space: no entry.
-        assert!(!emulate_quick(&mut c, &mut h, iss(Sys64::new(3, 0, 15, 0, 0), 1, true), &mut g));
-        assert!(!emulate_quick(&mut c, &mut h, iss(Sys64::new(3, 0, 1, 0, 0), 1, false), &mut g));
+        assert!(!emulate_quick(
+            &mut c,
+            &mut h,
+            iss(Sys64::new(3, 0, 15, 0, 0), 1, true),
+            &mut g
+        ));
+        assert!(!emulate_quick(
+            &mut c,
+            &mut h,
+            iss(Sys64::new(3, 0, 1, 0, 0), 1, false),
+            &mut g
+        ));
         assert_eq!(g, [9u64; 31]);
         assert_eq!(before, c.export().collect::<Vec<_>>());
         assert_eq!((h.reads, h.writes), (0, 0));

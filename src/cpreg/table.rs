@@ -383,9 +383,12 @@ const fn list_group<const N: usize>(g: Group) -> [Reg; N] {
 }
 
 const NUM_EL1_SET: usize = count_group(Group::El1);
+const NUM_DEBUG_SET: usize = count_group(Group::Debug);
 const NUM_FP_SET: usize = count_group(Group::Fp);
 /// The EL1/EL0 world-switch set (row order), before presence filtering.
 pub static EL1_SET: [Reg; NUM_EL1_SET] = list_group(Group::El1);
+/// The debug registers, switched lazily (row order), before presence filtering.
+pub static DEBUG_SET: [Reg; NUM_DEBUG_SET] = list_group(Group::Debug);
 /// Registers switched with the FP/SIMD state.
 pub static FP_SET: [Reg; NUM_FP_SET] = list_group(Group::Fp);
 
@@ -567,7 +570,11 @@ mod lookup_tests {
         }
         for key in 0..=u16::MAX {
             let enc = Sys64::from_key(key);
-            assert_eq!(lookup_a64(enc), scan[key as usize], "key {key:#06x} ({enc})");
+            assert_eq!(
+                lookup_a64(enc),
+                scan[key as usize],
+                "key {key:#06x} ({enc})"
+            );
             // The same encoding as a trapped MRS's syndrome (Rt = 7, read).
             let iss = ((enc.op0 as u64) << 20)
                 | ((enc.op2 as u64) << 17)
@@ -576,7 +583,11 @@ mod lookup_tests {
                 | (7 << 5)
                 | ((enc.crm as u64) << 1)
                 | 1;
-            assert_eq!(lookup_a64_iss(iss), scan[key as usize], "ISS {iss:#x} ({enc})");
+            assert_eq!(
+                lookup_a64_iss(iss),
+                scan[key as usize],
+                "ISS {iss:#x} ({enc})"
+            );
         }
         assert_eq!(scan.iter().flatten().count(), NUM_A64);
     }

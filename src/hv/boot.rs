@@ -39,10 +39,14 @@ pub fn poll_input() {
         return;
     }
     let Some(vm) = vm::get(0) else { return };
+    let mut got = false;
     while let Some(b) = console::guest_read() {
         vm.uart.lock().receive(b);
+        got = true;
     }
-    super::vgic::uart_changed(vm); // vGIC: the receive interrupt.
+    if got {
+        super::vgic::uart_changed(vm); // vGIC: the receive interrupt.
+    }
 }
 
 fn stop(msg: core::fmt::Arguments) -> ! {
@@ -128,6 +132,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     if hv_option(info, "hv.stay") == Some(1) {
         sched::set_stay(true);
     }
+    check_trace_option(info);
     let Some(gic) = info.gic.as_ref() else {
         stop(format_args!("no GIC in the device tree"))
     };
@@ -250,6 +255,42 @@ fn hv_option(info: &MachineInfo, key: &str) -> Option<u64> {
             None
         }
     }
+}
+
+/// Says which `hv.trace_vm_regs` entries mean nothing (they are ignored).
+fn check_trace_option(info: &MachineInfo) {
+    let Some(list) = info.bootargs.and_then(|a| {
+        a.split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("hv.trace_vm_regs="))
+    }) else {
+        return;
+    };
+    for v in list.split(',') {
+        let ok = v == "all"
+            || v.strip_prefix("vm")
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+        if !ok {
+            println!("hv: ignoring hv.trace_vm_regs entry '{v}': use vmN (e.g. vm0) or all");
+        }
+    }
+    println!("hv: tracing the memory-control registers of {list}");
+}
+
+/// `hv.trace_vm_regs=vmN[,vmM...]` or `=all`: the VMs whose memory-control
+/// registers are trapped on every access (TVM/TRVM) and counted in `traps`.
+pub fn traces_vm_regs(info: &MachineInfo, vm: usize) -> bool {
+    let Some(list) = info.bootargs.and_then(|a| {
+        a.split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("hv.trace_vm_regs="))
+    }) else {
+        return false;
+    };
+    list.split(',').any(|v| {
+        v == "all"
+            || v.strip_prefix("vm")
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n == vm)
+    })
 }
 
 fn ram_ranges(info: &MachineInfo) -> heapless::Vec<(usize, usize), 8> {

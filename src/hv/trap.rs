@@ -45,7 +45,16 @@ extern "C" fn hv_fast_sync(frame: &mut TrapFrame) -> bool {
     let Some(vcpu) = sched::current_vcpu() else {
         return false;
     };
-    if vcpu.debug_override.load(core::sync::atomic::Ordering::Relaxed) {
+    if class == ec::FP {
+        // The lazy FP/SIMD switch: load the vCPU's state and run the instruction
+        // again.
+        sched::fp_first_use(vcpu);
+        return true;
+    }
+    if vcpu
+        .debug_override
+        .load(core::sync::atomic::Ordering::Relaxed)
+    {
         // The debugger's registers are loaded: see `sysreg::trapped`.
         return false;
     }
@@ -73,6 +82,8 @@ fn fast_call(vcpu: &super::vcpu::Vcpu, frame: &mut TrapFrame, class: u64) -> boo
 
 /// ESR_EL2.EC values the fast path looks at (Arm ARM D24.2.40).
 mod ec {
+    /// FP/SIMD access trapped by CPTR_EL2.TFP.
+    pub const FP: u64 = 0x07;
     pub const HVC32: u64 = 0x12;
     pub const SMC32: u64 = 0x13;
     pub const HVC64: u64 = 0x16;
@@ -84,6 +95,7 @@ mod ec {
 /// the list registers into the vGIC model, handle the exit, schedule, refill.
 #[no_mangle]
 extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
+    let start = crate::arch::timer::now();
     if !kind::from_lower_el(k) {
         el2_crash(frame, k);
     }
@@ -97,6 +109,7 @@ extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
     }
     // ...and are refilled for whichever vCPU runs next (vGIC).
     vgic::on_entry();
+    sched::account_switch(start);
 }
 
 fn guest_sync(frame: &mut TrapFrame) {

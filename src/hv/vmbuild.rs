@@ -436,5 +436,6 @@ fn build_one<'s>(
         vttbr,
         vcpus,
         env.uart_ipa,
+        super::boot::traces_vm_regs(env.info, id),
     ))
 }

@@ -43,10 +43,7 @@ pub fn answer(vm: usize, frame: &mut TrapFrame) -> bool {
 }
 
 fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> i64 {
-    let v = vm
-        .vcpus
-        .iter()
-        .find(|v| v.mpidr == target & 0xff_00ff_ffff);
+    let v = vm.vcpus.iter().find(|v| v.mpidr == target & 0xff_00ff_ffff);
     match (lowest_level, v) {
         (0, Some(v)) => match v.state() {
             RunState::Off => ret::AFFINITY_OFF,
@@ -96,6 +93,10 @@ pub fn call(vm: &'static Vm, caller: &Vcpu, frame: &mut TrapFrame) -> After {
 }
 
 fn cpu_on(vm: &'static Vm, target: u64, entry: u64, context: u64) -> i64 {
+    if !vm.is_running() {
+        // A vCPU of a VM being stopped, before it noticed: nothing starts again.
+        return ret::DENIED;
+    }
     let Some(v) = by_mpidr(vm, target) else {
         return ret::INVALID_PARAMETERS;
     };

@@ -155,6 +155,7 @@ impl Vgic {
         if !r.0.is_empty() {
             return Err(StateError::Trailing);
         }
+        new.touch_all();
         *self = new;
         Ok(())
     }

@@ -9,6 +9,7 @@
 
 mod bench;
 mod board;
+mod budget;
 mod build;
 mod bundle;
 mod fuzz;

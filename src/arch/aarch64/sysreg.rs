@@ -9,7 +9,8 @@
 //! hypervisor runs at EL2 without VHE, so the `_EL1` encodings reach the EL1
 //! registers (never the `_EL12` ones).
 
-use crate::cpreg::{Reg, SysRegHw};
+use crate::cpreg::switch::{switched, Switched};
+use crate::cpreg::{Reg, SysRegHw, NUM_SLOTS};
 
 macro_rules! read_row {
     (- [$($x:tt)*]) => {
@@ -70,6 +71,97 @@ macro_rules! define_hw {
 }
 
 crate::cpreg::with_cpreg_rows!(define_hw);
+
+/// The slot of a switched row (a compile-time constant; 0 for rows without one,
+/// which are never switched).
+const fn slot(reg: Reg) -> usize {
+    match reg.slot() {
+        Some(s) => s,
+        None => 0,
+    }
+}
+
+/// The breakpoint (`b`) or watchpoint pair a debug row belongs to, or `None`.
+const fn pair(reg: Reg) -> Option<(bool, u8)> {
+    match switched(reg) {
+        Switched::DebugBrp(n) => Some((true, n)),
+        Switched::DebugWrp(n) => Some((false, n)),
+        _ => None,
+    }
+}
+
+// The world switch's register moves, generated from the rows: for each row, a
+// compile-time test of how it is switched (`cpreg::switch::switched`) around one
+// `mrs` + store or load + `msr`. Rows not in the group compile to nothing, so each
+// function is straight-line code in row order (each timer's CVAL before its CTL),
+// with no per-register call, lookup or flag test.
+macro_rules! define_switch {
+    ($( $name:ident : [$($a64:tt)*] [$($a32:tt)*] $hw:tt => $def:expr ; )*) => {
+        /// Saves the registers switched on every world switch (and, for a VM whose
+        /// EL1 is AArch32, its AArch32 EL1 state) into `slots`.
+        pub fn save_el1(slots: &mut [u64; NUM_SLOTS], aarch32: bool) {
+            $( if const { matches!(switched(Reg::$name), Switched::Eager) } {
+                slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+            } )*
+            if aarch32 {
+                $( if const { matches!(switched(Reg::$name), Switched::EagerAarch32) } {
+                    slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+                } )*
+            }
+        }
+
+        /// Loads what [`save_el1`] saves.
+        pub fn restore_el1(slots: &[u64; NUM_SLOTS], aarch32: bool) {
+            $( if const { matches!(switched(Reg::$name), Switched::Eager) } {
+                write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+            } )*
+            if aarch32 {
+                $( if const { matches!(switched(Reg::$name), Switched::EagerAarch32) } {
+                    write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+                } )*
+            }
+        }
+
+        /// Saves the debug group: MDSCR_EL1, MDCCINT_EL1 and the first `brps`
+        /// breakpoint and `wrps` watchpoint pairs.
+        pub fn save_debug(slots: &mut [u64; NUM_SLOTS], brps: u8, wrps: u8) {
+            $( if const { matches!(switched(Reg::$name), Switched::Debug) } {
+                slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+            } else if let Some((b, n)) = const { pair(Reg::$name) } {
+                if n < if b { brps } else { wrps } {
+                    slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+                }
+            } )*
+        }
+
+        /// Loads what [`save_debug`] saves.
+        pub fn restore_debug(slots: &[u64; NUM_SLOTS], brps: u8, wrps: u8) {
+            $( if const { matches!(switched(Reg::$name), Switched::Debug) } {
+                write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+            } else if let Some((b, n)) = const { pair(Reg::$name) } {
+                if n < if b { brps } else { wrps } {
+                    write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+                }
+            } )*
+        }
+
+        /// Saves the registers switched with the FP/SIMD state of an AArch32 VM.
+        pub fn save_fp_aarch32(slots: &mut [u64; NUM_SLOTS]) {
+            $( if const { matches!(switched(Reg::$name), Switched::FpAarch32) } {
+                slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+            } )*
+        }
+
+        /// Loads what [`save_fp_aarch32`] saves.
+        pub fn restore_fp_aarch32(slots: &[u64; NUM_SLOTS]) {
+            $( if const { matches!(switched(Reg::$name), Switched::FpAarch32) } {
+                write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+            } )*
+        }
+    };
+}
+
+crate::cpreg::with_cpreg_rows!(define_switch);
 
 /// The real system registers of the current CPU.
 pub struct Hw;
