@@ -14,6 +14,8 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod bootcheck;
+pub mod bundle;
 pub mod cpreg;
 pub mod dt;
 pub mod esr;

@@ -436,7 +436,8 @@ impl Target for HvTarget<'_> {
             return Err(Error::Invalid);
         }
         if kind == BreakKind::Hardware {
-            return vm.debug.hw_breakpoint(addr, insert);
+            let slots = super::debug::hw_slots(&vm.vcpus[0].ctx.lock().sysregs);
+            return vm.debug.hw_breakpoint(addr, insert, slots);
         }
         if addr % 4 != 0 {
             return Err(Error::Invalid);

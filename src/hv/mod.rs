@@ -19,4 +19,5 @@ pub mod trap;
 pub mod vcpu;
 pub mod vgic;
 pub mod vm;
+pub mod vmbuild;
 pub mod vpsci;

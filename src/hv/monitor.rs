@@ -146,8 +146,9 @@ fn execute(
                 if let Some(g) = &m.gic {
                     w(writeln!(
                         out,
-                        "gic: {:?} at {:#x}",
-                        g.version, g.distributor.start.0
+                        "gic: {} at {:#x}",
+                        super::boot::gic_version(g.version),
+                        g.distributor.start.0
                     ))?;
                 }
             }
@@ -322,7 +323,15 @@ fn execute(
                 },
                 Ordering::Relaxed,
             );
-            w(writeln!(out, "log level: {level:?}"))
+            w(writeln!(
+                out,
+                "log level: {}",
+                match level {
+                    LogLevel::Quiet => "quiet",
+                    LogLevel::Normal => "normal",
+                    LogLevel::Verbose => "verbose",
+                }
+            ))
         }
     }
 }

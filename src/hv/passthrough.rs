@@ -320,6 +320,26 @@ pub fn guest_dtb(id: usize, base: Vec<u8>, ram: &GuestRam) -> Result<Vec<u8>, Dt
     Ok(dtb)
 }
 
+/// The VMs were numbered as they started: VM `id` is the plan's VM `slots[id]`
+/// (a VM refused after the plan was made shifts the ones after it). Boot only,
+/// after every VM is built and before [`start`].
+pub fn renumber(slots: &[usize]) {
+    let mut boot = BOOT.lock();
+    let Some(b) = boot.as_mut() else { return };
+    let mut old: Vec<Option<pt::VmDevices>> = core::mem::take(&mut b.plan.vms)
+        .into_iter()
+        .map(Some)
+        .collect();
+    b.plan.vms = slots
+        .iter()
+        .map(|&s| old.get_mut(s).and_then(Option::take).unwrap_or_default())
+        .collect();
+    b.partials = slots
+        .iter()
+        .map(|&s| b.partials.get(s).copied().flatten())
+        .collect();
+}
+
 /// After the VMs and their vGICs exist: links every assigned SPI, configures it
 /// on the host GIC and starts forwarding.
 pub fn start() {
@@ -462,7 +482,13 @@ pub fn exits_by_class() -> (u64, u64, u64) {
             .map(|e| e[c].load(Ordering::Relaxed))
             .sum::<u64>()
     };
-    (sum(0), sum(1), sum(2) + sum(3))
+    // The trap fast path counts per vCPU (synchronous exits only).
+    let fast: u64 = vm::all()
+        .iter()
+        .flat_map(|vm| vm.vcpus.iter())
+        .map(|v| v.fast_exits.load(Ordering::Relaxed))
+        .sum();
+    (sum(0) + fast, sum(1), sum(2) + sum(3))
 }
 
 /// EL2 exits on every CPU since boot.

@@ -164,6 +164,7 @@ impl Vgic {
         if !r.0.is_empty() {
             return Err(StateError::Trailing);
         }
+        new.touch_all();
         *self = new;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The QEMU test harness: boots the hypervisor with guest-loader modules, captures
+//! The QEMU test harness: boots the hypervisor with guest-loader modules (and, with
+//! [`Builder::initrd`], a guest bundle as QEMU's `-initrd`), captures
 //! the guest console and the hypervisor's debug console separately, and waits for
 //! text with a deadline. On any failure it panics with the tail of both consoles.
 //! QEMU is killed when the `Qemu` value is dropped.
@@ -109,6 +110,8 @@ pub struct Builder {
     gic: u8,
     cpu: String,
     modules: Vec<Module>,
+    /// QEMU `-initrd`: the boot loader's initrd (a guest bundle, or anything).
+    initrd: Option<PathBuf>,
     extra: Vec<String>,
 }
 
@@ -121,6 +124,7 @@ pub fn qemu() -> Builder {
         gic: 3,
         cpu: "max".into(),
         modules: Vec::new(),
+        initrd: None,
         extra: Vec::new(),
     }
 }
@@ -156,6 +160,12 @@ impl Builder {
     }
     pub fn vm(mut self, m: Module) -> Self {
         self.modules.push(m);
+        self
+    }
+    /// Passes `file` as QEMU's `-initrd`: the hypervisor's initrd, read as a guest
+    /// bundle (QEMU puts it at RAM base + 128 MiB and the DTB after it).
+    pub fn initrd(mut self, file: impl AsRef<Path>) -> Self {
+        self.initrd = Some(file.as_ref().to_path_buf());
         self
     }
     pub fn arg(mut self, a: &str) -> Self {
@@ -220,6 +230,9 @@ impl Builder {
         }
         cmd.arg("-kernel")
             .arg(self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE")));
+        if let Some(i) = &self.initrd {
+            cmd.arg("-initrd").arg(i);
+        }
         let mut addr: u64 = 0x5000_0000;
         let align = |v: u64| (v + (2 << 20) - 1) & !((2 << 20) - 1);
         for m in &self.modules {

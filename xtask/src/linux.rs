@@ -544,7 +544,7 @@ fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
             "xz" => "xz",
             other => {
                 return Err(format!(
-                    "fetch-linux: zboot compression {other:?} not supported"
+                    "fetch-linux: zboot compression '{other}' not supported (gzip, zstd and xz are)"
                 ))
             }
         };

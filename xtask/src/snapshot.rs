@@ -49,7 +49,8 @@ fn read_until(
     while !done(text) {
         if start.elapsed() > deadline {
             return Err(format!(
-                "no answer from the hypervisor within {deadline:?}; last output:\n{}",
+                "no answer from the hypervisor within {} s; last output:\n{}",
+                deadline.as_secs_f64(),
                 tail(text)
             ));
         }
