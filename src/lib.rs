@@ -17,6 +17,7 @@ pub mod addr;
 pub mod bootcheck;
 pub mod bundle;
 pub mod cpreg;
+pub mod crc32;
 pub mod dt;
 pub mod esr;
 pub mod gdb;

@@ -266,7 +266,7 @@ pub fn encode(
         w.buf[off..off + 4].copy_from_slice(&n.to_le_bytes());
     }
     w.end(at);
-    let crc = crc32fast::hash(&w.buf);
+    let crc = crate::crc32::hash(&w.buf);
     w.u32(crc);
     *out = w.buf;
 }
@@ -322,7 +322,7 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
     if version != VERSION {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
-    let computed = crc32fast::hash(body);
+    let computed = crate::crc32::hash(body);
     if stored != computed {
         return Err(SnapshotError::BadChecksum { stored, computed });
     }

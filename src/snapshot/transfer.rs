@@ -78,7 +78,7 @@ fn hex(b: u8) -> [u8; 2] {
 
 /// The transfer's checksum of `bytes` (CRC-32, IEEE).
 pub fn checksum(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+    crate::crc32::hash(bytes)
 }
 
 /// Writes `bytes` as a complete transfer (header, data lines, end).
@@ -87,7 +87,7 @@ pub fn write(bytes: &[u8], out: &mut impl fmt::Write) -> fmt::Result {
         out,
         "{BEGIN} {} {:08x}\r",
         bytes.len(),
-        crc32fast::hash(bytes)
+        crate::crc32::hash(bytes)
     )?;
     write_body(bytes, out)
 }
@@ -153,7 +153,7 @@ impl Receiver {
                     expected: self.expected,
                 });
             }
-            let got = crc32fast::hash(&self.buf);
+            let got = crate::crc32::hash(&self.buf);
             if got != self.crc {
                 return Err(TransferError::BadChecksum {
                     expected: self.crc,
