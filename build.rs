@@ -31,5 +31,9 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-znotext");
         println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
         println!("cargo:rustc-link-arg-bins=-zseparate-loadable-segments");
+        // Relative relocations as RELR (.relr.dyn), which boot.S decodes.
+        println!("cargo:rustc-link-arg-bins=-zpack-relative-relocs");
+        // No unwind tables (linker/image.ld discards them): no index for them either.
+        println!("cargo:rustc-link-arg-bins=--no-eh-frame-hdr");
     }
 }

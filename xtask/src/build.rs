@@ -1,6 +1,7 @@
 //! Building the hypervisor Image and the bundled guests.
 
 use crate::{root, run_cmd};
+use object::elf::{RelocationType, SectionType};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,6 +78,7 @@ pub fn hypervisor(board: &str) -> Result<PathBuf, String> {
             .env("HV_BOARD", board),
     )?;
     let elf = target_dir().join(HV_TARGET).join("release/hypervisor");
+    check_relocations(&elf)?;
     let dir = root().join("target/images").join(board);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let img = dir.join("hypervisor.img");
@@ -89,6 +91,104 @@ pub fn hypervisor(board: &str) -> Result<PathBuf, String> {
     )?;
     check_image(&img)?;
     Ok(img)
+}
+
+/// The relocation sections of the linked hypervisor, as [`relocation_problems`]
+/// sees them.
+struct RelocSection {
+    name: String,
+    kind: SectionType,
+    /// The type of every entry (RELA and REL; RELR entries have none).
+    types: Vec<RelocationType>,
+}
+
+/// What the boot code (src/arch/aarch64/boot.S) would leave undone in a linked
+/// hypervisor with these relocation sections: it applies `.rela.dyn`'s
+/// `R_AARCH64_RELATIVE` entries and all of `.relr.dyn` (RELR holds only relative
+/// relocations), and nothing else. One message per problem; none when the image
+/// relocates itself completely.
+fn relocation_problems(sections: &[RelocSection]) -> Vec<String> {
+    use object::elf::{R_AARCH64_RELATIVE, SHT_REL, SHT_RELA, SHT_RELR};
+    let names = object::elf::machine_names(object::elf::EM_AARCH64);
+    let mut problems = Vec::new();
+    for s in sections {
+        match (s.kind, s.name.as_str()) {
+            (SHT_RELR, ".relr.dyn") => {}
+            (SHT_RELA, ".rela.dyn") => {
+                let mut other = std::collections::BTreeMap::<RelocationType, usize>::new();
+                for &t in s.types.iter().filter(|&&t| t != R_AARCH64_RELATIVE) {
+                    *other.entry(t).or_default() += 1;
+                }
+                for (t, n) in other {
+                    let name = names.r.name(t).unwrap_or("an unknown type");
+                    problems.push(format!(
+                        "{n} relocation(s) of type {name} ({t}) in .rela.dyn: the boot code \
+                         applies only R_AARCH64_RELATIVE there",
+                        t = t.0
+                    ));
+                }
+            }
+            (SHT_REL | SHT_RELA | SHT_RELR, name) => {
+                let kind = names.sht.name(s.kind).unwrap_or("?");
+                problems.push(format!(
+                    "relocation section {name} ({kind}, {} entries): the boot code applies \
+                     only .rela.dyn and .relr.dyn",
+                    s.types.len()
+                ));
+            }
+            _ => {}
+        }
+    }
+    problems
+}
+
+/// Fails unless the boot code applies every relocation of the linked hypervisor
+/// `elf` (a position-independent executable that relocates itself before any Rust
+/// runs: a relocation it skipped would leave a pointer to address 0 + offset).
+fn check_relocations(elf: &Path) -> Result<(), String> {
+    use object::read::elf::{FileHeader, SectionHeader};
+    use object::{elf, LittleEndian as LE};
+    let data = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let bad = |e: object::read::Error| format!("{}: not a readable ELF: {e}", elf.display());
+    let header = elf::FileHeader64::<LE>::parse(&*data).map_err(bad)?;
+    let table = header.sections(LE, &*data).map_err(bad)?;
+    let mut sections = Vec::new();
+    for sh in table.iter() {
+        let kind = sh.sh_type(LE);
+        let types = match kind {
+            elf::SHT_RELA => sh
+                .data_as_array::<elf::Rela64<LE>, _>(LE, &*data)
+                .map_err(bad)?
+                .iter()
+                .map(|r| r.r_type(LE, false))
+                .collect(),
+            elf::SHT_REL => sh
+                .data_as_array::<elf::Rel64<LE>, _>(LE, &*data)
+                .map_err(bad)?
+                .iter()
+                .map(|r| r.r_type(LE))
+                .collect(),
+            elf::SHT_RELR => Vec::new(),
+            _ => continue,
+        };
+        let name = table.section_name(LE, sh).map_err(bad)?;
+        sections.push(RelocSection {
+            name: String::from_utf8_lossy(name).into_owned(),
+            kind,
+            types,
+        });
+    }
+    let problems = relocation_problems(&sections);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the Image would not relocate itself completely (src/arch/aarch64/boot.S, \
+             linker/image.ld):\n  {}",
+            elf.display(),
+            problems.join("\n  ")
+        ))
+    }
 }
 
 /// Builds the guests (guests/build.sh); returns the directory of their Images.
@@ -106,4 +206,64 @@ pub fn guests() -> Result<PathBuf, String> {
         return Err(format!("{} failed with {}", script.display(), out.status));
     }
     Ok(root().join("guests/target/images"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{relocation_problems, RelocSection};
+    use object::elf::{
+        RelocationType, SectionType, R_AARCH64_ABS64, R_AARCH64_RELATIVE, SHT_REL, SHT_RELA,
+        SHT_RELR,
+    };
+
+    fn section(name: &str, kind: SectionType, types: &[RelocationType]) -> RelocSection {
+        RelocSection {
+            name: name.into(),
+            kind,
+            types: types.to_vec(),
+        }
+    }
+
+    #[test]
+    fn relative_relocations_in_rela_and_relr_are_all_applied() {
+        let ok = [
+            section(".rela.dyn", SHT_RELA, &[R_AARCH64_RELATIVE; 3]),
+            section(".relr.dyn", SHT_RELR, &[]),
+        ];
+        assert_eq!(relocation_problems(&ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn another_relocation_kind_is_named() {
+        let p = relocation_problems(&[section(
+            ".rela.dyn",
+            SHT_RELA,
+            &[R_AARCH64_RELATIVE, R_AARCH64_ABS64, R_AARCH64_ABS64],
+        )]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("2 relocation(s) of type R_AARCH64_ABS64 (257) in .rela.dyn"),
+            "{}",
+            p[0]
+        );
+    }
+
+    #[test]
+    fn a_relocation_section_the_boot_code_ignores_is_named() {
+        let p = relocation_problems(&[
+            section(".rel.dyn", SHT_REL, &[R_AARCH64_RELATIVE]),
+            section(".rela.text", SHT_RELA, &[R_AARCH64_RELATIVE]),
+        ]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("relocation section .rel.dyn (SHT_REL, 1 entries)"),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].starts_with("relocation section .rela.text (SHT_RELA"),
+            "{}",
+            p[1]
+        );
+    }
 }

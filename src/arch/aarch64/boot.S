@@ -3,9 +3,10 @@
  *
  * Boot loaders (QEMU -kernel, U-Boot booti, the Raspberry Pi firmware) enter here at
  * EL2 with the MMU off and x0 = physical address of the device tree. The image is
- * linked at 0 as a PIE; before any Rust runs, the R_AARCH64_RELATIVE entries of
- * .rela.dyn are applied for the address we were actually loaded at, so nothing
- * assumes a load address. Only PC-relative instructions are used until then.
+ * linked at 0 as a PIE; before any Rust runs, its relative relocations (RELR in
+ * .relr.dyn, RELA in .rela.dyn: linker/image.ld) are applied for the address we
+ * were actually loaded at, so nothing assumes a load address. Only PC-relative
+ * instructions are used until then.
  */
 .section .text.head, "ax"
 .global _start
@@ -24,7 +25,10 @@ primary_entry:
     mov     x19, x0                 /* the DTB, kept for Rust */
     adr     x20, _start             /* where we were loaded */
 
-    /* Apply relocations: *(base + r_offset) = base + r_addend. */
+    /*
+     * Apply relocations. First .rela.dyn, where the linker leaves what RELR
+     * cannot express (an unaligned pointer): *(base + r_offset) = base + r_addend.
+     */
     adrp    x1, __rela_start
     add     x1, x1, :lo12:__rela_start
     adrp    x2, __rela_end
@@ -33,11 +37,45 @@ primary_entry:
     b.hs    2f
     ldp     x3, x4, [x1], #16       /* r_offset, r_info */
     ldr     x5, [x1], #8            /* r_addend */
-    cmp     w4, #1027               /* R_AARCH64_RELATIVE: the only kind a PIE of ours has */
+    cmp     w4, #1027               /* R_AARCH64_RELATIVE: xtask's build checks it is the only kind */
     b.ne    1b
     add     x5, x5, x20
     str     x5, [x20, x3]
     b       1b
+2:
+    /*
+     * Then .relr.dyn (RELR, the ELF gABI's packed relative relocations): every
+     * word adds base to 8-byte words that hold their link-time address. An even
+     * word is the offset of one such word, and the next run starts after it;
+     * an odd word is a bitmap whose bits 1..63 mark the 63 words of that run,
+     * which then moves on by 63 words. x6 = the run's next word (an offset).
+     */
+    adrp    x1, __relr_start
+    add     x1, x1, :lo12:__relr_start
+    adrp    x2, __relr_end
+    add     x2, x2, :lo12:__relr_end
+    mov     x6, #0
+11: cmp     x1, x2
+    b.hs    15f
+    ldr     x3, [x1], #8
+    tbnz    x3, #0, 12f
+    ldr     x4, [x20, x3]           /* an address */
+    add     x4, x4, x20
+    str     x4, [x20, x3]
+    add     x6, x3, #8
+    b       11b
+12: mov     x7, x6                  /* a bitmap: bit n marks word n - 1 */
+13: lsr     x3, x3, #1
+    cbz     x3, 14f
+    tbz     x3, #0, 16f
+    ldr     x4, [x20, x7]
+    add     x4, x4, x20
+    str     x4, [x20, x7]
+16: add     x7, x7, #8
+    b       13b
+14: add     x6, x6, #(63 * 8)
+    b       11b
+15:
 2:
     /* Zero .bss (the stacks and the heap need no zeroing). */
     adrp    x1, __bss_start
