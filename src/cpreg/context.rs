@@ -19,7 +19,7 @@
 use super::entry::{Features, Flags, State, WriteOp};
 use super::hw::SysRegHw;
 use super::idregs::{mpidr_for_vcpu, GuestIds};
-use super::table::{lookup_kvm, Reg, COUNT, ENTRIES, ID_REGS, KVM_INDEX, SLOT_SPACE};
+use super::table::{entries, lookup_kvm, Reg, COUNT, ID_REGS, KVM_ORDER, SLOT_SPACE};
 
 /// Why a raw access failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,7 +61,7 @@ const PRESENT_WORDS: usize = COUNT.div_ceil(64).next_power_of_two();
 
 fn presence_bits(f: &Features) -> [u64; PRESENT_WORDS] {
     let mut bits = [0u64; PRESENT_WORDS];
-    for (i, e) in ENTRIES.iter().enumerate() {
+    for (i, e) in entries().enumerate() {
         if f.has(e.presence) {
             bits[i / 64] |= 1 << (i % 64);
         }
@@ -122,7 +122,7 @@ impl SysRegFile {
     /// reset through their owner; ID values are fixed for the vCPU's lifetime. The
     /// context only: a loaded vCPU also needs `restore_el1` afterwards.
     pub fn reset(&mut self) {
-        for (i, e) in ENTRIES.iter().enumerate() {
+        for (i, e) in entries().enumerate() {
             if let (State::Own, Some(s)) = (e.state, Reg::ALL[i].slot()) {
                 if !e.is(Flags::CONST) {
                     self.slots[s] = e.reset;
@@ -341,9 +341,9 @@ impl SysRegFile {
 /// The registers a snapshot saves for a vCPU with `features`: every entry that is
 /// neither ALIAS nor NO_RAW and is present, ascending by KVM index.
 pub fn saved_list(features: Features) -> impl Iterator<Item = (u64, Reg)> {
-    KVM_INDEX.iter().copied().filter(move |&(_, r)| {
+    KVM_ORDER.iter().copied().filter_map(move |r| {
         let e = r.entry();
-        e.is_saved() && features.has(e.presence)
+        (e.is_saved() && features.has(e.presence)).then(|| (r.kvm_index(), r))
     })
 }
 

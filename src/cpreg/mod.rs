@@ -7,6 +7,7 @@
 //! * [`encoding`]: AArch64/AArch32 encodings, lookup keys, KVM indexes;
 //! * [`table`]: the generated `Reg` enum, entry array, slots, sorted lookups and the
 //!   compile-time checks;
+//! * `packed`: the entries as stored in the Image (22 bytes each), unpacked on use;
 //! * [`context`]: the vCPU's `SysRegFile` and its guest and raw accessors;
 //! * [`funcs`]: registers computed on access;
 //! * [`hw`]: the `SysRegHw` trait and the in-memory fake (the real `mrs`/`msr` are
@@ -29,6 +30,7 @@ pub mod entry;
 pub mod funcs;
 pub mod hw;
 pub mod idregs;
+mod packed;
 pub mod quick;
 pub mod switch;
 pub mod table;
@@ -52,7 +54,7 @@ pub use switch::{
     restore_debug_with, restore_el1_with, restore_fp_with, save_debug_with, save_el1_with,
     save_fp_with,
 };
-pub use table::{lookup_a32, lookup_a64, lookup_kvm, Reg, ENTRIES, NUM_SLOTS};
+pub use table::{entries, lookup_a32, lookup_a64, lookup_kvm, Reg, NUM_SLOTS};
 pub use traps::{HCR_EL2_TRACE_VM_REGS, HCR_EL2_TRAPS, MDCR_EL2_TRAPS};
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -118,7 +118,7 @@ pub fn emulate_quick<H: SysRegHw + ?Sized>(
 
 /// Whether the fast path handles reads (`.0`) and writes (`.1`) of `reg` at EL1.
 pub fn claims(reg: Reg) -> (bool, bool) {
-    let q = quick_how(reg.entry());
+    let q = quick_how(&reg.entry());
     (q & READ_MASK != 0, q & WRITE_MASK != 0)
 }
 

@@ -2,7 +2,8 @@
 //! compile time.
 //!
 //! * [`Reg`]: one enum variant per entry, in row order; `Reg as usize` indexes
-//!   [`ENTRIES`] and every array parallel to it (trap counters, hardware accessors).
+//!   the stored table ([`super::packed`], unpacked by [`Reg::entry`]) and every
+//!   array parallel to it (trap counters, hardware accessors).
 //! * **Slots.** Only entries with `State::Own` have storage. Their slot numbers are
 //!   computed here by a `const fn` (the n-th owning row gets slot n), so the vCPU
 //!   context ([`SysRegFile`](super::SysRegFile)) is exactly as large as the state,
@@ -31,6 +32,7 @@ use super::funcs::{
     CCSIDR2_FNS, CCSIDR_FNS, CNTPCT_FNS, CNTP_TVAL_FNS, CNTVCT_FNS, CNTV_TVAL_FNS, DBGCLAIMSET_FNS,
     DBGDIDR_FNS,
 };
+use super::packed::PACKED;
 
 /// SCTLR_EL1 after reset: the RES1 bits of Armv8.0 (29, 28, 23, 22, 20, 11), plus
 /// SA0/SA/CP15BEN (5:3) and nTWE/nTWI (18, 16) as QEMU's Cortex-A57/A72 reset them.
@@ -113,22 +115,41 @@ macro_rules! define_table {
 
         /// The `hw` column per entry (checked against the state by [`check_table`]).
         const HW_KIND: [u8; COUNT] = [$( hw_kind!($hw) ),*];
+
+        /// Every entry's name, in row order, in one string (the packed table keeps
+        /// an offset and a length into it).
+        pub(crate) const NAMES: &str = concat!($( stringify!($name) ),*);
     };
 }
 
 with_cpreg_rows!(define_table);
 
-/// The table.
-pub static ENTRIES: [Entry; COUNT] = TABLE;
-/// The table as a constant, for other modules' compile-time derivations.
+/// The table as a constant, for other modules' compile-time derivations. At run
+/// time the rows are stored packed ([`super::packed`]); [`Reg::entry`] unpacks one.
 pub(crate) const TABLE_CONST: [Entry; COUNT] = TABLE;
 
+/// Every entry, in row order.
+pub fn entries() -> impl Iterator<Item = Entry> {
+    Reg::ALL.iter().map(|r| r.entry())
+}
+
 impl Reg {
-    pub fn entry(self) -> &'static Entry {
-        &ENTRIES[self as usize]
+    /// The entry (unpacked from the stored table: a few loads).
+    #[inline]
+    pub fn entry(self) -> Entry {
+        PACKED[self as usize].unpack()
     }
     pub fn name(self) -> &'static str {
-        self.entry().name
+        PACKED[self as usize].name()
+    }
+    /// The KVM `ONE_REG` index (from the encodings alone).
+    pub fn kvm_index(self) -> u64 {
+        let p = &PACKED[self as usize];
+        match (p.a64(), p.a32()) {
+            (Some(e), _) => e.kvm_index(),
+            (None, Some(c)) => c.kvm_index(),
+            (None, None) => 0,
+        }
     }
     /// The slot of an entry with own state.
     pub const fn slot(self) -> Option<usize> {
@@ -252,9 +273,21 @@ const A64_SORTED: [(u64, Reg); NUM_A64] = sorted_encodings(true);
 const A32_SORTED: [(u64, Reg); NUM_A32] = sorted_encodings(false);
 const KVM_SORTED: [(u64, Reg); COUNT] = kvm_indexes();
 
-static A32_INDEX: [(u64, Reg); NUM_A32] = A32_SORTED;
-/// Every entry by KVM `ONE_REG` index, ascending.
-pub static KVM_INDEX: [(u64, Reg); COUNT] = KVM_SORTED;
+const fn regs_of<const N: usize>(sorted: &[(u64, Reg); N]) -> [Reg; N] {
+    let mut a = [Reg::ALL[0]; N];
+    let mut i = 0;
+    while i < N {
+        a[i] = sorted[i].1;
+        i += 1;
+    }
+    a
+}
+
+/// The entries with an AArch32 encoding, ascending by [`Cp::key`] (the keys are
+/// computed from the packed entries while searching).
+static A32_ORDER: [Reg; NUM_A32] = regs_of(&A32_SORTED);
+/// Every entry, ascending by KVM `ONE_REG` index ([`Reg::kvm_index`]).
+pub static KVM_ORDER: [Reg; COUNT] = regs_of(&KVM_SORTED);
 
 // The AArch64 trap path's index: O(1), two loads, keyed by the syndrome's own bit
 // layout so the trap path never reassembles an encoding. ESR_EL2.ISS of a trapped
@@ -370,19 +403,21 @@ pub fn lookup_a64(enc: Sys64) -> Option<Reg> {
 
 /// The entry with this AArch32 encoding (binary search: AArch32 traps are rare).
 pub fn lookup_a32(enc: Cp) -> Option<Reg> {
-    let k = enc.key() as u64;
-    A32_INDEX
-        .binary_search_by_key(&k, |&(key, _)| key)
+    let k = enc.key();
+    A32_ORDER
+        .binary_search_by_key(&k, |&r| {
+            PACKED[r as usize].a32().map_or(u32::MAX, |c| c.key())
+        })
         .ok()
-        .map(|i| A32_INDEX[i].1)
+        .map(|i| A32_ORDER[i])
 }
 
 /// The entry with this KVM `ONE_REG` index.
 pub fn lookup_kvm(index: u64) -> Option<Reg> {
-    KVM_INDEX
-        .binary_search_by_key(&index, |&(key, _)| key)
+    KVM_ORDER
+        .binary_search_by_key(&index, |&r| r.kvm_index())
         .ok()
-        .map(|i| KVM_INDEX[i].1)
+        .map(|i| KVM_ORDER[i])
 }
 
 // ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ extern crate std;
 use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
-use super::table::{DEBUG_SET, EL1_SET, FP_SET, KVM_INDEX, NUM_A32, NUM_A64};
+use super::table::{COUNT, DEBUG_SET, EL1_SET, FP_SET, KVM_ORDER, NUM_A32, NUM_A64};
 use super::*;
 use crate::esr::{CpRrtIss, CpRtIss, Esr, ExceptionClass, SysRegIss};
 
@@ -46,7 +46,7 @@ const PATTERN: u64 = 0x8967_4523_f1e2_d3c4;
 #[test]
 fn every_entry_has_a_name_and_an_encoding_and_reg_indexes_agree() {
     let mut names = BTreeSet::new();
-    for (i, e) in ENTRIES.iter().enumerate() {
+    for (i, e) in entries().enumerate() {
         assert_eq!(Reg::ALL[i] as usize, i);
         assert!(!e.name.is_empty());
         assert!(names.insert(e.name), "{}: duplicate name", e.name);
@@ -63,7 +63,7 @@ fn no_encoding_appears_twice() {
     let mut a64 = BTreeMap::new();
     let mut a32 = BTreeMap::new();
     let mut kvm = BTreeMap::new();
-    for e in ENTRIES.iter() {
+    for e in entries() {
         if let Some(x) = e.a64 {
             assert!(
                 a64.insert(x, e.name).is_none(),
@@ -163,7 +163,7 @@ fn every_alias_resolves_to_a_non_alias_owner_with_state() {
 
 #[test]
 fn flags_follow_the_state() {
-    for e in ENTRIES.iter() {
+    for e in entries() {
         let no_raw = matches!(e.state, State::Volatile | State::Func(_) | State::Op(_));
         assert_eq!(e.is(Flags::NO_RAW), no_raw, "{}: NO_RAW", e.name);
         let konst = matches!(e.state, State::Const(_)) || e.is(Flags::ID);
@@ -369,7 +369,11 @@ fn kvm_indexes() {
         Reg::DACR32_EL2.entry().kvm_index(),
         0x6030_0000_0013_0000 | (3 << 14) | (4 << 11) | (3 << 7)
     );
-    assert!(KVM_INDEX.windows(2).all(|w| w[0].0 < w[1].0));
+    let kvm: Vec<u64> = KVM_ORDER.iter().map(|r| r.kvm_index()).collect();
+    assert!(kvm.windows(2).all(|w| w[0] < w[1]));
+    assert!(KVM_ORDER
+        .iter()
+        .all(|r| r.kvm_index() == r.entry().kvm_index()));
 }
 
 #[test]
@@ -382,8 +386,7 @@ fn saved_list_is_sorted_and_holds_only_state() {
         assert_eq!(i, e.kvm_index(), "{}", e.name);
     }
     // Everything that is neither ALIAS nor NO_RAW is in the full list.
-    let n = ENTRIES
-        .iter()
+    let n = entries()
         .filter(|e| !e.is(Flags::ALIAS) && !e.is(Flags::NO_RAW))
         .count();
     assert_eq!(all.len(), n);
@@ -1446,7 +1449,7 @@ fn every_entry_by_every_encoding_emulates_per_its_rights() {
 
 #[test]
 fn coverage_of_the_issue_list() {
-    let names: BTreeSet<_> = ENTRIES.iter().map(|e| e.name).collect();
+    let names: BTreeSet<_> = entries().map(|e| e.name).collect();
     let required = [
         "SCTLR_EL1",
         "ACTLR_EL1",
@@ -1564,21 +1567,20 @@ fn coverage_of_the_issue_list() {
 /// Prints the table's figures (`cargo test -- --nocapture counts`).
 #[test]
 fn counts() {
-    let a64 = ENTRIES.iter().filter(|e| e.a64.is_some()).count();
-    let a32_only = ENTRIES.iter().filter(|e| e.a64.is_none()).count();
+    let a64 = entries().filter(|e| e.a64.is_some()).count();
+    let a32_only = entries().filter(|e| e.a64.is_none()).count();
     let saved = saved_list(Features::ALL).count();
     std::println!(
         "entries {} (AArch64 encodings {}, AArch32 encodings {}, AArch32-only entries {}), \
          slots {}, saved list {} (all features), EL1 switch set {}, ops {}",
-        ENTRIES.len(),
+        COUNT,
         a64,
         NUM_A32,
         a32_only,
         NUM_SLOTS,
         saved,
         EL1_SET.len(),
-        ENTRIES
-            .iter()
+        entries()
             .filter(|e| matches!(e.state, State::Op(_)))
             .count()
     );
