@@ -27,6 +27,7 @@ pub mod passthrough;
 pub mod psci;
 pub mod shell;
 pub mod snapshot;
+pub mod sort;
 pub mod stage1;
 pub mod stage2;
 pub mod vgic;

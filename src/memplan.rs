@@ -106,7 +106,7 @@ pub fn free_ranges(banks: &[Range<PhysAddr>], taken: &[Range<PhysAddr>]) -> Vec<
         }
         free = next;
     }
-    free.sort_unstable();
+    crate::sort::sort(&mut free);
     free.into_iter()
         .map(|(s, e)| Range::new(PhysAddr(s), e - s))
         .collect()
@@ -200,7 +200,7 @@ impl GuestRam {
             .map(|r| Range::new(Ipa(r.start.0), r.size))
             .collect();
         v.push(self.ipa);
-        v.sort_unstable_by_key(|r| r.start);
+        crate::sort::sort_by_key(&mut v, |r| r.start);
         v
     }
 
@@ -235,7 +235,7 @@ pub fn plan_direct(
                 _ => ranges.push(*c),
             }
         }
-        ranges.sort_unstable_by_key(|r| r.start);
+        crate::sort::sort_by_key(&mut ranges, |r| r.start);
         let Some(main) = ranges
             .iter()
             .enumerate()

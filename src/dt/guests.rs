@@ -124,7 +124,7 @@ pub fn guests<'a>(
     let too_many = |_| DtError::TooMany("guests");
 
     let mut sorted: heapless::Vec<Module<'a>, MAX_MODULES> = info.modules.clone();
-    sorted.sort_unstable_by_key(|m| m.range.start);
+    crate::sort::sort_by_key(&mut sorted, |m| m.range.start);
     let mut current: Option<GuestSpec<'a>> = None;
     for m in &sorted {
         match m.kind {

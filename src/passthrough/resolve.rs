@@ -653,7 +653,7 @@ pub fn resolve(
     }
 
     // 4 and 5: pages and interrupts. Explicit claims first: `all` yields.
-    claims.sort_by_key(|c| c.how != How::Explicit);
+    crate::sort::sort_by_key(&mut claims, |c| c.how != How::Explicit);
     let kept_pages = m.kept_ranges();
     let kept_spis = m.kept_spis();
     let ram: Vec<(u64, u64)> = m
@@ -835,7 +835,7 @@ pub fn resolve(
             v.devices.clear();
             continue;
         }
-        v.devices.sort_by_key(|d| d.node.unwrap_or(usize::MAX));
+        crate::sort::sort_by_key(&mut v.devices, |d| d.node.unwrap_or(usize::MAX));
         v.maps = merge(v.devices.iter().flat_map(|d| d.mmio.iter()));
     }
     plan
@@ -903,7 +903,7 @@ fn merge<'m>(mmio: impl Iterator<Item = &'m Mmio>) -> Vec<Mapping> {
             })
         })
         .collect();
-    pages.sort_by_key(|p| (p.ipa, p.pa));
+    crate::sort::sort_by_key(&mut pages, |p| (p.ipa, p.pa));
     let mut out: Vec<Mapping> = Vec::new();
     for p in pages {
         if let Some(last) = out.last_mut() {

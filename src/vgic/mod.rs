@@ -569,7 +569,7 @@ impl Vgic {
             }
             self.spi_touched[w] = word;
         }
-        cand.sort_unstable();
+        crate::sort::sort(&mut cand);
         if cand.len() > nr {
             overflow = true;
         }
