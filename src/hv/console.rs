@@ -1,49 +1,97 @@
-//! The hypervisor's two physical UARTs: the debug console (the board's `debug_uart`
-//! alias: boot log, errors, later the monitor and GDB) and the guest console (the
-//! first PL011, `serial0`), which carries every VM's emulated UART output.
+//! The hypervisor's physical UARTs: the debug console (boot log, errors, the
+//! monitor and GDB) and the guest console, which carries every VM's emulated UART
+//! output. Each is whatever UART the device tree gives (PL011, BCM2835 mini-UART,
+//! Cadence, i.MX), driven through the portable drivers in `crate::drivers::uart`
+//! (chosen by `compatible`); the two may be different models.
 //!
 //! Before the MMU is on, no lock can be taken (exclusives need cacheable memory), so
 //! early output goes straight to the device; only the boot CPU runs then. Guest
-//! output only exists once guests run, long after the MMU is on.
+//! output only exists once guests run, long after the MMU is on. The console stays
+//! polled; the drivers' interrupt side is there for a ring-buffered console.
 
-use crate::arch::pl011::Pl011;
+use crate::arch::mmio::DeviceMmio;
+use crate::drivers::uart::{Model, Uart};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
 
-static DEBUG_BASE: AtomicUsize = AtomicUsize::new(0);
-static GUEST_BASE: AtomicUsize = AtomicUsize::new(0);
-static DEBUG_LOCK: Mutex<()> = Mutex::new(());
-static GUEST_LOCK: Mutex<()> = Mutex::new(());
-
-/// Sets the debug UART (physical address of a PL011).
-pub fn set_debug_uart(base: usize) {
-    DEBUG_BASE.store(base, Ordering::SeqCst);
+/// One console slot: the UART's base (0: none) and its model, stored as plain
+/// atomics (set once by the boot CPU, read by everyone; no lock needed before
+/// the MMU is on).
+struct Slot {
+    base: AtomicUsize,
+    model: AtomicUsize,
 }
 
-pub fn set_guest_uart(base: usize) {
-    GUEST_BASE.store(base, Ordering::SeqCst);
-}
+impl Slot {
+    const fn new() -> Self {
+        Self {
+            base: AtomicUsize::new(0),
+            model: AtomicUsize::new(0),
+        }
+    }
 
-fn uart(base: &AtomicUsize) -> Option<Pl011> {
-    match base.load(Ordering::Relaxed) {
-        0 => None,
-        // SAFETY: the address came from the DTB's PL011 node and is identity-mapped as
-        // device memory (or the MMU is off); output is serialised by the locks below.
-        b => Some(unsafe { Pl011::new(b) }),
+    fn set(&self, base: usize, model: Model) {
+        self.model.store(model as usize, Ordering::SeqCst);
+        self.base.store(base, Ordering::SeqCst);
+    }
+
+    fn uart(&self) -> Option<Uart<DeviceMmio>> {
+        let base = self.base.load(Ordering::Relaxed);
+        if base == 0 {
+            return None;
+        }
+        let model = MODELS[self.model.load(Ordering::Relaxed) % MODELS.len()];
+        // SAFETY: the address came from the DTB's UART node whose `compatible`
+        // chose `model`; boot maps its window as device memory before the MMU is
+        // on (before that every access is device memory anyway); output is
+        // serialised by the locks below.
+        Some(Uart::new(unsafe { DeviceMmio::new(base) }, model))
     }
 }
 
-struct Raw<'a>(&'a Pl011);
+/// `Model as usize` back to the model.
+const MODELS: [Model; 4] = [Model::Pl011, Model::Bcm2835Aux, Model::Cadence, Model::Imx];
+
+static DEBUG: Slot = Slot::new();
+static GUEST: Slot = Slot::new();
+static DEBUG_LOCK: Mutex<()> = Mutex::new(());
+static GUEST_LOCK: Mutex<()> = Mutex::new(());
+
+/// Sets and initialises the debug UART (its registers: the firmware's baud rate
+/// and format kept, FIFOs on, interrupts masked).
+pub fn set_debug_uart(base: usize, model: Model) {
+    DEBUG.set(base, model);
+    if let Some(u) = DEBUG.uart() {
+        u.init();
+    }
+}
+
+/// Sets the guest console's UART; initialises it unless it is the debug UART.
+pub fn set_guest_uart(base: usize, model: Model) {
+    GUEST.set(base, model);
+    if base != DEBUG.base.load(Ordering::Relaxed) {
+        if let Some(u) = GUEST.uart() {
+            u.init();
+        }
+    }
+}
+
+/// Writes `s` with each `\n` as `\r\n`, for terminals.
+fn write_crlf(u: &Uart<DeviceMmio>, s: &[u8]) {
+    for (i, line) in s.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            u.write_all(b"\r\n");
+        }
+        u.write_all(line);
+    }
+}
+
+struct Raw<'a>(&'a Uart<DeviceMmio>);
 
 impl Write for Raw<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.0.write_byte(b'\r');
-            }
-            self.0.write_byte(b);
-        }
+        write_crlf(self.0, s.as_bytes());
         Ok(())
     }
 }
@@ -92,16 +140,14 @@ pub fn set_gdb_mode(on: bool) {
 
 /// Writes bytes to the debug UART as they are (the GDB stub's packets).
 pub fn debug_write_raw(bytes: &[u8]) {
-    let Some(u) = uart(&DEBUG_BASE) else { return };
+    let Some(u) = DEBUG.uart() else { return };
     let _g = DEBUG_LOCK.lock();
-    for &b in bytes {
-        u.write_byte(b);
-    }
+    u.write_all(bytes);
 }
 
 /// Prints to the debug console; the `println!` macro lands here.
 pub fn print(args: fmt::Arguments) {
-    let Some(u) = uart(&DEBUG_BASE) else { return };
+    let Some(u) = DEBUG.uart() else { return };
     if GDB_MODE.load(Ordering::Relaxed) {
         let _ = Hold(&mut HELD.lock()).write_fmt(args);
         return;
@@ -117,14 +163,14 @@ pub fn print(args: fmt::Arguments) {
 /// Prints without taking the lock: for the panic and crash paths, where the lock may
 /// be held by the very code that failed. Output may interleave; it is never lost.
 pub fn print_unlocked(args: fmt::Arguments) {
-    if let Some(u) = uart(&DEBUG_BASE) {
+    if let Some(u) = DEBUG.uart() {
         let _ = Raw(&u).write_fmt(args);
     }
 }
 
 /// A byte typed on the debug console, if any.
 pub fn debug_read() -> Option<u8> {
-    let u = uart(&DEBUG_BASE)?;
+    let u = DEBUG.uart()?;
     let _g = DEBUG_LOCK.lock();
     u.read_byte()
 }
@@ -132,7 +178,7 @@ pub fn debug_read() -> Option<u8> {
 /// Runs `f` with the debug console to itself: nothing else is printed in between
 /// (a snapshot transfer must not be interleaved with other output).
 pub fn with_debug_locked(f: impl FnOnce(&mut dyn Write) -> fmt::Result) -> fmt::Result {
-    let Some(u) = uart(&DEBUG_BASE) else {
+    let Some(u) = DEBUG.uart() else {
         return Ok(());
     };
     let _g = DEBUG_LOCK.lock();
@@ -141,7 +187,7 @@ pub fn with_debug_locked(f: impl FnOnce(&mut dyn Write) -> fmt::Result) -> fmt::
 
 /// A byte from the debug console, waiting up to `ticks` counter ticks.
 pub fn debug_read_wait(ticks: u64) -> Option<u8> {
-    let u = uart(&DEBUG_BASE)?;
+    let u = DEBUG.uart()?;
     let deadline = crate::arch::timer::now() + ticks;
     loop {
         if let Some(b) = u.read_byte() {
@@ -166,19 +212,14 @@ impl Write for DebugOut {
 
 /// Writes guest output bytes to the guest console.
 pub fn guest_write(bytes: &[u8]) {
-    let Some(u) = uart(&GUEST_BASE) else { return };
+    let Some(u) = GUEST.uart() else { return };
     let _g = GUEST_LOCK.lock();
-    for &b in bytes {
-        if b == b'\n' {
-            u.write_byte(b'\r');
-        }
-        u.write_byte(b);
-    }
+    write_crlf(&u, bytes);
 }
 
 /// A byte typed on the guest console, if any.
 pub fn guest_read() -> Option<u8> {
-    let u = uart(&GUEST_BASE)?;
+    let u = GUEST.uart()?;
     let _g = GUEST_LOCK.lock();
     u.read_byte()
 }

@@ -78,6 +78,30 @@ secondary_entry:
 7:  wfe
     b       7b
 
+/*
+ * Secondary CPUs released from a spin table (the Raspberry Pi firmware's stub,
+ * QEMU raspi4b's): they arrive with no context (x0 = 0), so the logical index is
+ * this CPU's position in hv_cpu_mpidrs, which the boot CPU filled and cleaned to
+ * memory before the release (we run with the MMU and caches off here). A CPU not
+ * in the table parks.
+ */
+.global spin_table_entry
+spin_table_entry:
+    mrs     x1, mpidr_el1
+    ldr     x2, =0xff00ffffff       /* Aff3..Aff0 */
+    and     x1, x1, x2
+    adrp    x2, hv_cpu_mpidrs
+    add     x2, x2, :lo12:hv_cpu_mpidrs
+    mov     x0, #0
+8:  ldr     x3, [x2, x0, lsl #3]
+    cmp     x3, x1
+    b.eq    secondary_entry
+    add     x0, x0, #1
+    cmp     x0, #8                  /* the table's length (HV_MAX_CPUS) */
+    b.lo    8b
+9:  wfe
+    b       9b
+
 /* sp = top of the 64 KiB stack of logical CPU x0. Clobbers x1, x2. */
 cpu_setup_stack:
     adrp    x1, __stacks_start
