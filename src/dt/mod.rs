@@ -20,6 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+#[cfg(test)]
+mod board_tests;
 mod guest_dtb;
 mod guests;
 mod machine;

@@ -10,6 +10,8 @@ use super::vcpu::{RunState, Vcpu};
 use super::{console, gic, heap, sched, vm};
 use crate::addr::{Ipa, PhysAddr, Range};
 use crate::arch::{self, cache, mmu, smc};
+use crate::board::{self, Board};
+use crate::bringup::{self, Start};
 use crate::dt::{self, GicVersion, MachineInfo};
 use crate::{cpreg, guest_image, memplan, println, stage2};
 use alloc::vec::Vec;
@@ -17,10 +19,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use spin::Once;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const BOARD: &str = env!("HV_BOARD_NAME");
-const DEBUG_UART_ALIAS: &str = env!("HV_BOARD_DEBUG_UART");
 
 static MACHINE: Once<MachineInfo<'static>> = Once::new();
+static BOARD: Once<&'static Board> = Once::new();
 static GUEST_IDS: Once<cpreg::GuestIds> = Once::new();
 static HOST_DTB: Once<&'static [u8]> = Once::new();
 static HYP_TIMER: AtomicU32 = AtomicU32::new(26);
@@ -30,6 +31,11 @@ static CPUS_ONLINE: AtomicUsize = AtomicUsize::new(1);
 /// The parsed host device tree.
 pub fn machine() -> Option<&'static MachineInfo<'static>> {
     MACHINE.get()
+}
+
+/// The board this Image recognised at boot (`generic` if none).
+pub fn board_name() -> &'static str {
+    BOARD.get().map_or("generic", |b| b.name)
 }
 
 /// The INTID of the EL2 physical timer (the scheduling tick).
@@ -55,7 +61,9 @@ fn stop(msg: core::fmt::Arguments) -> ! {
     arch::halt()
 }
 
-/// The device tree the boot loader passed, as a slice (its header gives the size).
+/// The device tree the boot loader passed, as a slice (its header gives the size),
+/// with any `FDT_NOP` tokens removed in place (QEMU's board models leave many:
+/// `dt::blob::strip_nops`).
 fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
     if dtb == 0 || dtb % 8 != 0 {
         return None;
@@ -70,8 +78,11 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: the header says the blob is `size` bytes; it stays in place for ever
-    // (its memory is never given to a guest).
-    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+    // (its memory is never given to a guest); nothing else uses it yet, so this
+    // one mutable borrow, for the compaction, is the only reference.
+    let blob = unsafe { core::slice::from_raw_parts_mut(dtb as *mut u8, size) };
+    dt::blob::strip_nops(blob).ok()?;
+    Some(blob)
 }
 
 #[no_mangle]
@@ -84,13 +95,13 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         Ok(info) => info,
         Err(_) => arch::halt(),
     };
-    let info = MACHINE.call_once(|| info);
-    HOST_DTB.call_once(|| dtb);
-    let debug = info
-        .resolve_alias(DEBUG_UART_ALIAS)
-        .or_else(|| info.stdout_uart());
+    // Nothing here takes a lock or another atomic read-modify-write: the MMU is
+    // off (DESIGN.md section 8).
+    let (board, matched) = board::select(info.compatible.iter());
+    let consoles = board::consoles(board, &info);
+    let debug = consoles.debug;
     if let Some(u) = debug {
-        console::set_debug_uart(u.base.0 as usize);
+        console::set_debug_uart(u.base.0 as usize, u.kind);
     }
     if el != 2 {
         stop(format_args!(
@@ -100,17 +111,11 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     }
     arch::set_cpu_index(0);
     println!();
-    println!("hv: hypervisor v{VERSION} (board {BOARD}) at EL2, image at {load_addr:#x}, DTB at {dtb_pa:#x}");
-    let guest_uart = info
-        .resolve_alias("serial0")
-        .filter(|g| Some(g.base) != debug.map(|d| d.base));
-    match debug {
-        Some(u) => println!(
-            "hv: debug console: {} ({} at {:#x})",
-            DEBUG_UART_ALIAS, u.path, u.base.0
-        ),
-        None => {}
-    }
+    println!(
+        "hv: hypervisor v{VERSION} (board {}) at EL2, image at {load_addr:#x}, DTB at {dtb_pa:#x}",
+        board.name
+    );
+    print_board(board, matched, &info, &consoles);
 
     // The image was loaded with the caches off: discard any stale lines over it before
     // they could be written back over our data.
@@ -118,11 +123,17 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     cache::invalidate_dcache(img_start, img_end - img_start);
     heap::init();
     let mut map = mmu::build(
-        &ram_ranges(info),
-        &device_ranges(info, debug.map(|u| u.base.0)),
+        &ram_ranges(&info),
+        &device_ranges(&info, [consoles.debug, consoles.guest]),
     );
     mmu::enable(&mut map);
     core::mem::forget(map);
+    let guest_uart = consoles.guest.map(|u| (u.base, u.kind, u.path.clone()));
+    let debug_path = debug.map(|u| u.path.clone());
+    let info = MACHINE.call_once(|| info);
+    HOST_DTB.call_once(|| dtb);
+    BOARD.call_once(|| board);
+    arch::smc::set_psci(bringup::firmware_psci(info).is_ok());
 
     print_machine(info);
     if let Some(us) = hv_option(info, "hv.slice_us") {
@@ -158,9 +169,9 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
 
     start_secondaries(info);
     let cpus = CPUS_ONLINE.load(Ordering::SeqCst);
-    let Some(guest_uart) = guest_uart else {
+    let Some((guest_base, guest_kind, guest_path)) = guest_uart else {
         stop(format_args!(
-            "no guest console: the device tree has no `serial0` PL011 apart from the debug UART"
+            "no console: the device tree names no UART this hypervisor has a driver for"
         ))
     };
     match build_vms(
@@ -168,14 +179,14 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         dtb,
         dtb_pa,
         cpus,
-        guest_uart.base.0,
-        guest_uart.path.as_str(),
-        debug.map(|u| u.path.as_str()),
+        guest_base.0,
+        guest_path.as_str(),
+        debug_path.as_ref().map(|p| p.as_str()),
     ) {
         Ok(vms) => {
             let vms = vm::install(vms);
             super::vgic::create(); // vGIC: one per VM (GICv2: GICV mapped at GICC).
-            console::set_guest_uart(guest_uart.base.0 as usize);
+            console::set_guest_uart(guest_base.0 as usize, guest_kind);
             let (used, free) = heap::usage();
             println!(
                 "hv: {} VM(s) ready; heap {} KiB used, {} KiB free",
@@ -268,14 +279,20 @@ fn ram_ranges(info: &MachineInfo) -> heapless::Vec<(usize, usize), 8> {
         .collect()
 }
 
-/// The devices the hypervisor drives itself, for its identity map.
-fn device_ranges(info: &MachineInfo, debug: Option<u64>) -> heapless::Vec<(usize, usize), 16> {
+/// The devices the hypervisor drives itself, for its identity map: its UARTs (each
+/// model's register window) and the GIC.
+fn device_ranges(
+    info: &MachineInfo,
+    uarts: [Option<&dt::UartInfo>; 2],
+) -> heapless::Vec<(usize, usize), 16> {
     let mut v = heapless::Vec::new();
-    let page = |a: u64, s: u64| ((a & !0xfff) as usize, ((s + 0xfff) & !0xfff) as usize);
-    for u in info.uarts.iter().filter(|u| u.enabled) {
-        if Some(u.base.0) == debug || u.aliases.contains(&"serial0") {
-            let _ = v.push(page(u.base.0, u.size.max(0x1000)));
-        }
+    let page = |a: u64, s: u64| {
+        let start = a & !0xfff;
+        let end = (a + s.max(1) + 0xfff) & !0xfff;
+        (start as usize, (end - start) as usize)
+    };
+    for u in uarts.into_iter().flatten() {
+        let _ = v.push(page(u.base.0, u.kind.window() as u64));
     }
     if let Some(g) = &info.gic {
         let _ = v.push(page(g.distributor.start.0, g.distributor.size));
@@ -290,6 +307,39 @@ fn device_ranges(info: &MachineInfo, debug: Option<u64>) -> heapless::Vec<(usize
         }
     }
     v
+}
+
+/// Says which board this is and which drivers run its consoles.
+fn print_board(
+    board: &Board,
+    matched: Option<&str>,
+    info: &MachineInfo,
+    consoles: &board::Consoles,
+) {
+    let why = match matched {
+        Some(c) => alloc::format!("({c})"),
+        None => alloc::format!(
+            "(no board file knows the root compatible \"{}\": the console is stdout-path's UART)",
+            info.compatible.first().unwrap_or("")
+        ),
+    };
+    match consoles.debug {
+        Some(u) => println!(
+            "hv: board {} {why}; debug console: {} at {:#x} ({})",
+            board.name, u.kind, u.base.0, u.path
+        ),
+        None => println!("hv: board {} {why}; no debug console", board.name),
+    }
+    match consoles.guest {
+        Some(_) if consoles.single_cable() => {
+            println!("hv: guest consoles: on the debug console's line (one serial cable)")
+        }
+        Some(u) => println!(
+            "hv: guest consoles: {} at {:#x} ({})",
+            u.kind, u.base.0, u.path
+        ),
+        None => {}
+    }
 }
 
 fn print_machine(info: &MachineInfo) {
@@ -319,11 +369,14 @@ fn print_machine(info: &MachineInfo) {
     }
 }
 
+/// Starts every other CPU the device tree lists, by PSCI or spin table
+/// (`crate::bringup` decides which), one at a time so logical indexes stay dense.
 fn start_secondaries(info: &MachineInfo) {
     let me = arch::mpidr();
-    let entry = arch::secondary_entry as *const () as usize;
+    arch::set_cpu_mpidr(0, me);
     let mut index = 1;
-    for cpu in info.cpus.iter().filter(|c| c.mpidr != me) {
+    let mut spin_table = false;
+    for cpu in bringup::secondaries(info, me) {
         if index >= sched::MAX_CPUS {
             println!(
                 "hv: cpu {:#x}: not used (at most {} CPUs)",
@@ -332,9 +385,26 @@ fn start_secondaries(info: &MachineInfo) {
             );
             continue;
         }
-        if let Err(e) = smc::cpu_on(cpu.mpidr, entry, index) {
-            println!("hv: cpu {:#x}: PSCI CPU_ON failed: {:?}", cpu.mpidr, e);
-            continue;
+        match cpu.start {
+            Start::Psci => {
+                let entry = arch::secondary_entry as *const () as usize;
+                if let Err(e) = smc::cpu_on(cpu.mpidr, entry, index) {
+                    println!("hv: cpu {:#x}: PSCI CPU_ON failed: {:?}", cpu.mpidr, e);
+                    continue;
+                }
+            }
+            Start::SpinTable(release) => {
+                spin_table = true;
+                arch::set_cpu_mpidr(index, cpu.mpidr);
+                let entry = arch::spin_table_entry as *const () as usize;
+                // SAFETY: the release address comes from this CPU's DT node; its page
+                // is RAM kept out of every guest (dt::ReservedKind::SpinTable).
+                unsafe { arch::release_spin_table(release.0 as usize, entry) };
+            }
+            Start::Unusable(why) => {
+                println!("hv: cpu {:#x}: not started: {why}", cpu.mpidr);
+                continue;
+            }
         }
         // Wait (bounded) until it is up, so indexes stay dense.
         let deadline = arch::timer::now() + arch::timer::frequency();
@@ -345,9 +415,15 @@ fn start_secondaries(info: &MachineInfo) {
             index += 1;
         } else {
             println!("hv: cpu {:#x}: did not come up within 1 s", cpu.mpidr);
+            // A spin-table CPU may still come later: it must not take this index.
+            arch::set_cpu_mpidr(index, u64::MAX);
         }
     }
-    println!("hv: {} CPU(s) online", CPUS_ONLINE.load(Ordering::SeqCst));
+    let how = if spin_table { "spin table" } else { "PSCI" };
+    println!(
+        "hv: {} CPU(s) online (secondaries started by {how})",
+        CPUS_ONLINE.load(Ordering::SeqCst)
+    );
 }
 
 /// Everything that can stop guests from starting, said plainly.
