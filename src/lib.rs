@@ -14,7 +14,10 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod board;
+pub mod bringup;
 pub mod cpreg;
+pub mod drivers;
 pub mod dt;
 pub mod esr;
 pub mod gdb;

@@ -130,7 +130,7 @@ fn execute(
                 out,
                 "hypervisor v{} on board {}",
                 super::boot::VERSION,
-                super::boot::BOARD
+                super::boot::board_name()
             ))?;
             if let Some(m) = super::boot::machine() {
                 w(writeln!(out, "machine: {}", m.model.unwrap_or("?")))?;

@@ -1,0 +1,131 @@
+//! Board selection and console choice on the boards' real DTBs: Debian's
+//! (as a board's firmware passes them, modulo its memory fix-ups) and QEMU's
+//! edited copies (what the QEMU tests boot with).
+#![forbid(unsafe_code)]
+
+use super::*;
+use crate::addr::PhysAddr;
+use crate::dt::{self, UartModel};
+
+pub const RPI4: &[u8] = include_bytes!("../../tests/fixtures/bcm2711-rpi-4-b.dtb");
+pub const ZCU102: &[u8] = include_bytes!("../../tests/fixtures/zynqmp-zcu102-rev1.0.dtb");
+pub const IMX8MP: &[u8] = include_bytes!("../../tests/fixtures/imx8mp-evk.dtb");
+pub const VIRT: &[u8] = include_bytes!("../../tests/fixtures/virt-gicv3.dtb");
+
+/// A QEMU dump with its NOPs removed, as the boot code does.
+pub fn qemu_dtb(raw: &[u8]) -> Vec<u8> {
+    let mut b = raw.to_vec();
+    dt::blob::strip_nops(&mut b).unwrap();
+    b
+}
+
+fn board_of(dtb: &[u8]) -> (&'static str, Option<String>) {
+    let m = dt::parse(dtb).unwrap();
+    let (b, c) = select(m.compatible.iter());
+    (b.name, c.map(str::to_owned))
+}
+
+#[test]
+fn every_board_file_is_in_the_table() {
+    let mut names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+    names.sort();
+    assert_eq!(names, ["imx8mp", "qemu-virt", "rpi4", "zcu102"]);
+}
+
+#[test]
+fn boards_are_recognised_by_the_root_compatible() {
+    assert_eq!(
+        board_of(RPI4),
+        ("rpi4", Some("raspberrypi,4-model-b".into()))
+    );
+    assert_eq!(
+        board_of(ZCU102),
+        ("zcu102", Some("xlnx,zynqmp-zcu102".into()))
+    );
+    assert_eq!(board_of(IMX8MP), ("imx8mp", Some("fsl,imx8mp-evk".into())));
+    assert_eq!(
+        board_of(VIRT),
+        ("qemu-virt", Some("linux,dummy-virt".into()))
+    );
+    let (b, c) = select(["acme,board", "acme,soc"]);
+    assert_eq!((b, c), (&GENERIC, None));
+}
+
+fn consoles_of(dtb: &[u8]) -> (Option<(UartModel, u64)>, Option<(UartModel, u64)>, bool) {
+    let m = dt::parse(dtb).unwrap();
+    let (b, _) = select(m.compatible.iter());
+    let c = consoles(b, &m);
+    let f = |u: Option<&dt::UartInfo>| u.map(|u| (u.kind, u.base.0));
+    (f(c.debug), f(c.guest), c.single_cable())
+}
+
+#[test]
+fn rpi4_keeps_the_mini_uart_and_has_one_cable() {
+    let mini = Some((UartModel::Bcm2835Aux, 0xfe21_5040));
+    assert_eq!(consoles_of(RPI4), (mini, mini, true));
+    assert_eq!(
+        consoles_of(&qemu_dtb(include_bytes!(
+            "../../tests/fixtures/qemu-raspi4b.dtb"
+        ))),
+        (mini, mini, true)
+    );
+}
+
+#[test]
+fn zcu102_splits_its_two_cadence_uarts() {
+    let want = (
+        Some((UartModel::Cadence, 0xff01_0000)),
+        Some((UartModel::Cadence, 0xff00_0000)),
+        false,
+    );
+    assert_eq!(consoles_of(ZCU102), want);
+    assert_eq!(
+        consoles_of(&qemu_dtb(include_bytes!(
+            "../../tests/fixtures/qemu-xlnx-zcu102.dtb"
+        ))),
+        want
+    );
+}
+
+#[test]
+fn imx8mp_keeps_uart2_and_has_one_cable() {
+    let uart2 = Some((UartModel::Imx, 0x3089_0000));
+    assert_eq!(consoles_of(IMX8MP), (uart2, uart2, true));
+    assert_eq!(
+        consoles_of(&qemu_dtb(include_bytes!(
+            "../../tests/fixtures/qemu-imx8mp-evk.dtb"
+        ))),
+        (uart2, uart2, true)
+    );
+}
+
+#[test]
+fn qemu_virt_keeps_todays_split() {
+    assert_eq!(
+        consoles_of(VIRT),
+        (
+            Some((UartModel::Pl011, 0x904_0000)),
+            Some((UartModel::Pl011, 0x900_0000)),
+            false
+        )
+    );
+}
+
+#[test]
+fn a_missing_alias_falls_back_to_stdout_path() {
+    let m = dt::parse(VIRT).unwrap();
+    let board = Board {
+        name: "x",
+        compatible: &[],
+        debug_uart: Some(UartChoice::Alias("serial7")),
+        guest_uart: Some(UartChoice::Alias("serial9")),
+    };
+    let c = consoles(&board, &m);
+    assert_eq!(c.debug.map(|u| u.base), Some(PhysAddr(0x900_0000)));
+    assert!(c.single_cable());
+    // The generic rule on a board DTB: stdout-path, one cable.
+    let m = dt::parse(ZCU102).unwrap();
+    let c = consoles(&GENERIC, &m);
+    assert_eq!(c.debug.map(|u| u.base), Some(PhysAddr(0xff00_0000)));
+    assert!(c.single_cable());
+}
