@@ -316,13 +316,21 @@ fn print_board(
     info: &MachineInfo,
     consoles: &board::Consoles,
 ) {
-    let why = match matched {
-        Some(c) => alloc::format!("({c})"),
-        None => alloc::format!(
-            "(no board file knows the root compatible \"{}\": the console is stdout-path's UART)",
-            info.compatible.first().unwrap_or("")
-        ),
-    };
+    // No allocation: the heap is not up yet.
+    struct Why<'a>(Option<&'a str>, Option<&'a str>);
+    impl core::fmt::Display for Why<'_> {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                Why(Some(c), _) => write!(f, "({c})"),
+                Why(None, root) => write!(
+                    f,
+                    "(no board file knows the root compatible \"{}\": the console is stdout-path's UART)",
+                    root.unwrap_or("")
+                ),
+            }
+        }
+    }
+    let why = Why(matched, info.compatible.first());
     match consoles.debug {
         Some(u) => println!(
             "hv: board {} {why}; debug console: {} at {:#x} ({})",
