@@ -164,6 +164,9 @@ fn execute(
             ))
         }
         Command::Vms => {
+            if vm::all().is_empty() {
+                w(writeln!(out, "no VMs"))?;
+            }
             for vm in vm::all() {
                 w(writeln!(
                     out,

@@ -106,8 +106,15 @@ pub struct Builder {
     machine: String,
     smp: u32,
     memory: String,
-    gic: u8,
-    cpu: String,
+    /// `gic-version=N`, for machines with the option (`virt`).
+    gic: Option<u8>,
+    cpu: Option<String>,
+    /// `-accel` (the board file's, e.g. raspi4b's `tcg,thread=single`).
+    accel: Option<String>,
+    /// `-dtb`: a board model's DTB (Debian's, with the board file's fix-ups).
+    dtb: Option<PathBuf>,
+    /// `-append`: the hypervisor's own command line.
+    append: Option<String>,
     modules: Vec<Module>,
     extra: Vec<String>,
 }
@@ -118,8 +125,11 @@ pub fn qemu() -> Builder {
         machine: "virt,virtualization=on".into(),
         smp: 2,
         memory: "1G".into(),
-        gic: 3,
-        cpu: "max".into(),
+        gic: Some(3),
+        cpu: Some("max".into()),
+        accel: None,
+        dtb: None,
+        append: None,
         modules: Vec::new(),
         extra: Vec::new(),
     }
@@ -147,11 +157,56 @@ impl Builder {
         self
     }
     pub fn gic(mut self, v: u8) -> Self {
-        self.gic = v;
+        self.gic = Some(v);
         self
     }
     pub fn cpu(mut self, c: &str) -> Self {
-        self.cpu = c.into();
+        self.cpu = Some(c.into());
+        self
+    }
+    /// The hypervisor's command line (QEMU `-append`), e.g. `hv.stay=1`.
+    pub fn append(mut self, a: &str) -> Self {
+        self.append = Some(a.into());
+        self
+    }
+    /// The QEMU line of `boards/<name>/board.toml` (machine, accel, CPUs, memory,
+    /// GIC and CPU options where the machine has them) and its DTB as `cargo xtask
+    /// test` prepared it (`$HV_BOARD_DTBS/<name>/board.dtb`). The board's serial
+    /// lines: `-serial` #0 is `q.guest`, #1 (the hypervisor's) `q.debug`.
+    pub fn board(mut self, name: &str) -> Self {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("boards")
+            .join(name)
+            .join("board.toml");
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let t: toml::Table = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let q = t["qemu"].as_table().expect("[qemu] in a board file");
+        let s = |k: &str| q.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let n = |k: &str| q.get(k).and_then(|v| v.as_integer());
+        self.machine = s("machine").expect("qemu.machine");
+        self.gic = n("gic").map(|g| g as u8);
+        self.cpu = s("cpu");
+        self.accel = s("accel");
+        self.smp = n("smp").expect("qemu.smp") as u32;
+        self.memory = s("memory").expect("qemu.memory");
+        assert_eq!(
+            (n("serials"), n("debug_serial")),
+            (Some(2), Some(1)),
+            "{}: the harness connects two serial lines, the second the hypervisor's",
+            file.display()
+        );
+        if q.contains_key("dtb") {
+            let dtb = env_path("HV_BOARD_DTBS").join(name).join("board.dtb");
+            assert!(
+                dtb.is_file(),
+                "{} is missing: `cargo xtask test` prepares it",
+                dtb.display()
+            );
+            self.dtb = Some(dtb);
+        }
         self
     }
     pub fn vm(mut self, m: Module) -> Self {
@@ -168,17 +223,25 @@ impl Builder {
         let ports = [free_port(), free_port()];
         let mut cmd =
             Command::new(std::env::var("HV_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()));
-        cmd.arg("-M")
-            .arg(format!("{},gic-version={}", self.machine, self.gic))
-            .args([
-                "-cpu",
-                &self.cpu,
-                "-smp",
-                &self.smp.to_string(),
-                "-m",
-                &self.memory,
-            ])
-            .args(["-display", "none", "-monitor", "none", "-no-reboot"]);
+        match self.gic {
+            Some(gic) => cmd
+                .arg("-M")
+                .arg(format!("{},gic-version={gic}", self.machine)),
+            None => cmd.arg("-M").arg(&self.machine),
+        };
+        if let Some(cpu) = &self.cpu {
+            cmd.args(["-cpu", cpu]);
+        }
+        if let Some(accel) = &self.accel {
+            cmd.args(["-accel", accel]);
+        }
+        cmd.args(["-smp", &self.smp.to_string(), "-m", &self.memory])
+            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            // Board models with sound devices otherwise probe the host's audio.
+            .env("QEMU_AUDIO_DRV", "none");
+        if let Some(dtb) = &self.dtb {
+            cmd.arg("-dtb").arg(dtb);
+        }
         for (i, port) in ports.iter().enumerate() {
             // wait=on: QEMU starts the machine only once both consoles are connected,
             // so not a byte of output is lost.
@@ -191,6 +254,9 @@ impl Builder {
         }
         cmd.arg("-kernel")
             .arg(self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE")));
+        if let Some(a) = &self.append {
+            cmd.arg("-append").arg(a);
+        }
         let mut addr: u64 = 0x5000_0000;
         let align = |v: u64| (v + (2 << 20) - 1) & !((2 << 20) - 1);
         for m in &self.modules {

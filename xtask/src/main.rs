@@ -11,6 +11,7 @@ mod board;
 mod build;
 mod fuzz;
 mod linux;
+mod linux_generic;
 mod qemu;
 mod setup;
 mod snapshot;
@@ -261,10 +262,10 @@ fn guests_in_order(args: &RunArgs, m: &ArgMatches) -> Result<Vec<qemu::Guest>, S
 
 fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
     setup::setup()?;
-    let image = build::hypervisor(&args.board)?;
     let board = board::Board::load(&args.board)?;
+    let image = build::hypervisor(&args.board)?;
     let mut guests = guests_in_order(&args, m)?;
-    if guests.is_empty() {
+    if guests.is_empty() && board.takes_modules() {
         let images = build::guests()?;
         guests.push(qemu::Guest {
             kernel: images.join("demo.img"),
@@ -278,14 +279,25 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
             }
         }
     }
+    let dtb = board_dtb(&board)?;
+    // A board model without guests: the hypervisor stays up at its console.
+    let append = (guests.is_empty()).then(|| "hv.stay=1".to_string());
+    if args.gic.is_some() && board.qemu.gic.is_none() {
+        return Err(format!(
+            "board `{}`: its GIC is fixed ({}), --gic applies to qemu-virt",
+            board.name, board.qemu.machine
+        ));
+    }
     let machine = qemu::Machine {
         smp: args.smp.unwrap_or(board.qemu.smp),
         memory: args
             .mem
             .clone()
             .unwrap_or_else(|| board.qemu.memory.clone()),
-        gic: args.gic.unwrap_or(board.qemu.gic),
-        cpu: args.cpu.clone().unwrap_or_else(|| board.qemu.cpu.clone()),
+        gic: args.gic.or(board.qemu.gic),
+        cpu: args.cpu.clone().or_else(|| board.qemu.cpu.clone()),
+        dtb,
+        append,
     };
     let serial = match args.debug_port {
         Some(port) => {
@@ -312,6 +324,16 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
     }
 }
 
+/// The board's DTB for `-dtb` (Debian's, fetched and cached, with the board
+/// file's fix-ups), or `None` when QEMU builds its own (`virt`).
+fn board_dtb(board: &board::Board) -> Result<Option<PathBuf>, String> {
+    if board.qemu.dtb.is_none() {
+        return Ok(None);
+    }
+    let generic = linux_generic::fetch(&root(), &board::all_dtbs()?)?;
+    board.prepare_dtb(&generic.dtbs)
+}
+
 fn test(filter: Option<String>) -> Result<(), String> {
     setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
@@ -320,6 +342,12 @@ fn test(filter: Option<String>) -> Result<(), String> {
     let linux = linux::fetch(&root())?;
     let root = root();
     let qemu = board::Board::load("qemu-virt")?.qemu.binary;
+    // The dev boards' DTBs for their QEMU models (tests/boards.rs), each left at
+    // target/images/<board>/board.dtb.
+    let generic = linux_generic::fetch(&root, &board::all_dtbs()?)?;
+    for name in board::all() {
+        board::Board::load(&name)?.prepare_dtb(&generic.dtbs)?;
+    }
     // The QEMU tests run `cargo xtask snapshot` (and more) as a user would: this
     // very executable, not a second build of it.
     let xtask =
@@ -332,7 +360,10 @@ fn test(filter: Option<String>) -> Result<(), String> {
             .env("HV_IMAGE", &image)
             .env("HV_GUESTS", &guests)
             .env("HV_QEMU", &qemu)
-            .env("HV_XTASK", &xtask);
+            .env("HV_XTASK", &xtask)
+            .env("HV_BOARD_DTBS", root.join("target/images"))
+            .env("HV_LINUX_GENERIC_KERNEL", &generic.kernel)
+            .env("HV_LINUX_GENERIC_VERSION", &generic.version);
         cmd.env("HV_LINUX_KERNEL", &linux.kernel)
             .env("HV_LINUX_INITRD", &linux.initrd)
             .env("HV_LINUX_VERSION", &linux.version);
