@@ -24,6 +24,7 @@ pub mod gdb;
 pub mod guest_image;
 pub mod memplan;
 pub mod psci;
+pub mod serial_mux;
 pub mod shell;
 pub mod snapshot;
 pub mod stage1;

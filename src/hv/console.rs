@@ -4,6 +4,12 @@
 //! Cadence, i.MX), driven through the portable drivers in `crate::drivers::uart`
 //! (chosen by `compatible`); the two may be different models.
 //!
+//! On a board with one serial cable (the guest console's UART is the debug UART)
+//! both share the line through `crate::serial_mux`: guest output passes through,
+//! three `Ctrl-]` switch where typed input goes (the hypervisor's console, where
+//! GDB can still take the line, or a VM), and while GDB owns the line guest output
+//! is held. With two UARTs, the split stays as it was.
+//!
 //! Before the MMU is on, no lock can be taken (exclusives need cacheable memory), so
 //! early output goes straight to the device; only the boot CPU runs then. Guest
 //! output only exists once guests run, long after the MMU is on. The console stays
@@ -11,6 +17,7 @@
 
 use crate::arch::mmio::DeviceMmio;
 use crate::drivers::uart::{Model, Uart};
+use crate::serial_mux::{Event, InputMux, OutputMux, Target, Writer};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::Mutex;
@@ -55,8 +62,14 @@ const MODELS: [Model; 4] = [Model::Pl011, Model::Bcm2835Aux, Model::Cadence, Mod
 
 static DEBUG: Slot = Slot::new();
 static GUEST: Slot = Slot::new();
-static DEBUG_LOCK: Mutex<()> = Mutex::new(());
+/// The debug line: its lock, and who wrote last (a line break goes between a
+/// guest's half line and a hypervisor message when both share it).
+static LINE: Mutex<OutputMux> = Mutex::new(OutputMux::new());
 static GUEST_LOCK: Mutex<()> = Mutex::new(());
+/// One cable: where typed input goes, and what was typed for whom.
+static INPUT: Mutex<InputMux> = Mutex::new(InputMux::new());
+static HV_INPUT: Mutex<heapless::Deque<u8, 64>> = Mutex::new(heapless::Deque::new());
+static VM_INPUT: Mutex<heapless::Deque<(usize, u8), 64>> = Mutex::new(heapless::Deque::new());
 
 /// Sets and initialises the debug UART (its registers: the firmware's baud rate
 /// and format kept, FIFOs on, interrupts masked).
@@ -67,14 +80,26 @@ pub fn set_debug_uart(base: usize, model: Model) {
     }
 }
 
-/// Sets the guest console's UART; initialises it unless it is the debug UART.
+/// Sets the guest console's UART; initialises it unless it is the debug UART (one
+/// serial cable: guests' output and input then share the debug line).
 pub fn set_guest_uart(base: usize, model: Model) {
     GUEST.set(base, model);
-    if base != DEBUG.base.load(Ordering::Relaxed) {
+    if !single_cable() {
         if let Some(u) = GUEST.uart() {
             u.init();
         }
     }
+}
+
+/// How many VMs typed input can be switched to (one serial cable).
+pub fn set_vms(vms: usize) {
+    INPUT.lock().set_vms(vms);
+}
+
+/// The guests' consoles share the debug UART's line.
+pub fn single_cable() -> bool {
+    let g = GUEST.base.load(Ordering::Relaxed);
+    g != 0 && g == DEBUG.base.load(Ordering::Relaxed)
 }
 
 /// Writes `s` with each `\n` as `\r\n`, for terminals.
@@ -87,6 +112,22 @@ fn write_crlf(u: &Uart<DeviceMmio>, s: &[u8]) {
     }
 }
 
+/// The debug line as a `fmt::Write`, for a writer, with the line's state.
+struct Line<'a> {
+    uart: &'a Uart<DeviceMmio>,
+    mux: &'a mut OutputMux,
+}
+
+impl Write for Line<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let u = self.uart;
+        self.mux
+            .write(Writer::Hypervisor, s.as_bytes(), |b| write_crlf(u, b));
+        Ok(())
+    }
+}
+
+/// Straight to the device, no state: before the MMU is on, and when crashing.
 struct Raw<'a>(&'a Uart<DeviceMmio>);
 
 impl Write for Raw<'_> {
@@ -114,11 +155,16 @@ impl Write for Hold<'_> {
     }
 }
 
-/// Hands the debug UART to GDB (messages are held) or takes it back (the held
-/// messages are printed, with how many bytes did not fit).
+/// Hands the debug UART to GDB (messages, and guests' output on a shared line, are
+/// held; typed bytes are all GDB's) or takes it back (the held output is printed,
+/// with how many bytes did not fit).
 pub fn set_gdb_mode(on: bool) {
+    INPUT.lock().set_gdb(on);
     if on {
         GDB_MODE.store(true, Ordering::SeqCst);
+        if let Some(u) = DEBUG.uart() {
+            LINE.lock().set_gdb(true, b"", |b| write_crlf(&u, b));
+        }
         return;
     }
     GDB_MODE.store(false, Ordering::SeqCst);
@@ -136,13 +182,19 @@ pub fn set_gdb_mode(on: bool) {
             "hv: ({lost} more bytes of messages were dropped)\n"
         ));
     }
+    if let Some(u) = DEBUG.uart() {
+        LINE.lock()
+            .set_gdb(false, b"hv: guest output while GDB was attached:\n", |b| {
+                write_crlf(&u, b)
+            });
+    }
 }
 
 /// Writes bytes to the debug UART as they are (the GDB stub's packets).
 pub fn debug_write_raw(bytes: &[u8]) {
     let Some(u) = DEBUG.uart() else { return };
-    let _g = DEBUG_LOCK.lock();
-    u.write_all(bytes);
+    LINE.lock()
+        .write(Writer::Hypervisor, bytes, |b| u.write_all(b));
 }
 
 /// Prints to the debug console; the `println!` macro lands here.
@@ -153,8 +205,12 @@ pub fn print(args: fmt::Arguments) {
         return;
     }
     if crate::arch::mmu::is_on() {
-        let _g = DEBUG_LOCK.lock();
-        let _ = Raw(&u).write_fmt(args);
+        let mut mux = LINE.lock();
+        let _ = Line {
+            uart: &u,
+            mux: &mut mux,
+        }
+        .write_fmt(args);
     } else {
         let _ = Raw(&u).write_fmt(args);
     }
@@ -168,10 +224,51 @@ pub fn print_unlocked(args: fmt::Arguments) {
     }
 }
 
-/// A byte typed on the debug console, if any.
+/// One cable: reads what was typed and sorts it by target (the hypervisor's
+/// console or a VM), saying so when three `Ctrl-]` switch the target.
+fn pump() {
+    let Some(u) = DEBUG.uart() else { return };
+    let mut switched = None;
+    let vms;
+    {
+        let mut input = INPUT.lock();
+        vms = input.vms();
+        let (mut hv, mut vm) = (HV_INPUT.lock(), VM_INPUT.lock());
+        while !hv.is_full() && !vm.is_full() {
+            let Some(b) = u.read_byte() else { break };
+            input.input(b, |e| match e {
+                Event::Hypervisor(b) => {
+                    let _ = hv.push_back(b);
+                }
+                Event::Vm(n, b) => {
+                    let _ = vm.push_back((n, b));
+                }
+                Event::Switched(t) => switched = Some(t),
+            });
+        }
+    }
+    match switched {
+        Some(Target::Vm(n)) => print(format_args!(
+            "\nhv: typed input goes to vm{n} now (Ctrl-] three times: the next one)\n"
+        )),
+        Some(Target::Hypervisor) if vms == 0 => print(format_args!(
+            "\nhv: no VM to switch typed input to: it stays with the hypervisor console\n"
+        )),
+        Some(Target::Hypervisor) => print(format_args!(
+            "\nhv: typed input goes to the hypervisor console now (Ctrl-] three times: the next one)\n"
+        )),
+        None => {}
+    }
+}
+
+/// A byte typed on the debug console, if any (one cable: if input goes there).
 pub fn debug_read() -> Option<u8> {
+    if single_cable() {
+        pump();
+        return HV_INPUT.lock().pop_front();
+    }
     let u = DEBUG.uart()?;
-    let _g = DEBUG_LOCK.lock();
+    let _g = INPUT.lock();
     u.read_byte()
 }
 
@@ -181,16 +278,18 @@ pub fn with_debug_locked(f: impl FnOnce(&mut dyn Write) -> fmt::Result) -> fmt::
     let Some(u) = DEBUG.uart() else {
         return Ok(());
     };
-    let _g = DEBUG_LOCK.lock();
-    f(&mut Raw(&u))
+    let mut mux = LINE.lock();
+    f(&mut Line {
+        uart: &u,
+        mux: &mut mux,
+    })
 }
 
 /// A byte from the debug console, waiting up to `ticks` counter ticks.
 pub fn debug_read_wait(ticks: u64) -> Option<u8> {
-    let u = DEBUG.uart()?;
     let deadline = crate::arch::timer::now() + ticks;
     loop {
-        if let Some(b) = u.read_byte() {
+        if let Some(b) = debug_read() {
             return Some(b);
         }
         if crate::arch::timer::now() > deadline {
@@ -210,18 +309,31 @@ impl Write for DebugOut {
     }
 }
 
-/// Writes guest output bytes to the guest console.
+/// Writes guest output bytes to the guest console (one cable: onto the shared
+/// line, held while GDB owns it).
 pub fn guest_write(bytes: &[u8]) {
+    if single_cable() {
+        let Some(u) = DEBUG.uart() else { return };
+        LINE.lock()
+            .write(Writer::Guest, bytes, |b| write_crlf(&u, b));
+        return;
+    }
     let Some(u) = GUEST.uart() else { return };
     let _g = GUEST_LOCK.lock();
     write_crlf(&u, bytes);
 }
 
-/// A byte typed on the guest console, if any.
-pub fn guest_read() -> Option<u8> {
+/// A byte typed for a guest, and the VM it is for: with two UARTs, whatever was
+/// typed on the guest console, for VM 0; with one cable, what was typed while
+/// input went to a VM.
+pub fn guest_input() -> Option<(usize, u8)> {
+    if single_cable() {
+        pump();
+        return VM_INPUT.lock().pop_front();
+    }
     let u = GUEST.uart()?;
     let _g = GUEST_LOCK.lock();
-    u.read_byte()
+    u.read_byte().map(|b| (0, b))
 }
 
 #[macro_export]

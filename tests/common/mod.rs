@@ -117,6 +117,9 @@ pub struct Builder {
     append: Option<String>,
     modules: Vec<Module>,
     extra: Vec<String>,
+    /// One `-serial` line only (one serial cable): `q.debug` is that line, and
+    /// `q.guest` stays empty.
+    one_serial: bool,
 }
 
 pub fn qemu() -> Builder {
@@ -132,6 +135,7 @@ pub fn qemu() -> Builder {
         append: None,
         modules: Vec::new(),
         extra: Vec::new(),
+        one_serial: false,
     }
 }
 
@@ -162,6 +166,12 @@ impl Builder {
     }
     pub fn cpu(mut self, c: &str) -> Self {
         self.cpu = Some(c.into());
+        self
+    }
+    /// One serial line: on `virt` the hypervisor then has no `serial1` and shares
+    /// `serial0` with the guests (one serial cable). It is `q.debug`.
+    pub fn one_serial(mut self) -> Self {
+        self.one_serial = true;
         self
     }
     /// The hypervisor's command line (QEMU `-append`), e.g. `hv.stay=1`.
@@ -220,7 +230,11 @@ impl Builder {
 
     /// Starts QEMU and connects to both consoles.
     pub fn start(self) -> Qemu {
-        let ports = [free_port(), free_port()];
+        let ports = if self.one_serial {
+            vec![free_port()]
+        } else {
+            vec![free_port(), free_port()]
+        };
         let mut cmd =
             Command::new(std::env::var("HV_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()));
         match self.gic {
@@ -289,14 +303,17 @@ impl Builder {
         let qemu_out = Console::capture_pipe(child.stderr.take().unwrap());
         let _ = Console::capture_pipe(child.stdout.take().unwrap());
         let mut guest = Console::new();
-        guest.connect(ports[0], &mut child, &qemu_out, Duration::from_secs(30));
+        if !self.one_serial {
+            guest.connect(ports[0], &mut child, &qemu_out, Duration::from_secs(30));
+        }
+        let debug_port = *ports.last().unwrap();
         let mut debug = Console::new();
-        debug.connect(ports[1], &mut child, &qemu_out, Duration::from_secs(30));
+        debug.connect(debug_port, &mut child, &qemu_out, Duration::from_secs(30));
         Qemu {
             child,
             guest,
             debug,
-            debug_port: ports[1],
+            debug_port,
             qemu_out,
             line,
         }
