@@ -10,7 +10,7 @@
 //! (the same one on a board with one serial cable).
 #![forbid(unsafe_code)]
 
-use crate::dt::{MachineInfo, UartInfo};
+use crate::dt::{EmulatedUart, MachineInfo, UartInfo};
 
 /// How a board names a UART.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,24 @@ pub fn consoles<'m, 'a>(board: &Board, info: &'m MachineInfo<'a>) -> Consoles<'m
         .filter(|g| debug.is_none_or(|d| d.base != g.base))
         .or(debug);
     Consoles { debug, guest }
+}
+
+/// Where every guest's emulated PL011 sits, and its interrupt: **the 4 KiB page
+/// of the physical UART that carries the guests' consoles, and that UART's
+/// SPI** (QEMU `virt`: `0x09000000`, SPI 1, so programs built for `virt` run
+/// unchanged; rpi4: `0xfe215000`, the mini-UART's page, SPI 93; zcu102:
+/// `0xff000000`, SPI 21; imx8mp: `0x30890000`, SPI 27). That page is a device
+/// the hypervisor keeps for itself, so it is never guest RAM (RAM is not
+/// there), never another host device a guest could be given (the hypervisor
+/// keeps the whole page, so devices sharing it, like the Pi's SPI1/SPI2 beside
+/// the mini-UART, are not assignable), and the SPI is one no device of a guest
+/// raises.
+pub fn emulated_uart(consoles: &Consoles) -> Option<EmulatedUart> {
+    let u = consoles.guest?;
+    Some(EmulatedUart {
+        ipa: u.base.0 & !0xfff,
+        intid: u.irq.map(|i| i.intid).filter(|&i| i >= 32),
+    })
 }
 
 #[cfg(test)]

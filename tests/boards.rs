@@ -69,3 +69,68 @@ fn imx8mp_boots_on_4_cpus_by_psci_on_uart2() {
         .expect_debug("hv: 4 CPU(s) online (secondaries started by PSCI)");
     console_answers(&mut q, "imx8mp");
 }
+
+/// Three `Ctrl-]` (the one-cable switch key, `serial_mux`).
+const SWITCH: &[u8] = &[0x1d, 0x1d, 0x1d];
+
+#[test]
+fn imx8mp_one_cable_console_keeps_input_without_guests() {
+    let mut q = boot("imx8mp");
+    q.expect_debug("hv: guest consoles: on the debug console's line (one serial cable); Ctrl-] three times switches typed input");
+    q.expect_debug("hv: no VM is left; staying up");
+    q.debug.write(b"info\r");
+    q.expect_debug("hypervisor v");
+    // Fewer than three Ctrl-] are typed input like any other byte: the line
+    // editor ignores them and the command still runs.
+    q.debug.write(&[0x1d]);
+    q.debug.write(b"vms\r");
+    q.expect_debug("no VMs");
+    q.debug.write(SWITCH);
+    q.expect_debug("hv: no VM to switch typed input to: it stays with the hypervisor console");
+    q.debug.write(b"help\r");
+    q.expect_debug("vtop");
+}
+
+#[test]
+fn one_cable_switches_typed_input_between_the_hypervisor_and_a_guest() {
+    // QEMU virt with a single serial line: no `serial1`, so the hypervisor keeps
+    // stdout-path's PL011 and shares it with the guest.
+    let mut q = qemu()
+        .one_serial()
+        .smp(2)
+        .vm(crate::common::module(crate::common::guest("echo")))
+        .start();
+    q.expect_debug("on the debug console's line (one serial cable)")
+        .expect_debug("echo: waiting for input");
+    // Input starts at the hypervisor's console.
+    q.debug.write(b"vms\r");
+    q.expect_debug("vm0: running");
+    q.debug.write(SWITCH);
+    q.expect_debug("hv: typed input goes to vm0 now");
+    q.debug.write(b"a");
+    q.expect_debug("echo: got 'a'");
+    // A lone Ctrl-] reaches the guest too.
+    q.debug.write(&[0x1d, b'b']);
+    q.expect_debug("echo: got 0x1d")
+        .expect_debug("echo: got 'b'");
+    q.debug.write(SWITCH);
+    q.expect_debug("hv: typed input goes to the hypervisor console now");
+    q.debug.write(b"info\r");
+    q.expect_debug("cpus: 2 (2 online)");
+    q.check(
+        !q.debug.contains("echo: got 'i'"),
+        "typed input for the hypervisor reached the guest",
+    );
+    // GDB can still take the line while input is the hypervisor's.
+    q.debug.write(b"$?#3f");
+    q.expect_debug("$T05");
+    q.debug.write(b"+$D#44");
+    q.expect_debug("$OK#9a");
+    q.debug.write(b"\r");
+    q.debug.write(SWITCH);
+    q.expect_debug("hv: typed input goes to vm0 now");
+    q.debug.write(b"q");
+    q.expect_debug("echo: PASS")
+        .expect_debug("vm0: powered off (system-off)");
+    q.expect_clean_exit();
+}

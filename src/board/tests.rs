@@ -129,3 +129,99 @@ fn a_missing_alias_falls_back_to_stdout_path() {
     assert_eq!(c.debug.map(|u| u.base), Some(PhysAddr(0xff00_0000)));
     assert!(c.single_cable());
 }
+
+#[test]
+fn the_emulated_uart_takes_the_guest_console_uarts_page_and_spi() {
+    let want = [
+        (VIRT.to_vec(), 0x900_0000, Some(32 + 1)),
+        (RPI4.to_vec(), 0xfe21_5000, Some(32 + 93)),
+        (ZCU102.to_vec(), 0xff00_0000, Some(32 + 21)),
+        (IMX8MP.to_vec(), 0x3089_0000, Some(32 + 27)),
+    ];
+    for (dtb, ipa, intid) in want {
+        let m = dt::parse(&dtb).unwrap();
+        let (b, _) = select(m.compatible.iter());
+        let u = emulated_uart(&consoles(b, &m)).unwrap();
+        assert_eq!((u.ipa, u.intid), (ipa, intid), "{}", b.name);
+        // Never in RAM.
+        assert!(
+            m.memory.iter().all(|r| !r.contains(PhysAddr(ipa))),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[test]
+fn a_guest_dtb_on_each_board_has_the_emulated_pl011_and_no_host_uart() {
+    for (name, dtb) in [
+        ("rpi4", RPI4),
+        ("zcu102", ZCU102),
+        ("imx8mp", IMX8MP),
+        ("qemu-virt", VIRT),
+    ] {
+        let m = dt::parse(dtb).unwrap();
+        let (b, _) = select(m.compatible.iter());
+        let c = consoles(b, &m);
+        let u = emulated_uart(&c).unwrap();
+        let hidden: Vec<&str> = c.debug.iter().map(|d| d.path.as_str()).collect();
+        let ram = crate::addr::Range::new(crate::addr::Ipa(0x4000_0000), 0x1000_0000);
+        let g = dt::guest_dtb(
+            dtb,
+            &m,
+            &dt::GuestDtbParams {
+                vcpus: 2,
+                ram,
+                bootargs: Some("console=ttyAMA0"),
+                initrd: None,
+                console_path: c.guest.unwrap().path.as_str(),
+                hidden_paths: &hidden,
+                uart: Some(u),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let gm = dt::parse(&g).unwrap();
+        // Exactly one UART: the emulated PL011, the guest's stdout and serial0.
+        let uarts: Vec<_> = gm
+            .uarts
+            .iter()
+            .map(|x| (x.kind, x.base.0, x.enabled))
+            .collect();
+        assert_eq!(uarts, [(UartModel::Pl011, u.ipa, true)], "{name}");
+        let uart = &gm.uarts[0];
+        assert_eq!(gm.stdout_uart().map(|x| x.base.0), Some(u.ipa), "{name}");
+        assert_eq!(
+            gm.resolve_alias("serial0").map(|x| x.base.0),
+            Some(u.ipa),
+            "{name}"
+        );
+        assert_eq!(uart.irq.map(|i| i.intid), u.intid, "{name}");
+        assert_eq!(uart.clock_hz, Some(24_000_000), "{name}: apb_pclk");
+        assert_eq!(
+            gm.memory.as_slice(),
+            &[crate::addr::Range::new(PhysAddr(ram.start.0), ram.size)],
+            "{name}"
+        );
+        assert_eq!(gm.cpus.len(), 2);
+        assert_eq!(
+            gm.psci.map(|p| p.method),
+            Some(dt::PsciMethod::Hvc),
+            "{name}"
+        );
+        assert!(gm.gic.is_some() && gm.timer.is_some(), "{name}");
+        let f = fdt::Fdt::new(&g).unwrap();
+        let clk = f.find_node("/apb-pclk").unwrap();
+        let names: Vec<&str> = f
+            .find_node(&dt::emulated_uart_path(&u))
+            .unwrap()
+            .property("clock-names")
+            .unwrap()
+            .value
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| core::str::from_utf8(s).unwrap())
+            .collect();
+        assert_eq!(names, ["uartclk", "apb_pclk"]);
+        assert!(clk.property("phandle").is_some());
+    }
+}

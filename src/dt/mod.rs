@@ -30,8 +30,8 @@ pub mod props;
 mod tests;
 
 pub use guest_dtb::{
-    guest_dtb, GuestDtbParams, Keep, KeepRule, Match, PropMatch, PropRule, DROPPED_PROPS,
-    KEEP_RULES, MAX_VCPUS,
+    emulated_uart_path, guest_dtb, EmulatedUart, GuestDtbParams, Keep, KeepRule, Match, PropMatch,
+    PropRule, DROPPED_PROPS, KEEP_RULES, MAX_VCPUS,
 };
 pub use guests::{guests, GuestSpec, MAX_GUESTS};
 pub use machine::*;

@@ -430,6 +430,7 @@ fn params<'p>(hidden: &'p [&'p str]) -> GuestDtbParams<'p> {
         initrd: Some(Range::new(Ipa(0x4800_0000), 0x1234)),
         console_path: "/pl011@9000000",
         hidden_paths: hidden,
+        uart: None,
     }
 }
 

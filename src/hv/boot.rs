@@ -22,6 +22,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 static MACHINE: Once<MachineInfo<'static>> = Once::new();
 static BOARD: Once<&'static Board> = Once::new();
+/// Every guest's emulated PL011: where, and its SPI (`board::emulated_uart`).
+static EMULATED_UART: Once<Option<dt::EmulatedUart>> = Once::new();
 static GUEST_IDS: Once<cpreg::GuestIds> = Once::new();
 static HOST_DTB: Once<&'static [u8]> = Once::new();
 static HYP_TIMER: AtomicU32 = AtomicU32::new(26);
@@ -38,21 +40,28 @@ pub fn board_name() -> &'static str {
     BOARD.get().map_or("generic", |b| b.name)
 }
 
+/// The INTID of every guest's emulated PL011, if it has one (the vGIC raises it).
+pub fn emulated_uart_intid() -> Option<u32> {
+    EMULATED_UART.get().copied().flatten().and_then(|u| u.intid)
+}
+
 /// The INTID of the EL2 physical timer (the scheduling tick).
 pub fn hyp_timer_intid() -> u32 {
     HYP_TIMER.load(Ordering::Relaxed)
 }
 
-/// Bytes typed on the guest console go to VM 0's UART (run on the tick of CPU 0).
+/// Bytes typed for guests go to their VM's UART (run on the tick of CPU 0): with
+/// two UARTs, the guest console's to VM 0; with one cable, to the VM input was
+/// switched to (`console::guest_input`).
 pub fn poll_input() {
     if arch::cpu_index() != 0 {
         return;
     }
-    let Some(vm) = vm::get(0) else { return };
-    while let Some(b) = console::guest_read() {
+    while let Some((id, b)) = console::guest_input() {
+        let Some(vm) = vm::get(id) else { continue };
         vm.uart.lock().receive(b);
+        super::vgic::uart_changed(vm); // vGIC: the receive interrupt.
     }
-    super::vgic::uart_changed(vm); // vGIC: the receive interrupt.
 }
 
 fn stop(msg: core::fmt::Arguments) -> ! {
@@ -129,10 +138,12 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     mmu::enable(&mut map);
     core::mem::forget(map);
     let guest_uart = consoles.guest.map(|u| (u.base, u.kind, u.path.clone()));
+    let emulated = board::emulated_uart(&consoles);
     let debug_path = debug.map(|u| u.path.clone());
     let info = MACHINE.call_once(|| info);
     HOST_DTB.call_once(|| dtb);
     BOARD.call_once(|| board);
+    EMULATED_UART.call_once(|| emulated);
     arch::smc::set_psci(bringup::firmware_psci(info).is_ok());
 
     print_machine(info);
@@ -174,19 +185,20 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
             "no console: the device tree names no UART this hypervisor has a driver for"
         ))
     };
+    console::set_guest_uart(guest_base.0 as usize, guest_kind);
     match build_vms(
         info,
         dtb,
         dtb_pa,
         cpus,
-        guest_base.0,
+        emulated.map_or(guest_base.0, |u| u.ipa),
         guest_path.as_str(),
         debug_path.as_ref().map(|p| p.as_str()),
     ) {
         Ok(vms) => {
             let vms = vm::install(vms);
             super::vgic::create(); // vGIC: one per VM (GICv2: GICV mapped at GICC).
-            console::set_guest_uart(guest_base.0 as usize, guest_kind);
+            console::set_vms(vms.len());
             let (used, free) = heap::usage();
             println!(
                 "hv: {} VM(s) ready; heap {} KiB used, {} KiB free",
@@ -340,7 +352,9 @@ fn print_board(
     }
     match consoles.guest {
         Some(_) if consoles.single_cable() => {
-            println!("hv: guest consoles: on the debug console's line (one serial cable)")
+            println!(
+                "hv: guest consoles: on the debug console's line (one serial cable); Ctrl-] three times switches typed input between the hypervisor and each VM"
+            )
         }
         Some(u) => println!(
             "hv: guest consoles: {} at {:#x} ({})",
@@ -563,6 +577,7 @@ fn build_vms(
                 initrd: initrd_range,
                 console_path,
                 hidden_paths: &hidden,
+                uart: EMULATED_UART.get().copied().flatten(),
             },
         )
         .map_err(|e| BootError::GuestDtb(id, e))?;
