@@ -19,6 +19,7 @@ pub mod bringup;
 pub mod cpreg;
 pub mod drivers;
 pub mod dt;
+pub mod el2map;
 pub mod esr;
 pub mod gdb;
 pub mod guest_image;

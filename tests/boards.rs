@@ -134,3 +134,35 @@ fn one_cable_switches_typed_input_between_the_hypervisor_and_a_guest() {
         .expect_debug("vm0: powered off (system-off)");
     q.expect_clean_exit();
 }
+
+#[test]
+fn memory_above_4_gib_is_mapped_and_given_to_guests() {
+    // QEMU virt with 5 GiB: one bank from 1 GiB to 6 GiB.
+    let mut q = qemu()
+        .memory("5G")
+        .smp(2)
+        .vm(crate::common::module(crate::common::guest("demo")))
+        .start();
+    q.expect_debug("hv: memory: 0x40000000-0x17fffffff (5120 MiB)")
+        .expect_debug("vm0: 2 vCPU(s)")
+        .expect_guest("demo: PASS")
+        .expect_debug("vm0: powered off (system-off)");
+    q.expect_clean_exit();
+    let line = q
+        .debug
+        .text()
+        .lines()
+        .find(|l| l.starts_with("vm0: 2 vCPU(s)"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let mib: u64 = line
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    q.check(
+        mib > 4096,
+        &format!("vm0 got {mib} MiB, not RAM above 4 GiB: {line}"),
+    );
+}

@@ -91,6 +91,9 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
     // one mutable borrow, for the compaction, is the only reference.
     let blob = unsafe { core::slice::from_raw_parts_mut(dtb as *mut u8, size) };
     dt::blob::strip_nops(blob).ok()?;
+    // Written with the MMU (so the caches) off: the loader's clean copies of the old
+    // bytes may still sit in the caches, which are read once the MMU is on.
+    cache::invalidate_dcache(dtb, size);
     Some(blob)
 }
 
@@ -132,7 +135,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     cache::invalidate_dcache(img_start, img_end - img_start);
     heap::init();
     let mut map = mmu::build(
-        &ram_ranges(&info),
+        &ram_ranges(&info, dtb_pa, dtb.len()),
         &device_ranges(&info, [consoles.debug, consoles.guest]),
     );
     mmu::enable(&mut map);
@@ -284,10 +287,21 @@ fn hv_option(info: &MachineInfo, key: &str) -> Option<u64> {
     }
 }
 
-fn ram_ranges(info: &MachineInfo) -> heapless::Vec<(usize, usize), 8> {
-    info.memory
+/// Normal memory for the identity map: the RAM banks, and the image and the DTB
+/// wherever they lie (`crate::el2map`).
+fn ram_ranges(
+    info: &MachineInfo,
+    dtb_pa: usize,
+    dtb_len: usize,
+) -> heapless::Vec<(usize, usize), 16> {
+    let (img_start, img_end) = arch::image_range();
+    let extra = [
+        Range::new(PhysAddr(img_start as u64), (img_end - img_start) as u64),
+        Range::new(PhysAddr(dtb_pa as u64), dtb_len as u64),
+    ];
+    crate::el2map::normal_ranges(&info.memory, &extra)
         .iter()
-        .map(|r| (r.start.0 as usize, r.size as usize))
+        .map(|&(a, s)| (a as usize, s as usize))
         .collect()
 }
 
