@@ -425,7 +425,7 @@ fn start_secondaries(info: &MachineInfo) {
             Start::Psci => {
                 let entry = arch::secondary_entry as *const () as usize;
                 if let Err(e) = smc::cpu_on(cpu.mpidr, entry, index) {
-                    println!("hv: cpu {:#x}: PSCI CPU_ON failed: {:?}", cpu.mpidr, e);
+                    println!("hv: cpu {:#x}: PSCI CPU_ON failed: {e}", cpu.mpidr);
                     continue;
                 }
             }

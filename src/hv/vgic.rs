@@ -227,13 +227,23 @@ pub fn init(info: &MachineInfo) {
         nr_lrs: nr_lrs.min(MAX_LRS),
         nr_apr,
     });
+    // Numbers or "none", never `Some(..)` (no Debug output on a console).
+    struct Opt(Option<u32>);
+    impl core::fmt::Display for Opt {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.0 {
+                Some(n) => write!(f, "{n}"),
+                None => f.write_str("none"),
+            }
+        }
+    }
     crate::println!(
-        "hv: vgic: {:?} guests, {} list registers, virtual timer PPI {}, maintenance PPI {:?}, console SPI {:?}",
+        "hv: vgic: {:?} guests, {} list registers, virtual timer PPI {}, maintenance PPI {}, console SPI {}",
         version,
         nr_lrs.min(MAX_LRS),
         cfg().map_or(0, |c| c.vtimer),
-        cfg().and_then(|c| c.maintenance),
-        uart_spi
+        Opt(cfg().and_then(|c| c.maintenance)),
+        Opt(uart_spi)
     );
 }
 

@@ -9,6 +9,9 @@ use std::process::Command;
 #[derive(Deserialize, Debug)]
 pub struct Board {
     pub name: String,
+    /// The UART carrying the guests' consoles; absent: one serial cable.
+    #[serde(default)]
+    pub guest_uart: Option<String>,
     pub qemu: QemuConfig,
 }
 

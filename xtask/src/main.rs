@@ -306,6 +306,13 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
             );
             qemu::Serial::DebugOnTcp(port)
         }
+        None if board.guest_uart.is_none() => {
+            eprintln!(
+                "xtask: the board's one serial line on this terminal: Ctrl-] three times switches \
+                 typed input between the hypervisor and each guest; Ctrl-A X quits QEMU"
+            );
+            qemu::Serial::Muxed
+        }
         None => {
             eprintln!(
                 "xtask: both consoles on this terminal; Ctrl-A C switches input, Ctrl-A X quits"

@@ -139,6 +139,7 @@ mod tests {
     fn board() -> Board {
         Board {
             name: "qemu-virt".into(),
+            guest_uart: Some("serial0".into()),
             qemu: QemuConfig {
                 binary: "qemu-system-aarch64".into(),
                 machine: "virt,virtualization=on".into(),
