@@ -51,7 +51,10 @@ fn boards_are_recognised_by_the_root_compatible() {
     assert_eq!((b, c), (&GENERIC, None));
 }
 
-fn consoles_of(dtb: &[u8]) -> (Option<(UartModel, u64)>, Option<(UartModel, u64)>, bool) {
+/// (debug UART, guests' UART, one cable), each UART as (model, base).
+type Chosen = (Option<(UartModel, u64)>, Option<(UartModel, u64)>, bool);
+
+fn consoles_of(dtb: &[u8]) -> Chosen {
     let m = dt::parse(dtb).unwrap();
     let (b, _) = select(m.compatible.iter());
     let c = consoles(b, &m);
