@@ -99,6 +99,20 @@ pub fn power(info: &MachineInfo) -> Power {
     }
 }
 
+/// The counter frequency the hypervisor uses: CNTFRQ_EL0 as the firmware
+/// programmed it, or, when it left it 0, the timer node's `clock-frequency`
+/// (which the binding keeps for exactly that case). `None`: neither says.
+pub fn counter_frequency(cntfrq: u64, info: &MachineInfo) -> Option<u64> {
+    match cntfrq {
+        0 => info
+            .timer
+            .and_then(|t| t.clock_frequency)
+            .map(u64::from)
+            .filter(|&hz| hz != 0),
+        hz => Some(hz),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +153,16 @@ mod tests {
             assert!(s.iter().all(|c| c.start == Start::Psci));
             assert_eq!(power(&m), Power::Psci);
         }
+    }
+
+    #[test]
+    fn the_counter_frequency_is_cntfrq_unless_the_firmware_left_it_zero() {
+        let imx = parse(include_bytes!("../tests/fixtures/imx8mp-evk.dtb"));
+        assert_eq!(counter_frequency(8_000_000, &imx), Some(8_000_000));
+        assert_eq!(counter_frequency(0, &imx), Some(8_000_000));
+        let rpi = parse(include_bytes!("../tests/fixtures/bcm2711-rpi-4-b.dtb"));
+        assert_eq!(counter_frequency(54_000_000, &rpi), Some(54_000_000));
+        assert_eq!(counter_frequency(0, &rpi), None);
     }
 
     #[test]

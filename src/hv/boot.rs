@@ -150,6 +150,16 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     arch::smc::set_psci(bringup::firmware_psci(info).is_ok());
 
     print_machine(info);
+    match bringup::counter_frequency(arch::timer::firmware_frequency(), info) {
+        Some(hz) if arch::timer::firmware_frequency() == 0 => {
+            arch::timer::set_frequency(hz);
+            println!("hv: timer: CNTFRQ_EL0 is 0: counting at the device tree's {hz} Hz");
+        }
+        Some(_) => {}
+        None => println!(
+            "hv: timer: CNTFRQ_EL0 is 0 and the device tree gives no clock-frequency: timing is wrong"
+        ),
+    }
     if let Some(us) = hv_option(info, "hv.slice_us") {
         sched::set_slice_us(us);
     }
