@@ -166,3 +166,41 @@ fn memory_above_4_gib_is_mapped_and_given_to_guests() {
         &format!("vm0 got {mib} MiB, not RAM above 4 GiB: {line}"),
     );
 }
+
+#[test]
+fn a_board_no_file_knows_falls_back_to_stdout_paths_uart() {
+    // QEMU virt's own DTB with another root compatible, given back with -dtb.
+    let dir = std::env::temp_dir().join(format!("hv-generic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dtb = dir.join("unknown.dtb");
+    let qemu_bin = std::env::var("HV_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into());
+    let status = std::process::Command::new(&qemu_bin)
+        .arg("-M")
+        .arg(format!(
+            "virt,virtualization=on,gic-version=3,dumpdtb={}",
+            dtb.display()
+        ))
+        .args(["-cpu", "max", "-smp", "2", "-m", "1G", "-display", "none"])
+        .args(["-serial", "null", "-serial", "null"])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {qemu_bin}: {e}"));
+    assert!(status.success(), "{qemu_bin} could not dump virt's DTB");
+    let status = std::process::Command::new("fdtput")
+        .args(["-t", "s"])
+        .arg(&dtb)
+        .args(["/", "compatible", "acme,unknown-board"])
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run fdtput (device-tree-compiler: cargo xtask setup): {e}")
+        });
+    assert!(status.success(), "fdtput failed");
+    let mut q = qemu().dtb(&dtb).append("hv.stay=1").start();
+    // stdout-path is the first PL011: the harness's first line.
+    q.expect_guest("(board generic) at EL2")
+        .expect_guest("hv: board generic (no board file knows the root compatible \"acme,unknown-board\": the console is stdout-path's UART); debug console: PL011 at 0x9000000")
+        .expect_guest("hv: guest consoles: on the debug console's line (one serial cable)")
+        .expect_guest("hv: no VM is left; staying up");
+    q.guest.write(b"info\r");
+    q.expect_guest("on board generic");
+    let _ = std::fs::remove_dir_all(&dir);
+}

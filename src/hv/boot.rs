@@ -358,10 +358,13 @@ fn print_board(
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             match self {
                 Why(Some(c), _) => write!(f, "({c})"),
-                Why(None, root) => write!(
+                Why(None, Some(root)) => write!(
                     f,
-                    "(no board file knows the root compatible \"{}\": the console is stdout-path's UART)",
-                    root.unwrap_or("")
+                    "(no board file knows the root compatible \"{root}\": the console is stdout-path's UART)"
+                ),
+                Why(None, None) => write!(
+                    f,
+                    "(the device tree has no root compatible: the console is stdout-path's UART)"
                 ),
             }
         }

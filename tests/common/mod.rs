@@ -174,6 +174,11 @@ impl Builder {
         self.one_serial = true;
         self
     }
+    /// `-dtb`: boot with this device tree instead of the machine's own.
+    pub fn dtb(mut self, path: impl AsRef<Path>) -> Self {
+        self.dtb = Some(path.as_ref().to_path_buf());
+        self
+    }
     /// The hypervisor's command line (QEMU `-append`), e.g. `hv.stay=1`.
     pub fn append(mut self, a: &str) -> Self {
         self.append = Some(a.into());
