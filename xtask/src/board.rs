@@ -16,6 +16,7 @@ pub struct Board {
 }
 
 #[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct QemuConfig {
     pub binary: String,
     /// `-M` value (`,gic-version=N` is appended when `gic` is set).
@@ -43,6 +44,10 @@ pub struct QemuConfig {
     /// DTB nodes set to `status = "disabled"` (devices QEMU does not emulate).
     #[serde(default)]
     pub dtb_disable: Vec<String>,
+    /// Other fix-ups: each one `fdtput` command's options and arguments, the DTB
+    /// file inserted where `fdtput` wants it (after the options).
+    #[serde(default)]
+    pub dtb_fdtput: Vec<Vec<String>>,
     /// How many `-serial` lines, and which one is the hypervisor's console.
     pub serials: usize,
     pub debug_serial: usize,
@@ -89,8 +94,35 @@ impl Board {
                 format!("{e} (fdtput comes with device-tree-compiler: cargo xtask setup)")
             })?;
         }
+        for cmd in &self.qemu.dtb_fdtput {
+            crate::run_cmd(&mut fdtput(cmd, &out)?)
+                .map_err(|e| format!("board `{}`: dtb_fdtput: {e}", self.name))?;
+        }
         Ok(Some(out))
     }
+}
+
+/// `fdtput` with a board file's fix-up: its options (`-c`, `-d`, `-t T`) first,
+/// then the DTB, then the node and the rest.
+fn fdtput(args: &[String], dtb: &Path) -> Result<Command, String> {
+    let mut cmd = Command::new("fdtput");
+    let mut i = 0;
+    while let Some(a) = args.get(i).filter(|a| a.starts_with('-')) {
+        cmd.arg(a);
+        i += 1;
+        if a == "-t" {
+            let t = args
+                .get(i)
+                .ok_or_else(|| format!("dtb_fdtput {args:?}: -t needs a type"))?;
+            cmd.arg(t);
+            i += 1;
+        }
+    }
+    if i >= args.len() {
+        return Err(format!("dtb_fdtput {args:?}: no node"));
+    }
+    cmd.arg(dtb).args(&args[i..]);
+    Ok(cmd)
 }
 
 /// Every board directory's name, sorted.
@@ -116,4 +148,35 @@ pub fn all_dtbs() -> Result<Vec<String>, String> {
         }
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_board_file_loads_and_fdtput_fix_ups_put_the_dtb_after_the_options() {
+        for name in all() {
+            Board::load(&name).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let zcu = Board::load("zcu102").unwrap();
+        let cmds: Vec<Vec<String>> = zcu
+            .qemu
+            .dtb_fdtput
+            .iter()
+            .map(|c| {
+                let cmd = fdtput(c, Path::new("B.dtb")).unwrap();
+                cmd.get_args()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(cmds[0], ["-c", "B.dtb", "/uart-clk"]);
+        assert_eq!(
+            cmds[1],
+            ["-t", "s", "B.dtb", "/uart-clk", "compatible", "fixed-clock"]
+        );
+        assert!(fdtput(&["-t".into()], Path::new("B.dtb")).is_err());
+        assert!(fdtput(&["-d".into()], Path::new("B.dtb")).is_err());
+    }
 }

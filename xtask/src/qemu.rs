@@ -152,6 +152,7 @@ mod tests {
                 module_base: Some(0x5000_0000),
                 dtb: None,
                 dtb_disable: Vec::new(),
+                dtb_fdtput: Vec::new(),
                 serials: 2,
                 debug_serial: 1,
             },
