@@ -253,7 +253,9 @@ extern "C" fn hv_secondary_main(index: usize) -> ! {
 /// timer, no virtual counter offset, and the guest's MIDR (the host's).
 fn el2_guest_defaults() {
     use aarch64_cpu::registers::{Readable, ID_AA64MMFR0_EL1, MIDR_EL1};
-    let vtcr = stage2::vtcr(ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange));
+    let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+    stage2::configure(pa_range);
+    let vtcr = stage2::vtcr(pa_range);
     // EL1PCTEN | EL1PCEN: the guest reads the physical counter and uses its timer.
     let cnthctl: u64 = 0b11;
     let mdcr: u64;
