@@ -204,3 +204,127 @@ fn a_board_no_file_knows_falls_back_to_stdout_paths_uart() {
     q.expect_guest("on board generic");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The board's DTB (as `cargo xtask test` prepared it) with a `/chosen/module@ADDR`
+/// node for a guest kernel that QEMU's generic `-device loader` puts at ADDR: the
+/// Xen/multiboot convention the hypervisor reads on any machine. (QEMU's
+/// `guest-loader` writes such nodes only on `virt`; on the boards guests will
+/// normally come in a bundle, an initrd.)
+fn dtb_with_module(board: &str, addr: u64, kernel: &std::path::Path) -> std::path::PathBuf {
+    let from = std::path::PathBuf::from(
+        std::env::var_os("HV_BOARD_DTBS").expect("HV_BOARD_DTBS: run through cargo xtask test"),
+    )
+    .join(board)
+    .join("board.dtb");
+    let dir = std::env::temp_dir().join(format!("hv-{board}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dtb = dir.join("board-with-guest.dtb");
+    std::fs::copy(&from, &dtb).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    let size = std::fs::metadata(kernel).unwrap().len();
+    let cells = |prop: &str| -> u32 {
+        let out = std::process::Command::new("fdtget")
+            .arg(&dtb)
+            .args(["/", prop])
+            .output()
+            .expect("fdtget (device-tree-compiler: cargo xtask setup)");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (ac, sc) = (cells("#address-cells"), cells("#size-cells"));
+    let mut reg: Vec<String> = Vec::new();
+    for (value, n) in [(addr, ac), (size, sc)] {
+        if n == 2 {
+            reg.push(format!("{:x}", value >> 32));
+        }
+        reg.push(format!("{:x}", value & 0xffff_ffff));
+    }
+    let node = format!("/chosen/module@{addr:x}");
+    let fdtput = |args: &[&str]| {
+        let ok = std::process::Command::new("fdtput")
+            .args(args)
+            .status()
+            .expect("fdtput (device-tree-compiler: cargo xtask setup)")
+            .success();
+        assert!(ok, "fdtput {args:?} failed");
+    };
+    let d = dtb.to_str().unwrap();
+    fdtput(&["-c", d, &node]);
+    fdtput(&[
+        "-t",
+        "s",
+        d,
+        &node,
+        "compatible",
+        "multiboot,kernel",
+        "multiboot,module",
+    ]);
+    fdtput(&["-t", "s", d, &node, "bootargs", "console=ttyAMA0"]);
+    let mut args = vec!["-t", "x", d, &node, "reg"];
+    args.extend(reg.iter().map(String::as_str));
+    fdtput(&args);
+    dtb
+}
+
+/// The demo guest on a board model, on all four CPUs, through the emulated PL011.
+/// Also returns the temporary directory of its DTB, to remove at the end (QEMU
+/// reads the DTB only once the consoles are connected).
+fn demo_guest_on(board: &str, addr: u64) -> (Qemu, std::path::PathBuf) {
+    let kernel = crate::common::guest("demo");
+    let dtb = dtb_with_module(board, addr, &kernel);
+    let q = qemu()
+        .board(board)
+        .dtb(&dtb)
+        .arg("-device")
+        .arg(&format!(
+            "loader,file={},addr={addr:#x},force-raw=on",
+            kernel.display()
+        ))
+        .start();
+    (q, dtb.parent().unwrap().to_path_buf())
+}
+
+/// What the demo guest prints on any board (`which` console carries it).
+fn expect_demo(q: &mut Qemu, on_debug_line: bool) {
+    let lines = [
+        "demo: hello from EL1",
+        "demo: CurrentEL=EL1",
+        "demo: cpus=4",
+        "demo: psci version=1.1 conduit=hvc",
+        "demo: cpus online=4/4",
+        "demo: PASS",
+    ];
+    for l in lines {
+        if on_debug_line {
+            q.expect_debug(l);
+        } else {
+            q.expect_guest(l);
+        }
+    }
+    q.expect_debug("vm0: powered off (system-off)");
+}
+
+#[test]
+fn rpi4_runs_a_guest_on_4_vcpus_with_its_console_on_the_mini_uart_line() {
+    let (mut q, tmp) = demo_guest_on("rpi4", 0x1000_0000);
+    q.expect_debug("vm0: 4 vCPU(s)");
+    expect_demo(&mut q, true);
+    q.expect_debug("this machine has no PSCI to power it off: every CPU stops here");
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[test]
+fn zcu102_runs_a_guest_on_4_vcpus_with_its_console_on_uart0() {
+    let (mut q, tmp) = demo_guest_on("zcu102", 0x1000_0000);
+    q.expect_debug("vm0: 4 vCPU(s)");
+    expect_demo(&mut q, false);
+    q.expect_clean_exit();
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[test]
+fn imx8mp_runs_a_guest_on_4_vcpus_with_its_console_on_uart2() {
+    let (mut q, tmp) = demo_guest_on("imx8mp", 0x5000_0000);
+    q.expect_debug("vm0: 4 vCPU(s)");
+    expect_demo(&mut q, true);
+    q.expect_clean_exit();
+    let _ = std::fs::remove_dir_all(tmp);
+}
