@@ -205,22 +205,35 @@ fn a_board_no_file_knows_falls_back_to_stdout_paths_uart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One guest module: where QEMU's `-device loader` puts the file, and what the
+/// DTB says it is.
+struct Module<'a> {
+    addr: u64,
+    file: &'a std::path::Path,
+    /// `None`: a ramdisk (of the kernel below it); `Some(bootargs)`: a kernel.
+    kernel_bootargs: Option<&'a str>,
+}
+
 /// The board's DTB (as `cargo xtask test` prepared it) with a `/chosen/module@ADDR`
-/// node for a guest kernel that QEMU's generic `-device loader` puts at ADDR: the
+/// node per module, the files put in RAM by QEMU's generic `-device loader`: the
 /// Xen/multiboot convention the hypervisor reads on any machine. (QEMU's
 /// `guest-loader` writes such nodes only on `virt`; on the boards guests will
-/// normally come in a bundle, an initrd.)
-fn dtb_with_module(board: &str, addr: u64, kernel: &std::path::Path) -> std::path::PathBuf {
+/// normally come in a bundle, an initrd.) Returns the DTB in a temporary
+/// directory, to remove at the end.
+fn dtb_with_modules(board: &str, modules: &[Module]) -> std::path::PathBuf {
     let from = std::path::PathBuf::from(
         std::env::var_os("HV_BOARD_DTBS").expect("HV_BOARD_DTBS: run through cargo xtask test"),
     )
     .join(board)
     .join("board.dtb");
-    let dir = std::env::temp_dir().join(format!("hv-{board}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "hv-{board}-{}-{:x}",
+        std::process::id(),
+        modules[0].addr
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let dtb = dir.join("board-with-guest.dtb");
     std::fs::copy(&from, &dtb).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    let size = std::fs::metadata(kernel).unwrap().len();
     let cells = |prop: &str| -> u32 {
         let out = std::process::Command::new("fdtget")
             .arg(&dtb)
@@ -230,14 +243,6 @@ fn dtb_with_module(board: &str, addr: u64, kernel: &std::path::Path) -> std::pat
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     };
     let (ac, sc) = (cells("#address-cells"), cells("#size-cells"));
-    let mut reg: Vec<String> = Vec::new();
-    for (value, n) in [(addr, ac), (size, sc)] {
-        if n == 2 {
-            reg.push(format!("{:x}", value >> 32));
-        }
-        reg.push(format!("{:x}", value & 0xffff_ffff));
-    }
-    let node = format!("/chosen/module@{addr:x}");
     let fdtput = |args: &[&str]| {
         let ok = std::process::Command::new("fdtput")
             .args(args)
@@ -247,39 +252,124 @@ fn dtb_with_module(board: &str, addr: u64, kernel: &std::path::Path) -> std::pat
         assert!(ok, "fdtput {args:?} failed");
     };
     let d = dtb.to_str().unwrap();
-    fdtput(&["-c", d, &node]);
-    fdtput(&[
-        "-t",
-        "s",
-        d,
-        &node,
-        "compatible",
-        "multiboot,kernel",
-        "multiboot,module",
-    ]);
-    fdtput(&["-t", "s", d, &node, "bootargs", "console=ttyAMA0"]);
-    let mut args = vec!["-t", "x", d, &node, "reg"];
-    args.extend(reg.iter().map(String::as_str));
-    fdtput(&args);
+    for m in modules {
+        let size = std::fs::metadata(m.file)
+            .unwrap_or_else(|e| panic!("{}: {e}", m.file.display()))
+            .len();
+        let mut reg: Vec<String> = Vec::new();
+        for (value, n) in [(m.addr, ac), (size, sc)] {
+            if n == 2 {
+                reg.push(format!("{:x}", value >> 32));
+            }
+            reg.push(format!("{:x}", value & 0xffff_ffff));
+        }
+        let node = format!("/chosen/module@{:x}", m.addr);
+        fdtput(&["-c", d, &node]);
+        let kind = if m.kernel_bootargs.is_some() {
+            "multiboot,kernel"
+        } else {
+            "multiboot,ramdisk"
+        };
+        fdtput(&["-t", "s", d, &node, "compatible", kind, "multiboot,module"]);
+        if let Some(args) = m.kernel_bootargs {
+            fdtput(&["-t", "s", d, &node, "bootargs", args]);
+        }
+        let mut args = vec!["-t", "x", d, &node, "reg"];
+        args.extend(reg.iter().map(String::as_str));
+        fdtput(&args);
+    }
     dtb
 }
 
+/// A board model with these guest modules; also returns the temporary directory
+/// of its DTB, to remove at the end (QEMU reads the DTB only once the consoles
+/// are connected).
+fn board_with_modules(board: &str, modules: &[Module]) -> (Qemu, std::path::PathBuf) {
+    let dtb = dtb_with_modules(board, modules);
+    let mut b = qemu().board(board).dtb(&dtb);
+    for m in modules {
+        b = b.arg("-device").arg(&format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            m.file.display(),
+            m.addr
+        ));
+    }
+    (b.start(), dtb.parent().unwrap().to_path_buf())
+}
+
 /// The demo guest on a board model, on all four CPUs, through the emulated PL011.
-/// Also returns the temporary directory of its DTB, to remove at the end (QEMU
-/// reads the DTB only once the consoles are connected).
 fn demo_guest_on(board: &str, addr: u64) -> (Qemu, std::path::PathBuf) {
     let kernel = crate::common::guest("demo");
-    let dtb = dtb_with_module(board, addr, &kernel);
-    let q = qemu()
-        .board(board)
-        .dtb(&dtb)
-        .arg("-device")
-        .arg(&format!(
-            "loader,file={},addr={addr:#x},force-raw=on",
-            kernel.display()
-        ))
-        .start();
-    (q, dtb.parent().unwrap().to_path_buf())
+    board_with_modules(
+        board,
+        &[Module {
+            addr,
+            file: &kernel,
+            kernel_bootargs: Some("console=ttyAMA0"),
+        }],
+    )
+}
+
+/// Debian's generic arm64 kernel (it has the SoC support the cloud kernel lacks)
+/// with the busybox initramfs, on a board model.
+fn linux_on(board: &str, addr: u64) -> (Qemu, std::path::PathBuf) {
+    let kernel = std::path::PathBuf::from(
+        std::env::var_os("HV_LINUX_GENERIC_KERNEL")
+            .expect("HV_LINUX_GENERIC_KERNEL: run through cargo xtask test"),
+    );
+    let (_, initrd, _) = crate::common::linux();
+    board_with_modules(
+        board,
+        &[
+            Module {
+                addr,
+                file: &kernel,
+                kernel_bootargs: Some("console=ttyAMA0 panic=-1"),
+            },
+            Module {
+                addr: addr + 0x400_0000,
+                file: &initrd,
+                kernel_bootargs: None,
+            },
+        ],
+    )
+}
+
+/// What Linux's init prints (`xtask/src/linux.rs`), on the given line.
+fn expect_linux(q: &mut Qemu, on_debug_line: bool) {
+    let version = std::env::var("HV_LINUX_GENERIC_VERSION")
+        .expect("HV_LINUX_GENERIC_VERSION: run through cargo xtask test");
+    let lines = [
+        "linux-guest: init running".to_string(),
+        format!("linux-guest: uname: Linux (none) {version} "),
+        "linux-guest: cpus=4".to_string(),
+        "linux-guest: PASS".to_string(),
+    ];
+    for l in &lines {
+        if on_debug_line {
+            q.expect_debug(l);
+        } else {
+            q.expect_guest(l);
+        }
+    }
+    q.expect_debug("vm0: powered off (system-off)");
+}
+
+#[test]
+fn rpi4_runs_debians_linux_to_init_on_4_vcpus() {
+    let (mut q, tmp) = linux_on("rpi4", 0x1000_0000);
+    q.expect_debug("vm0: 4 vCPU(s)");
+    expect_linux(&mut q, true);
+    let _ = std::fs::remove_dir_all(tmp);
+}
+
+#[test]
+fn zcu102_runs_debians_linux_to_init_on_4_vcpus() {
+    let (mut q, tmp) = linux_on("zcu102", 0x1000_0000);
+    q.expect_debug("vm0: 4 vCPU(s)");
+    expect_linux(&mut q, false);
+    q.expect_clean_exit();
+    let _ = std::fs::remove_dir_all(tmp);
 }
 
 /// What the demo guest prints on any board (`which` console carries it).
