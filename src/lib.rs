@@ -15,7 +15,9 @@ extern crate alloc;
 
 pub mod addr;
 pub mod board;
+pub mod bootcheck;
 pub mod bringup;
+pub mod bundle;
 pub mod cpreg;
 pub mod drivers;
 pub mod dt;
@@ -24,6 +26,7 @@ pub mod esr;
 pub mod gdb;
 pub mod guest_image;
 pub mod memplan;
+pub mod passthrough;
 pub mod psci;
 pub mod serial_mux;
 pub mod shell;

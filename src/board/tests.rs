@@ -213,7 +213,9 @@ fn a_guest_dtb_on_each_board_has_the_emulated_pl011_and_no_host_uart() {
         );
         assert!(gm.gic.is_some() && gm.timer.is_some(), "{name}");
         let f = fdt::Fdt::new(&g).unwrap();
-        let clk = f.find_node("/apb-pclk").unwrap();
+        let clk = f
+            .find_node(&alloc::format!("/{}", dt::EMULATED_UART_CLOCK))
+            .unwrap();
         let names: Vec<&str> = f
             .find_node(&dt::emulated_uart_path(&u))
             .unwrap()
@@ -227,4 +229,22 @@ fn a_guest_dtb_on_each_board_has_the_emulated_pl011_and_no_host_uart() {
         assert_eq!(names, ["uartclk", "apb_pclk"]);
         assert!(clk.property("phandle").is_some());
     }
+}
+
+/// The ZynqMP's GIC-400 has its CPU interface's 4 KiB pages aliased over 64 KiB
+/// each (a 128 KiB region): the hypervisor drives it from 60 KiB in, where GICC_DIR
+/// sits at its usual offset (on QEMU's model and on the board alike). The Pi's
+/// 8 KiB interface is used as it is.
+#[test]
+fn a_gic400_with_64k_aliased_pages_is_driven_from_60k_in() {
+    use crate::addr::PhysAddr;
+    let zcu = crate::dt::parse(ZCU102).unwrap().gic.unwrap();
+    assert_eq!(zcu.cpu_interface.unwrap().start, PhysAddr(0xf902_0000));
+    assert_eq!(zcu.cpu_interface.unwrap().size, 0x2_0000);
+    assert_eq!(zcu.cpu_interface_base(), Some(PhysAddr(0xf902_f000)));
+    let pi = crate::dt::parse(RPI4).unwrap().gic.unwrap();
+    assert_eq!(
+        pi.cpu_interface_base(),
+        Some(pi.cpu_interface.unwrap().start)
+    );
 }

@@ -18,15 +18,25 @@ struct Counter {
     writes: AtomicU32,
 }
 
-static COUNTERS: [Counter; COUNT] = [const {
+/// One per entry, rounded up to a power of two so the trap fast path indexes it
+/// by a masked entry number, without a bounds check.
+const COUNTERS_LEN: usize = COUNT.next_power_of_two();
+
+static COUNTERS: [Counter; COUNTERS_LEN] = [const {
     Counter {
         reads: AtomicU32::new(0),
         writes: AtomicU32::new(0),
     }
-}; COUNT];
+}; COUNTERS_LEN];
 
 pub(crate) fn count(reg: Reg, write: bool) {
-    let c = &COUNTERS[reg as usize];
+    count_index(reg as usize, write)
+}
+
+/// [`count`] by entry number (`Reg as usize`), for the trap fast path.
+#[inline(always)]
+pub(crate) fn count_index(i: usize, write: bool) {
+    let c = &COUNTERS[i & (COUNTERS_LEN - 1)];
     let a = if write { &c.writes } else { &c.reads };
     a.fetch_add(1, Ordering::Relaxed);
 }

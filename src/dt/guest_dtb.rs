@@ -496,9 +496,13 @@ fn max_phandle(fdt: &fdt::Fdt<'_>) -> u32 {
         .unwrap_or(0)
 }
 
-/// The emulated PL011 and its clock: `apb-pclk` (a fixed clock with a phandle
-/// above the host's) and `pl011@<ipa>` in the root's address space, its
+/// The emulated PL011 and its clock: `hv-uart-clk` (a fixed clock with a phandle
+/// above the host's; named apart from any host node, so a passed-through
+/// device's own `apb-pclk` can still be copied in beside it) and `pl011@<ipa>` in the root's address space, its
 /// interrupt an SPI of the GIC.
+/// The node name of the emulated PL011's clock.
+pub const EMULATED_UART_CLOCK: &str = "hv-uart-clk";
+
 fn write_emulated_uart(
     w: &mut vm_fdt::FdtWriter,
     fdt: &fdt::Fdt<'_>,
@@ -508,13 +512,15 @@ fn write_emulated_uart(
     let clock = max_phandle(fdt)
         .checked_add(1)
         .ok_or(DtError::TooMany("phandles"))?;
-    let node = w.begin_node("apb-pclk").map_err(werr)?;
+    let node = w.begin_node(EMULATED_UART_CLOCK).map_err(werr)?;
     w.property_string("compatible", "fixed-clock")
         .map_err(werr)?;
     w.property_u32("#clock-cells", 0).map_err(werr)?;
     w.property_u32("clock-frequency", APB_PCLK_HZ)
         .map_err(werr)?;
-    w.property_string("clock-output-names", "clk24mhz")
+    // Its own clock name too: Linux refuses a second clock named like the
+    // host's `apb-pclk` (clk24mhz), which passed-through devices may bring.
+    w.property_string("clock-output-names", EMULATED_UART_CLOCK)
         .map_err(werr)?;
     w.property_phandle(clock).map_err(werr)?;
     w.end_node(node).map_err(werr)?;

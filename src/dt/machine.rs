@@ -298,6 +298,22 @@ pub struct Domain<'a> {
     pub modules: heapless::Vec<Module<'a>, MAX_DOMAIN_MODULES>,
 }
 
+impl GicInfo {
+    /// Where to drive the GICv2 CPU interface from: its base, or, when the device
+    /// tree gives it 128 KiB (a GIC-400 whose 4 KiB pages are each aliased over
+    /// 64 KiB, as on the ZynqMP), 60 KiB further, where its two pages are adjacent,
+    /// so GICC_DIR is at its usual offset 0x1000 (what Linux's `gic_check_eoimode`
+    /// does).
+    pub fn cpu_interface_base(&self) -> Option<PhysAddr> {
+        let c = self.cpu_interface?;
+        Some(if c.size == 0x2_0000 {
+            PhysAddr(c.start.0 + 0xf000)
+        } else {
+            c.start
+        })
+    }
+}
+
 impl<'a> MachineInfo<'a> {
     /// The UART that `/aliases/<alias>` names (`serial1` on QEMU `virt` is the
     /// hypervisor's debug UART).

@@ -6,15 +6,13 @@
 //! The secondaries start next, so the VMs can be sized by the CPUs that really came
 //! up; they wait until the VMs are published.
 
-use super::vcpu::{RunState, Vcpu};
 use super::{console, gic, heap, sched, vm};
-use crate::addr::{Ipa, PhysAddr, Range};
+use crate::addr::{PhysAddr, Range};
 use crate::arch::{self, cache, mmu, smc};
 use crate::board::{self, Board};
 use crate::bringup::{self, Start};
 use crate::dt::{self, GicVersion, MachineInfo};
-use crate::{cpreg, guest_image, memplan, println, stage2};
-use alloc::vec::Vec;
+use crate::{cpreg, println, stage2};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use spin::Once;
 
@@ -24,7 +22,6 @@ static MACHINE: Once<MachineInfo<'static>> = Once::new();
 static BOARD: Once<&'static Board> = Once::new();
 /// Every guest's emulated PL011: where, and its SPI (`board::emulated_uart`).
 static EMULATED_UART: Once<Option<dt::EmulatedUart>> = Once::new();
-static GUEST_IDS: Once<cpreg::GuestIds> = Once::new();
 static HOST_DTB: Once<&'static [u8]> = Once::new();
 static HYP_TIMER: AtomicU32 = AtomicU32::new(26);
 static VMS_READY: AtomicBool = AtomicBool::new(false);
@@ -38,6 +35,12 @@ pub fn machine() -> Option<&'static MachineInfo<'static>> {
 /// The board this Image recognised at boot (`generic` if none).
 pub fn board_name() -> &'static str {
     BOARD.get().map_or("generic", |b| b.name)
+}
+
+/// Every guest's emulated PL011 (where its node goes, and its SPI), once the
+/// board's consoles are known.
+pub fn emulated_uart() -> Option<dt::EmulatedUart> {
+    EMULATED_UART.get().copied().flatten()
 }
 
 /// The INTID of every guest's emulated PL011, if it has one (the vGIC raises it).
@@ -167,13 +170,14 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     if hv_option(info, "hv.stay") == Some(1) {
         sched::set_stay(true);
     }
+    check_trace_option(info);
     let Some(gic) = info.gic.as_ref() else {
         stop(format_args!("no GIC in the device tree"))
     };
     let gic_config = match gic.version {
         GicVersion::V2 => gic::GicConfig::V2 {
             gicd: gic.distributor.start.0 as usize,
-            gicc: gic.cpu_interface.map_or(0, |r| r.start.0 as usize),
+            gicc: gic.cpu_interface_base().map_or(0, |a| a.0 as usize),
         },
         _ => gic::GicConfig::V3 {
             gicd: gic.distributor.start.0 as usize,
@@ -199,7 +203,7 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         ))
     };
     console::set_guest_uart(guest_base.0 as usize, guest_kind);
-    match build_vms(
+    let vms = super::vmbuild::build_vms(
         info,
         dtb,
         dtb_pa,
@@ -207,24 +211,20 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         emulated.map_or(guest_base.0, |u| u.ipa),
         guest_path.as_str(),
         debug_path.as_ref().map(|p| p.as_str()),
-    ) {
-        Ok(vms) => {
-            let vms = vm::install(vms);
-            super::vgic::create(); // vGIC: one per VM (GICv2: GICV mapped at GICC).
-            console::set_vms(vms.len());
-            let (used, free) = heap::usage();
-            println!(
-                "hv: {} VM(s) ready; heap {} KiB used, {} KiB free",
-                vms.len(),
-                used / 1024,
-                free / 1024
-            );
-            println!("hv: debug console: type 'help' for commands");
-        }
-        Err(e) => {
-            println!("hv: cannot start guests: {e}");
-            vm::install(Vec::new());
-        }
+    );
+    let vms = vm::install(vms);
+    console::set_vms(vms.len());
+    if !vms.is_empty() {
+        super::vgic::create(); // vGIC: one per VM (GICv2: GICV mapped at GICC).
+        super::passthrough::start(); // Passthrough: forward the assigned SPIs.
+        let (used, free) = heap::usage();
+        println!(
+            "hv: {} VM(s) ready; heap {} KiB used, {} KiB free",
+            vms.len(),
+            used / 1024,
+            free / 1024
+        );
+        println!("hv: debug console: type 'help' for commands");
     }
     VMS_READY.store(true, Ordering::SeqCst);
     arch::send_event();
@@ -297,6 +297,42 @@ fn hv_option(info: &MachineInfo, key: &str) -> Option<u64> {
             None
         }
     }
+}
+
+/// Says which `hv.trace_vm_regs` entries mean nothing (they are ignored).
+fn check_trace_option(info: &MachineInfo) {
+    let Some(list) = info.bootargs.and_then(|a| {
+        a.split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("hv.trace_vm_regs="))
+    }) else {
+        return;
+    };
+    for v in list.split(',') {
+        let ok = v == "all"
+            || v.strip_prefix("vm")
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+        if !ok {
+            println!("hv: ignoring hv.trace_vm_regs entry '{v}': use vmN (e.g. vm0) or all");
+        }
+    }
+    println!("hv: tracing the memory-control registers of {list}");
+}
+
+/// `hv.trace_vm_regs=vmN[,vmM...]` or `=all`: the VMs whose memory-control
+/// registers are trapped on every access (TVM/TRVM) and counted in `traps`.
+pub fn traces_vm_regs(info: &MachineInfo, vm: usize) -> bool {
+    let Some(list) = info.bootargs.and_then(|a| {
+        a.split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("hv.trace_vm_regs="))
+    }) else {
+        return false;
+    };
+    list.split(',').any(|v| {
+        v == "all"
+            || v.strip_prefix("vm")
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n == vm)
+    })
 }
 
 /// Normal memory for the identity map: the RAM banks, and the image and the DTB
@@ -393,6 +429,14 @@ fn print_board(
     }
 }
 
+/// The GIC's version as the boot log and the console print it.
+pub fn gic_version(v: GicVersion) -> &'static str {
+    match v {
+        GicVersion::V2 => "V2",
+        GicVersion::V3 => "V3",
+    }
+}
+
 fn print_machine(info: &MachineInfo) {
     let mib = info.memory_size() >> 20;
     println!("hv: machine: {}", info.model.unwrap_or("(no model)"));
@@ -408,8 +452,9 @@ fn print_machine(info: &MachineInfo) {
     println!("hv: cpus: {}", info.cpus.len());
     if let Some(g) = &info.gic {
         println!(
-            "hv: gic: {:?} distributor at {:#x}",
-            g.version, g.distributor.start.0
+            "hv: gic: {} distributor at {:#x}",
+            gic_version(g.version),
+            g.distributor.start.0
         );
     }
     if let Some(t) = &info.timer {
@@ -475,193 +520,4 @@ fn start_secondaries(info: &MachineInfo) {
         "hv: {} CPU(s) online (secondaries started by {how})",
         CPUS_ONLINE.load(Ordering::SeqCst)
     );
-}
-
-/// Everything that can stop guests from starting, said plainly.
-#[derive(Debug)]
-enum BootError {
-    Modules(dt::DtError),
-    NoGuests,
-    Memory(memplan::PlanError),
-    Kernel(usize, guest_image::LayoutError),
-    GuestDtb(usize, dt::DtError),
-    Stage2(usize),
-}
-
-impl core::fmt::Display for BootError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Modules(e) => write!(f, "the /chosen modules are invalid: {e:?}"),
-            Self::NoGuests => write!(
-                f,
-                "no guest kernel in /chosen (QEMU: -device guest-loader,kernel=...)"
-            ),
-            Self::Memory(e) => write!(f, "guest memory: {e:?}"),
-            Self::Kernel(vm, e) => write!(f, "vm{vm}: kernel: {e:?}"),
-            Self::GuestDtb(vm, e) => write!(f, "vm{vm}: device tree: {e:?}"),
-            Self::Stage2(vm) => write!(f, "vm{vm}: stage-2 mapping failed"),
-        }
-    }
-}
-
-fn phys_slice(r: Range<PhysAddr>) -> &'static [u8] {
-    // SAFETY: module ranges come from the DTB, lie in RAM (identity-mapped), and are
-    // excluded from every VM's memory, so nothing writes them while we read.
-    unsafe { core::slice::from_raw_parts(r.start.0 as *const u8, r.size as usize) }
-}
-
-/// Copies `data` into guest RAM at `ipa` and cleans it to the point of coherency (the
-/// guest starts with its MMU and caches off).
-fn copy_to_guest(ram: &memplan::GuestRam, ipa: Ipa, data: &[u8]) -> bool {
-    let mut done = 0;
-    while done < data.len() {
-        let Some((pa, contiguous)) = ram.translate(ipa.add(done as u64)) else {
-            return false;
-        };
-        let n = (data.len() - done).min(contiguous as usize);
-        // SAFETY: [pa, pa + n) is this VM's RAM, identity-mapped, not yet running.
-        unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), pa.0 as *mut u8, n) };
-        cache::clean_inval_dcache(pa.0 as usize, n);
-        done += n;
-    }
-    true
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_vms(
-    info: &MachineInfo<'static>,
-    dtb: &'static [u8],
-    dtb_pa: usize,
-    cpus: usize,
-    uart_ipa: u64,
-    console_path: &str,
-    debug_path: Option<&str>,
-) -> Result<Vec<vm::Vm>, BootError> {
-    let specs = dt::guests(info).map_err(BootError::Modules)?;
-    if specs.is_empty() {
-        return Err(BootError::NoGuests);
-    }
-    let (img_start, img_end) = arch::image_range();
-    let mut taken: Vec<Range<PhysAddr>> = Vec::new();
-    taken.push(Range::new(
-        PhysAddr(img_start as u64),
-        (img_end - img_start) as u64,
-    ));
-    taken.push(Range::new(PhysAddr(dtb_pa as u64), dtb.len() as u64));
-    for m in &info.modules {
-        taken.push(m.range);
-    }
-    for d in &info.domains {
-        for m in &d.modules {
-            taken.push(m.range);
-        }
-    }
-    for r in &info.reserved {
-        taken.push(r.range);
-    }
-    let requests: Vec<Option<u64>> = specs.iter().map(|s| s.memory).collect();
-    // What guests may see of this CPU: the host's ID registers, sanitised once.
-    let host_ids = cpreg::HostIds::read(&mut cpreg::Hw);
-    let policy = cpreg::IdPolicy {
-        aarch32_el1: true,
-        ipa_bits: stage2::IPA_BITS as u8,
-    };
-    let ids = GUEST_IDS.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &policy));
-    let plans = memplan::plan(&info.memory, &taken, &requests).map_err(BootError::Memory)?;
-
-    let mut vms = Vec::new();
-    for (id, (spec, ram)) in specs.iter().zip(plans).enumerate() {
-        let nvcpus = spec.vcpus.unwrap_or(cpus).clamp(1, dt::MAX_VCPUS);
-        let mut s2 = stage2::Stage2Tables::new();
-        let mut ipa = ram.ipa.start;
-        for c in &ram.chunks {
-            s2.map(ipa, c.start, c.size, stage2::RAM)
-                .map_err(|_| BootError::Stage2(id))?;
-            ipa = ipa.add(c.size);
-        }
-        let kernel = phys_slice(spec.kernel);
-        let placement = guest_image::place(kernel).map_err(|e| BootError::Kernel(id, e))?;
-        let initrd = spec.ramdisk.map(phys_slice);
-        let layout = guest_image::layout(&placement, initrd.map(|i| i.len() as u64), ram.ipa.size)
-            .map_err(|e| BootError::Kernel(id, e))?;
-        let base = ram.ipa.start;
-        let entry = base.add(layout.kernel);
-        let dtb_ipa = base.add(layout.dtb);
-        let initrd_range = initrd
-            .zip(layout.initrd)
-            .map(|(i, off)| Range::new(base.add(off), i.len() as u64));
-        let hidden: heapless::Vec<&str, 1> = debug_path.into_iter().collect();
-        if spec.dtb.is_some() {
-            // In Xen dom0less a device-tree module is a partial tree for device
-            // passthrough, not the guest's whole tree: nothing is passed through yet.
-            println!("vm{id}: ignoring its device-tree module (partial device trees for passthrough are not supported)");
-        }
-        let guest_dtb = dt::guest_dtb(
-            dtb,
-            info,
-            &dt::GuestDtbParams {
-                vcpus: nvcpus,
-                ram: ram.ipa,
-                bootargs: spec.bootargs,
-                initrd: initrd_range,
-                console_path,
-                hidden_paths: &hidden,
-                uart: EMULATED_UART.get().copied().flatten(),
-            },
-        )
-        .map_err(|e| BootError::GuestDtb(id, e))?;
-        if !(copy_to_guest(&ram, entry, kernel)
-            && initrd
-                .zip(initrd_range)
-                .is_none_or(|(i, r)| copy_to_guest(&ram, r.start, i))
-            && copy_to_guest(&ram, dtb_ipa, &guest_dtb))
-        {
-            return Err(BootError::Kernel(
-                id,
-                guest_image::LayoutError::TooLarge {
-                    needed: 0,
-                    ram: ram.ipa.size,
-                },
-            ));
-        }
-        let vttbr = s2.vttbr((id + 1) as u8);
-        let vcpus: Vec<Vcpu> = (0..nvcpus)
-            .map(|j| Vcpu::new(id, j, (j + id) % cpus, ids))
-            .collect();
-        for v in &vcpus {
-            sched::assign(id, v.index, v.pcpu);
-        }
-        let aarch32 = placement.kind == guest_image::Kind::ZImage;
-        // arm64: x0 = DTB. 32-bit ARM Linux: r0 = 0, r1 = ~0 (no machine number), r2 = DTB.
-        let args = if aarch32 {
-            [0, 0xffff_ffff, dtb_ipa.0]
-        } else {
-            [dtb_ipa.0, 0, 0]
-        };
-        vcpus[0].reset(entry.0, args, aarch32);
-        vcpus[0].set_state(RunState::Runnable);
-        println!(
-            "vm{id}: {nvcpus} vCPU(s), {} MiB RAM at IPA {:#x} in {} chunk(s), kernel {:?} at {:#x} ({} KiB), dtb at {:#x}{}",
-            ram.ipa.size >> 20,
-            ram.ipa.start.0,
-            ram.chunks.len(),
-            placement.kind,
-            entry.0,
-            kernel.len() / 1024,
-            dtb_ipa.0,
-            match initrd_range {
-                Some(r) => alloc::format!(", initrd at {:#x} ({} KiB)", r.start.0, r.size / 1024),
-                None => alloc::string::String::new(),
-            }
-        );
-        if let Some(args) = spec.bootargs {
-            println!("vm{id}: bootargs \"{args}\"");
-        }
-        vms.push(vm::Vm::new(id, aarch32, ram, s2, vttbr, vcpus, uart_ipa));
-    }
-    cache::invalidate_icache_all();
-    // SAFETY: invalidates all stage-1 and stage-2 TLB entries of every VMID before
-    // any guest runs.
-    unsafe { core::arch::asm!("tlbi alle1is", "dsb ish", "isb") };
-    Ok(vms)
 }

@@ -1,4 +1,5 @@
-//! The QEMU test harness: boots the hypervisor with guest-loader modules, captures
+//! The QEMU test harness: boots the hypervisor with guest-loader modules (and, with
+//! [`Builder::initrd`], a guest bundle as QEMU's `-initrd`), captures
 //! the guest console and the hypervisor's debug console separately, and waits for
 //! text with a deadline. On any failure it panics with the tail of both consoles.
 //! QEMU is killed when the `Qemu` value is dropped.
@@ -116,6 +117,8 @@ pub struct Builder {
     /// `-append`: the hypervisor's own command line.
     append: Option<String>,
     modules: Vec<Module>,
+    /// QEMU `-initrd`: the boot loader's initrd (a guest bundle, or anything).
+    initrd: Option<PathBuf>,
     extra: Vec<String>,
     /// One `-serial` line only (one serial cable): `q.debug` is that line, and
     /// `q.guest` stays empty.
@@ -134,6 +137,7 @@ pub fn qemu() -> Builder {
         dtb: None,
         append: None,
         modules: Vec::new(),
+        initrd: None,
         extra: Vec::new(),
         one_serial: false,
     }
@@ -228,9 +232,44 @@ impl Builder {
         self.modules.push(m);
         self
     }
+    /// Passes `file` as QEMU's `-initrd`: the hypervisor's initrd, read as a guest
+    /// bundle (QEMU puts it at RAM base + 128 MiB and the DTB after it).
+    pub fn initrd(mut self, file: impl AsRef<Path>) -> Self {
+        self.initrd = Some(file.as_ref().to_path_buf());
+        self
+    }
     pub fn arg(mut self, a: &str) -> Self {
         self.extra.push(a.into());
         self
+    }
+    /// The hypervisor's own command line (QEMU `-append`), e.g.
+    /// `hv.passthrough=vm0:all`.
+    pub fn hv_args(self, args: &str) -> Self {
+        self.append(args)
+    }
+    /// A raw disk image as a `virtio-blk-device`, on virtio-mmio transport `bus`
+    /// (0-31; transport N is at 0x0a000000 + N * 0x200, so 31 is the top one,
+    /// where QEMU puts the first device anyway).
+    pub fn disk(self, image: &Path, bus: u32) -> Self {
+        let id = format!("disk{bus}");
+        let file = image.display().to_string().replace(',', ",,");
+        self.arg("-drive")
+            .arg(&format!("if=none,id={id},format=raw,file={file}"))
+            .arg("-device")
+            .arg(&format!(
+                "virtio-blk-device,drive={id},bus=virtio-mmio-bus.{bus}"
+            ))
+    }
+    /// A `virtio-net-device` on QEMU user networking with `restrict=on` (DHCP
+    /// answers inside QEMU; nothing leaves the machine), on transport `bus`.
+    pub fn net_user(self, bus: u32) -> Self {
+        let id = format!("net{bus}");
+        self.arg("-netdev")
+            .arg(&format!("user,id={id},restrict=on"))
+            .arg("-device")
+            .arg(&format!(
+                "virtio-net-device,netdev={id},bus=virtio-mmio-bus.{bus}"
+            ))
     }
 
     /// Starts QEMU and connects to both consoles.
@@ -275,6 +314,9 @@ impl Builder {
             .arg(self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE")));
         if let Some(a) = &self.append {
             cmd.arg("-append").arg(a);
+        }
+        if let Some(i) = &self.initrd {
+            cmd.arg("-initrd").arg(i);
         }
         let mut addr: u64 = 0x5000_0000;
         let align = |v: u64| (v + (2 << 20) - 1) & !((2 << 20) - 1);

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::SystemTime;
 
 /// The targets, in the order they run: `fuzz/fuzz_targets/<name>.rs`.
-pub const TARGETS: [&str; 2] = ["gdb_protocol", "gdb_commands"];
+pub const TARGETS: [&str; 3] = ["gdb_protocol", "gdb_commands", "bundle"];
 
 fn succeeds(cmd: &mut Command) -> bool {
     cmd.stdout(std::process::Stdio::null())

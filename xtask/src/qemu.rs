@@ -131,6 +131,64 @@ pub fn command(
     Ok(cmd)
 }
 
+/// Devices for guests (DESIGN.md section 9): host devices the hypervisor passes
+/// through, and the QEMU devices that give it something to pass.
+#[derive(Default)]
+pub struct Devices {
+    /// `vmN:PATH` or `vmN:all`, each becoming `hv.passthrough=...`.
+    pub passthrough: Vec<String>,
+    /// A raw disk image for a `virtio-blk-device`.
+    pub disk: Option<PathBuf>,
+    /// A `virtio-net-device` on QEMU user networking with `restrict=on`.
+    pub net_user: bool,
+}
+
+/// What `device_args` gives: QEMU arguments, and options for the hypervisor's
+/// command line (to join with the others into one `-append`).
+#[derive(Debug, Default, PartialEq)]
+pub struct DeviceArgs {
+    pub qemu: Vec<String>,
+    pub hv_options: Vec<String>,
+}
+
+/// QEMU arguments for `d`: the hypervisor's command-line options and the virtio-mmio
+/// devices. A malformed `--passthrough` is refused here, before QEMU starts,
+/// by the hypervisor's own parser.
+pub fn device_args(d: &Devices) -> Result<DeviceArgs, String> {
+    let mut out = Vec::new();
+    let mut append = Vec::new();
+    for p in &d.passthrough {
+        let opt = format!("{}={p}", hypervisor::passthrough::request::OPTION);
+        let (_, errors) = hypervisor::passthrough::parse_cmdline(&opt);
+        if let Some(e) = errors.first() {
+            return Err(format!("--passthrough {p}: {e}"));
+        }
+        append.push(opt);
+    }
+    if let Some(disk) = &d.disk {
+        if !disk.is_file() {
+            return Err(format!("--disk {}: no such file", disk.display()));
+        }
+        out.push("-drive".into());
+        out.push(format!(
+            "if=none,id=disk0,format=raw,file={}",
+            escape(&disk.to_string_lossy())
+        ));
+        out.push("-device".into());
+        out.push("virtio-blk-device,drive=disk0".into());
+    }
+    if d.net_user {
+        out.push("-netdev".into());
+        out.push("user,id=n0,restrict=on".into());
+        out.push("-device".into());
+        out.push("virtio-net-device,netdev=n0".into());
+    }
+    Ok(DeviceArgs {
+        qemu: out,
+        hv_options: append,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +351,56 @@ mod tests {
         };
         let err = command(&board(), &m, Path::new("hv.img"), &guests, &Serial::Muxed).unwrap_err();
         assert!(err.contains("/nonexistent/k"), "{err}");
+    }
+
+    #[test]
+    fn devices_become_an_append_and_virtio_mmio_devices() {
+        let dir = std::env::temp_dir().join(format!("xtask-dev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = dir.join("d,1.img");
+        std::fs::write(&disk, [0u8; 512]).unwrap();
+        let d = device_args(&Devices {
+            passthrough: vec!["vm0:all".into(), "vm1:/pl031@9010000".into()],
+            disk: Some(disk.clone()),
+            net_user: true,
+        })
+        .unwrap();
+        assert_eq!(
+            d.hv_options,
+            [
+                "hv.passthrough=vm0:all",
+                "hv.passthrough=vm1:/pl031@9010000"
+            ]
+        );
+        let a = d.qemu;
+        let pair = |k: &str| a.windows(2).find(|w| w[0] == k).map(|w| w[1].clone());
+        assert!(pair("-append").is_none(), "one -append, made by the caller");
+        assert_eq!(
+            pair("-drive").unwrap(),
+            format!(
+                "if=none,id=disk0,format=raw,file={}",
+                disk.display().to_string().replace(',', ",,")
+            )
+        );
+        assert!(a.iter().any(|x| x == "virtio-blk-device,drive=disk0"));
+        assert_eq!(pair("-netdev").unwrap(), "user,id=n0,restrict=on");
+        assert!(a.iter().any(|x| x == "virtio-net-device,netdev=n0"));
+        assert_eq!(
+            device_args(&Devices::default()).unwrap(),
+            DeviceArgs::default()
+        );
+        let e = device_args(&Devices {
+            passthrough: vec!["vm0/all".into()],
+            ..Devices::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("vm0/all") && e.contains("vmN:PATH"), "{e}");
+        let e = device_args(&Devices {
+            disk: Some(dir.join("missing.img")),
+            ..Devices::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("no such file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,6 +6,7 @@ pub mod fpsimd;
 pub mod mmio;
 pub mod mmu;
 pub mod smc;
+pub mod sysreg;
 pub mod timer;
 pub mod trap_frame;
 
@@ -21,6 +22,8 @@ extern "C" {
     static __image_end: u8;
     static __heap_start: u8;
     static __heap_end: u8;
+    static __stacks_start: u8;
+    static __stacks_end: u8;
 }
 
 /// Logical CPU index -> MPIDR affinity, for `spin_table_entry` (boot.S), which
@@ -68,6 +71,14 @@ pub fn heap_range() -> (usize, usize) {
     (
         &raw const __heap_start as usize,
         &raw const __heap_end as usize,
+    )
+}
+
+/// The per-CPU stacks reserved by the linker script.
+pub fn stacks_range() -> (usize, usize) {
+    (
+        &raw const __stacks_start as usize,
+        &raw const __stacks_end as usize,
     )
 }
 
