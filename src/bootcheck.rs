@@ -96,6 +96,9 @@ impl fmt::Display for What<'_> {
             Self::Reserved(ReservedKind::Node { .. }) => {
                 write!(f, "reserved memory (a /reserved-memory node)")
             }
+            Self::Reserved(ReservedKind::SpinTable) => {
+                write!(f, "a CPU's spin-table release address")
+            }
             Self::Initrd => write!(f, "the boot loader's initrd"),
             Self::Module(ModuleKind::Kernel) => write!(f, "the kernel module"),
             Self::Module(ModuleKind::Ramdisk) => write!(f, "the ramdisk module"),

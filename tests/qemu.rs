@@ -2,6 +2,7 @@
 //! guest-loader modules, and the tests assert on what the guests and the hypervisor
 //! really printed. Run them with `cargo xtask test` (it builds the images).
 
+mod boards;
 mod bundle;
 mod common;
 mod gdb_stub;

@@ -22,6 +22,8 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+#[cfg(test)]
+mod board_tests;
 mod guest_dtb;
 mod guests;
 mod initrd;
@@ -31,8 +33,8 @@ pub mod props;
 mod tests;
 
 pub use guest_dtb::{
-    guest_dtb, GuestDtbParams, Keep, KeepRule, Match, PropMatch, PropRule, DROPPED_PROPS,
-    KEEP_RULES, MAX_VCPUS,
+    emulated_uart_path, guest_dtb, EmulatedUart, GuestDtbParams, Keep, KeepRule, Match, PropMatch,
+    PropRule, DROPPED_PROPS, EMULATED_UART_CLOCK, KEEP_RULES, MAX_VCPUS,
 };
 pub use guests::{bundle_guest, guests, GuestSpec, Source, MAX_GUESTS};
 pub use initrd::boot_initrd;

@@ -130,7 +130,7 @@ fn execute(
                 out,
                 "hypervisor v{} on board {}",
                 super::boot::VERSION,
-                super::boot::BOARD
+                super::boot::board_name()
             ))?;
             if let Some(m) = super::boot::machine() {
                 w(writeln!(out, "machine: {}", m.model.unwrap_or("?")))?;
@@ -174,6 +174,9 @@ fn execute(
             ))
         }
         Command::Vms => {
+            if vm::all().is_empty() {
+                w(writeln!(out, "no VMs"))?;
+            }
             for vm in vm::all() {
                 w(writeln!(
                     out,

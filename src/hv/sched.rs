@@ -459,9 +459,16 @@ fn power_off_machine() -> ! {
         crate::println!(
             "hv: {n} world switches, {avg} counter ticks each on average ({regs} system registers, 32 FP/SIMD registers and the vGIC interface switched)"
         );
-        crate::println!("hv: no VM is left: powering off");
-        let _ = crate::arch::smc::system_off();
-        crate::println!("hv: the firmware refused SYSTEM_OFF; halting");
+        if crate::arch::smc::has_psci() {
+            crate::println!("hv: no VM is left: powering off");
+            let _ = crate::arch::smc::system_off();
+            crate::println!("hv: the firmware refused SYSTEM_OFF; every CPU stops here");
+        } else {
+            // Each CPU reaches this when it finds no VM left, and halts below.
+            crate::println!(
+                "hv: no VM is left; this machine has no PSCI to power it off: every CPU stops here (it is safe to switch the power off)"
+            );
+        }
     }
     arch::halt()
 }

@@ -208,11 +208,8 @@ pub fn init(info: &MachineInfo) {
         let vtr = unsafe { core::ptr::read_volatile((gich + gich::VTR) as *const u32) };
         ((vtr & 0x3f) as usize + 1, 1)
     };
-    let uart_spi = info
-        .resolve_alias("serial0")
-        .and_then(|u| u.irq)
-        .map(|i| i.intid)
-        .filter(|&i| i >= 32);
+    // The emulated PL011's SPI (`board::emulated_uart`: the guest console UART's).
+    let uart_spi = super::boot::emulated_uart_intid();
     let gicr = g.redistributors.first();
     CFG.call_once(|| Config {
         version,

@@ -388,6 +388,7 @@ fn build_one<'s>(
             initrd: initrd_range,
             console_path: env.console_path,
             hidden_paths: env.hidden,
+            uart: super::boot::emulated_uart(),
         },
     )
     .map_err(Refused::GuestDtb)?;

@@ -546,8 +546,13 @@ fn interrupts_beyond_the_vgic_or_shared_between_vms_are_refused() {
 
 // ---- guest device trees ---------------------------------------------------
 
+/// The guest tree the boot path builds: the console is the emulated PL011
+/// (with its own clock node), as on every board.
 fn guest_base(host: &[u8]) -> Vec<u8> {
     let info = dt::parse(host).unwrap();
+    let (board, _) = crate::board::select(info.compatible.iter());
+    let uart = crate::board::emulated_uart(&crate::board::consoles(board, &info));
+    assert_eq!(uart.map(|u| u.ipa), Some(0x900_0000));
     let hidden = ["/pl011@9040000"];
     dt::guest_dtb(
         host,
@@ -559,6 +564,7 @@ fn guest_base(host: &[u8]) -> Vec<u8> {
             initrd: None,
             console_path: "/pl011@9000000",
             hidden_paths: &hidden,
+            uart,
         },
     )
     .unwrap()
@@ -626,6 +632,18 @@ fn the_guest_tree_for_all_has_the_devices_and_nothing_kept() {
         assert!(!nodes.iter().any(|n| n == gone), "{gone} leaked");
     }
     assert_eq!(nodes.iter().filter(|n| *n == "/apb-pclk").count(), 1);
+    // It is the host's clock the devices name, beside the emulated console's own.
+    assert_eq!(
+        prop_of(&dtb, "/apb-pclk", "phandle"),
+        prop_of(VIRT_V3, "/apb-pclk", "phandle")
+    );
+    let clock = alloc::format!("/{}", dt::EMULATED_UART_CLOCK);
+    assert!(nodes.contains(&clock), "{clock} missing: {nodes:?}");
+    // Linux registers clocks by output name: the two must differ.
+    assert_ne!(
+        prop_of(&dtb, "/apb-pclk", "clock-output-names"),
+        prop_of(&dtb, &clock, "clock-output-names")
+    );
     // MSIs would go to the ITS, which the guest does not have.
     assert!(prop_of(&dtb, "/pcie@10000000", "msi-map").is_none());
     assert!(prop_of(&dtb, "/pcie@10000000", "interrupt-map").is_some());

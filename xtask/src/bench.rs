@@ -70,6 +70,9 @@ pub fn bench() -> Result<(), String> {
     let guests = build::guests()?;
     let bench = guests.join("bench.img");
     let q = Board::load("qemu-virt")?.qemu;
+    let module_base = q
+        .module_base
+        .ok_or("the qemu-virt board file has no module_base")?;
     let common = |cmd: &mut Command, machine: &str| {
         cmd.args([
             "-M",
@@ -98,7 +101,7 @@ pub fn bench() -> Result<(), String> {
             .arg("-device")
             .arg(format!(
                 "guest-loader,addr={:#x},kernel={},bootargs=console=ttyAMA0",
-                q.module_base,
+                module_base,
                 path(&bench)
             ));
         hv
@@ -111,7 +114,7 @@ pub fn bench() -> Result<(), String> {
     ws.args(["-serial", "null", "-serial", "stdio", "-kernel"])
         .arg(&image)
         .args(["-append", "hv.slice_us=200"]);
-    for (i, addr) in [q.module_base, q.module_base + 0x200_0000]
+    for (i, addr) in [module_base, module_base + 0x200_0000]
         .into_iter()
         .enumerate()
     {
@@ -219,7 +222,7 @@ pub fn bench() -> Result<(), String> {
     println!();
     print!("{}", budget::table(&rows));
     // Passthrough: a disk under Debian's Linux, bare and under the hypervisor.
-    crate::bench_disk::bench(&q.binary, &image, q.module_base)?;
+    crate::bench_disk::bench(&q.binary, &image, module_base)?;
     let bad = budget::exceeded(&rows);
     if bad.is_empty() {
         Ok(())

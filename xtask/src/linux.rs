@@ -81,10 +81,10 @@ pub struct LinuxGuest {
 
 /// Debian suite and mirrors. Package versions are never hard-coded: they are
 /// resolved from the meta-package at fetch time.
-const SUITE: &str = "bookworm";
-const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
-const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
-const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+pub(crate) const SUITE: &str = "bookworm";
+pub(crate) const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+pub(crate) const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
+pub(crate) const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const META_PACKAGE: &str = "linux-image-cloud-arm64";
 const BUSYBOX_PACKAGE: &str = "busybox-static";
 
@@ -389,12 +389,12 @@ fn field_eq(text: &str, key: &str) -> Option<String> {
 }
 
 /// A private apt configuration: arm64 only, own sources/lists/cache/status.
-struct Apt {
+pub(crate) struct Apt {
     conf: PathBuf,
 }
 
 impl Apt {
-    fn prepare(root: &Path) -> Result<Apt, String> {
+    pub(crate) fn prepare(root: &Path) -> Result<Apt, String> {
         let etc = root.join("etc");
         for d in [
             etc.join("apt.conf.d"),
@@ -473,7 +473,12 @@ impl Apt {
         Ok(Apt { conf: conf_path })
     }
 
-    fn run(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
+    pub(crate) fn run(
+        &self,
+        tool: &str,
+        args: &[&str],
+        cwd: Option<&Path>,
+    ) -> Result<String, String> {
         let mut cmd = Command::new(tool);
         cmd.args(args)
             .env("APT_CONFIG", &self.conf)
@@ -483,7 +488,7 @@ impl Apt {
     }
 
     /// `apt-cache show` of the candidate version.
-    fn show(&self, pkg: &str) -> Result<String, String> {
+    pub(crate) fn show(&self, pkg: &str) -> Result<String, String> {
         self.run("apt-cache", &["show", "--no-all-versions", pkg], None)
     }
 }
@@ -498,14 +503,14 @@ fn meta_kernel_dependency(show: &str) -> Option<String> {
 }
 
 /// First `Key: value` of an RFC 822 stanza.
-fn field(stanza: &str, key: &str) -> Option<String> {
+pub(crate) fn field(stanza: &str, key: &str) -> Option<String> {
     stanza.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         (k == key).then(|| v.trim().to_string())
     })
 }
 
-fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
+pub(crate) fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
     let prefix = format!("{pkg}_");
     let entries =
         fs::read_dir(dir).map_err(|e| format!("fetch-linux: reading {}: {e}", dir.display()))?;
@@ -523,7 +528,7 @@ fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
 
 /// Debian's arm64 `vmlinuz` is a gzip-compressed Image; an EFI zboot image
 /// (`MZ` + `zimg`, newer kernels) carries a gzip or zstd payload.
-fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
     let data = fs::read(vmlinuz)
         .map_err(|e| format!("fetch-linux: reading {}: {e}", vmlinuz.display()))?;
     if data.starts_with(&[0x1f, 0x8b]) {
@@ -559,7 +564,7 @@ fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
     ))
 }
 
-fn check_image(image: &[u8], from: &Path) -> Result<(), String> {
+pub(crate) fn check_image(image: &[u8], from: &Path) -> Result<(), String> {
     if image.len() < 64 || &image[56..60] != b"ARM\x64" {
         return Err(format!(
             "fetch-linux: kernel decompressed from {} lacks the arm64 Image magic ARM\\x64 at offset 56",
@@ -647,7 +652,7 @@ fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("fetch-linux: chmod {}: {e}", p.display()))
 }
 
-fn tool_exists(tool: &str) -> bool {
+pub(crate) fn tool_exists(tool: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
         .unwrap_or(false)
@@ -663,7 +668,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 /// Runs a command; on failure the error names it and carries its stderr.
-fn run(cmd: &mut Command, cwd: Option<&Path>) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command, cwd: Option<&Path>) -> Result<String, String> {
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
@@ -715,11 +720,11 @@ fn run_stdin(cmd: &mut Command, input: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
-fn mkdir(p: &Path) -> Result<(), String> {
+pub(crate) fn mkdir(p: &Path) -> Result<(), String> {
     fs::create_dir_all(p).map_err(|e| format!("fetch-linux: mkdir {}: {e}", p.display()))
 }
 
-fn remove_dir_if_exists(p: &Path) -> Result<(), String> {
+pub(crate) fn remove_dir_if_exists(p: &Path) -> Result<(), String> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -729,7 +734,7 @@ fn remove_dir_if_exists(p: &Path) -> Result<(), String> {
 
 /// Write to `p.tmp` then rename, so an interrupted run never leaves a
 /// truncated file under the final name.
-fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
     let mut tmp = p.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

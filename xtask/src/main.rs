@@ -15,6 +15,7 @@ mod build;
 mod bundle;
 mod fuzz;
 mod linux;
+mod linux_generic;
 mod qemu;
 mod setup;
 mod snapshot;
@@ -363,15 +364,15 @@ fn guests_in_order(args: &RunArgs, m: &ArgMatches) -> Result<Vec<qemu::Guest>, S
 
 fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
     setup::setup()?;
-    let image = build::hypervisor(&args.board)?;
     let board = board::Board::load(&args.board)?;
+    let image = build::hypervisor(&args.board)?;
     let mut guests = guests_in_order(&args, m)?;
     if let Some(b) = &args.bundle {
         if !b.is_file() {
             return Err(format!("{}: no such file", b.display()));
         }
     }
-    if guests.is_empty() && args.bundle.is_none() {
+    if guests.is_empty() && args.bundle.is_none() && board.takes_modules() {
         let images = build::guests()?;
         guests.push(qemu::Guest {
             kernel: images.join("demo.img"),
@@ -385,14 +386,35 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
             }
         }
     }
+    let dtb = board_dtb(&board)?;
+    let devices = qemu::device_args(&qemu::Devices {
+        passthrough: args.passthrough.clone(),
+        disk: args.disk.clone(),
+        net_user: args.net.is_some(),
+    })?;
+    // The hypervisor's command line: a board model without guests stays up at its
+    // console; passthrough options.
+    let mut hv_options = devices.hv_options.clone();
+    if guests.is_empty() && args.bundle.is_none() {
+        hv_options.insert(0, "hv.stay=1".to_string());
+    }
+    let append = (!hv_options.is_empty()).then(|| hv_options.join(" "));
+    if args.gic.is_some() && board.qemu.gic.is_none() {
+        return Err(format!(
+            "board `{}`: its GIC is fixed ({}), --gic applies to qemu-virt",
+            board.name, board.qemu.machine
+        ));
+    }
     let machine = qemu::Machine {
         smp: args.smp.unwrap_or(board.qemu.smp),
         memory: args
             .mem
             .clone()
             .unwrap_or_else(|| board.qemu.memory.clone()),
-        gic: args.gic.unwrap_or(board.qemu.gic),
-        cpu: args.cpu.clone().unwrap_or_else(|| board.qemu.cpu.clone()),
+        gic: args.gic.or(board.qemu.gic),
+        cpu: args.cpu.clone().or_else(|| board.qemu.cpu.clone()),
+        dtb,
+        append,
     };
     let serial = match args.debug_port {
         Some(port) => {
@@ -400,6 +422,13 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
                 "xtask: debug console on 127.0.0.1:{port} (gdb-multiarch: target remote :{port})"
             );
             qemu::Serial::DebugOnTcp(port)
+        }
+        None if board.guest_uart.is_none() => {
+            eprintln!(
+                "xtask: the board's one serial line on this terminal: Ctrl-] three times switches \
+                 typed input between the hypervisor and each guest; Ctrl-A X quits QEMU"
+            );
+            qemu::Serial::Muxed
         }
         None => {
             eprintln!(
@@ -409,11 +438,7 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
         }
     };
     let mut cmd = qemu::command(&board, &machine, &image, &guests, &serial)?;
-    cmd.args(qemu::device_args(&qemu::Devices {
-        passthrough: args.passthrough.clone(),
-        disk: args.disk.clone(),
-        net_user: args.net.is_some(),
-    })?);
+    cmd.args(&devices.qemu);
     if let Some(b) = &args.bundle {
         // The boot loader's initrd: the hypervisor reads it as a guest bundle.
         cmd.arg("-initrd").arg(b);
@@ -428,6 +453,16 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
     }
 }
 
+/// The board's DTB for `-dtb` (Debian's, fetched and cached, with the board
+/// file's fix-ups), or `None` when QEMU builds its own (`virt`).
+fn board_dtb(board: &board::Board) -> Result<Option<PathBuf>, String> {
+    if board.qemu.dtb.is_none() {
+        return Ok(None);
+    }
+    let generic = linux_generic::fetch(&root(), &board::all_dtbs()?)?;
+    board.prepare_dtb(&generic.dtbs)
+}
+
 fn test(filter: Option<String>) -> Result<(), String> {
     setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
@@ -436,6 +471,12 @@ fn test(filter: Option<String>) -> Result<(), String> {
     let linux = linux::fetch(&root())?;
     let root = root();
     let qemu = board::Board::load("qemu-virt")?.qemu.binary;
+    // The dev boards' DTBs for their QEMU models (tests/boards.rs), each left at
+    // target/images/<board>/board.dtb.
+    let generic = linux_generic::fetch(&root, &board::all_dtbs()?)?;
+    for name in board::all() {
+        board::Board::load(&name)?.prepare_dtb(&generic.dtbs)?;
+    }
     // The QEMU tests run `cargo xtask snapshot` (and more) as a user would: this
     // very executable, not a second build of it.
     let xtask =
@@ -448,7 +489,10 @@ fn test(filter: Option<String>) -> Result<(), String> {
             .env("HV_IMAGE", &image)
             .env("HV_GUESTS", &guests)
             .env("HV_QEMU", &qemu)
-            .env("HV_XTASK", &xtask);
+            .env("HV_XTASK", &xtask)
+            .env("HV_BOARD_DTBS", root.join("target/images"))
+            .env("HV_LINUX_GENERIC_KERNEL", &generic.kernel)
+            .env("HV_LINUX_GENERIC_VERSION", &generic.version);
         cmd.env("HV_LINUX_KERNEL", &linux.kernel)
             .env("HV_LINUX_INITRD", &linux.initrd)
             .env("HV_LINUX_VERSION", &linux.version);
