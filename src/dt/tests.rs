@@ -603,7 +603,9 @@ fn guest_dtb_keeps_bus_on_rpi4() {
         .is_none());
 }
 
-/// Writes a guest DTB under target/ and, if dtc is installed, has it decompile it.
+/// Writes a guest DTB under target/ and has `dtc` decompile it: a second, independent
+/// reader of what `vm-fdt` wrote. Without `dtc` the test fails and says what to
+/// install (`cargo xtask setup` installs it).
 #[test]
 fn guest_dtb_accepted_by_dtc() {
     let m = parse(VIRT_V3).unwrap();
@@ -613,24 +615,26 @@ fn guest_dtb_accepted_by_dtc() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("guest-virt-gicv3.dtb");
     std::fs::write(&path, &dtb).unwrap();
-    match std::process::Command::new("dtc")
+    let out = std::process::Command::new("dtc")
         .args(["-I", "dtb", "-O", "dts"])
         .arg(&path)
         .output()
-    {
-        Ok(out) => {
-            let dts = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "dtc failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(dts.contains("method = \"hvc\""));
-            assert!(!dts.contains("9040000"));
-            std::fs::write(dir.join("guest-virt-gicv3.dts"), dts.as_bytes()).unwrap();
-        }
-        Err(e) => eprintln!("dtc not run ({e}); wrote {}", path.display()),
-    }
+        .unwrap_or_else(|e| {
+            panic!(
+                "dtc could not be run ({e}): install it with `apt-get install \
+                 device-tree-compiler` (or run `cargo xtask setup`)"
+            )
+        });
+    let dts = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dtc failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dts.contains("method = \"hvc\""), "{dts}");
+    assert!(!dts.contains("9040000"), "{dts}");
+    std::fs::write(dir.join("guest-virt-gicv3.dts"), dts.as_bytes()).unwrap();
 }
 
 #[test]
