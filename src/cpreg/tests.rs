@@ -11,7 +11,7 @@ use std::vec::Vec;
 
 use super::table::{EL1_SET, FP_SET, KVM_INDEX, NUM_A32, NUM_A64};
 use super::*;
-use crate::esr::{CpRrtIss, CpRtIss, Esr, ExceptionClass, SysRegIss};
+use crate::esr::{Conditional, CpRrtIss, CpRtIss, Esr, ExceptionClass, SysRegIss};
 
 fn ctx_all() -> SysRegFile {
     let mut c = SysRegFile::new(
@@ -1649,10 +1649,42 @@ fn counts() {
     assert_eq!(saved, state.len());
 }
 
+/// The syndromes the AArch32 paths decode, written out as numbers (Arm ARM D24.2.40
+/// ESR_EL2: EC 0x03 `MCR`/`MRC` ISS = CV[24] COND[23:20] Opc2[19:17] Opc1[16:14]
+/// CRn[13:10] Rt[9:5] CRm[4:1] Direction[0]; EC 0x04 `MCRR`/`MRRC` ISS = CV[24]
+/// COND[23:20] Opc1[19:16] Rt2[14:10] Rt[9:5] CRm[4:1] Direction[0]), with a
+/// different value in every field so a field read from the wrong bits shows.
 #[test]
 fn exception_class_helpers_used_by_the_runtime() {
-    assert_eq!(Esr((0x03 << 26) | Esr::IL).ec(), ExceptionClass::Cp15Rt);
-    let _ = (CpRtIss(0), CpRrtIss(0));
+    // MRC p15, 2, r7, c13, c9, 5 (AL): 0x03 << 26 | IL | 1 << 24 | 0xe << 20 |
+    // 5 << 17 | 2 << 14 | 13 << 10 | 7 << 5 | 9 << 1 | 1.
+    let mrc = Esr(0x0fea_b4f3);
+    assert_eq!(mrc.ec(), ExceptionClass::Cp15Rt);
+    assert_eq!(mrc.instruction_len(), 4);
+    let i: CpRtIss = mrc.cp_rt();
+    assert_eq!(
+        (i.opc1(), i.crn(), i.crm(), i.opc2(), i.rt(), i.is_read()),
+        (2, 13, 9, 5, 7, true)
+    );
+    assert!(i.cond_valid());
+    assert_eq!(i.cond(), 0xe);
+    // MCRR p15, 3, r4, r11, c2 (EQ): 0x04 << 26 | IL | 1 << 24 | 0 << 20 |
+    // 3 << 16 | 11 << 10 | 4 << 5 | 2 << 1 | 0.
+    let mcrr = Esr(0x1303_2c84);
+    assert_eq!(mcrr.ec(), ExceptionClass::Cp15RRt);
+    let i: CpRrtIss = mcrr.cp_rrt();
+    assert_eq!(
+        (i.opc1(), i.crm(), i.rt(), i.rt2(), i.is_read()),
+        (3, 2, 4, 11, false)
+    );
+    assert!(i.cond_valid());
+    assert_eq!(i.cond(), 0);
+    // A 16-bit T32 encoding (IL clear) with no valid condition: MRC p14 (EC 0x05).
+    let t32 = Esr((0x05 << 26) | (1 << 10) | 1);
+    assert_eq!(t32.ec(), ExceptionClass::Cp14Rt);
+    assert_eq!(t32.instruction_len(), 2);
+    assert!(!t32.cp_rt().cond_valid());
+    assert_eq!((t32.cp_rt().crn(), t32.cp_rt().is_read()), (1, true));
 }
 
 #[test]
