@@ -251,15 +251,31 @@ fn a_missing_state_register_is_rejected() {
 fn a_constant_that_differs_fails_the_import() {
     let (_, mut cpus, _) = sample();
     let midr = Sys64::new(3, 0, 0, 0, 0).kvm_index();
-    if cpus[0].regs.iter().any(|&(i, _)| i == midr) {
-        edit(&mut cpus, midr, Some((midr, 0x1234)));
-        let bytes = encode_cpus(&cpus);
-        let p = decode(&bytes).unwrap();
-        assert!(matches!(
-            prepare_restore(&p, &target(&files(2))),
-            Err(SnapshotError::Register { vcpu: 0, .. })
-        ));
-    }
+    // MIDR_EL1 is state the list must carry (a constant, checked on import): its
+    // absence is a failure here, never a reason to skip the check.
+    let saved = cpus[0].regs.iter().find(|&&(i, _)| i == midr).copied();
+    assert_eq!(
+        saved,
+        Some((midr, MIDR)),
+        "MIDR_EL1 missing from the saved list"
+    );
+    edit(&mut cpus, midr, Some((midr, 0x1234)));
+    let bytes = encode_cpus(&cpus);
+    let p = decode(&bytes).unwrap();
+    let err = prepare_restore(&p, &target(&files(2)))
+        .err()
+        .expect("a different MIDR_EL1 must fail the import");
+    assert!(
+        matches!(
+            err,
+            SnapshotError::Register {
+                vcpu: 0,
+                error: ImportError::Raw(Reg::MIDR_EL1, _)
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(alloc::format!("{err}").contains("MIDR_EL1"), "{err}");
 }
 
 #[test]
