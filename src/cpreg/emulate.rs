@@ -25,7 +25,6 @@
 use crate::esr::{Conditional, Esr, ExceptionClass, SysRegIss};
 
 use super::context::SysRegFile;
-use super::counters::count;
 use super::encoding::{Cp, Encoding, Sys64};
 use super::entry::{Flags, OpKind, State};
 use super::hw::SysRegHw;
@@ -134,7 +133,7 @@ fn check(
 
 /// Perform a checked write (an operation, or a store).
 fn write(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, reg: Reg, value: u64) -> Emulation {
-    count(reg, true);
+    hw.counters().count(reg, true);
     match reg.entry().state {
         State::Op(OpKind::Nop) => Emulation::Done { reg, write: true },
         State::Op(kind) => Emulation::Operation(Operation {
@@ -171,7 +170,7 @@ pub fn emulate_msr_mrs(
     }
     let rt = iss.rt();
     if is_read {
-        count(reg, false);
+        hw.counters().count(reg, false);
         let v = ctx.guest_value(hw, reg).unwrap_or(0);
         if let Some(x) = gprs.get_mut(rt) {
             *x = v;
@@ -227,7 +226,7 @@ pub fn emulate_vmrs(
             })
         }
     };
-    count(reg, false);
+    hw.counters().count(reg, false);
     let v = ctx.guest_value(hw, reg).unwrap_or(0) & 0xffff_ffff;
     if let Some(x) = gprs.get_mut(iss.rt()) {
         *x = v;
@@ -332,7 +331,7 @@ pub fn emulate_cp(
             };
             let rt = iss.rt();
             if is_read {
-                count(reg, false);
+                hw.counters().count(reg, false);
                 let v = ctx.guest_value(hw, reg).unwrap_or(0) & 0xffff_ffff;
                 if let Some(x) = gprs.get_mut(rt) {
                     *x = v;
@@ -360,7 +359,7 @@ pub fn emulate_cp(
             };
             let (rt, rt2) = (iss.rt(), iss.rt2());
             if is_read {
-                count(reg, false);
+                hw.counters().count(reg, false);
                 let v = ctx.guest_value(hw, reg).unwrap_or(0);
                 if let Some(x) = gprs.get_mut(rt) {
                     *x = v & 0xffff_ffff;

@@ -11,6 +11,7 @@
 //!   kept by hand. The hypervisor runs at EL2 without VHE, so the `_EL1` encodings
 //!   reach the EL1 registers (never the `_EL12` ones).
 
+use super::counters::{TrapCounters, TRAP_COUNTERS};
 use super::entry::{Flags, State};
 use super::table::{Reg, COUNT};
 
@@ -29,6 +30,11 @@ pub trait SysRegHw {
         let _ = csselr;
         0
     }
+    /// Where the emulation counts the accesses it performs: the hypervisor's
+    /// [`TRAP_COUNTERS`] (what the console's `traps` shows) unless overridden.
+    fn counters(&self) -> &TrapCounters {
+        &TRAP_COUNTERS
+    }
 }
 
 /// An in-memory stand-in for the hardware registers.
@@ -36,6 +42,8 @@ pub struct FakeHw {
     pub values: [u64; COUNT],
     pub reads: usize,
     pub writes: usize,
+    /// This fake's own trap counters (never the hypervisor's global ones).
+    pub counters: TrapCounters,
 }
 
 impl Default for FakeHw {
@@ -50,6 +58,7 @@ impl FakeHw {
             values: [0; COUNT],
             reads: 0,
             writes: 0,
+            counters: TrapCounters::new(),
         }
     }
 }
@@ -75,6 +84,10 @@ impl SysRegHw for FakeHw {
         );
         self.writes += 1;
         self.values[reg as usize] = value;
+    }
+
+    fn counters(&self) -> &TrapCounters {
+        &self.counters
     }
 }
 

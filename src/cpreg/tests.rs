@@ -906,10 +906,10 @@ fn ccsidr_follows_csselr() {
     assert_eq!(x[3], (0xf << 3) | 2);
 }
 
+/// Counts go to the hardware handle's counters (the fake's own), so this test sees
+/// exactly its own accesses whatever runs in parallel.
 #[test]
 fn trap_counters_count_reads_and_writes() {
-    // CONTEXTIDR_EL1 is used by this test only (counters are global).
-    let before = trap_count(Reg::CONTEXTIDR_EL1);
     let mut c = ctx_all();
     let mut hw = FakeHw::new();
     let mut x = [0u64; 31];
@@ -919,16 +919,31 @@ fn trap_counters_count_reads_and_writes() {
     emulate_msr_mrs(&mut c, &mut hw, mrs(3, 0, 13, 0, 1, 1), &mut x, false);
     // An UNDEF (EL0) does not count.
     emulate_msr_mrs(&mut c, &mut hw, mrs(3, 0, 13, 0, 1, 1), &mut x, true);
-    let after = trap_count(Reg::CONTEXTIDR_EL1);
-    assert_eq!(after.writes - before.writes, 3);
-    assert_eq!(after.reads - before.reads, 1);
-    assert_eq!(after.name, "CONTEXTIDR_EL1");
-    assert_eq!(after.encoding, Encoding::A64(Sys64::new(3, 0, 13, 0, 1)));
-    let listed: Vec<_> = trap_counts().collect();
-    assert!(listed
+    // The AArch32 view counts as itself: MRC p15, 0, r1, c13, c0, 1 (CONTEXTIDR).
+    emulate_cp(
+        &mut c,
+        &mut hw,
+        mcr(0x03, 0, 13, 0, 1, 1, true, AL),
+        &mut x,
+        0,
+        false,
+    );
+    let t = hw.counters.get(Reg::CONTEXTIDR_EL1);
+    assert_eq!((t.reads, t.writes), (1, 3));
+    assert_eq!(t.name, "CONTEXTIDR_EL1");
+    assert_eq!(t.encoding, Encoding::A64(Sys64::new(3, 0, 13, 0, 1)));
+    let listed: Vec<_> = hw
+        .counters
         .iter()
-        .any(|t| t.reg == Reg::CONTEXTIDR_EL1 && t.writes >= 3));
-    assert!(listed.iter().all(|t| t.reads != 0 || t.writes != 0));
+        .map(|t| (t.reg, t.reads, t.writes))
+        .collect();
+    assert_eq!(
+        listed,
+        [(Reg::CONTEXTIDR_EL1, 1, 3), (Reg::CONTEXTIDR, 1, 0)],
+        "only what was accessed, in table order"
+    );
+    hw.counters.reset();
+    assert_eq!(hw.counters.iter().count(), 0);
 }
 
 /// Rights from `tests/arm-arm-rights.txt`, the Arm ARM's list written apart from the
