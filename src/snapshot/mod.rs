@@ -174,7 +174,7 @@ impl fmt::Display for SnapshotError {
                         r.name()
                     )
                 }
-                ImportError::Raw(r, e) => write!(f, "vCPU {vcpu}: {}: {:?}", r.name(), e),
+                ImportError::Raw(r, e) => write!(f, "vCPU {vcpu}: {}: {e}", r.name()),
                 ImportError::Mismatch { reg, wrote, read } => write!(
                     f,
                     "vCPU {vcpu}: {} wrote {wrote:#x} but reads back {read:#x}",
