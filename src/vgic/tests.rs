@@ -479,3 +479,68 @@ fn state_export_import_round_trip_and_rejections() {
     assert_eq!(v3(3).import(&bytes), Err(StateError::Mismatch));
     assert_eq!(k.export(), fresh, "a refused import changes nothing");
 }
+
+/// States the model can never be in are refused on import (found by the `snapshot`
+/// fuzz target: an imported GICv3 SGI with GICv2 source bits came back latched
+/// after a flush and fold; a GICv2 active source above 7 overflows a shift in
+/// `flush`). Offsets follow `state.rs`: a 17-byte header, then per vCPU 49 bytes
+/// (MPIDR, sleep, VMCR, APRs) and 14 bytes per interrupt (flags u16, priority,
+/// targets, SGI sources, active source, route u64).
+#[test]
+fn import_refuses_states_the_model_cannot_reach() {
+    const IRQ0: usize = 17 + 49;
+    fn irq(id: usize) -> usize {
+        IRQ0 + 14 * id
+    }
+    /// SPI `n` of a two-vCPU state.
+    fn spi(n: usize) -> usize {
+        IRQ0 + 14 * 32 + 49 + 14 * 32 + 14 * n
+    }
+    let cases: &[(Version, &str, fn(&mut Vec<u8>))] = &[
+        (Version::V2, "active source 9", |b| {
+            b[irq(3)] |= 1 << 3; // active
+            b[irq(3) + 5] = 9;
+        }),
+        (Version::V3, "v3 SGI sources", |b| b[irq(5) + 4] = 1),
+        (Version::V3, "priority low bits", |b| b[irq(20) + 2] = 0x07),
+        (Version::V3, "SPI route beyond the affinity", |b| {
+            b[spi(1) + 6 + 3] = 1
+        }),
+        (Version::V3, "PPI edge", |b| b[irq(27)] |= 1 << 4),
+        (Version::V3, "SGI level", |b| b[irq(1)] &= !(1 << 4)),
+        (Version::V2, "GICv2 group 1", |b| b[irq(0)] |= 1 << 5),
+        (Version::V2, "SPI targets a missing CPU", |b| {
+            b[spi(0) + 3] = 0x80
+        }),
+        (Version::V3, "unknown flags", |b| b[irq(0) + 1] = 0x80),
+        (Version::V3, "MPIDR", |b| b[17] ^= 1),
+        (Version::V2, "GICD_CTLR group 1 on v2", |b| b[13] = 2),
+    ];
+    for &(version, what, corrupt) in cases {
+        let mut g = if version == Version::V2 { v2(2) } else { v3(2) };
+        let mut bytes = g.export();
+        corrupt(&mut bytes);
+        let before = g.export();
+        assert!(
+            matches!(g.import(&bytes), Err(StateError::Invalid(_))),
+            "{what}: accepted"
+        );
+        assert_eq!(
+            g.export(),
+            before,
+            "{what}: a refused import changed the state"
+        );
+    }
+    // The same GICv2 SGI, active from source 2 and pending from it again: imported,
+    // and it goes to the guest with that source.
+    let mut g = v2(2);
+    let mut bytes = g.export();
+    bytes[irq(3)] |= 1 << 3;
+    bytes[irq(3) + 4] = 1 << 2;
+    bytes[irq(3) + 5] = 2;
+    g.import(&bytes).unwrap();
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!(f.count, 1);
+    assert_eq!((out[0].intid, out[0].source), (3, 2));
+    assert_eq!(out[0].state, LrState::PendingActive);
+}
