@@ -130,6 +130,9 @@ pub struct IfaceState {
 struct LrSlots {
     /// INTID in list register `i` (`None`: unused).
     intid: [Option<u32>; MAX_LRS],
+    /// Bit `i`: list register `i` was given its interrupt pending (an active-only
+    /// entry cannot be acknowledged, so its fold consumes nothing).
+    pending: u16,
     used: usize,
 }
 
@@ -444,6 +447,9 @@ impl Vgic {
                 i.in_lr = Some(vcpu as u16);
             }
             slots.intid[n] = Some(id);
+            if pend_in_lr {
+                slots.pending |= 1 << n;
+            }
             slots.used = n + 1;
         }
         for lr in out.iter_mut().take(nr).skip(slots.used) {
@@ -488,9 +494,10 @@ impl Vgic {
                 if pending {
                     i.pending_latch = true;
                 }
-            } else if !pending {
+            } else if !pending && slots.pending & (1 << n) != 0 {
                 // A level interrupt acknowledged by the guest: a software pending
                 // request is consumed (the line, if still high, keeps it pending).
+                // One given only as active was not acknowledged: it keeps its latch.
                 i.pending_latch = false;
             }
             i.active = active;

@@ -544,3 +544,36 @@ fn import_refuses_states_the_model_cannot_reach() {
     assert_eq!((out[0].intid, out[0].source), (3, 2));
     assert_eq!(out[0].state, LrState::PendingActive);
 }
+
+/// Found by the `snapshot` fuzz target (reachable by a guest through GICD alone): a
+/// level SPI with a software pending request, active and disabled, goes into a list
+/// register as active only; its fold took the request as acknowledged and dropped
+/// it, so the interrupt was lost when the guest enabled it again.
+#[test]
+fn an_active_only_level_interrupt_keeps_its_pending_request() {
+    let mut g = v3(1);
+    g.dist_write(0, d::CTLR, 4, 3);
+    g.dist_write(0, d::IROUTER + 8 * 40, 8, 0);
+    g.dist_write(0, d::ISPENDR + 4, 4, 1 << 8); // INTID 40, level (reset)
+    g.dist_write(0, d::ISACTIVER + 4, 4, 1 << 8);
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!(
+        (f.count, out[0].intid, out[0].state),
+        (1, 40, LrState::Active)
+    );
+    // The guest deactivates it.
+    let mut back = out.clone();
+    back[0].state = LrState::Invalid;
+    g.fold(0, &back[..1]);
+    let i = g.irq(0, 40).unwrap();
+    assert!(!i.active && i.pending(), "the pending request was lost");
+    // Enabled, it is delivered.
+    g.dist_write(0, d::ISENABLER + 4, 4, 1 << 8);
+    let (out, _) = lrs(&mut g, 0, 4);
+    assert_eq!((out[0].intid, out[0].state), (40, LrState::Pending));
+    // Acknowledged and deactivated by the guest, the request is consumed.
+    let mut back = out.clone();
+    back[0].state = LrState::Invalid;
+    g.fold(0, &back[..1]);
+    assert!(!g.irq(0, 40).unwrap().pending());
+}
