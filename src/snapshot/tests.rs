@@ -396,3 +396,63 @@ fn decoding_arbitrary_bytes_never_panics() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+/// Snapshots a VM of this CPU model could produce: two vCPUs with a virtual GIC
+/// (v3 and v2), one vCPU with an AArch32 view in its list, and a bare one. Each
+/// must import into a VM built as the `snapshot` fuzz target builds one. With
+/// `HV_FUZZ_SEEDS=1` they are (re)written as that target's seed corpus,
+/// `fuzz/corpus/snapshot/`.
+#[test]
+fn fuzz_seeds_import_cleanly() {
+    use crate::vgic::{Version, Vgic};
+    let (_, cpus, ram) = sample();
+    let with = |cpus: &[CpuState], gic: Option<&[u8]>| {
+        let (mut h, _, _) = sample();
+        h.vcpus = cpus.len() as u32;
+        let mut out = Vec::new();
+        encode(
+            &h,
+            cpus,
+            gic,
+            |ipa: u64, page: &mut [u8; PAGE]| {
+                let off = (ipa - RAM_IPA) as usize;
+                page.copy_from_slice(&ram[off..off + PAGE]);
+            },
+            &mut out,
+        );
+        out
+    };
+    let gic = |version| {
+        let mpidrs: Vec<u64> = (0..2)
+            .map(|i| crate::cpreg::mpidr_for_vcpu(i) & 0xff_00ff_ffff)
+            .collect();
+        let mut g = Vgic::new(version, &mpidrs, 64);
+        g.dist_write(0, 0, 4, 3); // GICD_CTLR: both groups on
+        g.inject_edge(0, 33);
+        g.export()
+    };
+    let mut view = cpus[..1].to_vec();
+    edit(
+        &mut view,
+        Sys64::new(3, 0, 1, 0, 0).kvm_index(),
+        Some((Cp::new32(15, 0, 1, 0, 0).kvm_index(), 0x30c5_0878)),
+    );
+    let seeds = [
+        ("two-vcpus-gicv3", with(&cpus, Some(&gic(Version::V3)))),
+        ("two-vcpus-gicv2", with(&cpus, Some(&gic(Version::V2)))),
+        ("aarch32-view", with(&view, None)),
+        ("one-vcpu", with(&cpus[..1], None)),
+    ];
+    for (name, bytes) in &seeds {
+        let p = decode(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let vm = files(p.cpus.len());
+        prepare_restore(&p, &target(&vm)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    if std::env::var_os("HV_FUZZ_SEEDS").is_some() {
+        let dir = format!("{}/fuzz/corpus/snapshot", env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in &seeds {
+            std::fs::write(format!("{dir}/{name}"), bytes).unwrap();
+        }
+    }
+}

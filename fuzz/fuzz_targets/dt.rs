@@ -1,0 +1,144 @@
+//! The device-tree layer (`src/dt/`) as boot uses it: arbitrary bytes as the host
+//! DTB go through `dt::parse`, `dt::guests` and, with the parameters boot would
+//! derive (the `serial0` console unless it is the debug UART, `serial1` hidden,
+//! the first memory range as the VM's RAM, the first guest's command line and
+//! initrd), `dt::guest_dtb`.
+//!
+//! Invariants:
+//! * no panic and no hang (the `fdt` crate panics on malformed blobs: `dt::blob`
+//!   must stop every one it would panic on);
+//! * every refusal is an error in words (no Rust debug output);
+//! * the guests use only the modules the DTB lists, at most `MAX_GUESTS`;
+//! * a guest DTB is read back by `fdt` (every node and property walked) and by
+//!   `dt::parse`, with exactly the VM's CPUs, RAM, command line and initrd, PSCI
+//!   over HVC, the console as `serial0`, no boot module, no dom0less domain and
+//!   no debug UART; writing it twice gives the same bytes.
+#![no_main]
+
+use hypervisor::addr::{Ipa, PhysAddr, Range};
+use hypervisor::dt::{self, DtError, GuestDtbParams, MachineInfo, PsciMethod};
+use libfuzzer_sys::fuzz_target;
+
+fn in_words(e: DtError) {
+    let msg = e.to_string();
+    for debug in ["Some(", "None", "{ ", "DtError", "BadStructure", "TooMany"] {
+        assert!(!msg.contains(debug), "debug output in '{msg}'");
+    }
+}
+
+/// The RAM a VM gets: the first memory range (as IPA = PA, as on `virt`), at most
+/// 1 GiB.
+fn vm_ram(info: &MachineInfo) -> Range<Ipa> {
+    match info.memory.first() {
+        Some(m) if m.size >= 0x20_0000 => Range::new(Ipa(m.start.0), m.size.min(1 << 30)),
+        _ => Range::new(Ipa(0x4000_0000), 0x1000_0000),
+    }
+}
+
+fn guest(host: &[u8], info: &MachineInfo) {
+    let specs = match dt::guests(info) {
+        Ok(s) => s,
+        Err(e) => return in_words(e),
+    };
+    assert!(specs.len() <= dt::MAX_GUESTS);
+    let listed: Vec<Range<PhysAddr>> = info
+        .modules
+        .iter()
+        .chain(info.domains.iter().flat_map(|d| d.modules.iter()))
+        .map(|m| m.range)
+        .collect();
+    for s in &specs {
+        for r in [Some(s.kernel), s.ramdisk, s.dtb].into_iter().flatten() {
+            assert!(
+                listed.contains(&r),
+                "a guest uses a module the DTB does not list"
+            );
+        }
+    }
+    let debug = info.resolve_alias("serial1").or_else(|| info.stdout_uart());
+    let Some(console) = info
+        .resolve_alias("serial0")
+        .filter(|g| Some(g.base) != debug.map(|d| d.base))
+    else {
+        return; // boot stops: no guest console
+    };
+    let hidden: Vec<&str> = debug.map(|d| d.path.as_str()).into_iter().collect();
+    let ram = vm_ram(info);
+    let first = specs.first();
+    let vcpus = first
+        .and_then(|s| s.vcpus)
+        .unwrap_or(info.cpus.len())
+        .clamp(1, dt::MAX_VCPUS);
+    let initrd = first
+        .and_then(|s| s.ramdisk)
+        .filter(|r| r.size > 0 && r.size <= ram.size / 2)
+        .map(|r| Range::new(Ipa(ram.start.0 + ram.size / 2), r.size));
+    let params = GuestDtbParams {
+        vcpus,
+        ram,
+        bootargs: first.and_then(|s| s.bootargs),
+        initrd,
+        console_path: console.path.as_str(),
+        hidden_paths: &hidden,
+    };
+    let g = match dt::guest_dtb(host, info, &params) {
+        Ok(g) => g,
+        Err(e) => return in_words(e),
+    };
+    assert!(
+        dt::guest_dtb(host, info, &params).is_ok_and(|again| again == g),
+        "the guest DTB differs when written twice"
+    );
+
+    // `fdt` reads it all.
+    let f = fdt::Fdt::new(&g).expect("fdt reads the guest DTB");
+    for node in f.all_nodes() {
+        for p in node.properties() {
+            let _ = (p.name, p.value.len());
+        }
+    }
+    // And so does our parser, with the VM's parameters.
+    let back = dt::parse(&g).expect("dt::parse reads the guest DTB");
+    assert_eq!(back.cpus.len(), vcpus);
+    assert_eq!(
+        back.memory.as_slice(),
+        &[Range::new(PhysAddr(ram.start.0), ram.size)]
+    );
+    assert_eq!(back.bootargs, params.bootargs);
+    assert_eq!(back.psci.map(|p| p.method), Some(PsciMethod::Hvc));
+    assert!(back.modules.is_empty() && back.domains.is_empty());
+    let chosen = f.find_node("/chosen").expect("/chosen");
+    let start = chosen
+        .property("linux,initrd-start")
+        .map(|p| p.value.to_vec());
+    let end = chosen
+        .property("linux,initrd-end")
+        .map(|p| p.value.to_vec());
+    match initrd {
+        Some(r) => {
+            assert_eq!(start, Some(r.start.0.to_be_bytes().to_vec()));
+            assert_eq!(end, Some((r.start.0 + r.size).to_be_bytes().to_vec()));
+        }
+        None => assert!(start.is_none() && end.is_none()),
+    }
+    let shown = back
+        .resolve_alias("serial0")
+        .expect("the console is serial0");
+    assert_eq!(shown.path.as_str(), console.path.as_str());
+    if let Some(d) = debug {
+        assert!(
+            back.uarts
+                .iter()
+                .all(|u| u.path.as_str() != d.path.as_str()),
+            "the debug UART {} reached the guest",
+            d.path.as_str()
+        );
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    match dt::parse(data) {
+        Ok(info) => guest(data, &info),
+        Err(e) => in_words(e),
+    }
+});
