@@ -27,10 +27,16 @@ struct Manifest {
 #[derive(serde::Deserialize)]
 struct Bin {
     name: String,
+    /// The source, relative to `fuzz/` (cargo's default when absent).
+    path: Option<String>,
 }
 
 /// The targets `fuzz/Cargo.toml` declares, in its order.
 pub fn targets(root: &Path) -> Result<Vec<String>, String> {
+    Ok(bins(root)?.into_iter().map(|b| b.name).collect())
+}
+
+fn bins(root: &Path) -> Result<Vec<Bin>, String> {
     let path = root.join("fuzz").join("Cargo.toml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -38,7 +44,7 @@ pub fn targets(root: &Path) -> Result<Vec<String>, String> {
     if m.bin.is_empty() {
         return Err(format!("{} declares no [[bin]] target", path.display()));
     }
-    Ok(m.bin.into_iter().map(|b| b.name).collect())
+    Ok(m.bin)
 }
 
 fn succeeds(cmd: &mut Command) -> bool {
