@@ -12,8 +12,9 @@
 //! 2. Ranges: priorities keep only the 5 implemented bits (`& 0xf8`); GICv2 SPI
 //!    targets name existing CPU interfaces, private interrupts have none; GICv3
 //!    routes keep Aff3.Aff2.Aff1.Aff0 only; a GICv2 SGI's sources and active source
-//!    are CPU numbers below 8, and no other interrupt has any; SGIs are edge and
-//!    PPIs level; GICv2 SGIs are enabled and no GICv2 interrupt is group 1.
+//!    are CPU numbers below 8, and no other interrupt has any; a GICv2 SGI is
+//!    pending only through its sources (no latch, no line); SGIs are edge and PPIs
+//!    level; GICv2 SGIs are enabled and no GICv2 interrupt is group 1.
 //! 3. List registers: a flush fills at most as many as the vCPU has, each valid
 //!    one with an implemented INTID, the model's priority and group, no INTID
 //!    twice; an SPI is held by at most one vCPU's list registers, and it is marked

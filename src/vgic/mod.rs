@@ -323,9 +323,19 @@ impl Vgic {
         k
     }
 
+    /// A GICv2 SGI: pending only per source CPU (GICD_SGIR, GICD_SPENDSGIR), so it
+    /// has no line and no source-less latch.
+    fn v2_sgi(&self, intid: u32) -> bool {
+        self.version == Version::V2 && intid < 16
+    }
+
     /// Drives a level-sensitive input (a PPI of `vcpu`, or an SPI). Returns the vCPU
-    /// to kick when the interrupt became deliverable.
+    /// to kick when the interrupt became deliverable. A GICv2 SGI has no line: nothing
+    /// happens.
     pub fn set_line(&mut self, vcpu: usize, intid: u32, level: bool) -> Kicks {
+        if self.v2_sgi(intid) {
+            return Kicks::default();
+        }
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Kicks::default();
         };
@@ -341,8 +351,13 @@ impl Vgic {
         }
     }
 
-    /// Makes an interrupt pending as an edge would (used for SGIs and tests).
+    /// Makes an interrupt pending as an edge would (used for SGIs and tests). A GICv2
+    /// SGI needs a source CPU: it is made pending through GICD_SGIR or
+    /// GICD_SPENDSGIR, and nothing happens here.
     pub fn inject_edge(&mut self, vcpu: usize, intid: u32) -> Kicks {
+        if self.v2_sgi(intid) {
+            return Kicks::default();
+        }
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Kicks::default();
         };

@@ -210,8 +210,8 @@ impl Vgic {
             if !v2_sgi && (i.sgi_sources != 0 || i.active_source != 0) {
                 return bad("SGI sources on an interrupt that has none");
             }
-            if v2_sgi && (i.active_source >= 8 || !i.enabled) {
-                return bad("a GICv2 SGI's source or enable");
+            if v2_sgi && (i.active_source >= 8 || !i.enabled || i.pending_latch || i.line_level) {
+                return bad("a GICv2 SGI's source, enable or pending state");
             }
             if v2 && i.group1 {
                 return bad("group 1 on a GICv2");

@@ -502,6 +502,9 @@ fn import_refuses_states_the_model_cannot_reach() {
             b[irq(3) + 5] = 9;
         }),
         (Version::V3, "v3 SGI sources", |b| b[irq(5) + 4] = 1),
+        (Version::V2, "GICv2 SGI latched without a source", |b| {
+            b[irq(2)] |= 1 << 1
+        }),
         (Version::V3, "priority low bits", |b| b[irq(20) + 2] = 0x07),
         (Version::V3, "SPI route beyond the affinity", |b| {
             b[spi(1) + 6 + 3] = 1
@@ -576,4 +579,27 @@ fn an_active_only_level_interrupt_keeps_its_pending_request() {
     back[0].state = LrState::Invalid;
     g.fold(0, &back[..1]);
     assert!(!g.irq(0, 40).unwrap().pending());
+}
+
+/// Found by the `vgic` fuzz target: a GICv2 SGI made pending with no source CPU
+/// (an edge injected, a line raised) made `flush` pick source 8 of an empty source
+/// mask, a shift overflow. A GICv2 SGI is pending only per source, so neither
+/// touches it.
+#[test]
+fn a_gicv2_sgi_has_no_line_and_no_sourceless_edge() {
+    let mut g = v2(2);
+    g.dist_write(0, d::CTLR, 4, 1);
+    assert!(g.inject_edge(0, 3).is_empty());
+    assert!(g.set_line(0, 4, true).is_empty());
+    assert!(!g.irq(0, 3).unwrap().pending() && !g.irq(0, 4).unwrap().pending());
+    let (_, f) = lrs(&mut g, 0, 4);
+    assert_eq!(f.count, 0);
+    // Through GICD_SGIR it is pending from its source and delivered with it.
+    g.dist_write(1, d::SGIR, 4, (1 << 16) | 3); // from CPU 1 to CPU 0
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!((f.count, out[0].intid, out[0].source), (1, 3, 1));
+    // A GICv3 SGI still takes an edge.
+    let mut g = v3(1);
+    g.inject_edge(0, 3);
+    assert!(g.irq(0, 3).unwrap().pending());
 }
