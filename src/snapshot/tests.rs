@@ -301,6 +301,14 @@ fn corrupt_truncated_and_foreign_files_are_rejected() {
         decode(b"hello world").err().expect("must fail"),
         SnapshotError::BadMagic
     );
+    // A section tag is shown as found, escaped where it is not printable.
+    let mut odd = bytes.clone();
+    odd[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(b"H\x1b'}");
+    let n = odd.len();
+    let crc = crc32fast::hash(&odd[..n - 4]);
+    odd[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    let msg = decode(&odd).err().expect("must fail").to_string();
+    assert_eq!(msg, "expected section 'HEAD', found 'H\\x1b\\x27}'");
     // A version this build does not know (the checksum is not even looked at).
     let mut v2 = bytes.clone();
     v2[MAGIC.len() + 12] = 2;
