@@ -80,7 +80,7 @@ fn gic_for(state: &[u8], vcpus: usize) -> Option<Vgic> {
     };
     let cpus = u32::from_le_bytes(state.get(5..9)?.try_into().ok()?) as usize;
     let spis = u32::from_le_bytes(state.get(9..13)?.try_into().ok()?) as usize;
-    if cpus != vcpus || spis == 0 || spis > 988 || spis % 32 != 0 {
+    if cpus != vcpus || spis == 0 || spis > 988 || !spis.is_multiple_of(32) {
         return None;
     }
     // As hv::vcpu: the guest MPIDR's affinity fields.

@@ -155,7 +155,7 @@ fn any_bytes_never_panic() {
     for _ in 0..20_000 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
         let r = seed >> 16;
-        let input: &[u8] = if r % 4 == 0 {
+        let input: &[u8] = if r.is_multiple_of(4) {
             keys[(r as usize / 4) % keys.len()]
         } else {
             &[(r >> 2) as u8]

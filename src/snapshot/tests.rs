@@ -307,7 +307,7 @@ fn corrupt_truncated_and_foreign_files_are_rejected() {
     let n = odd.len();
     let crc = crc32fast::hash(&odd[..n - 4]);
     odd[n - 4..].copy_from_slice(&crc.to_le_bytes());
-    let msg = decode(&odd).err().expect("must fail").to_string();
+    let msg = decode(&odd).expect_err("must fail").to_string();
     assert_eq!(msg, "expected section 'HEAD', found 'H\\x1b\\x27}'");
     // A version this build does not know (the checksum is not even looked at).
     let mut v2 = bytes.clone();

@@ -496,7 +496,8 @@ fn import_refuses_states_the_model_cannot_reach() {
     fn spi(n: usize) -> usize {
         IRQ0 + 14 * 32 + 49 + 14 * 32 + 14 * n
     }
-    let cases: &[(Version, &str, fn(&mut Vec<u8>))] = &[
+    type Corrupt = fn(&mut Vec<u8>);
+    let cases: &[(Version, &str, Corrupt)] = &[
         (Version::V2, "active source 9", |b| {
             b[irq(3)] |= 1 << 3; // active
             b[irq(3) + 5] = 9;
