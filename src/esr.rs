@@ -140,6 +140,51 @@ impl ExceptionClass {
     }
 }
 
+/// The class in words, as the Arm ARM names it (for console messages).
+impl core::fmt::Display for ExceptionClass {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use ExceptionClass::*;
+        let name = match self {
+            Unknown => "an unknown reason",
+            WfiWfe => "WFI or WFE",
+            Cp15Rt => "MCR or MRC to cp15",
+            Cp15RRt => "MCRR or MRRC to cp15",
+            Cp14Rt => "MCR or MRC to cp14",
+            Cp14Ls => "LDC or STC to cp14",
+            FpSimdAccess => "an FP/SIMD access",
+            Cp14RRt => "MRRC to cp14",
+            IllegalState => "an illegal execution state",
+            Svc32 => "SVC (AArch32)",
+            Hvc32 => "HVC (AArch32)",
+            Smc32 => "SMC (AArch32)",
+            Svc64 => "SVC (AArch64)",
+            Hvc64 => "HVC (AArch64)",
+            Smc64 => "SMC (AArch64)",
+            SysReg => "MSR, MRS or a system instruction",
+            Sve => "an SVE access",
+            InstrAbortLower => "an instruction abort from a lower EL",
+            InstrAbortSame => "an instruction abort",
+            PcAlignment => "a PC alignment fault",
+            DataAbortLower => "a data abort from a lower EL",
+            DataAbortSame => "a data abort",
+            SpAlignment => "an SP alignment fault",
+            Fp32 => "an FP exception (AArch32)",
+            Fp64 => "an FP exception (AArch64)",
+            SError => "an SError",
+            BreakpointLower => "a breakpoint from a lower EL",
+            BreakpointSame => "a breakpoint",
+            SoftwareStepLower => "a software step from a lower EL",
+            SoftwareStepSame => "a software step",
+            WatchpointLower => "a watchpoint from a lower EL",
+            WatchpointSame => "a watchpoint",
+            Bkpt32 => "BKPT (AArch32)",
+            Brk64 => "BRK (AArch64)",
+            Other(_) => "an exception class not decoded here",
+        };
+        f.write_str(name)
+    }
+}
+
 const fn bits(v: u64, hi: u32, lo: u32) -> u64 {
     (v >> lo) & ((1u64 << (hi - lo + 1)) - 1)
 }

@@ -7,7 +7,16 @@
 //! placed where QEMU `-kernel` puts one: RAM base + 0x80000.
 //! Everything else a loader must decide (where the DTB and the initrd go) is here too,
 //! so it is tested on the host.
+//!
+//! The header is input: a kernel module can say anything. With the Image magic,
+//! `text_offset` and `image_size` are believed only as far as they make sense:
+//! a `text_offset + image_size` that overflows is refused as an absurd header,
+//! and a kernel that claims more than the VM's RAM is refused as too large
+//! (both in words, with the numbers). Without the magic the file is a raw
+//! binary (DESIGN.md 4), whatever its bytes. All arithmetic is checked.
 #![forbid(unsafe_code)]
+
+use core::fmt;
 
 /// The Image header magic, "ARM\x64", at offset 56.
 pub const MAGIC: u32 = 0x644d_5241;
@@ -45,8 +54,76 @@ pub enum LayoutError {
     Empty,
     /// The Image header says it must be big-endian, which this hypervisor does not run.
     BigEndian,
-    /// Kernel, initrd and device tree do not fit into the VM's RAM.
-    TooLarge { needed: u64, ram: u64 },
+    /// The Image header's `text_offset + image_size` does not fit 64 bits.
+    AbsurdHeader { text_offset: u64, image_size: u64 },
+    /// The kernel alone (from the RAM base to the end of what it claims) is larger
+    /// than the VM's RAM.
+    KernelTooLarge { kind: Kind, end: u64, ram: u64 },
+    /// Kernel, initrd and device tree together do not fit into the VM's RAM.
+    TooLarge {
+        kernel_end: u64,
+        initrd: u64,
+        ram: u64,
+    },
+    /// The guest's device tree is larger than the boot protocol allows.
+    DtbTooLarge { size: u64 },
+}
+
+/// Bytes as MiB, rounded up (a size that does not fit is never shown as fitting).
+fn mib(n: u64) -> u64 {
+    n.div_ceil(1 << 20)
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Image => "arm64 Image",
+            Kind::ZImage => "32-bit zImage",
+            Kind::Raw => "raw binary",
+        })
+    }
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Empty => write!(f, "the kernel is empty"),
+            Self::BigEndian => write!(
+                f,
+                "the kernel's Image header says it is big-endian, and guests here are little-endian"
+            ),
+            Self::AbsurdHeader {
+                text_offset,
+                image_size,
+            } => write!(
+                f,
+                "the kernel's Image header is absurd: text_offset {text_offset:#x} plus image_size {image_size:#x} is beyond any memory; is the file damaged?"
+            ),
+            Self::KernelTooLarge { kind, end, ram } => write!(
+                f,
+                "the kernel ({kind}) needs {} MiB from the start of RAM and the VM has {} MiB: give the VM more memory or use a smaller kernel",
+                mib(end),
+                mib(ram)
+            ),
+            Self::TooLarge {
+                kernel_end,
+                initrd,
+                ram,
+            } => write!(
+                f,
+                "the kernel (up to {} MiB into RAM), the initrd ({} MiB) and the device tree (2 MiB) need {} MiB and the VM has {} MiB: give the VM more memory or use a smaller initrd",
+                mib(kernel_end),
+                mib(initrd),
+                mib(kernel_end).saturating_add(mib(initrd)).saturating_add(2),
+                mib(ram)
+            ),
+            Self::DtbTooLarge { size } => write!(
+                f,
+                "its device tree is {} KiB, more than the 2 MiB the arm64 boot protocol allows",
+                size.div_ceil(1024)
+            ),
+        }
+    }
 }
 
 fn le64(b: &[u8], at: usize) -> u64 {
@@ -72,6 +149,12 @@ pub fn place(kernel: &[u8]) -> Result<Placement, LayoutError> {
         } else {
             (text_offset, image_size.max(size))
         };
+        if offset.checked_add(footprint).is_none() {
+            return Err(LayoutError::AbsurdHeader {
+                text_offset,
+                image_size,
+            });
+        }
         Ok(Placement {
             kind: Kind::Image,
             offset,
@@ -117,14 +200,27 @@ pub fn layout(
     ram_size: u64,
 ) -> Result<Layout, LayoutError> {
     const PAGE: u64 = 4096;
-    let kernel_end = kernel.offset + kernel.footprint;
-    let needed = kernel_end + initrd_size.map_or(0, |s| (s + PAGE - 1) & !(PAGE - 1)) + DTB_MAX;
-    if needed > ram_size {
+    let kernel_end = kernel
+        .offset
+        .checked_add(kernel.footprint)
+        .filter(|&end| end <= ram_size)
+        .ok_or(LayoutError::KernelTooLarge {
+            kind: kernel.kind,
+            end: kernel.offset.saturating_add(kernel.footprint),
+            ram: ram_size,
+        })?;
+    let initrd_pages = initrd_size.map_or(Some(0), |s| s.checked_next_multiple_of(PAGE));
+    let needed = initrd_pages
+        .and_then(|i| kernel_end.checked_add(i))
+        .and_then(|n| n.checked_add(DTB_MAX));
+    if needed.is_none_or(|n| n > ram_size) {
         return Err(LayoutError::TooLarge {
-            needed,
+            kernel_end,
+            initrd: initrd_size.unwrap_or(0),
             ram: ram_size,
         });
     }
+    // needed <= ram_size: none of these can wrap.
     let dtb = ram_size - DTB_MAX;
     let initrd = initrd_size.map(|s| (dtb - s) & !(PAGE - 1));
     Ok(Layout {
@@ -132,6 +228,16 @@ pub fn layout(
         initrd,
         dtb,
     })
+}
+
+/// Refuses a guest device tree larger than the boot protocol's limit ([`DTB_MAX`],
+/// the space [`layout`] leaves for it).
+pub fn check_dtb(size: usize) -> Result<(), LayoutError> {
+    let size = size as u64;
+    if size > DTB_MAX {
+        return Err(LayoutError::DtbTooLarge { size });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,5 +349,79 @@ mod tests {
         ));
         assert!(layout(&k, None, 0x11f_f000).is_err());
         assert!(layout(&k, None, 0x120_0000).is_ok());
+        assert_eq!(
+            layout(&k, Some(0x100_0000), 0x200_0000).unwrap_err().to_string(),
+            "the kernel (up to 16 MiB into RAM), the initrd (16 MiB) and the device tree (2 MiB) need 34 MiB and the VM has 32 MiB: give the VM more memory or use a smaller initrd"
+        );
+        // An initrd of absurd size never wraps the arithmetic.
+        assert!(matches!(
+            layout(&k, Some(u64::MAX - 10), 0x200_0000),
+            Err(LayoutError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn absurd_image_headers_are_refused_in_words_never_overflowing() {
+        // text_offset + image_size past 2^64.
+        let e = place(&image(u64::MAX - 0xfff, 0x10_0000, 0xa, 64)).unwrap_err();
+        assert_eq!(
+            e,
+            LayoutError::AbsurdHeader {
+                text_offset: u64::MAX - 0xfff,
+                image_size: 0x10_0000
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "the kernel's Image header is absurd: text_offset 0xfffffffffffff000 plus image_size 0x100000 is beyond any memory; is the file damaged?"
+        );
+        // image_size beyond the VM's RAM: placed, then refused by the layout.
+        let p = place(&image(0, 0x4000_0000_0000, 0xa, 64)).unwrap();
+        let e = layout(&p, None, 512 << 20).unwrap_err();
+        assert_eq!(
+            e,
+            LayoutError::KernelTooLarge {
+                kind: Kind::Image,
+                end: 0x4000_0000_0000,
+                ram: 512 << 20
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "the kernel (arm64 Image) needs 67108864 MiB from the start of RAM and the VM has 512 MiB: give the VM more memory or use a smaller kernel"
+        );
+        // text_offset alone beyond the RAM.
+        let p = place(&image(0x8000_0000, 0x1000, 0xa, 64)).unwrap();
+        assert!(matches!(
+            layout(&p, None, 512 << 20),
+            Err(LayoutError::KernelTooLarge { .. })
+        ));
+        // The largest sane values still work.
+        let p = place(&image(0, 64 << 20, 0xa, 64)).unwrap();
+        assert_eq!(layout(&p, None, 128 << 20).unwrap().kernel, 0);
+    }
+
+    #[test]
+    fn a_wrong_magic_makes_a_raw_binary_whatever_the_header_says() {
+        let mut v = image(u64::MAX, u64::MAX, 1, 4096);
+        v[56] ^= 0xff;
+        let p = place(&v).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                kind: Kind::Raw,
+                offset: RAW_OFFSET,
+                footprint: 4096
+            }
+        );
+    }
+
+    #[test]
+    fn guest_device_trees_are_limited_to_2_mib() {
+        assert!(check_dtb(2 << 20).is_ok());
+        assert_eq!(
+            check_dtb((2 << 20) + 1).unwrap_err().to_string(),
+            "its device tree is 2049 KiB, more than the 2 MiB the arm64 boot protocol allows"
+        );
     }
 }

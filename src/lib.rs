@@ -14,13 +14,21 @@
 extern crate alloc;
 
 pub mod addr;
+pub mod board;
+pub mod bootcheck;
+pub mod bringup;
+pub mod bundle;
 pub mod cpreg;
+pub mod drivers;
 pub mod dt;
+pub mod el2map;
 pub mod esr;
 pub mod gdb;
 pub mod guest_image;
 pub mod memplan;
+pub mod passthrough;
 pub mod psci;
+pub mod serial_mux;
 pub mod shell;
 pub mod snapshot;
 pub mod stage1;

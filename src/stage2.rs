@@ -6,6 +6,14 @@
 //! = 2; `aarch64-paging` builds no concatenated level-1 roots): 40 bits is the
 //! smallest PARange value (ID_AA64MMFR0_EL1) a guest can be told, so every IPA a guest
 //! may use can be mapped. The VMID is ours to put in VTTBR.
+//!
+//! Except on CPUs whose physical address range is under 44 bits (Cortex-A53:
+//! 40 bits; the ZCU102 and the i.MX 8M Plus): with the 4K granule the architecture
+//! reserves a level-0 stage-2 start for them (QEMU faults every access), and a
+//! 40-bit IPA from level 1 needs two concatenated root tables. There the IPA space
+//! is 39 bits (T0SZ = 25, 512 GiB) from one level-1 root ([`configure`]); RAM and
+//! devices of such a machine lie below 512 GiB, and an access above is a stage-2
+//! fault like any unmapped IPA.
 #![forbid(unsafe_code)]
 
 use crate::addr::{Ipa, PhysAddr};
@@ -16,8 +24,35 @@ use aarch64_paging::{
     MapError, Mapping,
 };
 
-/// The IPA width stage 2 covers.
+/// The IPA width stage 2 covers on CPUs with at least 44 physical address bits.
 pub const IPA_BITS: u32 = 40;
+
+/// The root level of new stage-2 tables: 0, or 1 on a CPU with fewer than 44
+/// physical address bits ([`configure`]).
+static ROOT_LEVEL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Chooses the stage-2 geometry for a CPU whose ID_AA64MMFR0_EL1.PARange is
+/// `pa_range`, before any table is made (every CPU passes the same value).
+pub fn configure(pa_range: u64) {
+    ROOT_LEVEL.store(root_level(pa_range), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Level 0 needs at least 44 physical address bits (PARange 0b0100) with 4K.
+const fn root_level(pa_range: u64) -> usize {
+    if pa_range >= 4 {
+        0
+    } else {
+        1
+    }
+}
+
+/// The IPA width of the configured geometry: 40 bits from level 0, 39 from level 1.
+pub fn ipa_bits() -> u32 {
+    match ROOT_LEVEL.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => IPA_BITS,
+        _ => 39,
+    }
+}
 
 pub const RAM: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::MEMATTR_NORMAL_INNER_WB)
@@ -47,7 +82,11 @@ impl Default for Stage2Tables {
 impl Stage2Tables {
     pub fn new() -> Self {
         Self {
-            mapping: Mapping::new(IdTranslation::new(), 0, Stage2),
+            mapping: Mapping::new(
+                IdTranslation::new(),
+                ROOT_LEVEL.load(core::sync::atomic::Ordering::Relaxed),
+                Stage2,
+            ),
         }
     }
 
@@ -59,8 +98,8 @@ impl Stage2Tables {
         size: u64,
         attrs: Stage2Attributes,
     ) -> Result<(), MapError> {
-        // The level-0 root could describe 48 bits; VTCR_EL2 only lets 40 through.
-        let end = ipa.0.checked_add(size).filter(|&e| e <= 1 << IPA_BITS);
+        // The level-0 root could describe 48 bits; VTCR_EL2 only lets 40 (or 39) through.
+        let end = ipa.0.checked_add(size).filter(|&e| e <= 1 << ipa_bits());
         let Some(end) = end else {
             return Err(MapError::AddressRange(VirtualAddress(ipa.0 as usize)));
         };
@@ -108,13 +147,29 @@ impl Stage2Tables {
 pub const fn vtcr(pa_range: u64) -> u64 {
     let ps = if pa_range > 5 { 5 } else { pa_range };
     // RES1 bit 31; PS; TG0 4K; SH0 inner; ORGN0/IRGN0 write-back write-allocate;
-    // SL0 = 2 (start at level 0); T0SZ = 64 - 40.
-    (1 << 31) | (ps << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (2 << 6) | (64 - IPA_BITS as u64)
+    // SL0 = 2 (start at level 0), T0SZ = 64 - 40; or SL0 = 1 (level 1), T0SZ = 64 - 39.
+    let (sl0, t0sz) = match root_level(pa_range) {
+        0 => (2, 64 - IPA_BITS as u64),
+        _ => (1, 64 - 39),
+    };
+    (1 << 31) | (ps << 16) | (3 << 12) | (1 << 10) | (1 << 8) | (sl0 << 6) | t0sz
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_under_44_pa_bits_start_stage_2_at_level_1_with_39_bits() {
+        // Cortex-A53 (PARange 0b0010, 40 bits): SL0 = 1, T0SZ = 25.
+        assert_eq!(vtcr(2) & 0xff, 1 << 6 | 25);
+        assert_eq!((vtcr(2) >> 16) & 7, 2);
+        // Cortex-A72 (0b0100, 44 bits) and up: SL0 = 2, T0SZ = 24.
+        assert_eq!(vtcr(4) & 0xff, 2 << 6 | 24);
+        assert_eq!(vtcr(6) & 0xff, 2 << 6 | 24);
+        assert_eq!((vtcr(6) >> 16) & 7, 5);
+        assert_eq!((root_level(2), root_level(3), root_level(4)), (1, 1, 0));
+    }
 
     #[test]
     fn maps_ram_and_devices_and_leaves_the_rest_unmapped() {
@@ -182,10 +237,11 @@ mod tests {
         let v = s2.vttbr(7);
         assert_eq!(v >> 48, 7);
         assert_eq!(v & 0xfff, 0, "root table is page aligned");
-        let v = vtcr(2);
+        // A 44-bit PA (PARange 0b0100): level-0 start, 40-bit IPA.
+        let v = vtcr(4);
         assert_eq!(v & 0x3f, 24);
         assert_eq!((v >> 6) & 3, 2);
-        assert_eq!((v >> 16) & 7, 2);
+        assert_eq!((v >> 16) & 7, 4);
         assert_eq!(vtcr(9) >> 16 & 7, 5);
     }
 }

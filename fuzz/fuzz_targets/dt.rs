@@ -1,7 +1,7 @@
 //! The device-tree layer (`src/dt/`) as boot uses it: arbitrary bytes as the host
 //! DTB go through `dt::parse`, `dt::guests` and, with the parameters boot would
-//! derive (the `serial0` console unless it is the debug UART, `serial1` hidden,
-//! the first memory range as the VM's RAM, the first guest's command line and
+//! derive (the board's consoles: the guests' line behind an emulated PL011, the
+//! debug UART hidden; the first memory range as the VM's RAM, the first guest's command line and
 //! initrd), `dt::guest_dtb`.
 //!
 //! Invariants:
@@ -12,11 +12,13 @@
 //! * a guest DTB is read back by `fdt` (every node and property walked, one CPU
 //!   node per vCPU) and, when it has at most `dt::MAX_CPUS` CPUs (the reader's
 //!   limit for a host), by `dt::parse`, with exactly the VM's CPUs, RAM, command
-//!   line and initrd, PSCI over HVC, the console as `serial0`, no boot module, no
-//!   dom0less domain and no debug UART; writing it twice gives the same bytes.
+//!   line and initrd, PSCI over HVC, the emulated PL011 (or, with none, the
+//!   host's console) as `serial0`, no boot module, no dom0less domain and no debug
+//!   UART; writing it twice gives the same bytes.
 #![no_main]
 
 use hypervisor::addr::{Ipa, PhysAddr, Range};
+use hypervisor::board;
 use hypervisor::dt::{self, DtError, GuestDtbParams, MachineInfo, PsciMethod};
 use libfuzzer_sys::fuzz_target;
 
@@ -56,14 +58,15 @@ fn guest(host: &[u8], info: &MachineInfo) {
             );
         }
     }
-    let debug = info.resolve_alias("serial1").or_else(|| info.stdout_uart());
-    let Some(console) = info
-        .resolve_alias("serial0")
-        .filter(|g| Some(g.base) != debug.map(|d| d.base))
-    else {
+    // The consoles as boot picks them: the board's choice, then stdout-path.
+    let (board, _) = board::select(info.compatible.iter());
+    let consoles = board::consoles(board, info);
+    let Some(console) = consoles.guest else {
         return; // boot stops: no guest console
     };
+    let debug = consoles.debug;
     let hidden: Vec<&str> = debug.map(|d| d.path.as_str()).into_iter().collect();
+    let uart = board::emulated_uart(&consoles);
     let ram = vm_ram(info);
     let first = specs.first();
     let vcpus = first
@@ -81,6 +84,7 @@ fn guest(host: &[u8], info: &MachineInfo) {
         initrd,
         console_path: console.path.as_str(),
         hidden_paths: &hidden,
+        uart,
     };
     let g = match dt::guest_dtb(host, info, &params) {
         Ok(g) => g,
@@ -138,12 +142,23 @@ fn guest(host: &[u8], info: &MachineInfo) {
     let shown = back
         .resolve_alias("serial0")
         .expect("the console is serial0");
-    assert_eq!(shown.path.as_str(), console.path.as_str());
+    match uart {
+        // Every guest's console is the emulated PL011, at the IPA the board says.
+        Some(u) => {
+            assert_eq!(shown.path.as_str(), dt::emulated_uart_path(&u).as_str());
+            assert_eq!(shown.base.0, u.ipa);
+        }
+        None => assert_eq!(shown.path.as_str(), console.path.as_str()),
+    }
     if let Some(d) = debug {
+        // The debug UART never reaches a guest (unless it is the guests' line
+        // too, one cable, and what the guest sees is the emulated PL011).
         assert!(
-            back.uarts
-                .iter()
-                .all(|u| u.path.as_str() != d.path.as_str()),
+            uart.is_some_and(|u| u.ipa == d.base.0 & !0xfff)
+                || back
+                    .uarts
+                    .iter()
+                    .all(|u| u.path.as_str() != d.path.as_str()),
             "the debug UART {} reached the guest",
             d.path.as_str()
         );

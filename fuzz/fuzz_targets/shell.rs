@@ -88,17 +88,28 @@ fn print(c: &Command) -> String {
         Command::Traps => "traps".into(),
         Command::Pause(vm) => format!("pause vm{vm}"),
         Command::Resume(vm) => format!("resume vm{vm}"),
-        Command::SnapshotSave(vm, slot) => format!("snapshot save vm{vm} {slot}"),
-        Command::SnapshotRestore(vm, slot) => format!("snapshot restore vm{vm} {slot}"),
+        Command::SnapshotSave(vm, slot, f) => format!("snapshot save vm{vm} {slot}{}", force(*f)),
+        Command::SnapshotRestore(vm, slot, f) => {
+            format!("snapshot restore vm{vm} {slot}{}", force(*f))
+        }
         Command::SnapshotList => "snapshot list".into(),
-        Command::SnapshotSend(vm) => format!("snapshot send vm{vm}"),
-        Command::SnapshotReceive(vm, len, crc) => {
-            format!("snapshot receive vm{vm} {len} {crc:x}")
+        Command::SnapshotSend(vm, f) => format!("snapshot send vm{vm}{}", force(*f)),
+        Command::SnapshotReceive(vm, len, crc, f) => {
+            format!("snapshot receive vm{vm} {len} {crc:x}{}", force(*f))
         }
         Command::Log(LogLevel::Quiet) => "log quiet".into(),
         Command::Log(LogLevel::Normal) => "log normal".into(),
         Command::Log(LogLevel::Verbose) => "log verbose".into(),
         Command::Gdb(vm) => format!("gdb vm{vm}"),
+    }
+}
+
+/// The `--force` flag as typed.
+fn force(f: bool) -> &'static str {
+    if f {
+        " --force"
+    } else {
+        ""
     }
 }
 

@@ -19,7 +19,7 @@
 use super::entry::{Features, Flags, State, WriteOp};
 use super::hw::SysRegHw;
 use super::idregs::{mpidr_for_vcpu, GuestIds};
-use super::table::{lookup_kvm, Reg, ENTRIES, ID_REGS, KVM_INDEX, NUM_SLOTS};
+use super::table::{lookup_kvm, Reg, COUNT, ENTRIES, ID_REGS, KVM_INDEX, SLOT_SPACE};
 
 /// Why a raw access failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,9 +58,26 @@ pub enum ImportError {
 /// The system registers of one vCPU.
 #[derive(Clone)]
 pub struct SysRegFile {
-    slots: [u64; NUM_SLOTS],
+    slots: [u64; SLOT_SPACE],
     features: Features,
+    /// One bit per entry: present on this vCPU (`features` resolved once, so the
+    /// trap path tests a bit instead of matching on the presence rule).
+    present: [u64; PRESENT_WORDS],
     ccsidr: [u64; 16],
+}
+
+/// Words of the presence bitmap: a power of two, so an entry number indexes it
+/// masked, without a bounds check.
+const PRESENT_WORDS: usize = COUNT.div_ceil(64).next_power_of_two();
+
+fn presence_bits(f: &Features) -> [u64; PRESENT_WORDS] {
+    let mut bits = [0u64; PRESENT_WORDS];
+    for (i, e) in ENTRIES.iter().enumerate() {
+        if f.has(e.presence) {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+    bits
 }
 
 const fn field_mask(width: u8) -> u64 {
@@ -75,15 +92,17 @@ impl SysRegFile {
     /// A vCPU context with the VM's sanitised ID values, this vCPU's MPIDR and every
     /// other register at its reset value.
     pub fn new(ids: &GuestIds, vcpu_index: usize) -> Self {
+        let features = ids.features();
         let mut f = SysRegFile {
-            slots: [0; NUM_SLOTS],
-            features: ids.features(),
+            slots: [0; SLOT_SPACE],
+            features,
+            present: presence_bits(&features),
             ccsidr: ids.ccsidr,
         };
         for (i, &r) in ID_REGS.iter().enumerate() {
-            f.set_slot(r, ids.values[i]);
+            f.set_reg_slot(r, ids.values[i]);
         }
-        f.set_slot(Reg::MPIDR_EL1, mpidr_for_vcpu(vcpu_index));
+        f.set_reg_slot(Reg::MPIDR_EL1, mpidr_for_vcpu(vcpu_index));
         f.reset();
         f
     }
@@ -95,11 +114,19 @@ impl SysRegFile {
     /// Override the features (normally derived from the ID values).
     pub fn set_features(&mut self, f: Features) {
         self.features = f;
+        self.present = presence_bits(&f);
     }
 
     /// Whether this vCPU has the register.
+    #[inline]
     pub fn present(&self, reg: Reg) -> bool {
-        self.features.has(reg.entry().presence)
+        self.present_index(reg as usize)
+    }
+
+    /// Whether this vCPU has entry number `i` (`Reg as usize`).
+    #[inline(always)]
+    pub(crate) fn present_index(&self, i: usize) -> bool {
+        self.present[(i / 64) & (PRESENT_WORDS - 1)] & (1 << (i % 64)) != 0
     }
 
     /// Put every owned, non-constant register at its reset value. ALIAS entries are
@@ -120,11 +147,34 @@ impl SysRegFile {
         self.ccsidr[(csselr & 0xf) as usize]
     }
 
+    /// Every slot, for the world switch's generated register moves
+    /// (`arch::sysreg`), which index them with the table's slot numbers.
+    pub fn slots(&self) -> &[u64; SLOT_SPACE] {
+        &self.slots
+    }
+
+    /// Every slot, to be written by the world switch.
+    pub fn slots_mut(&mut self) -> &mut [u64; SLOT_SPACE] {
+        &mut self.slots
+    }
+
+    /// Slot `i` (a slot number from the table, `Reg::slot`).
+    #[inline]
+    pub(crate) fn slot(&self, i: usize) -> u64 {
+        self.slots[i & (SLOT_SPACE - 1)]
+    }
+
+    /// Stores into slot `i` (a slot number from the table).
+    #[inline]
+    pub(crate) fn set_slot(&mut self, i: usize, v: u64) {
+        self.slots[i & (SLOT_SPACE - 1)] = v;
+    }
+
     fn slot_value(&self, reg: Reg) -> u64 {
         reg.slot().map_or(0, |s| self.slots[s])
     }
 
-    fn set_slot(&mut self, reg: Reg, v: u64) {
+    fn set_reg_slot(&mut self, reg: Reg, v: u64) {
         if let Some(s) = reg.slot() {
             self.slots[s] = v;
         }
@@ -160,7 +210,7 @@ impl SysRegFile {
                 }
             }
             State::Own => {
-                self.set_slot(reg, value);
+                self.set_reg_slot(reg, value);
                 Ok(())
             }
             State::Const(v) if v == value => Ok(()),
@@ -211,13 +261,13 @@ impl SysRegFile {
     // Guest accessors.
 
     /// The value a guest read returns (rights not checked); `None` for operations.
-    pub fn guest_value(&mut self, hw: &mut dyn SysRegHw, reg: Reg) -> Option<u64> {
+    pub fn guest_value<H: SysRegHw + ?Sized>(&mut self, hw: &mut H, reg: Reg) -> Option<u64> {
         let e = reg.entry();
         match e.state {
             State::Own => {
                 if e.is(Flags::HW) && !e.is(Flags::CONST) {
                     let v = hw.read(reg);
-                    self.set_slot(reg, v);
+                    self.set_reg_slot(reg, v);
                     Some(v)
                 } else {
                     Some(self.slot_value(reg))
@@ -228,7 +278,7 @@ impl SysRegFile {
                 .guest_value(hw, owner)
                 .map(|v| (v >> lsb) & field_mask(width)),
             State::Volatile => Some(hw.read(reg)),
-            State::Func(f) => Some((f.read)(self, hw)),
+            State::Func(f) => Some((f.read)(self, hw.dynamic())),
             State::Op(_) => None,
         }
     }
@@ -237,7 +287,7 @@ impl SysRegFile {
     /// write-ignore applied; the hardware register is written too and the slot takes
     /// the value read back from it (so read-only and reserved bits behave as on the
     /// hardware).
-    pub fn guest_store(&mut self, hw: &mut dyn SysRegHw, reg: Reg, value: u64) {
+    pub fn guest_store<H: SysRegHw + ?Sized>(&mut self, hw: &mut H, reg: Reg, value: u64) {
         let e = reg.entry();
         if e.is(Flags::WI) {
             return;
@@ -259,20 +309,20 @@ impl SysRegFile {
                 let new = (old & !(m << lsb)) | ((view & m) << lsb);
                 self.guest_store_raw(hw, owner, new);
             }
-            State::Func(f) => (f.write)(self, hw, value),
+            State::Func(f) => (f.write)(self, hw.dynamic(), value),
             State::Own | State::Const(_) | State::Volatile | State::Op(_) => {}
         }
     }
 
     /// Store a whole value into an owned register: hardware (with read-back) and slot.
-    pub fn guest_store_raw(&mut self, hw: &mut dyn SysRegHw, reg: Reg, value: u64) {
+    pub fn guest_store_raw<H: SysRegHw + ?Sized>(&mut self, hw: &mut H, reg: Reg, value: u64) {
         let e = reg.entry();
         if e.is(Flags::HW) {
             hw.write(reg, value);
             let v = hw.read(reg);
-            self.set_slot(reg, v);
+            self.set_reg_slot(reg, v);
         } else {
-            self.set_slot(reg, value);
+            self.set_reg_slot(reg, value);
         }
     }
 
@@ -284,7 +334,7 @@ impl SysRegFile {
         for &r in set {
             if self.present(r) {
                 let v = hw.read(r);
-                self.set_slot(r, v);
+                self.set_reg_slot(r, v);
             }
         }
     }

@@ -22,8 +22,12 @@ struct Counter {
     writes: AtomicU32,
 }
 
+/// Counters per table entry: one per entry, rounded up to a power of two so the
+/// trap fast path indexes them by a masked entry number, without a bounds check.
+const COUNTERS_LEN: usize = COUNT.next_power_of_two();
+
 /// One read and one write counter per table entry.
-pub struct TrapCounters([Counter; COUNT]);
+pub struct TrapCounters([Counter; COUNTERS_LEN]);
 
 /// The hypervisor's counters: what `traps` lists.
 pub static TRAP_COUNTERS: TrapCounters = TrapCounters::new();
@@ -42,13 +46,19 @@ impl TrapCounters {
                     reads: AtomicU32::new(0),
                     writes: AtomicU32::new(0),
                 }
-            }; COUNT],
+            }; COUNTERS_LEN],
         )
     }
 
     /// Counts one emulated access to `reg`.
     pub fn count(&self, reg: Reg, write: bool) {
-        let c = &self.0[reg as usize];
+        self.count_index(reg as usize, write)
+    }
+
+    /// [`Self::count`] by entry number (`Reg as usize`), for the trap fast path.
+    #[inline(always)]
+    pub fn count_index(&self, i: usize, write: bool) {
+        let c = &self.0[i & (COUNTERS_LEN - 1)];
         let a = if write { &c.writes } else { &c.reads };
         a.fetch_add(1, Ordering::Relaxed);
     }

@@ -50,6 +50,21 @@ pub enum UndefReason {
     Unsupported,
 }
 
+/// The reason in words (for the console's UNDEF lines).
+impl core::fmt::Display for UndefReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Unknown => "no register has this encoding",
+            Self::NotPresent => "not present on this vCPU",
+            Self::ReadOnly => "read-only",
+            Self::WriteOnly => "write-only",
+            Self::Privilege => "not accessible from EL0",
+            Self::El2Register => "an EL2 register",
+            Self::Unsupported => "not emulated",
+        })
+    }
+}
+
 /// An UNDEF to inject.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Undef {
@@ -132,7 +147,12 @@ fn check(
 }
 
 /// Perform a checked write (an operation, or a store).
-fn write(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, reg: Reg, value: u64) -> Emulation {
+fn write<H: SysRegHw + ?Sized>(
+    ctx: &mut SysRegFile,
+    hw: &mut H,
+    reg: Reg,
+    value: u64,
+) -> Emulation {
     hw.counters().count(reg, true);
     match reg.entry().state {
         State::Op(OpKind::Nop) => Emulation::Done { reg, write: true },

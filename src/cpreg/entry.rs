@@ -233,8 +233,14 @@ impl Features {
 pub enum Group {
     /// Not switched (emulated, constant, alias, operation).
     None,
-    /// The EL1/EL0 context: `save_el1` / `restore_el1` ([`save_el1_with`](super::save_el1_with)).
+    /// The EL1/EL0 context, switched with every world switch
+    /// ([`save_el1_with`](super::save_el1_with)).
     El1,
+    /// The debug registers (breakpoint and watchpoint pairs, MDCCINT_EL1): trapped
+    /// by MDCR_EL2.TDA and switched lazily, only while the vCPU uses debug
+    /// (MDSCR_EL1.MDE, or an access), as KVM does, with
+    /// [`save_debug_with`](super::save_debug_with).
+    Debug,
     /// Switched with the FP/SIMD state (`FPEXC32_EL2`: touching it with
     /// `CPTR_EL2.TFP` set traps, so it belongs to the lazy FP switch).
     Fp,
@@ -421,6 +427,9 @@ impl Entry {
     /// Member of the EL1 world-switch set.
     pub const fn el1(self) -> Self {
         self.group(Group::El1)
+    }
+    pub const fn debug(self) -> Self {
+        self.group(Group::Debug)
     }
     pub const fn presence(mut self, p: Presence) -> Self {
         self.presence = p;

@@ -5,11 +5,11 @@
 //! * [`FakeHw`]: keeps values in memory (arm-gic's `sysreg/fake.rs` idea), and
 //!   asserts that only hardware-backed entries are touched and that read-only ones
 //!   are never written: a broken internal invariant, not a guest error.
-//! * `Hw` (bare-metal AArch64 only): one `mrs` and one `msr` function per `hw`
-//!   row and one `mrs` per `ro` row, generated from `rows.rs` with the assembler's
-//!   generic `S<op0>_<op1>_C<n>_C<m>_<op2>` names, so no list of register names is
-//!   kept by hand. The hypervisor runs at EL2 without VHE, so the `_EL1` encodings
-//!   reach the EL1 registers (never the `_EL12` ones).
+//! * The real registers: `crate::arch::sysreg::Hw` (bare-metal AArch64 only),
+//!   generated from the same rows, so this module keeps the portable side free of
+//!   `unsafe`.
+
+#![forbid(unsafe_code)]
 
 use super::counters::{TrapCounters, TRAP_COUNTERS};
 use super::entry::{Flags, State};
@@ -17,10 +17,23 @@ use super::table::{Reg, COUNT};
 
 /// The hardware side of the system registers.
 pub trait SysRegHw {
+    /// This, as a trait object (for the table's `Func` entries, which are plain
+    /// function pointers and so cannot be generic).
+    fn dynamic(&mut self) -> &mut dyn SysRegHw;
     /// Read the hardware register of a `hw` or `ro` entry.
     fn read(&mut self, reg: Reg) -> u64;
     /// Write the hardware register of a `hw` entry.
     fn write(&mut self, reg: Reg, value: u64);
+    /// [`SysRegHw::read`] by entry number (`Reg as usize`; 0 for none).
+    fn read_index(&mut self, i: usize) -> u64 {
+        Reg::ALL.get(i).map_or(0, |&r| self.read(r))
+    }
+    /// [`SysRegHw::write`] by entry number (`Reg as usize`; none: nothing).
+    fn write_index(&mut self, i: usize, value: u64) {
+        if let Some(&r) = Reg::ALL.get(i) {
+            self.write(r, value)
+        }
+    }
     /// Context synchronisation (`isb`) after writes whose effect later reads depend
     /// on (e.g. `CSSELR_EL1` before `CCSIDR_EL1`).
     fn sync(&mut self) {}
@@ -64,6 +77,10 @@ impl FakeHw {
 }
 
 impl SysRegHw for FakeHw {
+    fn dynamic(&mut self) -> &mut dyn SysRegHw {
+        self
+    }
+
     fn read(&mut self, reg: Reg) -> u64 {
         assert!(
             reg.entry().is(Flags::HW),
@@ -88,137 +105,5 @@ impl SysRegHw for FakeHw {
 
     fn counters(&self) -> &TrapCounters {
         &self.counters
-    }
-}
-
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub use real::Hw;
-
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-mod real {
-    use super::super::table::{Reg, COUNT};
-    use super::SysRegHw;
-
-    /// The accessors of one hardware-backed row.
-    #[derive(Clone, Copy)]
-    struct HwFns {
-        read: fn() -> u64,
-        write: fn(u64),
-    }
-
-    /// `ro` rows: the emulation never writes them (the fake asserts it); if it ever
-    /// did, ignoring the write is what a read-only register does.
-    fn no_write(_: u64) {}
-
-    macro_rules! hw_accessor {
-        (- [$($x:tt)*]) => {
-            None
-        };
-        (ro [$op0:literal, $op1:literal, $crn:literal, $crm:literal, $op2:literal]) => {
-            Some(HwFns {
-                read: {
-                    fn r() -> u64 {
-                        let v: u64;
-                        // SAFETY: reading a system register the table marks as
-                        // present at EL2 has no effect on memory or on the
-                        // hypervisor's own state.
-                        unsafe {
-                            core::arch::asm!(
-                                concat!("mrs {}, s", $op0, "_", $op1, "_c", $crn, "_c", $crm, "_", $op2),
-                                out(reg) v,
-                                options(nomem, nostack, preserves_flags)
-                            )
-                        };
-                        v
-                    }
-                    r
-                },
-                write: no_write,
-            })
-        };
-        (hw [$op0:literal, $op1:literal, $crn:literal, $crm:literal, $op2:literal]) => {
-            Some(HwFns {
-                read: {
-                    fn r() -> u64 {
-                        let v: u64;
-                        // SAFETY: reading a system register the table marks as
-                        // present at EL2 has no effect on memory or on the
-                        // hypervisor's own state.
-                        unsafe {
-                            core::arch::asm!(
-                                concat!("mrs {}, s", $op0, "_", $op1, "_c", $crn, "_c", $crm, "_", $op2),
-                                out(reg) v,
-                                options(nomem, nostack, preserves_flags)
-                            )
-                        };
-                        v
-                    }
-                    r
-                },
-                write: {
-                    fn w(v: u64) {
-                        // SAFETY: `hw` rows are EL1/EL0 (or AArch32 EL1) state of
-                        // the guest. Without VHE, EL2 runs in its own translation
-                        // regime with its own controls, so writing them changes
-                        // only what the guest sees when it next runs.
-                        unsafe {
-                            core::arch::asm!(
-                                concat!("msr s", $op0, "_", $op1, "_c", $crn, "_c", $crm, "_", $op2, ", {}"),
-                                in(reg) v,
-                                options(nostack, preserves_flags)
-                            )
-                        };
-                    }
-                    w
-                },
-            })
-        };
-    }
-
-    macro_rules! define_hw {
-        ($( $name:ident : [$($a64:tt)*] [$($a32:tt)*] $hw:tt => $def:expr ; )*) => {
-            static HW_FNS: [Option<HwFns>; COUNT] = [$( hw_accessor!($hw [$($a64)*]) ),*];
-        };
-    }
-
-    with_cpreg_rows!(define_hw);
-
-    /// The real system registers of the current CPU.
-    pub struct Hw;
-
-    impl SysRegHw for Hw {
-        #[inline]
-        fn read(&mut self, reg: Reg) -> u64 {
-            match HW_FNS[reg as usize] {
-                Some(f) => (f.read)(),
-                None => 0,
-            }
-        }
-
-        #[inline]
-        fn write(&mut self, reg: Reg, value: u64) {
-            if let Some(f) = HW_FNS[reg as usize] {
-                (f.write)(value)
-            }
-        }
-
-        fn sync(&mut self) {
-            // SAFETY: `isb` only synchronises the context; it touches no memory.
-            unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
-        }
-
-        fn ccsidr(&mut self, csselr: u64) -> u64 {
-            let saved = self.read(Reg::CSSELR_EL1);
-            self.write(Reg::CSSELR_EL1, csselr);
-            self.sync();
-            let v: u64;
-            // SAFETY: reading CCSIDR_EL1 has no side effects.
-            unsafe {
-                core::arch::asm!("mrs {}, ccsidr_el1", out(reg) v, options(nomem, nostack, preserves_flags))
-            };
-            self.write(Reg::CSSELR_EL1, saved);
-            self.sync();
-            v
-        }
     }
 }

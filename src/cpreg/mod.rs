@@ -9,8 +9,10 @@
 //!   compile-time checks;
 //! * [`context`]: the vCPU's `SysRegFile` and its guest and raw accessors;
 //! * [`funcs`]: registers computed on access;
-//! * [`hw`]: the `SysRegHw` trait, the in-memory fake and the real `mrs`/`msr`;
+//! * [`hw`]: the `SysRegHw` trait and the in-memory fake (the real `mrs`/`msr` are
+//!   generated from the rows in `arch::sysreg`);
 //! * [`emulate`](mod@emulate): trapped `MRS`/`MSR`/`SYS` and `MCR`/`MRC`/`MCRR`/`MRRC`;
+//! * [`quick`]: the trap fast path's subset of the emulation (plain state at EL1);
 //! * [`counters`]: per-register trap counts;
 //! * [`switch`]: world-switch save/restore sets;
 //! * [`idregs`]: sanitised ID registers;
@@ -27,6 +29,7 @@ pub mod entry;
 pub mod funcs;
 pub mod hw;
 pub mod idregs;
+pub mod quick;
 pub mod switch;
 pub mod table;
 pub mod traps;
@@ -46,11 +49,15 @@ pub use encoding::{Cp, Encoding, Sys64};
 pub use entry::{Access, Entry, Features, Flags, Group, OpKind, Presence, State};
 pub use hw::{FakeHw, SysRegHw};
 pub use idregs::{mpidr_for_vcpu, GuestIds, HostIds, IdPolicy};
-pub use switch::{restore_el1_with, restore_fp_with, save_el1_with, save_fp_with};
+pub use quick::emulate_quick;
+pub use switch::{
+    restore_debug_with, restore_el1_with, restore_fp_with, save_debug_with, save_el1_with,
+    save_fp_with,
+};
 pub use table::{lookup_a32, lookup_a64, lookup_kvm, Reg, ENTRIES, NUM_SLOTS};
-pub use traps::{HCR_EL2_TRAPS, MDCR_EL2_TRAPS};
+pub use traps::{HCR_EL2_TRACE_VM_REGS, HCR_EL2_TRAPS, MDCR_EL2_TRAPS};
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub use hw::Hw;
+pub use crate::arch::sysreg::Hw;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub use switch::{restore_el1, save_el1};
+pub(crate) use rows::with_cpreg_rows;

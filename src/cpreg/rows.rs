@@ -26,7 +26,8 @@ macro_rules! with_cpreg_rows {
         $m! {
         // EL1&0 translation regime and exception model (Arm ARM D24.2). TVM/TRVM trap the
         // virtual-memory controls; all of these are switched with the vCPU (group El1).
-        SCTLR_EL1:         [3, 0, 1, 0, 0]   []                    hw => own(SCTLR_EL1_RESET).el1_rw().el1();
+        // IO: turning the caches on or off ends set/way emulation (the runtime reacts).
+        SCTLR_EL1:         [3, 0, 1, 0, 0]   []                    hw => own(SCTLR_EL1_RESET).el1_rw().io().el1();
         CPACR_EL1:         [3, 0, 1, 0, 2]   []                    hw => own(0).el1_rw().el1();
         TTBR0_EL1:         [3, 0, 2, 0, 0]   []                    hw => own(0).el1_rw().el1();
         TTBR1_EL1:         [3, 0, 2, 0, 1]   []                    hw => own(0).el1_rw().el1();
@@ -147,76 +148,78 @@ macro_rules! with_cpreg_rows {
         CNTV_CVAL_EL0:     [3, 3, 14, 3, 2]  []                    hw => own(0).el0_rw().io().el1();
         CNTV_CTL_EL0:      [3, 3, 14, 3, 1]  []                    hw => own(0).el0_rw().io().wmask(CNT_CTL_WMASK).el1();
         // Debug (Arm ARM D24.3), trapped by MDCR_EL2.TDA/TDOSA/TDRA. The debug
-        // communications channel is not offered: RAZ/WI as in KVM.
+        // communications channel is not offered: RAZ/WI as in KVM. MDSCR_EL1 is switched
+        // with every switch (its MDE says whether the rest matter); the breakpoint and
+        // watchpoint pairs and MDCCINT (group Debug) lazily, only while the vCPU uses them.
         OSDTRRX_EL1:       [2, 0, 0, 0, 2]   []                    -  => konst(0).el1_rw().wi();
-        MDCCINT_EL1:       [2, 0, 0, 2, 0]   []                    hw => own(0).el1_rw().el1();
+        MDCCINT_EL1:       [2, 0, 0, 2, 0]   []                    hw => own(0).el1_rw().debug();
         MDSCR_EL1:         [2, 0, 0, 2, 2]   []                    hw => own(0).el1_rw().el1();
         OSDTRTX_EL1:       [2, 0, 0, 3, 2]   []                    -  => konst(0).el1_rw().wi();
         OSECCR_EL1:        [2, 0, 0, 6, 2]   []                    -  => konst(0).el1_rw().wi();
-        DBGBVR0_EL1:       [2, 0, 0, 0, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(0));
-        DBGBCR0_EL1:       [2, 0, 0, 0, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(0));
-        DBGWVR0_EL1:       [2, 0, 0, 0, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(0));
-        DBGWCR0_EL1:       [2, 0, 0, 0, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(0));
-        DBGBVR1_EL1:       [2, 0, 0, 1, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(1));
-        DBGBCR1_EL1:       [2, 0, 0, 1, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(1));
-        DBGWVR1_EL1:       [2, 0, 0, 1, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(1));
-        DBGWCR1_EL1:       [2, 0, 0, 1, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(1));
-        DBGBVR2_EL1:       [2, 0, 0, 2, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(2));
-        DBGBCR2_EL1:       [2, 0, 0, 2, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(2));
-        DBGWVR2_EL1:       [2, 0, 0, 2, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(2));
-        DBGWCR2_EL1:       [2, 0, 0, 2, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(2));
-        DBGBVR3_EL1:       [2, 0, 0, 3, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(3));
-        DBGBCR3_EL1:       [2, 0, 0, 3, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(3));
-        DBGWVR3_EL1:       [2, 0, 0, 3, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(3));
-        DBGWCR3_EL1:       [2, 0, 0, 3, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(3));
-        DBGBVR4_EL1:       [2, 0, 0, 4, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(4));
-        DBGBCR4_EL1:       [2, 0, 0, 4, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(4));
-        DBGWVR4_EL1:       [2, 0, 0, 4, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(4));
-        DBGWCR4_EL1:       [2, 0, 0, 4, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(4));
-        DBGBVR5_EL1:       [2, 0, 0, 5, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(5));
-        DBGBCR5_EL1:       [2, 0, 0, 5, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(5));
-        DBGWVR5_EL1:       [2, 0, 0, 5, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(5));
-        DBGWCR5_EL1:       [2, 0, 0, 5, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(5));
-        DBGBVR6_EL1:       [2, 0, 0, 6, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(6));
-        DBGBCR6_EL1:       [2, 0, 0, 6, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(6));
-        DBGWVR6_EL1:       [2, 0, 0, 6, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(6));
-        DBGWCR6_EL1:       [2, 0, 0, 6, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(6));
-        DBGBVR7_EL1:       [2, 0, 0, 7, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(7));
-        DBGBCR7_EL1:       [2, 0, 0, 7, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(7));
-        DBGWVR7_EL1:       [2, 0, 0, 7, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(7));
-        DBGWCR7_EL1:       [2, 0, 0, 7, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(7));
-        DBGBVR8_EL1:       [2, 0, 0, 8, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(8));
-        DBGBCR8_EL1:       [2, 0, 0, 8, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(8));
-        DBGWVR8_EL1:       [2, 0, 0, 8, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(8));
-        DBGWCR8_EL1:       [2, 0, 0, 8, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(8));
-        DBGBVR9_EL1:       [2, 0, 0, 9, 4]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(9));
-        DBGBCR9_EL1:       [2, 0, 0, 9, 5]   []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(9));
-        DBGWVR9_EL1:       [2, 0, 0, 9, 6]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(9));
-        DBGWCR9_EL1:       [2, 0, 0, 9, 7]   []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(9));
-        DBGBVR10_EL1:      [2, 0, 0, 10, 4]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(10));
-        DBGBCR10_EL1:      [2, 0, 0, 10, 5]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(10));
-        DBGWVR10_EL1:      [2, 0, 0, 10, 6]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(10));
-        DBGWCR10_EL1:      [2, 0, 0, 10, 7]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(10));
-        DBGBVR11_EL1:      [2, 0, 0, 11, 4]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(11));
-        DBGBCR11_EL1:      [2, 0, 0, 11, 5]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(11));
-        DBGWVR11_EL1:      [2, 0, 0, 11, 6]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(11));
-        DBGWCR11_EL1:      [2, 0, 0, 11, 7]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(11));
-        DBGBVR12_EL1:      [2, 0, 0, 12, 4]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(12));
-        DBGBCR12_EL1:      [2, 0, 0, 12, 5]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(12));
-        DBGWVR12_EL1:      [2, 0, 0, 12, 6]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(12));
-        DBGWCR12_EL1:      [2, 0, 0, 12, 7]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(12));
-        DBGBVR13_EL1:      [2, 0, 0, 13, 4]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(13));
-        DBGBCR13_EL1:      [2, 0, 0, 13, 5]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(13));
-        DBGWVR13_EL1:      [2, 0, 0, 13, 6]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(13));
-        DBGWCR13_EL1:      [2, 0, 0, 13, 7]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(13));
-        DBGBVR14_EL1:      [2, 0, 0, 14, 4]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(14));
-        DBGBCR14_EL1:      [2, 0, 0, 14, 5]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(14));
-        DBGWVR14_EL1:      [2, 0, 0, 14, 6]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(14));
-        DBGWCR14_EL1:      [2, 0, 0, 14, 7]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(14));
-        DBGBVR15_EL1:      [2, 0, 0, 15, 4]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(15));
-        DBGBCR15_EL1:      [2, 0, 0, 15, 5]  []                    hw => own(0).el1_rw().el1().presence(Presence::Brp(15));
-        DBGWVR15_EL1:      [2, 0, 0, 15, 6]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(15));
-        DBGWCR15_EL1:      [2, 0, 0, 15, 7]  []                    hw => own(0).el1_rw().el1().presence(Presence::Wrp(15));
+        DBGBVR0_EL1:       [2, 0, 0, 0, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(0));
+        DBGBCR0_EL1:       [2, 0, 0, 0, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(0));
+        DBGWVR0_EL1:       [2, 0, 0, 0, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(0));
+        DBGWCR0_EL1:       [2, 0, 0, 0, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(0));
+        DBGBVR1_EL1:       [2, 0, 0, 1, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(1));
+        DBGBCR1_EL1:       [2, 0, 0, 1, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(1));
+        DBGWVR1_EL1:       [2, 0, 0, 1, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(1));
+        DBGWCR1_EL1:       [2, 0, 0, 1, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(1));
+        DBGBVR2_EL1:       [2, 0, 0, 2, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(2));
+        DBGBCR2_EL1:       [2, 0, 0, 2, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(2));
+        DBGWVR2_EL1:       [2, 0, 0, 2, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(2));
+        DBGWCR2_EL1:       [2, 0, 0, 2, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(2));
+        DBGBVR3_EL1:       [2, 0, 0, 3, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(3));
+        DBGBCR3_EL1:       [2, 0, 0, 3, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(3));
+        DBGWVR3_EL1:       [2, 0, 0, 3, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(3));
+        DBGWCR3_EL1:       [2, 0, 0, 3, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(3));
+        DBGBVR4_EL1:       [2, 0, 0, 4, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(4));
+        DBGBCR4_EL1:       [2, 0, 0, 4, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(4));
+        DBGWVR4_EL1:       [2, 0, 0, 4, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(4));
+        DBGWCR4_EL1:       [2, 0, 0, 4, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(4));
+        DBGBVR5_EL1:       [2, 0, 0, 5, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(5));
+        DBGBCR5_EL1:       [2, 0, 0, 5, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(5));
+        DBGWVR5_EL1:       [2, 0, 0, 5, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(5));
+        DBGWCR5_EL1:       [2, 0, 0, 5, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(5));
+        DBGBVR6_EL1:       [2, 0, 0, 6, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(6));
+        DBGBCR6_EL1:       [2, 0, 0, 6, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(6));
+        DBGWVR6_EL1:       [2, 0, 0, 6, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(6));
+        DBGWCR6_EL1:       [2, 0, 0, 6, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(6));
+        DBGBVR7_EL1:       [2, 0, 0, 7, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(7));
+        DBGBCR7_EL1:       [2, 0, 0, 7, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(7));
+        DBGWVR7_EL1:       [2, 0, 0, 7, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(7));
+        DBGWCR7_EL1:       [2, 0, 0, 7, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(7));
+        DBGBVR8_EL1:       [2, 0, 0, 8, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(8));
+        DBGBCR8_EL1:       [2, 0, 0, 8, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(8));
+        DBGWVR8_EL1:       [2, 0, 0, 8, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(8));
+        DBGWCR8_EL1:       [2, 0, 0, 8, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(8));
+        DBGBVR9_EL1:       [2, 0, 0, 9, 4]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(9));
+        DBGBCR9_EL1:       [2, 0, 0, 9, 5]   []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(9));
+        DBGWVR9_EL1:       [2, 0, 0, 9, 6]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(9));
+        DBGWCR9_EL1:       [2, 0, 0, 9, 7]   []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(9));
+        DBGBVR10_EL1:      [2, 0, 0, 10, 4]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(10));
+        DBGBCR10_EL1:      [2, 0, 0, 10, 5]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(10));
+        DBGWVR10_EL1:      [2, 0, 0, 10, 6]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(10));
+        DBGWCR10_EL1:      [2, 0, 0, 10, 7]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(10));
+        DBGBVR11_EL1:      [2, 0, 0, 11, 4]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(11));
+        DBGBCR11_EL1:      [2, 0, 0, 11, 5]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(11));
+        DBGWVR11_EL1:      [2, 0, 0, 11, 6]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(11));
+        DBGWCR11_EL1:      [2, 0, 0, 11, 7]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(11));
+        DBGBVR12_EL1:      [2, 0, 0, 12, 4]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(12));
+        DBGBCR12_EL1:      [2, 0, 0, 12, 5]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(12));
+        DBGWVR12_EL1:      [2, 0, 0, 12, 6]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(12));
+        DBGWCR12_EL1:      [2, 0, 0, 12, 7]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(12));
+        DBGBVR13_EL1:      [2, 0, 0, 13, 4]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(13));
+        DBGBCR13_EL1:      [2, 0, 0, 13, 5]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(13));
+        DBGWVR13_EL1:      [2, 0, 0, 13, 6]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(13));
+        DBGWCR13_EL1:      [2, 0, 0, 13, 7]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(13));
+        DBGBVR14_EL1:      [2, 0, 0, 14, 4]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(14));
+        DBGBCR14_EL1:      [2, 0, 0, 14, 5]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(14));
+        DBGWVR14_EL1:      [2, 0, 0, 14, 6]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(14));
+        DBGWCR14_EL1:      [2, 0, 0, 14, 7]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(14));
+        DBGBVR15_EL1:      [2, 0, 0, 15, 4]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(15));
+        DBGBCR15_EL1:      [2, 0, 0, 15, 5]  []                    hw => own(0).el1_rw().debug().presence(Presence::Brp(15));
+        DBGWVR15_EL1:      [2, 0, 0, 15, 6]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(15));
+        DBGWCR15_EL1:      [2, 0, 0, 15, 7]  []                    hw => own(0).el1_rw().debug().presence(Presence::Wrp(15));
         MDRAR_EL1:         [2, 0, 1, 0, 0]   []                    -  => konst(0).el1_r();
         // The OS lock is emulated (as KVM): OSLAR_EL1.OSLK (bit 0) is OSLSR_EL1.OSLK (bit 1).
         OSLAR_EL1:         [2, 0, 1, 0, 4]   []                    -  => alias(Reg::OSLSR_EL1, 1, 1).el1_w();
@@ -309,7 +312,7 @@ macro_rules! with_cpreg_rows {
         ICC_ASGI1R:        []                [p15_64, 1, 12]       -  => op(OpKind::Asgi1).presence(Presence::GicV3);
         ICC_SGI0R:         []                [p15_64, 2, 12]       -  => op(OpKind::Sgi0).presence(Presence::GicV3);
         // AArch32 cp15 views of AArch64 state (Arm ARM G8.2): aliases naming the bits they map.
-        SCTLR:             []                [p15, 0, 1, 0, 0]     -  => alias(Reg::SCTLR_EL1, 0, 32).el1_rw();
+        SCTLR:             []                [p15, 0, 1, 0, 0]     -  => alias(Reg::SCTLR_EL1, 0, 32).el1_rw().io();
         ACTLR:             []                [p15, 0, 1, 0, 1]     -  => alias(Reg::ACTLR_EL1, 0, 32).el1_rw().wi();
         CPACR:             []                [p15, 0, 1, 0, 2]     -  => alias(Reg::CPACR_EL1, 0, 32).el1_rw();
         ACTLR2:            []                [p15, 0, 1, 0, 3]     -  => alias(Reg::ACTLR_EL1, 32, 32).el1_rw().wi();
@@ -558,3 +561,7 @@ macro_rules! with_cpreg_rows {
         }
     };
 }
+
+/// The rows, for the arch layer's generated accessors (`arch::sysreg`).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub(crate) use with_cpreg_rows;

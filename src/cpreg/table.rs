@@ -8,12 +8,14 @@
 //!   context ([`SysRegFile`](super::SysRegFile)) is exactly as large as the state,
 //!   no row can name a slot that does not exist, and no two rows can share one.
 //!   An alias names its owner by `Reg`, not by slot.
-//! * **Lookup.** The trap path needs encoding -> entry without a scan. The AArch64
-//!   key space is 16 bits and the table uses a few hundred of its 65,536 values, so
-//!   a direct index would cost 128 KiB for ~450 hits; instead each encoding space
-//!   gets a `const`-sorted array of `(key, Reg)` and a binary search (9 steps for
-//!   the AArch64 array, no allocation, no hashing). The same sort gives the KVM
-//!   `ONE_REG` order, because the keys are laid out like the KVM indexes.
+//! * **Lookup.** The trap path needs encoding -> entry in constant time. The
+//!   AArch64 key space is 16 bits and the table uses a few hundred of its 65,536
+//!   values, so a flat index would cost 128 KiB; instead a two-level index keyed by
+//!   the syndrome's own bit layout (the `(op0, op2, op1, CRn)` block, then `CRm` in
+//!   it) built by a `const fn` costs about 8 KiB and two loads. AArch32 encodings (rarely trapped) and KVM indexes
+//!   use a `const`-sorted array and a binary search; the one `const` sort also
+//!   gives the KVM `ONE_REG` order, because the keys are laid out like the KVM
+//!   indexes.
 //! * **Checks.** `check_table` runs at compile time: a row that breaks an
 //!   invariant stops the build with the row's name in the error, pointing at the rule
 //!   it broke. The tests check the same rules (and the behavioural ones: raw
@@ -118,6 +120,8 @@ with_cpreg_rows!(define_table);
 
 /// The table.
 pub static ENTRIES: [Entry; COUNT] = TABLE;
+/// The table as a constant, for other modules' compile-time derivations.
+pub(crate) const TABLE_CONST: [Entry; COUNT] = TABLE;
 
 impl Reg {
     pub fn entry(self) -> &'static Entry {
@@ -140,9 +144,6 @@ impl Reg {
             State::Alias { owner, .. } => owner,
             _ => self,
         }
-    }
-    pub fn from_index(i: usize) -> Option<Reg> {
-        Reg::ALL.get(i).copied()
     }
 }
 
@@ -173,6 +174,10 @@ const SLOTS: ([u16; COUNT], usize) = compute_slots();
 const SLOT_OF: [u16; COUNT] = SLOTS.0;
 /// Number of state slots in a vCPU context.
 pub const NUM_SLOTS: usize = SLOTS.1;
+/// The length of a context's slot array: a power of two at least [`NUM_SLOTS`], so
+/// the trap fast path indexes it by a masked slot number without a bounds check
+/// (the slots beyond `NUM_SLOTS` are never used).
+pub const SLOT_SPACE: usize = NUM_SLOTS.next_power_of_two();
 
 // ---------------------------------------------------------------------------------
 // Sorted lookups.
@@ -194,20 +199,11 @@ pub const NUM_A64: usize = count_where(true);
 /// Entries with an AArch32 encoding.
 pub const NUM_A32: usize = count_where(false);
 
-const fn sorted_a64() -> [(u16, Reg); NUM_A64] {
-    let mut a = [(0u16, Reg::ALL[0]); NUM_A64];
-    let mut n = 0;
-    let mut i = 0;
-    while i < COUNT {
-        if let Some(e) = TABLE[i].a64 {
-            a[n] = (e.key(), Reg::ALL[i]);
-            n += 1;
-        }
-        i += 1;
-    }
-    // Insertion sort (const fn; ~250 entries at compile time).
+/// The one sort every compile-time index uses: insertion sort by key (a `const fn`
+/// over a few hundred entries, run by the compiler).
+const fn sort_by_key<const N: usize>(mut a: [(u64, Reg); N]) -> [(u64, Reg); N] {
     let mut i = 1;
-    while i < NUM_A64 {
+    while i < N {
         let mut j = i;
         while j > 0 && a[j - 1].0 > a[j].0 {
             let t = a[j - 1];
@@ -220,73 +216,161 @@ const fn sorted_a64() -> [(u16, Reg); NUM_A64] {
     a
 }
 
-const fn sorted_a32() -> [(u32, Reg); NUM_A32] {
-    let mut a = [(0u32, Reg::ALL[0]); NUM_A32];
+/// `(key, entry)` for every entry with an AArch64 (`a64`) or AArch32 encoding, sorted.
+const fn sorted_encodings<const N: usize>(a64: bool) -> [(u64, Reg); N] {
+    let mut a = [(0u64, Reg::ALL[0]); N];
     let mut n = 0;
     let mut i = 0;
     while i < COUNT {
-        if let Some(e) = TABLE[i].a32 {
-            a[n] = (e.key(), Reg::ALL[i]);
-            n += 1;
+        match (a64, TABLE[i].a64, TABLE[i].a32) {
+            (true, Some(e), _) => {
+                a[n] = (e.key() as u64, Reg::ALL[i]);
+                n += 1;
+            }
+            (false, _, Some(e)) => {
+                a[n] = (e.key() as u64, Reg::ALL[i]);
+                n += 1;
+            }
+            _ => {}
         }
         i += 1;
     }
-    let mut i = 1;
-    while i < NUM_A32 {
-        let mut j = i;
-        while j > 0 && a[j - 1].0 > a[j].0 {
-            let t = a[j - 1];
-            a[j - 1] = a[j];
-            a[j] = t;
-            j -= 1;
-        }
-        i += 1;
-    }
-    a
+    sort_by_key(a)
 }
 
-const fn sorted_kvm() -> [(u64, Reg); COUNT] {
+const fn kvm_indexes() -> [(u64, Reg); COUNT] {
     let mut a = [(0u64, Reg::ALL[0]); COUNT];
     let mut i = 0;
     while i < COUNT {
         a[i] = (TABLE[i].kvm_index(), Reg::ALL[i]);
         i += 1;
     }
-    let mut i = 1;
-    while i < COUNT {
-        let mut j = i;
-        while j > 0 && a[j - 1].0 > a[j].0 {
-            let t = a[j - 1];
-            a[j - 1] = a[j];
-            a[j] = t;
-            j -= 1;
-        }
-        i += 1;
-    }
-    a
+    sort_by_key(a)
 }
 
-const A64_SORTED: [(u16, Reg); NUM_A64] = sorted_a64();
-const A32_SORTED: [(u32, Reg); NUM_A32] = sorted_a32();
-const KVM_SORTED: [(u64, Reg); COUNT] = sorted_kvm();
+const A64_SORTED: [(u64, Reg); NUM_A64] = sorted_encodings(true);
+const A32_SORTED: [(u64, Reg); NUM_A32] = sorted_encodings(false);
+const KVM_SORTED: [(u64, Reg); COUNT] = kvm_indexes();
 
-static A64_INDEX: [(u16, Reg); NUM_A64] = A64_SORTED;
-static A32_INDEX: [(u32, Reg); NUM_A32] = A32_SORTED;
+static A32_INDEX: [(u64, Reg); NUM_A32] = A32_SORTED;
 /// Every entry by KVM `ONE_REG` index, ascending.
 pub static KVM_INDEX: [(u64, Reg); COUNT] = KVM_SORTED;
 
-/// The entry with this AArch64 encoding.
-pub fn lookup_a64(enc: Sys64) -> Option<Reg> {
-    let k = enc.key();
-    A64_INDEX
-        .binary_search_by_key(&k, |&(key, _)| key)
-        .ok()
-        .map(|i| A64_INDEX[i].1)
+// The AArch64 trap path's index: O(1), two loads, keyed by the syndrome's own bit
+// layout so the trap path never reassembles an encoding. ESR_EL2.ISS of a trapped
+// MSR/MRS holds op0 [21:20], op2 [19:17], op1 [16:14], CRn [13:10] and CRm [4:1]:
+// bits [21:10] (12 bits) pick a block, CRm the entry in it. Only the (op0, op2,
+// op1, CRn) combinations the table uses get a 16-entry block (entry + 1 with what
+// the fast path needs of it, 0 = none); every other combination shares block 0,
+// which is empty. About 12 KiB instead of the 256 KiB of a flat index of such
+// entries, and no search.
+
+const A64_HI: usize = 1 << 12;
+const A64_LO: usize = 1 << 4;
+
+/// The index's (block, position) of an AArch64 encoding: ISS bits [21:10] and [4:1].
+const fn a64_slot(e: Sys64) -> (usize, usize) {
+    let hi = ((e.op0 as usize) << 10)
+        | ((e.op2 as usize) << 7)
+        | ((e.op1 as usize) << 4)
+        | e.crn as usize;
+    (hi, e.crm as usize)
 }
 
-/// The entry with this AArch32 encoding.
+const fn a64_blocks_used() -> usize {
+    let mut used = [false; A64_HI];
+    let mut n = 1; // block 0: empty
+    let mut i = 0;
+    while i < COUNT {
+        if let Some(e) = TABLE[i].a64 {
+            let (hi, _) = a64_slot(e);
+            if !used[hi] {
+                used[hi] = true;
+                n += 1;
+            }
+        }
+        i += 1;
+    }
+    n
+}
+
+const A64_BLOCKS: usize = a64_blocks_used();
+/// The block array's length: a power of two, so a block number read from
+/// [`A64_TOP`] indexes it without a bounds check (the trap fast path).
+const A64_BLOCKS_POW2: usize = A64_BLOCKS.next_power_of_two();
+const _: () = assert!(A64_BLOCKS_POW2 <= 256, "block numbers are u8");
+
+/// An index entry: bits 0-15 the entry number plus one (0: no entry), bits 16-23
+/// what the trap fast path may do with it ([`super::quick`]), bits 24-31 its state
+/// slot. One load gives the trap fast path everything it needs.
+const fn a64_entry(i: usize) -> u32 {
+    let quick = super::quick::quick_how(&TABLE[i]) as u32;
+    let slot = match SLOT_OF[i] {
+        NO_SLOT => 0,
+        s => s as u32,
+    };
+    (i as u32 + 1) | (quick << 16) | (slot << 24)
+}
+const _: () = assert!(
+    NUM_SLOTS <= 256 && COUNT < 0xffff,
+    "index entries pack into 32 bits"
+);
+
+const fn a64_direct() -> ([u8; A64_HI], [[u32; A64_LO]; A64_BLOCKS_POW2]) {
+    let mut top = [0u8; A64_HI];
+    let mut blocks = [[0u32; A64_LO]; A64_BLOCKS_POW2];
+    let mut next = 1;
+    let mut i = 0;
+    while i < COUNT {
+        if let Some(e) = TABLE[i].a64 {
+            let (hi, lo) = a64_slot(e);
+            if top[hi] == 0 {
+                top[hi] = next as u8;
+                next += 1;
+            }
+            blocks[top[hi] as usize][lo] = a64_entry(i);
+        }
+        i += 1;
+    }
+    (top, blocks)
+}
+
+const A64_DIRECT: ([u8; A64_HI], [[u32; A64_LO]; A64_BLOCKS_POW2]) = a64_direct();
+static A64_TOP: [u8; A64_HI] = A64_DIRECT.0;
+static A64_BLOCK: [[u32; A64_LO]; A64_BLOCKS_POW2] = A64_DIRECT.1;
+
+/// The raw index entry of a trapped AArch64 `MRS`/`MSR`/`SYS`, straight from its
+/// syndrome (ESR_EL2.ISS, EC 0x18): two loads, no bounds check (see
+/// [`a64_entry`] for the layout; 0: no entry).
+#[inline(always)]
+pub(crate) fn a64_index_entry(iss: u64) -> u32 {
+    let block = A64_TOP[(iss as usize >> 10) & (A64_HI - 1)] as usize;
+    A64_BLOCK[block & (A64_BLOCKS_POW2 - 1)][(iss as usize >> 1) & (A64_LO - 1)]
+}
+
+/// The entry a trapped AArch64 `MRS`/`MSR`/`SYS` names, straight from its syndrome
+/// (ESR_EL2.ISS, EC 0x18).
+#[inline]
+pub fn lookup_a64_iss(iss: u64) -> Option<Reg> {
+    match a64_index_entry(iss) & 0xffff {
+        0 => None,
+        r => Reg::ALL.get(r as usize - 1).copied(),
+    }
+}
+
+/// The entry with this AArch64 encoding.
+#[inline]
+pub fn lookup_a64(enc: Sys64) -> Option<Reg> {
+    let (hi, lo) = a64_slot(enc);
+    match A64_BLOCK[A64_TOP[hi] as usize & (A64_BLOCKS_POW2 - 1)][lo] & 0xffff {
+        0 => None,
+        r => Reg::ALL.get(r as usize - 1).copied(),
+    }
+}
+
+/// The entry with this AArch32 encoding (binary search: AArch32 traps are rare).
 pub fn lookup_a32(enc: Cp) -> Option<Reg> {
-    let k = enc.key();
+    let k = enc.key() as u64;
     A32_INDEX
         .binary_search_by_key(&k, |&(key, _)| key)
         .ok()
@@ -331,9 +415,12 @@ const fn list_group<const N: usize>(g: Group) -> [Reg; N] {
 }
 
 const NUM_EL1_SET: usize = count_group(Group::El1);
+const NUM_DEBUG_SET: usize = count_group(Group::Debug);
 const NUM_FP_SET: usize = count_group(Group::Fp);
 /// The EL1/EL0 world-switch set (row order), before presence filtering.
 pub static EL1_SET: [Reg; NUM_EL1_SET] = list_group(Group::El1);
+/// The debug registers, switched lazily (row order), before presence filtering.
+pub static DEBUG_SET: [Reg; NUM_DEBUG_SET] = list_group(Group::Debug);
 /// Registers switched with the FP/SIMD state.
 pub static FP_SET: [Reg; NUM_FP_SET] = list_group(Group::Fp);
 
@@ -497,3 +584,55 @@ const fn check_table() {
 }
 
 const _: () = check_table();
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    /// The two-level AArch64 index agrees with a scan of the table for every one of
+    /// the 65,536 keys: each encoding finds its row, and every other key finds none.
+    #[test]
+    fn a64_index_matches_a_scan_for_every_key() {
+        extern crate std;
+        let mut scan = std::vec![None; 1 << 16];
+        for r in Reg::ALL {
+            if let Some(e) = r.entry().a64 {
+                assert!(scan[e.key() as usize].replace(r).is_none(), "{}", r.name());
+            }
+        }
+        for key in 0..=u16::MAX {
+            let enc = Sys64::from_key(key);
+            assert_eq!(
+                lookup_a64(enc),
+                scan[key as usize],
+                "key {key:#06x} ({enc})"
+            );
+            // The same encoding as a trapped MRS's syndrome (Rt = 7, read).
+            let iss = ((enc.op0 as u64) << 20)
+                | ((enc.op2 as u64) << 17)
+                | ((enc.op1 as u64) << 14)
+                | ((enc.crn as u64) << 10)
+                | (7 << 5)
+                | ((enc.crm as u64) << 1)
+                | 1;
+            assert_eq!(
+                lookup_a64_iss(iss),
+                scan[key as usize],
+                "ISS {iss:#x} ({enc})"
+            );
+        }
+        assert_eq!(scan.iter().flatten().count(), NUM_A64);
+    }
+
+    /// Binary-searched AArch32 and KVM lookups find every row by its own key.
+    #[test]
+    fn a32_and_kvm_lookups_find_every_row() {
+        for r in Reg::ALL {
+            let e = r.entry();
+            if let Some(c) = e.a32 {
+                assert_eq!(lookup_a32(c), Some(r), "{}", e.name);
+            }
+            assert_eq!(lookup_kvm(e.kvm_index()), Some(r), "{}", e.name);
+        }
+    }
+}

@@ -9,7 +9,7 @@ extern crate std;
 use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
-use super::table::{EL1_SET, FP_SET, KVM_INDEX, NUM_A32, NUM_A64};
+use super::table::{DEBUG_SET, EL1_SET, FP_SET, KVM_INDEX, NUM_A32, NUM_A64};
 use super::*;
 use crate::esr::{Conditional, CpRrtIss, CpRtIss, Esr, ExceptionClass, SysRegIss};
 
@@ -458,7 +458,7 @@ fn import_writes_through_aliases_and_checks_every_index() {
 
 #[test]
 fn el1_switch_set_is_the_hardware_backed_state() {
-    for &r in EL1_SET.iter().chain(FP_SET.iter()) {
+    for &r in EL1_SET.iter().chain(&DEBUG_SET).chain(&FP_SET) {
         let e = r.entry();
         assert!(e.is(Flags::HW), "{}", e.name);
         for f in [Flags::ALIAS, Flags::NO_RAW, Flags::CONST] {
@@ -469,10 +469,14 @@ fn el1_switch_set_is_the_hardware_backed_state() {
     for &r in Reg::ALL.iter() {
         let e = r.entry();
         if e.is(Flags::HW) && matches!(e.state, State::Own) && !e.is(Flags::CONST) {
-            assert!(EL1_SET.contains(&r) || FP_SET.contains(&r), "{}", e.name);
+            assert!(
+                EL1_SET.contains(&r) || DEBUG_SET.contains(&r) || FP_SET.contains(&r),
+                "{}",
+                e.name
+            );
         }
     }
-    let names: BTreeSet<_> = EL1_SET.iter().map(|r| r.name()).collect();
+    let names: BTreeSet<_> = EL1_SET.iter().chain(&DEBUG_SET).map(|r| r.name()).collect();
     for want in [
         "SCTLR_EL1",
         "TTBR0_EL1",
@@ -512,6 +516,19 @@ fn el1_switch_set_is_the_hardware_backed_state() {
         "ACTLR_EL1 is emulated, not switched"
     );
     assert_eq!(FP_SET, [Reg::FPEXC32_EL2]);
+    // The lazily switched debug group: exactly MDCCINT and the 16 breakpoint and
+    // 16 watchpoint pairs (Arm ARM D24.3); MDSCR_EL1, which says whether they
+    // matter, is switched every time.
+    assert_eq!(DEBUG_SET.len(), 1 + 4 * 16);
+    assert!(EL1_SET.contains(&Reg::MDSCR_EL1));
+    for r in DEBUG_SET {
+        let n = r.name();
+        assert!(
+            n == "MDCCINT_EL1" || n.starts_with("DBGB") || n.starts_with("DBGW"),
+            "{n}"
+        );
+        assert!(!EL1_SET.contains(&r), "{n} in two groups");
+    }
 }
 
 #[test]
@@ -524,10 +541,11 @@ fn save_and_restore_move_exactly_the_present_registers() {
         ..Features::ALL
     });
     let mut hw = FakeHw::new();
-    for (i, &r) in EL1_SET.iter().enumerate() {
+    for (i, &r) in EL1_SET.iter().chain(&DEBUG_SET).enumerate() {
         hw.values[r as usize] = 0x1000 + i as u64;
     }
     save_el1_with(&mut c, &mut hw);
+    save_debug_with(&mut c, &mut hw);
     assert_eq!(c.raw_read(Reg::SCTLR_EL1), Ok(0x1000));
     assert_eq!(
         c.raw_read(Reg::DACR32_EL2),
@@ -539,12 +557,17 @@ fn save_and_restore_move_exactly_the_present_registers() {
         Ok(0),
         "absent breakpoint read"
     );
-    let present = EL1_SET.iter().filter(|&&r| c.present(r)).count();
+    let present = EL1_SET
+        .iter()
+        .chain(&DEBUG_SET)
+        .filter(|&&r| c.present(r))
+        .count();
     assert_eq!(hw.reads, present);
     let mut hw2 = FakeHw::new();
     restore_el1_with(&c, &mut hw2);
+    restore_debug_with(&c, &mut hw2);
     assert_eq!(hw2.writes, present);
-    for &r in EL1_SET.iter() {
+    for &r in EL1_SET.iter().chain(&DEBUG_SET) {
         let want = if c.present(r) {
             hw.values[r as usize]
         } else {

@@ -22,16 +22,24 @@ pub mod hcr {
     /// Trap data-cache maintenance by set/way: performed safely by the runtime.
     pub const TSW: u64 = 1 << 22;
     /// Trap writes of the virtual-memory controls (SCTLR, TTBR0/1, TCR, ESR, FAR,
-    /// AFSR0/1, MAIR, AMAIR, CONTEXTIDR and their AArch32 views): the hypervisor
-    /// sees every change.
+    /// AFSR0/1, MAIR, AMAIR, CONTEXTIDR and their AArch32 views). Not set by
+    /// default: these registers are switched with the vCPU and need no emulation.
+    /// Set while set/way emulation waits for the guest to turn its caches on (as
+    /// KVM does), and for a VM whose memory-control registers are traced.
     pub const TVM: u64 = 1 << 26;
-    /// Trap reads of the same registers.
+    /// Trap reads of the same registers (only for a traced VM).
     pub const TRVM: u64 = 1 << 30;
 }
 
-/// The HCR_EL2 trap bits to OR into the VM's HCR_EL2.
+/// The HCR_EL2 trap bits every VM runs with: what emulation needs (sanitised ID
+/// registers, IMPLEMENTATION DEFINED registers, ACTLR, set/way maintenance).
 pub const HCR_EL2_TRAPS: u64 =
-    hcr::TID1 | hcr::TID2 | hcr::TID3 | hcr::TIDCP | hcr::TACR | hcr::TSW | hcr::TVM | hcr::TRVM;
+    hcr::TID1 | hcr::TID2 | hcr::TID3 | hcr::TIDCP | hcr::TACR | hcr::TSW;
+
+/// The HCR_EL2 bits added for a VM whose memory-control registers are traced
+/// (`hv.trace_vm_regs`): every access to them reaches the cpreg table and is
+/// counted (the console's `traps` view).
+pub const HCR_EL2_TRACE_VM_REGS: u64 = hcr::TVM | hcr::TRVM;
 
 /// MDCR_EL2 bits (Arm ARM D24.2.82).
 pub mod mdcr {

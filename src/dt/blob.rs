@@ -22,9 +22,13 @@
 //! (`fdt` 0.1.5 also has `FDT_END` as 5 where the spec says 9; its walks still
 //! stop at the end because 9 is not a token they continue on.)
 //!
-//! `FDT_NOP` tokens are rejected: `fdt` 0.1.5 skips them in some places but not
-//! others (`skip_current_node` asserts on a NOP between properties). Neither
-//! QEMU nor dtc emit them; libfdt only does for `fdt_nop_*` edits.
+//! `FDT_NOP` tokens are rejected here: `fdt` 0.1.5 skips them in some places
+//! but not others (`skip_current_node` asserts on a NOP between properties).
+//! dtc and QEMU's own `virt` tree have none, but QEMU's board models edit the
+//! DTB given with `-dtb` with libfdt's `fdt_nop_*` (the old memory nodes, the
+//! devices they lack: 326 NOPs in `raspi4b`'s, 36 in `xlnx-zcu102`'s), and
+//! firmware may do the same. So the boot code first removes them in place with
+//! [`strip_nops`], which compacts the structure block, and checks after that.
 #![forbid(unsafe_code)]
 
 use super::DtError;
@@ -98,6 +102,61 @@ pub fn check(dtb: &[u8]) -> Result<&[u8], DtError> {
     let strings = &dtb[off_strings..off_strings + size_strings];
     check_structure(structs, strings, off_struct)?;
     Ok(dtb)
+}
+
+/// Removes every `FDT_NOP` token from the structure block of `dtb`, in place:
+/// the other tokens move down, `size_dt_struct` shrinks, nothing else moves
+/// (the strings block and the reservation map are found by their offsets).
+/// Returns how many NOPs it removed. Touches nothing unless the header is
+/// sound; a malformed structure is left for [`check`] to report.
+pub fn strip_nops(dtb: &mut [u8]) -> Result<usize, DtError> {
+    if dtb.len() < HEADER_LEN {
+        return Err(DtError::Truncated);
+    }
+    let h = |dtb: &[u8], i: usize| be32(dtb, i * 4).unwrap_or(0) as usize;
+    if h(dtb, 0) as u32 != FDT_MAGIC {
+        return Err(DtError::BadMagic);
+    }
+    let (total, off_struct, size_struct) = (h(dtb, 1), h(dtb, 2), h(dtb, 9));
+    if total > dtb.len() {
+        return Err(DtError::Truncated);
+    }
+    let end = off_struct
+        .checked_add(size_struct)
+        .filter(|&e| off_struct >= HEADER_LEN && e <= total)
+        .ok_or(DtError::BadHeader)?;
+    let s = &mut dtb[off_struct..end];
+    let (mut read, mut write, mut removed) = (0usize, 0usize, 0usize);
+    while read < s.len() {
+        let Some(token) = be32(s, read) else { break };
+        let len = match token {
+            FDT_NOP => {
+                removed += 1;
+                read += 4;
+                continue;
+            }
+            FDT_BEGIN_NODE => match cstr_len(s, read + 4).and_then(|n| align4(4 + n + 1)) {
+                Some(n) => n,
+                None => break,
+            },
+            FDT_PROP => match be32(s, read + 4).and_then(|n| align4(12 + n as usize)) {
+                Some(n) => n,
+                None => break,
+            },
+            FDT_END_NODE => 4,
+            _ => break, // FDT_END or garbage: stop, keep the rest as it is.
+        };
+        let len = len.min(s.len() - read);
+        s.copy_within(read..read + len, write);
+        read += len;
+        write += len;
+    }
+    // The tail (FDT_END, or whatever stopped the walk) moves down whole.
+    let tail = s.len() - read;
+    s.copy_within(read.., write);
+    let new_size = write + tail;
+    dtb[36..40].copy_from_slice(&(new_size as u32).to_be_bytes());
+    Ok(removed)
 }
 
 fn check_structure(s: &[u8], strings: &[u8], base: usize) -> Result<(), DtError> {

@@ -24,6 +24,28 @@ use super::{blob, DtError};
 use crate::addr::{Ipa, Range};
 use fdt::node::FdtNode;
 
+/// The emulated PL011 a guest gets as its console (`crate::vuart`), written as
+/// a node of its own (`/pl011@<ipa>`, with the `apb_pclk` fixed clock Linux's
+/// `amba-pl011` driver needs) instead of a copy of a host UART: every guest sees
+/// the same PL011 whatever the board's UART is. Where it sits is the board
+/// layer's rule (`crate::board::emulated_uart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmulatedUart {
+    /// Its IPA (4 KiB window).
+    pub ipa: u64,
+    /// Its interrupt (an SPI's INTID), if it has one.
+    pub intid: Option<u32>,
+}
+
+/// Path of the emulated PL011's node in a guest tree.
+pub fn emulated_uart_path(u: &EmulatedUart) -> String {
+    alloc::format!("/pl011@{:x}", u.ipa)
+}
+
+/// The emulated PL011's reference clock (any fixed rate serves: the model
+/// ignores baud settings; QEMU `virt` says 24 MHz).
+const APB_PCLK_HZ: u32 = 24_000_000;
+
 /// What the VM is given.
 #[derive(Debug, Clone, Copy)]
 pub struct GuestDtbParams<'p> {
@@ -40,6 +62,10 @@ pub struct GuestDtbParams<'p> {
     pub console_path: &'p str,
     /// Host paths the guest must not see (the hypervisor's debug UART).
     pub hidden_paths: &'p [&'p str],
+    /// The emulated PL011, written as its own node; then the host node at
+    /// `console_path` is not copied (it names the physical UART behind it).
+    /// `None`: the host's `console_path` node is copied as it is.
+    pub uart: Option<EmulatedUart>,
 }
 
 /// What happens to a host node in a guest's tree.
@@ -259,7 +285,7 @@ impl Ctx<'_> {
             Match::DeviceType(t) => prop(node, "device_type").and_then(str_prop) == Some(t),
             Match::CompatiblePrefix(c) => compatible().iter().any(|s| s.starts_with(c)),
             Match::Gic => self.gic_path == Some(path),
-            Match::Console => self.params.console_path == path,
+            Match::Console => self.params.uart.is_none() && self.params.console_path == path,
             Match::ConsoleClock => prop(node, "phandle")
                 .and_then(u32_prop)
                 .is_some_and(|ph| self.clocks.contains(&ph)),
@@ -331,13 +357,23 @@ pub fn guest_dtb(
     let host = blob::check(host)?;
     let fdt = fdt::Fdt::new(host).map_err(|_| DtError::BadHeader)?;
     let root = find_path(&fdt, "/").ok_or(DtError::Missing("/"))?;
-    let console =
-        find_path(&fdt, params.console_path).ok_or(DtError::Missing("guest console node"))?;
+    let clocks = match params.uart {
+        Some(_) => Vec::new(),
+        None => {
+            let console = find_path(&fdt, params.console_path)
+                .ok_or(DtError::Missing("guest console node"))?;
+            clock_providers(&fdt, &console)
+        }
+    };
+    let console_path = match &params.uart {
+        Some(u) => emulated_uart_path(u),
+        None => String::from(params.console_path),
+    };
 
     let ctx = Ctx {
         params,
         gic_path: info.gic.as_ref().map(|g| g.path.as_str()),
-        clocks: clock_providers(&fdt, &console),
+        clocks,
     };
 
     let mut w = vm_fdt::FdtWriter::new().map_err(werr)?;
@@ -345,11 +381,14 @@ pub fn guest_dtb(
     for p in root.properties().filter(|p| ROOT_PROPS.contains(&p.name)) {
         w.property(p.name, p.value).map_err(werr)?;
     }
-    write_chosen(&mut w, params)?;
-    write_aliases(&mut w, params)?;
+    write_chosen(&mut w, params, &console_path)?;
+    write_aliases(&mut w, &console_path)?;
     write_cpus(&mut w, &fdt, info, params)?;
     write_memory(&mut w, info, params)?;
     write_psci(&mut w)?;
+    if let Some(u) = &params.uart {
+        write_emulated_uart(&mut w, &fdt, info, u)?;
+    }
     for child in root.children() {
         let path = join("/", child.name);
         write_node(&mut w, &ctx, &child, &path)?;
@@ -423,7 +462,11 @@ fn copy_subtree(w: &mut vm_fdt::FdtWriter, node: &FdtNode<'_, '_>) -> Result<(),
     w.end_node(handle).map_err(werr)
 }
 
-fn write_chosen(w: &mut vm_fdt::FdtWriter, params: &GuestDtbParams<'_>) -> Result<(), DtError> {
+fn write_chosen(
+    w: &mut vm_fdt::FdtWriter,
+    params: &GuestDtbParams<'_>,
+    console_path: &str,
+) -> Result<(), DtError> {
     let chosen = w.begin_node("chosen").map_err(werr)?;
     if let Some(args) = params.bootargs {
         w.property_string("bootargs", args).map_err(werr)?;
@@ -434,16 +477,82 @@ fn write_chosen(w: &mut vm_fdt::FdtWriter, params: &GuestDtbParams<'_>) -> Resul
         w.property_u64("linux,initrd-end", initrd.start.0 + initrd.size)
             .map_err(werr)?;
     }
-    w.property_string("stdout-path", params.console_path)
+    w.property_string("stdout-path", console_path)
         .map_err(werr)?;
     w.end_node(chosen).map_err(werr)
 }
 
-fn write_aliases(w: &mut vm_fdt::FdtWriter, params: &GuestDtbParams<'_>) -> Result<(), DtError> {
+fn write_aliases(w: &mut vm_fdt::FdtWriter, console_path: &str) -> Result<(), DtError> {
     let aliases = w.begin_node("aliases").map_err(werr)?;
-    w.property_string("serial0", params.console_path)
-        .map_err(werr)?;
+    w.property_string("serial0", console_path).map_err(werr)?;
     w.end_node(aliases).map_err(werr)
+}
+
+/// The largest phandle of the host tree (new nodes take the ones above it).
+fn max_phandle(fdt: &fdt::Fdt<'_>) -> u32 {
+    fdt.all_nodes()
+        .filter_map(|n| prop(&n, "phandle").and_then(u32_prop))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The emulated PL011 and its clock: `hv-uart-clk` (a fixed clock with a phandle
+/// above the host's; named apart from any host node, so a passed-through
+/// device's own `apb-pclk` can still be copied in beside it) and `pl011@<ipa>` in the root's address space, its
+/// interrupt an SPI of the GIC.
+/// The node name of the emulated PL011's clock.
+pub const EMULATED_UART_CLOCK: &str = "hv-uart-clk";
+
+fn write_emulated_uart(
+    w: &mut vm_fdt::FdtWriter,
+    fdt: &fdt::Fdt<'_>,
+    info: &MachineInfo<'_>,
+    u: &EmulatedUart,
+) -> Result<(), DtError> {
+    let clock = max_phandle(fdt)
+        .checked_add(1)
+        .ok_or(DtError::TooMany("phandles"))?;
+    let node = w.begin_node(EMULATED_UART_CLOCK).map_err(werr)?;
+    w.property_string("compatible", "fixed-clock")
+        .map_err(werr)?;
+    w.property_u32("#clock-cells", 0).map_err(werr)?;
+    w.property_u32("clock-frequency", APB_PCLK_HZ)
+        .map_err(werr)?;
+    // Its own clock name too: Linux refuses a second clock named like the
+    // host's `apb-pclk` (clk24mhz), which passed-through devices may bring.
+    w.property_string("clock-output-names", EMULATED_UART_CLOCK)
+        .map_err(werr)?;
+    w.property_phandle(clock).map_err(werr)?;
+    w.end_node(node).map_err(werr)?;
+
+    let (ac, sc) = info.root_cells;
+    let mut reg = Vec::new();
+    push_cells(&mut reg, u.ipa, ac)?;
+    push_cells(&mut reg, crate::vuart::SIZE, sc)?;
+    let node = w
+        .begin_node(&alloc::format!("pl011@{:x}", u.ipa))
+        .map_err(werr)?;
+    w.property("compatible", b"arm,pl011\0arm,primecell\0")
+        .map_err(werr)?;
+    w.property("reg", &reg).map_err(werr)?;
+    let gic = info.gic.as_ref();
+    if let (Some(intid), Some(gic)) = (u.intid.filter(|&i| (32..1020).contains(&i)), gic) {
+        if let Some(ph) = gic.phandle {
+            w.property_u32("interrupt-parent", ph).map_err(werr)?;
+        }
+        // <SPI number level-high>, padded with zero cells for wider specifiers.
+        let mut cells = [0u32; 4];
+        cells[1] = intid - 32;
+        cells[2] = 4;
+        let n = (gic.interrupt_cells as usize).clamp(3, 4);
+        w.property_array_u32("interrupts", &cells[..n])
+            .map_err(werr)?;
+    }
+    w.property_array_u32("clocks", &[clock, clock])
+        .map_err(werr)?;
+    w.property("clock-names", b"uartclk\0apb_pclk\0")
+        .map_err(werr)?;
+    w.end_node(node).map_err(werr)
 }
 
 fn write_cpus(

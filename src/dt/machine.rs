@@ -23,7 +23,7 @@ pub const MAX_RESERVED: usize = 16;
 /// Capacity of [`MachineInfo::cpus`].
 pub const MAX_CPUS: usize = 16;
 /// Capacity of [`MachineInfo::uarts`].
-pub const MAX_UARTS: usize = 8;
+pub const MAX_UARTS: usize = 16;
 /// Capacity of [`MachineInfo::modules`].
 pub const MAX_MODULES: usize = 16;
 /// Capacity of [`Domain::modules`]: a kernel, a ramdisk, a device tree, and one spare.
@@ -46,7 +46,8 @@ pub struct MachineInfo<'a> {
     pub root_cells: (u32, u32),
     /// RAM banks (`device_type = "memory"` nodes, every `reg` entry), in DT order.
     pub memory: heapless::Vec<Range<PhysAddr>, MAX_MEMORY_BANKS>,
-    /// `/memreserve/` entries and `/reserved-memory` children with a `reg`.
+    /// `/memreserve/` entries, `/reserved-memory` children with a `reg`, and
+    /// the pages of spin-table release addresses.
     pub reserved: heapless::Vec<Reserved, MAX_RESERVED>,
     /// CPUs from `/cpus/cpu@*`, in DT order.
     pub cpus: heapless::Vec<CpuInfo<'a>, MAX_CPUS>,
@@ -54,7 +55,8 @@ pub struct MachineInfo<'a> {
     pub gic: Option<GicInfo>,
     /// The architected timer.
     pub timer: Option<TimerInfo>,
-    /// PL011 and BCM2835 mini UARTs, enabled or not, in DT order.
+    /// UARTs a driver knows (PL011, BCM2835 mini-UART, Cadence, i.MX),
+    /// enabled or not, in DT order.
     pub uarts: heapless::Vec<UartInfo<'a>, MAX_UARTS>,
     /// `/chosen/stdout-path` as written (a path or an alias, maybe `:options`).
     pub stdout_path: Option<&'a str>,
@@ -78,6 +80,10 @@ pub enum ReservedKind {
         /// The OS must not map it at all.
         no_map: bool,
     },
+    /// The 4 KiB page of a CPU's spin-table `cpu-release-addr`: the boot
+    /// firmware's stub polls it (on the Raspberry Pi the stub lives there too),
+    /// so it is never given to a guest.
+    SpinTable,
 }
 
 /// A region of RAM the firmware says is not free.
@@ -199,20 +205,15 @@ pub struct TimerInfo {
     pub always_on: bool,
 }
 
-/// The UART models we know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UartKind {
-    /// Arm PrimeCell PL011 (`arm,pl011`).
-    Pl011,
-    /// BCM2835 auxiliary mini UART (`brcm,bcm2835-aux-uart`), the Pi's `serial0`.
-    Bcm2835Aux,
-}
+/// The UART models the hypervisor has drivers for, chosen by `compatible`
+/// through [`crate::drivers::uart::DRIVERS`].
+pub use crate::drivers::uart::Model as UartModel;
 
 /// A UART.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UartInfo<'a> {
-    /// Model.
-    pub kind: UartKind,
+    /// Model, from `compatible` (the driver that runs it).
+    pub kind: UartModel,
     /// Node path.
     pub path: NodePath,
     /// Registers, as a CPU physical address.
@@ -295,6 +296,22 @@ pub struct Domain<'a> {
     pub bootargs: Option<&'a str>,
     /// Its `module@*` children, in DT order.
     pub modules: heapless::Vec<Module<'a>, MAX_DOMAIN_MODULES>,
+}
+
+impl GicInfo {
+    /// Where to drive the GICv2 CPU interface from: its base, or, when the device
+    /// tree gives it 128 KiB (a GIC-400 whose 4 KiB pages are each aliased over
+    /// 64 KiB, as on the ZynqMP), 60 KiB further, where its two pages are adjacent,
+    /// so GICC_DIR is at its usual offset 0x1000 (what Linux's `gic_check_eoimode`
+    /// does).
+    pub fn cpu_interface_base(&self) -> Option<PhysAddr> {
+        let c = self.cpu_interface?;
+        Some(if c.size == 0x2_0000 {
+            PhysAddr(c.start.0 + 0xf000)
+        } else {
+            c.start
+        })
+    }
 }
 
 impl<'a> MachineInfo<'a> {
@@ -467,7 +484,7 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
                 clock_frequency: v.prop("clock-frequency").and_then(u32_prop),
                 always_on: v.prop("always-on").is_some(),
             });
-        } else if let Some(kind) = uart_kind(&compatible) {
+        } else if let Some(kind) = crate::drivers::uart::lookup(compatible.iter()) {
             // A UART we cannot locate is left out, not fatal: the machine may
             // still boot with the others.
             let Some(&(base, size)) = v.reg().ok().as_ref().and_then(|r| r.first()) else {
@@ -511,6 +528,27 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
         }
     }
 
+    // Spin-table release addresses: their pages stay the firmware's.
+    for cpu in info.cpus.clone().iter() {
+        if let Some(EnableMethod::SpinTable {
+            release_addr: Some(a),
+        }) = cpu.enable_method
+        {
+            let page = range(a.0 & !0xfff, 0x1000)?;
+            if !info
+                .reserved
+                .iter()
+                .any(|r| r.range.contains_range(page.start, page.size))
+            {
+                let r = Reserved {
+                    range: page,
+                    kind: ReservedKind::SpinTable,
+                };
+                push(&mut info.reserved, r, "reserved regions")?;
+            }
+        }
+    }
+
     // Aliases: record each alias on the UART it names.
     if let Some(aliases) = props::find_path(&fdt, "/aliases") {
         for p in aliases.properties() {
@@ -523,16 +561,6 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
         }
     }
     Ok(info)
-}
-
-fn uart_kind(compatible: &StringList<'_>) -> Option<UartKind> {
-    if compatible.contains("arm,pl011") {
-        Some(UartKind::Pl011)
-    } else if compatible.contains("brcm,bcm2835-aux-uart") {
-        Some(UartKind::Bcm2835Aux)
-    } else {
-        None
-    }
 }
 
 fn parse_gic(v: &Visit<'_, '_, '_>) -> Result<Option<GicInfo>, DtError> {

@@ -5,6 +5,8 @@
 //!   (it runs before anything else is set up, and its result must not depend on
 //!   a heap).
 //! * [`guests`] groups `/chosen` modules into [`GuestSpec`]s (DESIGN.md section 4).
+//! * [`boot_initrd`] finds the initrd the boot loader passed (maybe a guest
+//!   bundle).
 //! * [`guest_dtb`] derives a guest's DTB from the host's with `vm-fdt`
 //!   (allocates: runs after the hypervisor's heap is up).
 //!
@@ -20,18 +22,22 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+#[cfg(test)]
+mod board_tests;
 mod guest_dtb;
 mod guests;
+mod initrd;
 mod machine;
 pub mod props;
 #[cfg(test)]
 mod tests;
 
 pub use guest_dtb::{
-    guest_dtb, GuestDtbParams, Keep, KeepRule, Match, PropMatch, PropRule, DROPPED_PROPS,
-    KEEP_RULES, MAX_VCPUS,
+    emulated_uart_path, guest_dtb, EmulatedUart, GuestDtbParams, Keep, KeepRule, Match, PropMatch,
+    PropRule, DROPPED_PROPS, EMULATED_UART_CLOCK, KEEP_RULES, MAX_VCPUS,
 };
-pub use guests::{guests, GuestSpec, MAX_GUESTS};
+pub use guests::{bundle_guest, guests, GuestSpec, Source, MAX_GUESTS};
+pub use initrd::boot_initrd;
 pub use machine::*;
 pub use props::{NodePath, StringList, MAX_PATH};
 

@@ -86,7 +86,7 @@ fn virt_gicv3_machine() {
         })
     );
     assert_eq!(debug.irq.map(|i| i.intid), Some(40));
-    assert_eq!(guest.kind, UartKind::Pl011);
+    assert_eq!(guest.kind, UartModel::Pl011);
     assert_eq!(guest.clock_hz, Some(24_000_000));
     assert!(guest.enabled);
     assert!(m.resolve_alias("serial2").is_none());
@@ -305,16 +305,16 @@ fn rpi4_ranges_and_mini_uart() {
     let mini = m.resolve_alias("serial0").unwrap();
     assert_eq!(
         (mini.kind, mini.base, mini.size),
-        (UartKind::Bcm2835Aux, PhysAddr(0xfe21_5040), 0x40)
+        (UartModel::Bcm2835Aux, PhysAddr(0xfe21_5040), 0x40)
     );
     assert_eq!(mini.irq.map(|i| i.intid), Some(32 + 93));
     assert_eq!(mini.clock_hz, None); // the aux block is not a fixed clock
     let pl011 = m.resolve_alias("serial1").unwrap();
     assert_eq!(
         (pl011.kind, pl011.base, pl011.clock_hz),
-        (UartKind::Pl011, PhysAddr(0xfe20_1000), Some(54_000_000))
+        (UartModel::Pl011, PhysAddr(0xfe20_1000), Some(54_000_000))
     );
-    assert_eq!(m.stdout_uart().unwrap().kind, UartKind::Bcm2835Aux);
+    assert_eq!(m.stdout_uart().unwrap().kind, UartModel::Bcm2835Aux);
     assert_eq!(m.cpus.len(), 4);
     assert_eq!(
         m.cpus[3].enable_method,
@@ -477,6 +477,7 @@ fn params<'p>(hidden: &'p [&'p str]) -> GuestDtbParams<'p> {
         initrd: Some(Range::new(Ipa(0x4800_0000), 0x1234)),
         console_path: "/pl011@9000000",
         hidden_paths: hidden,
+        uart: None,
     }
 }
 

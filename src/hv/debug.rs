@@ -32,49 +32,24 @@ const BCR_EXEC: u64 = 0x1e7;
 /// Architectural maximum of breakpoint register pairs.
 pub const MAX_HW: usize = 16;
 
-const BVR: [Reg; MAX_HW] = [
-    Reg::DBGBVR0_EL1,
-    Reg::DBGBVR1_EL1,
-    Reg::DBGBVR2_EL1,
-    Reg::DBGBVR3_EL1,
-    Reg::DBGBVR4_EL1,
-    Reg::DBGBVR5_EL1,
-    Reg::DBGBVR6_EL1,
-    Reg::DBGBVR7_EL1,
-    Reg::DBGBVR8_EL1,
-    Reg::DBGBVR9_EL1,
-    Reg::DBGBVR10_EL1,
-    Reg::DBGBVR11_EL1,
-    Reg::DBGBVR12_EL1,
-    Reg::DBGBVR13_EL1,
-    Reg::DBGBVR14_EL1,
-    Reg::DBGBVR15_EL1,
-];
-const BCR: [Reg; MAX_HW] = [
-    Reg::DBGBCR0_EL1,
-    Reg::DBGBCR1_EL1,
-    Reg::DBGBCR2_EL1,
-    Reg::DBGBCR3_EL1,
-    Reg::DBGBCR4_EL1,
-    Reg::DBGBCR5_EL1,
-    Reg::DBGBCR6_EL1,
-    Reg::DBGBCR7_EL1,
-    Reg::DBGBCR8_EL1,
-    Reg::DBGBCR9_EL1,
-    Reg::DBGBCR10_EL1,
-    Reg::DBGBCR11_EL1,
-    Reg::DBGBCR12_EL1,
-    Reg::DBGBCR13_EL1,
-    Reg::DBGBCR14_EL1,
-    Reg::DBGBCR15_EL1,
-];
+/// MDSCR_EL1.MDE: breakpoints and watchpoints enabled, so a vCPU with it set needs
+/// its own breakpoint and watchpoint registers in the hardware while it runs.
+pub const MDSCR_ACTIVE: u64 = MDSCR_MDE;
 
-/// How many hardware breakpoints this CPU has (ID_AA64DFR0_EL1.BRPs + 1).
-pub fn hw_slots() -> usize {
-    let dfr0: u64;
-    // SAFETY: reading an ID register has no side effects.
-    unsafe { asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack)) };
-    (((dfr0 >> 12) & 0xf) as usize + 1).min(MAX_HW)
+/// Breakpoint pair `n`'s value and control registers, found in the cpreg table
+/// by their encodings (DBGBVR<n>_EL1 = S2_0_C0_C<n>_4, DBGBCR<n>_EL1 = ..._5).
+fn pair(n: usize) -> Option<(Reg, Reg)> {
+    let n = n as u8;
+    Some((
+        crate::cpreg::lookup_a64(crate::cpreg::Sys64::new(2, 0, 0, n, 4))?,
+        crate::cpreg::lookup_a64(crate::cpreg::Sys64::new(2, 0, 0, n, 5))?,
+    ))
+}
+
+/// How many hardware breakpoints the VM's vCPUs have: its sanitised
+/// ID_AA64DFR0_EL1.BRPs + 1, as the table's presence rules see it.
+pub fn hw_slots(regs: &SysRegFile) -> usize {
+    (regs.features().brps as usize).min(MAX_HW)
 }
 
 /// A VM's debugger state, shared between the GDB session (CPU 0) and the CPUs
@@ -146,13 +121,19 @@ impl VmDebug {
 
     /// Adds or removes a hardware breakpoint (the change reaches each vCPU the
     /// next time it is loaded; they are all paused while GDB changes them).
-    pub fn hw_breakpoint(&self, addr: u64, insert: bool) -> Result<(), crate::gdb::stub::Error> {
+    /// `slots`: the VM's hardware breakpoints ([`hw_slots`]).
+    pub fn hw_breakpoint(
+        &self,
+        addr: u64,
+        insert: bool,
+        slots: usize,
+    ) -> Result<(), crate::gdb::stub::Error> {
         use crate::gdb::stub::Error;
         let mut hw = self.hw.lock();
         let at = hw.iter().position(|&a| a == addr);
         match (insert, at) {
             (true, Some(_)) => Ok(()),
-            (true, None) if hw.len() < hw_slots() => hw.push(addr).map_err(|_| Error::NoSpace),
+            (true, None) if hw.len() < slots => hw.push(addr).map_err(|_| Error::NoSpace),
             (true, None) => Err(Error::NoSpace),
             (false, Some(i)) => {
                 hw.swap_remove(i);
@@ -205,10 +186,12 @@ fn apply(vm: &Vm, v: &Vcpu, regs: &SysRegFile) {
     }
     if !hw.is_empty() {
         mdscr |= MDSCR_MDE;
-        for i in 0..hw_slots() {
+        for i in 0..hw_slots(regs) {
             let (bvr, bcr) = hw.get(i).map_or((0, 0), |&a| (a, BCR_EXEC));
-            hwr.write(BVR[i], bvr);
-            hwr.write(BCR[i], bcr);
+            if let Some((vr, cr)) = pair(i) {
+                hwr.write(vr, bvr);
+                hwr.write(cr, bcr);
+            }
         }
     }
     hwr.write(Reg::MDSCR_EL1, mdscr);
@@ -222,9 +205,11 @@ fn unapply(v: &Vcpu, regs: &SysRegFile) {
         return;
     }
     let hwr = &mut crate::cpreg::Hw;
-    for i in 0..hw_slots() {
-        hwr.write(BVR[i], regs.raw_read(BVR[i]).unwrap_or(0));
-        hwr.write(BCR[i], regs.raw_read(BCR[i]).unwrap_or(0));
+    for i in 0..hw_slots(regs) {
+        if let Some((vr, cr)) = pair(i) {
+            hwr.write(vr, regs.raw_read(vr).unwrap_or(0));
+            hwr.write(cr, regs.raw_read(cr).unwrap_or(0));
+        }
     }
     hwr.write(Reg::MDSCR_EL1, regs.raw_read(Reg::MDSCR_EL1).unwrap_or(0));
     hwr.sync();
@@ -245,38 +230,13 @@ pub fn on_enter(vm: &Vm, v: &Vcpu, frame: &mut TrapFrame, regs: &SysRegFile) {
     apply(vm, v, regs);
 }
 
-/// The guest's own values of the registers the debugger may have replaced, read
-/// from its context before the hardware is saved over them.
-pub struct Kept([u64; 2 * MAX_HW + 1]);
-
-pub fn before_save(v: &Vcpu, regs: &SysRegFile) -> Option<Kept> {
-    if !v.debug_override.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut k = [0u64; 2 * MAX_HW + 1];
-    for i in 0..hw_slots() {
-        k[2 * i] = regs.raw_read(BVR[i]).unwrap_or(0);
-        k[2 * i + 1] = regs.raw_read(BCR[i]).unwrap_or(0);
-    }
-    k[2 * MAX_HW] = regs.raw_read(Reg::MDSCR_EL1).unwrap_or(0);
-    Some(Kept(k))
-}
-
-/// After the hardware was saved into the context: the guest's own values back, and
-/// the debugger's step bit out of its PSTATE.
-pub fn after_save(
-    vm: &Vm,
-    v: &Vcpu,
-    kept: Option<Kept>,
-    regs: &mut SysRegFile,
-    frame: &mut TrapFrame,
-) {
-    if let Some(Kept(k)) = kept {
-        for i in 0..hw_slots() {
-            let _ = regs.raw_write(BVR[i], k[2 * i]);
-            let _ = regs.raw_write(BCR[i], k[2 * i + 1]);
-        }
-        let _ = regs.raw_write(Reg::MDSCR_EL1, k[2 * MAX_HW]);
+/// After a vCPU was saved: with the debugger's values in the hardware, the
+/// context kept the guest's own debug registers (the switch does not save over
+/// them), but MDSCR_EL1 was saved with every switch and holds the debugger's bits:
+/// put the guest's own back. And the debugger's step bit leaves its PSTATE.
+pub fn after_save(vm: &Vm, v: &Vcpu, regs: &mut SysRegFile, frame: &mut TrapFrame, own_mdscr: u64) {
+    if v.debug_override.load(Ordering::Relaxed) {
+        let _ = regs.raw_write(Reg::MDSCR_EL1, own_mdscr);
     }
     if vm.debug.is_stepping(v.index) {
         frame.spsr &= !SPSR_SS;

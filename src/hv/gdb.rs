@@ -436,7 +436,8 @@ impl Target for HvTarget<'_> {
             return Err(Error::Invalid);
         }
         if kind == BreakKind::Hardware {
-            return vm.debug.hw_breakpoint(addr, insert);
+            let slots = super::debug::hw_slots(&vm.vcpus[0].ctx.lock().sysregs);
+            return vm.debug.hw_breakpoint(addr, insert, slots);
         }
         if addr % 4 != 0 {
             return Err(Error::Invalid);
@@ -495,10 +496,10 @@ impl Target for HvTarget<'_> {
         use core::fmt::Write;
         let vm = self.st.vm.id;
         let refused = match command::parse(cmd) {
-            Ok(Some(Command::SnapshotSend(_) | Command::SnapshotReceive(..))) => {
+            Ok(Some(Command::SnapshotSend(..) | Command::SnapshotReceive(..))) => {
                 Some("snapshot transfers use this line: detach GDB first")
             }
-            Ok(Some(Command::Resume(v) | Command::Pause(v) | Command::SnapshotRestore(v, _)))
+            Ok(Some(Command::Resume(v) | Command::Pause(v) | Command::SnapshotRestore(v, ..)))
                 if v == vm =>
             {
                 Some("GDB controls this VM: use continue/interrupt, or detach first")

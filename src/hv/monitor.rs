@@ -130,7 +130,7 @@ fn execute(
                 out,
                 "hypervisor v{} on board {}",
                 super::boot::VERSION,
-                super::boot::BOARD
+                super::boot::board_name()
             ))?;
             if let Some(m) = super::boot::machine() {
                 w(writeln!(out, "machine: {}", m.model.unwrap_or("?")))?;
@@ -146,8 +146,9 @@ fn execute(
                 if let Some(g) = &m.gic {
                     w(writeln!(
                         out,
-                        "gic: {:?} at {:#x}",
-                        g.version, g.distributor.start.0
+                        "gic: {} at {:#x}",
+                        super::boot::gic_version(g.version),
+                        g.distributor.start.0
                     ))?;
                 }
             }
@@ -156,6 +157,15 @@ fn execute(
                 "scheduling slice: {} us",
                 super::sched::slice_us()
             ))?;
+            let (sync, irq, other) = super::passthrough::exits_by_class();
+            w(writeln!(
+                out,
+                "EL2 exits since boot: {} ({irq} interrupts, {sync} synchronous, {other} other)",
+                sync + irq + other
+            ))?;
+            for vm in vm::all() {
+                write_devices(vm, out)?;
+            }
             w(writeln!(
                 out,
                 "heap: {} KiB used, {} KiB free",
@@ -164,19 +174,28 @@ fn execute(
             ))
         }
         Command::Vms => {
+            if vm::all().is_empty() {
+                w(writeln!(out, "no VMs"))?;
+            }
             for vm in vm::all() {
                 w(writeln!(
                     out,
-                    "vm{}: {}, {} vCPU(s), {} MiB at IPA {:#x}, {}, {} world switches, {} aborts",
+                    "vm{}: {}, {} vCPU(s), {} MiB at IPA {:#x}{}, {}, {} world switches, {} aborts",
                     vm.id,
                     state_name(vm),
                     vm.vcpus.len(),
-                    vm.ram.ipa.size >> 20,
+                    vm.ram.size() >> 20,
                     vm.ram.ipa.start.0,
+                    if vm.ram.extra.is_empty() {
+                        ""
+                    } else {
+                        " and elsewhere, 1:1"
+                    },
                     if vm.aarch32 { "AArch32" } else { "AArch64" },
                     vm.switches.load(Ordering::Relaxed),
                     vm.aborts.load(Ordering::Relaxed),
                 ))?;
+                write_devices(vm, out)?;
             }
             Ok(())
         }
@@ -237,8 +256,9 @@ fn execute(
             control::resume_vm(vm);
             w(writeln!(out, "vm{id}: resumed"))
         }
-        Command::SnapshotSave(id, slot) => {
+        Command::SnapshotSave(id, slot, force) => {
             let vm = vm_or_err(id)?;
+            passthrough_check(vm, force)?;
             let n = super::snapshot::save_slot(vm, slot, frame.as_deref())
                 .map_err(|e| alloc::format!("{e}"))?;
             w(writeln!(
@@ -247,8 +267,9 @@ fn execute(
                 n.div_ceil(1024)
             ))
         }
-        Command::SnapshotRestore(id, slot) => {
+        Command::SnapshotRestore(id, slot, force) => {
             let vm = vm_or_err(id)?;
+            passthrough_check(vm, force)?;
             super::snapshot::restore_slot(vm, slot, frame).map_err(|e| alloc::format!("{e}"))?;
             w(writeln!(out, "vm{id}: restored from slot '{slot}'"))
         }
@@ -262,8 +283,9 @@ fn execute(
             }
             Ok(())
         }
-        Command::SnapshotSend(id) => {
+        Command::SnapshotSend(id, force) => {
             let vm = vm_or_err(id)?;
+            passthrough_check(vm, force)?;
             let bytes = super::snapshot::capture(vm, frame.as_deref())
                 .map_err(|e| alloc::format!("{e}"))?;
             super::console::with_debug_locked(|w| {
@@ -276,8 +298,9 @@ fn execute(
                 bytes.len().div_ceil(1024)
             ))
         }
-        Command::SnapshotReceive(id, len, crc) => {
+        Command::SnapshotReceive(id, len, crc, force) => {
             let vm = vm_or_err(id)?;
+            passthrough_check(vm, force)?;
             let bytes = receive(len, crc)?;
             super::snapshot::restore(vm, &bytes, frame).map_err(|e| alloc::format!("{e}"))?;
             w(writeln!(
@@ -303,9 +326,71 @@ fn execute(
                 },
                 Ordering::Relaxed,
             );
-            w(writeln!(out, "log level: {level:?}"))
+            w(writeln!(
+                out,
+                "log level: {}",
+                match level {
+                    LogLevel::Quiet => "quiet",
+                    LogLevel::Normal => "normal",
+                    LogLevel::Verbose => "verbose",
+                }
+            ))
         }
     }
+}
+
+/// A snapshot of a VM with passed-through devices misses their state (it is in
+/// the devices, not in the VM), and restoring RAM under a device that DMAs into
+/// it is unsafe: refused unless the user says `--force`.
+fn passthrough_check(vm: &Vm, force: bool) -> Result<(), alloc::string::String> {
+    let n = super::passthrough::devices(vm).len();
+    if n == 0 || force {
+        return Ok(());
+    }
+    Err(alloc::format!(
+        "vm{} has {n} passed-through device(s): their state is in the hardware, not in a snapshot, \
+         and they may write its RAM at any time; add --force to do it anyway",
+        vm.id
+    ))
+}
+
+/// A VM's passed-through devices, one line each: path, MMIO, interrupts.
+fn write_devices(vm: &Vm, out: &mut dyn Write) -> Result<(), alloc::string::String> {
+    let devices = super::passthrough::devices(vm);
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let e = |_| alloc::string::String::from("output failed");
+    writeln!(
+        out,
+        "vm{}: {} passed-through device(s), {} interrupts forwarded",
+        vm.id,
+        devices.len(),
+        super::passthrough::forwarded(vm)
+    )
+    .map_err(e)?;
+    for d in devices {
+        let mut line = alloc::format!("  {}:", d.path);
+        for m in &d.mmio {
+            let _ = write!(line, " MMIO {:#x}-{:#x}", m.pa.0, m.pa.0 + m.size - 1);
+            if m.ipa.0 != m.pa.0 {
+                let _ = write!(line, " (at IPA {:#x})", m.ipa.0);
+            }
+        }
+        for s in &d.spis {
+            let _ = write!(
+                line,
+                " SPI {} ({})",
+                s.intid,
+                if s.level { "level" } else { "edge" }
+            );
+        }
+        if d.mmio.is_empty() && d.spis.is_empty() {
+            line.push_str(" no MMIO, no interrupts (comes with the devices it uses)");
+        }
+        writeln!(out, "{line}").map_err(e)?;
+    }
+    Ok(())
 }
 
 fn vcpu_of(id: VcpuId) -> Result<&'static Vm, alloc::string::String> {

@@ -9,11 +9,11 @@
 
 use super::vcpu::{RunState, Vcpu, VcpuContext};
 use super::vm::{self, Vm};
-use crate::arch::{self, timer, trap_frame::TrapFrame};
+use crate::arch::{self, fpsimd, sysreg, timer, trap_frame::TrapFrame};
 use crate::cpreg;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use spin::Mutex;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use spin::{Mutex, Once};
 
 pub const MAX_CPUS: usize = 8;
 const NONE: usize = usize::MAX;
@@ -35,7 +35,8 @@ pub fn slice_us() -> u64 {
 /// clean (SWIO), physical IRQ/FIQ/SError to EL2 (IMO, FMO, AMO), broadcast TLB and
 /// cache maintenance inner shareable (FB, BSU = IS), trap WFI (to yield) and SMC
 /// (PSCI through SMC), EL1 is AArch64 (RW), and the system-register traps the cpreg
-/// table relies on (TVM/TRVM, TID1-3, TIDCP, TACR, TSW). APK and API stay clear:
+/// table relies on (TID1-3, TIDCP, TACR, TSW; TVM only while set/way emulation
+/// needs it or the VM is traced: see `cpreg::traps`). APK and API stay clear:
 /// pointer authentication is hidden from guests (its keys are not switched), so a
 /// guest that uses it anyway traps and gets UNDEF instead of another VM's keys.
 pub const HCR_VM: u64 = (1 << 0)
@@ -56,7 +57,10 @@ pub const HCR_RW: u64 = 1 << 31;
 struct PerCpu {
     /// (VM id, vCPU index) of every vCPU placed here.
     vcpus: Mutex<heapless::Vec<(usize, usize), 32>>,
-    /// Position in `vcpus` of the loaded vCPU, or NONE.
+    /// The same vCPUs once the VMs are installed (`publish`): what the scheduler
+    /// reads, without a lock.
+    list: Once<heapless::Vec<&'static Vcpu, 32>>,
+    /// Position in `list` of the loaded vCPU, or NONE.
     current: AtomicUsize,
     online: AtomicBool,
     mpidr: core::sync::atomic::AtomicU64,
@@ -66,6 +70,7 @@ impl PerCpu {
     const fn new() -> Self {
         Self {
             vcpus: Mutex::new(heapless::Vec::new()),
+            list: Once::new(),
             current: AtomicUsize::new(NONE),
             online: AtomicBool::new(false),
             mpidr: core::sync::atomic::AtomicU64::new(0),
@@ -74,11 +79,30 @@ impl PerCpu {
 }
 
 static CPUS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+/// The vCPU loaded on each CPU, for the trap path: one load, no lock. Null when
+/// none is loaded. Written only by the CPU itself (`load`, `idle_until_runnable`).
+static CURRENT: [AtomicPtr<Vcpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 static POWERING_OFF: AtomicBool = AtomicBool::new(false);
 /// World switches (one vCPU saved, another loaded on the same CPU) and their total
 /// cost in counter ticks.
 static SWITCH_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 static SWITCH_TICKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Set by `schedule` when this exit switched from one vCPU to another.
+static SWITCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// At the end of an exit that began at counter value `start`: if it was a world
+/// switch, its whole cost (exit to re-entry, vGIC included) is counted, in counter
+/// ticks (instructions under QEMU -icount shift=0).
+#[inline]
+pub fn account_switch(start: u64) {
+    if SWITCHED[arch::cpu_index() % MAX_CPUS].swap(false, Ordering::Relaxed) {
+        SWITCH_TICKS.fetch_add(timer::now() - start, Ordering::Relaxed);
+        SWITCH_COUNT.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// (world switches, average counter ticks each, system registers switched).
 pub fn switch_stats() -> (u64, u64, usize) {
@@ -87,7 +111,7 @@ pub fn switch_stats() -> (u64, u64, usize) {
     (
         n,
         if n == 0 { 0 } else { t / n },
-        cpreg::table::EL1_SET.len() + cpreg::table::FP_SET.len(),
+        cpreg::table::EL1_SET.len() + cpreg::table::DEBUG_SET.len() + cpreg::table::FP_SET.len(),
     )
 }
 /// `hv.stay=1`: when no VM is left, keep the machine up for the debug console.
@@ -99,11 +123,27 @@ pub fn set_stay(stay: bool) {
 
 /// Places a vCPU on a physical CPU. Boot time only.
 pub fn assign(vm: usize, vcpu: usize, pcpu: usize) {
-    CPUS[pcpu]
-        .vcpus
-        .lock()
-        .push((vm, vcpu))
-        .expect("at most 32 vCPUs per CPU");
+    let Some(cpu) = CPUS.get(pcpu) else {
+        crate::println!("vm{vm}.{vcpu}: no CPU {pcpu}: this vCPU will not run");
+        return;
+    };
+    if cpu.vcpus.lock().push((vm, vcpu)).is_err() {
+        crate::println!("vm{vm}.{vcpu}: CPU {pcpu} already has 32 vCPUs: this vCPU will not run");
+    }
+}
+
+/// Publishes each CPU's vCPUs once the VMs are installed, so the scheduler reads
+/// them without a lock. Boot CPU, before any guest runs.
+pub fn publish(vms: &'static [Vm]) {
+    for cpu in CPUS.iter() {
+        let placed = cpu.vcpus.lock().clone();
+        cpu.list.call_once(|| {
+            placed
+                .iter()
+                .filter_map(|&(vm, idx)| vms.get(vm)?.vcpus.get(idx))
+                .collect()
+        });
+    }
 }
 
 pub fn set_online(pcpu: usize, mpidr: u64) {
@@ -121,24 +161,30 @@ pub fn is_online(pcpu: usize) -> bool {
 }
 
 fn vcpu_at(me: usize, pos: usize) -> Option<(&'static Vm, &'static Vcpu)> {
-    let (vm, idx) = *CPUS[me].vcpus.lock().get(pos)?;
-    let vm = vm::get(vm)?;
-    Some((vm, vm.vcpus.get(idx)?))
+    let v = *CPUS.get(me)?.list.get()?.get(pos)?;
+    Some((vm::get(v.vm)?, v))
 }
 
-/// The vCPU loaded on this CPU, if any.
+/// The vCPU loaded on this CPU, if any: one load, no lock (the trap fast path).
+#[inline(always)]
+pub fn current_vcpu() -> Option<&'static Vcpu> {
+    let p = CURRENT[arch::cpu_index() % MAX_CPUS].load(Ordering::Relaxed);
+    // SAFETY: `CURRENT` holds null or a pointer taken from a `&'static Vcpu` in
+    // `load`: vCPUs live in the VM list, installed once and never freed or moved.
+    unsafe { p.as_ref() }
+}
+
+/// The vCPU loaded on this CPU, if any, and its VM.
+#[inline]
 pub fn current() -> Option<(&'static Vm, &'static Vcpu)> {
-    let me = arch::cpu_index();
-    match CPUS[me].current.load(Ordering::Relaxed) {
-        NONE => None,
-        pos => vcpu_at(me, pos),
-    }
+    let v = current_vcpu()?;
+    Some((vm::get(v.vm)?, v))
 }
 
 /// The next runnable, unpaused vCPU here after position `after` (round-robin), not
 /// `after` itself.
 fn pick(me: usize, after: usize) -> Option<usize> {
-    let n = CPUS[me].vcpus.lock().len();
+    let n = CPUS[me].list.get().map_or(0, |l| l.len());
     let start = if after == NONE { 0 } else { after + 1 };
     (0..n)
         .map(|i| (start + i) % n)
@@ -160,7 +206,7 @@ fn pick(me: usize, after: usize) -> Option<usize> {
 pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     let me = arch::cpu_index();
     let cur = CPUS[me].current.load(Ordering::Relaxed);
-    let current = if cur == NONE { None } else { vcpu_at(me, cur) };
+    let current = current();
     // vGIC: a vCPU blocked in WFI gives its CPU up.
     let keep = current.is_some_and(|(vm, v)| {
         v.state() == RunState::Running
@@ -178,25 +224,27 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         arm_slice();
         return;
     }
-    let start = timer::now();
     let mut saved = false;
-    if let Some((_, v)) = current {
-        // Yielding or paused: keep its state. Off (CPU_OFF, its VM stopped): its
-        // state no longer matters.
+    if let Some((vm, v)) = current {
+        // Yielding or paused: keep its state. Its VM stopped: keep its last state
+        // for the console (much of it is only in the hardware, untrapped). Off by
+        // CPU_OFF: its state no longer matters, and a CPU_ON from another CPU may
+        // be resetting it right now.
         if v.state() == RunState::Running {
             save(v, frame);
             v.set_state(RunState::Runnable);
             saved = true;
+        } else if !vm.is_running() {
+            save(v, frame);
         }
     }
     match next {
         Some(next) => {
             load(me, next, frame);
             if saved {
-                // A world switch proper, from one vCPU to another: its cost in
-                // counter ticks (instructions under QEMU -icount shift=0).
-                SWITCH_TICKS.fetch_add(timer::now() - start, Ordering::Relaxed);
-                SWITCH_COUNT.fetch_add(1, Ordering::Relaxed);
+                // A world switch proper, from one vCPU to another: the exit that
+                // made it measures its cost (`account_switch`).
+                SWITCHED[me].store(true, Ordering::Relaxed);
             }
         }
         None => idle_until_runnable(frame),
@@ -210,7 +258,7 @@ pub fn reload_current(frame: &mut TrapFrame) {
     let cur = CPUS[me].current.load(Ordering::Relaxed);
     if let Some((vm, v)) = (cur != NONE).then(|| vcpu_at(me, cur)).flatten() {
         let ctx = v.ctx.lock();
-        *frame = ctx.frame;
+        frame.copy_from(&ctx.frame);
         load_hw(vm, v, &ctx);
         super::debug::on_enter(vm, v, frame, &ctx.sysregs);
     }
@@ -231,6 +279,7 @@ pub fn sync_current(frame: &TrapFrame) {
 pub fn idle_until_runnable(frame: &mut TrapFrame) {
     let me = arch::cpu_index();
     CPUS[me].current.store(NONE, Ordering::Relaxed);
+    CURRENT[me].store(core::ptr::null_mut(), Ordering::Relaxed);
     timer::disarm();
     loop {
         if let Some(next) = pick(me, NONE) {
@@ -282,16 +331,31 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
     if let Some(vm) = vm {
         super::vgic::save(vm, v);
     }
+    let aarch32 = vm.is_some_and(|vm| vm.aarch32);
     let mut ctx = v.ctx.lock();
-    ctx.frame = *frame;
-    let kept = super::debug::before_save(v, &ctx.sysregs);
-    cpreg::save_el1(&mut ctx.sysregs);
-    if let Some(vm) = vm {
-        let ctx = &mut *ctx;
-        super::debug::after_save(vm, v, kept, &mut ctx.sysregs, &mut ctx.frame);
+    let ctx = &mut *ctx;
+    ctx.frame.copy_from(frame);
+    let own_mdscr = ctx.sysregs.slots()[MDSCR_SLOT];
+    sysreg::save_el1(ctx.sysregs.slots_mut(), aarch32);
+    // Debug: only if this run loaded the vCPU's own debug registers. With the
+    // debugger's values in the hardware (`debug_override`), the context already
+    // holds the guest's own (its trapped accesses keep it up to date).
+    if v.debug_loaded.swap(false, Ordering::Relaxed) && !v.debug_override.load(Ordering::Relaxed) {
+        let f = *ctx.sysregs.features();
+        sysreg::save_debug(ctx.sysregs.slots_mut(), f.brps, f.wrps);
     }
-    cpreg::save_fp_with(&mut ctx.sysregs, &mut cpreg::Hw);
-    ctx.fp.save();
+    if let Some(vm) = vm {
+        super::debug::after_save(vm, v, &mut ctx.sysregs, &mut ctx.frame, own_mdscr);
+    }
+    // FP/SIMD: only if this run used it; then trap again, so a vCPU that goes on
+    // running (`sync_current`) reloads what was just saved.
+    if v.fp_loaded.swap(false, Ordering::Relaxed) {
+        if aarch32 {
+            sysreg::save_fp_aarch32(ctx.sysregs.slots_mut());
+        }
+        ctx.fp.save();
+        fpsimd::trap(true);
+    }
 }
 
 fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
@@ -299,17 +363,29 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
     v.set_state(RunState::Running);
     vm.switches.fetch_add(1, Ordering::Relaxed);
     CPUS[me].current.store(pos, Ordering::Relaxed);
+    CURRENT[me].store(v as *const Vcpu as *mut Vcpu, Ordering::Relaxed);
     let ctx = v.ctx.lock();
-    *frame = ctx.frame;
+    frame.copy_from(&ctx.frame);
     load_hw(vm, v, &ctx);
     super::debug::on_enter(vm, v, frame, &ctx.sysregs);
     arm_slice();
 }
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
-    cpreg::restore_el1(&ctx.sysregs);
-    cpreg::restore_fp_with(&ctx.sysregs, &mut cpreg::Hw);
-    ctx.fp.restore();
+    sysreg::restore_el1(ctx.sysregs.slots(), vm.aarch32);
+    // Debug: only a vCPU with debug enabled in its MDSCR_EL1 (breakpoints,
+    // watchpoints or stepping must fire) gets its debug registers now; any other
+    // gets them at its first (trapped) access, `ensure_debug_loaded`.
+    let mdscr = ctx.sysregs.slots()[MDSCR_SLOT];
+    let debug = mdscr & super::debug::MDSCR_ACTIVE != 0;
+    if debug {
+        let f = ctx.sysregs.features();
+        sysreg::restore_debug(ctx.sysregs.slots(), f.brps, f.wrps);
+    }
+    v.debug_loaded.store(debug, Ordering::Relaxed);
+    // FP/SIMD: loaded at the vCPU's first use (`fp_first_use`).
+    v.fp_loaded.store(false, Ordering::Relaxed);
+    fpsimd::trap(true);
     // vGIC: the virtual CPU interface (the list registers are filled on entry).
     super::vgic::restore(vm, v);
     let vmpidr = (1u64 << 31) | v.mpidr;
@@ -322,11 +398,43 @@ fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
             "msr vmpidr_el2, {vmpidr}",
             "isb",
             vttbr = in(reg) vm.vttbr,
-            hcr = in(reg) vm.hcr,
+            hcr = in(reg) v.hcr(vm),
             vmpidr = in(reg) vmpidr,
             options(nostack),
         )
     };
+}
+
+/// MDSCR_EL1's slot in a vCPU context.
+const MDSCR_SLOT: usize = match cpreg::Reg::MDSCR_EL1.slot() {
+    Some(s) => s,
+    None => panic!("MDSCR_EL1 has state"),
+};
+
+/// The loaded vCPU's first FP/SIMD instruction since it was loaded (or since its
+/// FP state was last saved) trapped (CPTR_EL2.TFP): its FP/SIMD state goes into the
+/// hardware and the instruction runs again. For the trap fast path.
+#[inline(never)]
+pub fn fp_first_use(v: &Vcpu) {
+    fpsimd::trap(false);
+    let ctx = v.ctx.lock();
+    if vm::get(v.vm).is_some_and(|vm| vm.aarch32) {
+        sysreg::restore_fp_aarch32(ctx.sysregs.slots());
+    }
+    ctx.fp.restore();
+    v.fp_loaded.store(true, Ordering::Relaxed);
+}
+
+/// Before a trapped access to a debug register of the loaded vCPU: its own debug
+/// registers go into the hardware if this run has not loaded them yet.
+pub fn ensure_debug_loaded(v: &Vcpu) {
+    if v.debug_loaded.load(Ordering::Relaxed) || v.debug_override.load(Ordering::Relaxed) {
+        return;
+    }
+    let ctx = v.ctx.lock();
+    let f = ctx.sysregs.features();
+    sysreg::restore_debug(ctx.sysregs.slots(), f.brps, f.wrps);
+    v.debug_loaded.store(true, Ordering::Relaxed);
 }
 
 fn power_off_machine() -> ! {
@@ -335,9 +443,16 @@ fn power_off_machine() -> ! {
         crate::println!(
             "hv: {n} world switches, {avg} counter ticks each on average ({regs} system registers, 32 FP/SIMD registers and the vGIC interface switched)"
         );
-        crate::println!("hv: no VM is left: powering off");
-        let _ = crate::arch::smc::system_off();
-        crate::println!("hv: the firmware refused SYSTEM_OFF; halting");
+        if crate::arch::smc::has_psci() {
+            crate::println!("hv: no VM is left: powering off");
+            let _ = crate::arch::smc::system_off();
+            crate::println!("hv: the firmware refused SYSTEM_OFF; every CPU stops here");
+        } else {
+            // Each CPU reaches this when it finds no VM left, and halts below.
+            crate::println!(
+                "hv: no VM is left; this machine has no PSCI to power it off: every CPU stops here (it is safe to switch the power off)"
+            );
+        }
     }
     arch::halt()
 }

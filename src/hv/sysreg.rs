@@ -15,13 +15,11 @@ use core::arch::asm;
 /// A trapped system-register access: AArch64 `MRS`/`MSR`/`SYS` (EC 0x18), AArch32
 /// cp15/cp14 (EC 0x03-0x06, 0x0C) or `VMRS` of an ID register (EC 0x08).
 pub fn trapped(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
-    let aarch32 = frame.spsr & (1 << 4) != 0;
-    // EL0: EL0t in AArch64, User mode in AArch32.
-    let el0 = if aarch32 {
-        frame.spsr & 0x1f == 0b10000
-    } else {
-        frame.spsr & 0xf == 0
-    };
+    let el0 = is_el0(frame.spsr);
+    if is_debug_space(esr) {
+        // Lazily switched debug registers: the vCPU's own into the hardware first.
+        super::sched::ensure_debug_loaded(vcpu);
+    }
     let result = {
         let mut ctx = vcpu.ctx.lock();
         // With the debugger's breakpoint registers loaded, the guest still sees
@@ -43,14 +41,52 @@ pub fn trapped(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) {
     finish(vm, vcpu, frame, esr, result);
 }
 
+/// The trap fast path's share: a trapped AArch64 access at EL1 to plain state
+/// (`cpreg::quick`), completed and stepped over. False, with nothing changed, for
+/// anything else ([`trapped`] on the full path). Not with the debugger's registers
+/// loaded (`Vcpu::debug_override`).
+#[inline(always)]
+pub fn emulate_fast(vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr) -> bool {
+    // EL1 in AArch64 (an AArch32 EL1 traps with other classes); AArch64 executes
+    // no IT blocks, so stepping over is +4.
+    let done = frame.spsr & 0b11100 == 0b00100
+        && cpreg::emulate_quick(
+            &mut vcpu.ctx.lock().sysregs,
+            &mut cpreg::Hw,
+            esr.0,
+            &mut frame.x,
+        );
+    if done {
+        frame.elr += 4;
+    }
+    done
+}
+
+/// A trapped access to the debug register space (AArch64 op0 = 2, or cp14), where
+/// the lazily switched debug group lives.
+fn is_debug_space(esr: Esr) -> bool {
+    match esr.ec() {
+        ExceptionClass::SysReg => esr.sysreg().op0() == 2,
+        ExceptionClass::Cp14Rt | ExceptionClass::Cp14RRt | ExceptionClass::Cp14Ls => true,
+        _ => false,
+    }
+}
+
+/// EL0: EL0t in AArch64, User mode in AArch32.
+fn is_el0(spsr: u64) -> bool {
+    if spsr & (1 << 4) != 0 {
+        spsr & 0x1f == 0b10000
+    } else {
+        spsr & 0xf == 0
+    }
+}
+
+/// Applies an emulation's verdict to the vCPU (the full path).
 fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulation) {
     match result {
         Emulation::Done { reg, write } => {
             if write && reg.owner() == Reg::SCTLR_EL1 {
-                // The guest may have turned its caches on or off: the next set/way
-                // operation must flush again.
-                vcpu.sw_flush_pending
-                    .store(true, core::sync::atomic::Ordering::Relaxed);
+                sctlr_written(vm, vcpu);
             }
             advance(frame, esr);
         }
@@ -64,13 +100,13 @@ fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulati
             }
         }
         Emulation::Undef(u) => {
-            let mut name = heapless::String::<48>::new();
+            let mut name = heapless::String::<96>::new();
             match u.encoding {
                 Some(e) => {
                     let _ = core::fmt::write(
                         &mut name,
                         format_args!(
-                            "{} {} ({:?})",
+                            "{} {} ({})",
                             if u.is_read { "read of" } else { "write to" },
                             e,
                             u.reason
@@ -78,10 +114,8 @@ fn finish(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, result: Emulati
                     );
                 }
                 None => {
-                    let _ = core::fmt::write(
-                        &mut name,
-                        format_args!("{:?} ({:?})", esr.ec(), u.reason),
-                    );
+                    let _ =
+                        core::fmt::write(&mut name, format_args!("{} ({})", esr.ec(), u.reason));
                 }
             }
             vm.note_undef(&name, true, frame.elr);
@@ -110,25 +144,59 @@ fn advance(frame: &mut TrapFrame, esr: Esr) {
     }
 }
 
+/// Whether the guest's MMU and data cache are both on (SCTLR_EL1.M and .C, live).
+fn caches_on() -> bool {
+    use crate::cpreg::SysRegHw;
+    cpreg::Hw.read(Reg::SCTLR_EL1) & 0b101 == 0b101
+}
+
+fn flush_vm(vm: &Vm) {
+    for c in &vm.ram.chunks {
+        crate::arch::cache::clean_inval_dcache(c.start.0 as usize, c.size as usize);
+    }
+}
+
+/// HCR_EL2 for the loaded vCPU after its TVM need changed.
+fn reload_hcr(vm: &Vm, vcpu: &Vcpu) {
+    // SAFETY: HCR_EL2 configures the loaded guest; only its TVM bit changes here.
+    unsafe { asm!("msr hcr_el2, {}", "isb", in(reg) vcpu.hcr(vm), options(nostack)) };
+}
+
+/// Set/way maintenance cannot be virtualised (the caches are shared with other VMs
+/// and the guest cannot know their geometry), so do as KVM does
+/// (`kvm_set_way_flush`): the first such operation cleans and invalidates all of the
+/// VM's memory by VA and starts trapping the memory controls (TVM), so the guest's
+/// next cache change is seen ([`sctlr_written`]); until then the rest are no-ops.
+fn set_way(vm: &Vm, vcpu: &Vcpu) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if !vcpu.sw_tvm.swap(true, Relaxed) {
+        flush_vm(vm);
+        vcpu.caches_on.store(caches_on(), Relaxed);
+        reload_hcr(vm, vcpu);
+    }
+}
+
+/// A trapped SCTLR write (`kvm_toggle_cache`): when the MMU and caches went on or
+/// off, clean and invalidate the VM's memory; once they are on, set/way emulation
+/// stops trapping the memory controls (unless the VM is traced, which keeps TVM).
+fn sctlr_written(vm: &Vm, vcpu: &Vcpu) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let now = caches_on();
+    if vcpu.caches_on.swap(now, Relaxed) != now {
+        flush_vm(vm);
+    }
+    if now && vcpu.sw_tvm.swap(false, Relaxed) {
+        reload_hcr(vm, vcpu);
+    }
+}
+
 /// Performs a system instruction for the guest. False if it cannot be done safely
 /// here (the guest then gets UNDEF).
 fn perform(vm: &Vm, vcpu: &Vcpu, op: Operation) -> bool {
     match op.kind {
         OpKind::Nop => true,
         OpKind::DcSetWay => {
-            // Set/way maintenance cannot be virtualised (the caches are shared with
-            // other VMs and the guest cannot know their geometry), so do as KVM does:
-            // the first such operation after the guest changed SCTLR (or booted)
-            // cleans and invalidates all of the VM's memory by VA, and the rest are
-            // no-ops until SCTLR changes again.
-            if vcpu
-                .sw_flush_pending
-                .swap(false, core::sync::atomic::Ordering::Relaxed)
-            {
-                for c in &vm.ram.chunks {
-                    crate::arch::cache::clean_inval_dcache(c.start.0 as usize, c.size as usize);
-                }
-            }
+            set_way(vm, vcpu);
             true
         }
         OpKind::Tlbi => {

@@ -21,13 +21,98 @@ fn read_esr_far_hpfar() -> (Esr, u64, u64) {
     (Esr(esr), far, hpfar)
 }
 
-/// Called by `vectors.S` for every exception.
+fn read_esr() -> Esr {
+    let esr: u64;
+    // SAFETY: reading the syndrome register has no side effects.
+    unsafe { asm!("mrs {}, esr_el2", out(reg) esr, options(nomem, nostack)) };
+    Esr(esr)
+}
+
+/// Called by `vectors.S` first for every synchronous exception from a guest: the
+/// exits that change no interrupt or scheduling state (a trapped access to plain
+/// system-register state, a PSCI call that only answers) are finished here and
+/// the guest is re-entered at once: the vGIC's list registers stay live in the
+/// hardware, no lock of the scheduler is taken and no scheduling decision is made.
+/// False: nothing was changed, and [`hv_exception`] takes the exit.
+///
+/// The split is safe because whatever another CPU does to this vCPU (an interrupt
+/// made pending, a pause) comes with a kick SGI, which is pending at EL2 while this
+/// runs and is taken as soon as the guest is re-entered.
+#[no_mangle]
+extern "C" fn hv_fast_sync(frame: &mut TrapFrame) -> bool {
+    let Some(vcpu) = sched::current_vcpu() else {
+        return false;
+    };
+    let done = fast_sync(vcpu, frame);
+    if done {
+        use core::sync::atomic::Ordering::Relaxed;
+        vcpu.fast_exits
+            .store(vcpu.fast_exits.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+    done
+}
+
+#[inline(always)]
+fn fast_sync(vcpu: &super::vcpu::Vcpu, frame: &mut TrapFrame) -> bool {
+    let esr = read_esr();
+    let class = esr.0 >> 26;
+    if class == ec::FP {
+        // The lazy FP/SIMD switch: load the vCPU's state and run the instruction
+        // again.
+        sched::fp_first_use(vcpu);
+        return true;
+    }
+    if vcpu
+        .debug_override
+        .load(core::sync::atomic::Ordering::Relaxed)
+    {
+        // The debugger's registers are loaded: see `sysreg::trapped`.
+        return false;
+    }
+    if class == ec::SYSREG {
+        sysreg::emulate_fast(vcpu, frame, esr)
+    } else {
+        fast_call(vcpu, frame, class)
+    }
+}
+
+/// The fast path's PSCI calls (out of line, so the system-register path keeps a
+/// small frame). ELR already points past an HVC; a trapped SMC returns to the SMC
+/// itself.
+#[inline(never)]
+fn fast_call(vcpu: &super::vcpu::Vcpu, frame: &mut TrapFrame, class: u64) -> bool {
+    if !matches!(class, ec::HVC64 | ec::HVC32 | ec::SMC64 | ec::SMC32) {
+        return false;
+    }
+    let done = vpsci::answer(vcpu.vm, frame);
+    if done && matches!(class, ec::SMC64 | ec::SMC32) {
+        frame.elr += 4;
+    }
+    done
+}
+
+/// ESR_EL2.EC values the fast path looks at (Arm ARM D24.2.40).
+mod ec {
+    /// FP/SIMD access trapped by CPTR_EL2.TFP.
+    pub const FP: u64 = 0x07;
+    pub const HVC32: u64 = 0x12;
+    pub const SMC32: u64 = 0x13;
+    pub const HVC64: u64 = 0x16;
+    pub const SMC64: u64 = 0x17;
+    pub const SYSREG: u64 = 0x18;
+}
+
+/// Called by `vectors.S` for every exception [`hv_fast_sync`] did not finish: fold
+/// the list registers into the vGIC model, handle the exit, schedule, refill.
 #[no_mangle]
 extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
+    let start = crate::arch::timer::now();
     if !kind::from_lower_el(k) {
         el2_crash(frame, k);
     }
-    // vGIC: the list registers go back into the model on every exit...
+    // Passthrough: EL2 exits, for exits per forwarded interrupt.
+    super::passthrough::count_exit(kind::class(k));
+    // vGIC: the list registers go back into the model on every full exit...
     vgic::on_exit();
     match kind::class(k) {
         0 => guest_sync(frame),
@@ -37,6 +122,7 @@ extern "C" fn hv_exception(frame: &mut TrapFrame, k: u64) {
     }
     // ...and are refilled for whichever vCPU runs next (vGIC).
     vgic::on_entry();
+    sched::account_switch(start);
 }
 
 fn guest_sync(frame: &mut TrapFrame) {
@@ -98,10 +184,10 @@ fn guest_sync(frame: &mut TrapFrame) {
         | ExceptionClass::Cp14RRt
         | ExceptionClass::Other(0x08) => sysreg::trapped(vm, vcpu, frame, esr),
         other => {
-            let mut what = heapless::String::<48>::new();
+            let mut what = heapless::String::<96>::new();
             let _ = core::fmt::write(
                 &mut what,
-                format_args!("trapped {:?} (EC {:#04x})", other, other.bits()),
+                format_args!("trapped {} (EC {:#04x})", other, other.bits()),
             );
             vm.note_undef(&what, false, frame.elr);
             inject::undef(frame, esr);

@@ -8,7 +8,7 @@
 use crate::arch::fpsimd::FpState;
 use crate::arch::trap_frame::TrapFrame;
 use crate::cpreg::{GuestIds, SysRegFile};
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use spin::Mutex;
 
 /// PSTATE for a vCPU entering at EL1h, AArch64, with D, A, I and F masked.
@@ -56,9 +56,21 @@ pub struct Vcpu {
     pub mpidr: u64,
     state: AtomicU8,
     pub ctx: Mutex<VcpuContext>,
-    /// The next set/way cache operation must flush the VM's memory (see
-    /// `sysreg::perform`).
-    pub sw_flush_pending: AtomicBool,
+    /// Exits the trap fast path finished (`trap::hv_fast_sync`): a plain counter,
+    /// written only by its own CPU, so counting is a load, an add and a store.
+    pub fast_exits: AtomicU64,
+    /// Its FP/SIMD state is in the registers (loaded at its first FP/SIMD
+    /// instruction of this run; saved when it leaves its CPU). Own CPU only.
+    pub fp_loaded: AtomicBool,
+    /// Its debug registers are in the hardware (loaded for this run because debug
+    /// is enabled in its MDSCR_EL1, or at its first access). Own CPU only.
+    pub debug_loaded: AtomicBool,
+    /// Set/way emulation is waiting for the guest to turn its caches on: HCR_EL2.TVM
+    /// is added so SCTLR writes trap (see `sysreg::set_way` and
+    /// `sysreg::sctlr_written`, as KVM's `kvm_set_way_flush`/`kvm_toggle_cache`).
+    pub sw_tvm: AtomicBool,
+    /// The guest's MMU and data cache were both on at the last SCTLR write seen.
+    pub caches_on: AtomicBool,
     /// Asked to stop (monitor, debugger, snapshot): its CPU saves it and does not run
     /// it until the flag clears.
     paused: AtomicBool,
@@ -76,7 +88,11 @@ impl Vcpu {
             pcpu,
             mpidr: crate::cpreg::mpidr_for_vcpu(index) & 0xff_00ff_ffff,
             state: AtomicU8::new(RunState::Off as u8),
-            sw_flush_pending: AtomicBool::new(true),
+            fast_exits: AtomicU64::new(0),
+            fp_loaded: AtomicBool::new(false),
+            debug_loaded: AtomicBool::new(false),
+            sw_tvm: AtomicBool::new(false),
+            caches_on: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             debug_override: AtomicBool::new(false),
             ctx: Mutex::new(VcpuContext {
@@ -84,6 +100,16 @@ impl Vcpu {
                 sysregs: SysRegFile::new(ids, index),
                 fp: FpState::default(),
             }),
+        }
+    }
+
+    /// HCR_EL2 while this vCPU runs: its VM's, plus TVM while set/way emulation
+    /// waits for the caches to come on.
+    pub fn hcr(&self, vm: &super::vm::Vm) -> u64 {
+        if self.sw_tvm.load(Ordering::Relaxed) {
+            vm.hcr | crate::cpreg::traps::hcr::TVM
+        } else {
+            vm.hcr
         }
     }
 

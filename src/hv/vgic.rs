@@ -38,7 +38,7 @@ use spin::{Mutex, Once};
 
 /// SPIs every guest distributor describes (INTIDs 32-159): more than QEMU `virt`'s
 /// devices use, and the GICv2 LR's 10-bit INTID is never a limit.
-const GUEST_SPIS: usize = 128;
+pub(super) const GUEST_SPIS: usize = 128;
 
 struct Config {
     version: Version,
@@ -208,11 +208,8 @@ pub fn init(info: &MachineInfo) {
         let vtr = unsafe { core::ptr::read_volatile((gich + gich::VTR) as *const u32) };
         ((vtr & 0x3f) as usize + 1, 1)
     };
-    let uart_spi = info
-        .resolve_alias("serial0")
-        .and_then(|u| u.irq)
-        .map(|i| i.intid)
-        .filter(|&i| i >= 32);
+    // The emulated PL011's SPI (`board::emulated_uart`: the guest console UART's).
+    let uart_spi = super::boot::emulated_uart_intid();
     let gicr = g.redistributors.first();
     CFG.call_once(|| Config {
         version,
@@ -230,13 +227,24 @@ pub fn init(info: &MachineInfo) {
         nr_lrs: nr_lrs.min(MAX_LRS),
         nr_apr,
     });
+    let mut irqs = heapless::String::<64>::new();
+    let _ = match cfg().and_then(|c| c.maintenance) {
+        Some(i) => core::fmt::write(&mut irqs, format_args!("maintenance INTID {i}")),
+        None => core::fmt::write(&mut irqs, format_args!("no maintenance interrupt")),
+    };
+    let _ = match uart_spi {
+        Some(i) => core::fmt::write(&mut irqs, format_args!(", console INTID {i}")),
+        None => core::fmt::write(&mut irqs, format_args!(", console without interrupt")),
+    };
     crate::println!(
-        "hv: vgic: {:?} guests, {} list registers, virtual timer PPI {}, maintenance PPI {:?}, console SPI {:?}",
-        version,
+        "hv: vgic: {} guests, {} list registers, virtual timer INTID {}, {}",
+        match version {
+            Version::V2 => "GICv2",
+            Version::V3 => "GICv3",
+        },
         nr_lrs.min(MAX_LRS),
         cfg().map_or(0, |c| c.vtimer),
-        cfg().and_then(|c| c.maintenance),
-        uart_spi
+        irqs
     );
 }
 
@@ -318,19 +326,19 @@ pub fn on_exit() {
         return;
     }
     let mut gic = g.gic.lock();
-    let used = gic.lrs_in_use(v.index);
     let v3 = c.version == Version::V3;
-    let mut lrs = [Lr::INVALID; MAX_LRS];
-    for (n, lr) in lrs.iter_mut().enumerate().take(used) {
+    // Each used list register is read back into the model and emptied.
+    gic.fold_with(v.index, |n| {
         if v3 {
-            *lr = Lr::from_v3(v3_read_lr(n));
+            let lr = Lr::from_v3(v3_read_lr(n));
             v3_write_lr(n, 0);
+            lr
         } else {
-            *lr = Lr::from_v2(gich_read(gich::LR0 + 4 * n));
+            let lr = Lr::from_v2(gich_read(gich::LR0 + 4 * n));
             gich_write(gich::LR0 + 4 * n, 0);
+            lr
         }
-    }
-    gic.fold(v.index, &lrs[..used]);
+    });
     // Emptied list registers raise no maintenance condition; clear UIE too.
     write_hcr(v3, false);
 }
@@ -360,23 +368,23 @@ pub fn on_entry() {
     {
         return;
     }
-    let mut lrs = [Lr::INVALID; MAX_LRS];
     let (flush, timer_busy) = {
         let mut gic = g.gic.lock();
         gic.set_line(v.index, c.vtimer, line);
-        let f = gic.flush(v.index, &mut lrs[..c.nr_lrs]);
+        // Straight into the list registers (the ones left unused are empty: the
+        // last exit emptied them).
+        let f = gic.flush_with(v.index, c.nr_lrs, |n, lr| {
+            if v3 {
+                v3_write_lr(n, lr.to_v3());
+            } else {
+                gich_write(gich::LR0 + 4 * n, lr.to_v2());
+            }
+        });
         let empty = f.count == 0 && !f.overflow;
         let epoch = g.epoch.load(Ordering::Relaxed);
         g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         (f, gic.is_pending_or_active(v.index, c.vtimer))
     };
-    for (n, lr) in lrs.iter().enumerate().take(flush.count) {
-        if v3 {
-            v3_write_lr(n, lr.to_v3());
-        } else {
-            gich_write(gich::LR0 + 4 * n, lr.to_v2());
-        }
-    }
     write_hcr(v3, flush.overflow);
     if TIMER_PPI_ON[me].load(Ordering::Relaxed) == timer_busy {
         gic::set_private_enabled(c.vtimer, me, !timer_busy);
@@ -388,6 +396,10 @@ pub fn on_entry() {
 /// The virtual timer: keep it quiet until `on_entry` has injected it. The
 /// maintenance interrupt: nothing (the exit itself was the point).
 pub fn physical_irq(intid: u32) {
+    // Passthrough: a forwarded SPI goes to its VM as a hardware-linked interrupt.
+    if super::passthrough::physical_irq(intid) {
+        return;
+    }
     let Some(c) = cfg() else { return };
     if intid == c.vtimer {
         let me = arch::cpu_index();
@@ -497,6 +509,10 @@ pub fn mmio(vm: &Vm, vcpu: &Vcpu, frame: &mut TrapFrame, esr: Esr, ipa: u64) -> 
             }
         };
         kick(vm, kicks);
+        if in_gicd {
+            // Passthrough: the physical SPIs follow the guest's masks and targets.
+            super::passthrough::dist_written(vm);
+        }
     } else {
         let value = {
             let gic = g.gic.lock();
@@ -548,6 +564,27 @@ pub fn uart_changed(vm: &Vm) {
     kick(vm, kicks);
 }
 
+/// Passthrough: the physical SPI `intid` of a device assigned to `vm` was taken
+/// (and left active): it becomes pending for the guest, hardware-linked.
+pub fn inject_hw(vm: &Vm, intid: u32) {
+    let Some(g) = vgic_of(vm) else { return };
+    let kicks = {
+        let mut gic = g.gic.lock();
+        g.epoch.fetch_add(1, Ordering::Release);
+        gic.inject_hw(intid)
+    };
+    kick(vm, kicks);
+}
+
+/// Runs `f` on `vm`'s vGIC model, under its lock (passthrough: linking SPIs,
+/// reading the guest's masks and targets). `None` without a vGIC.
+pub fn with_model<R>(vm: &Vm, f: impl FnOnce(&mut Vgic) -> R) -> Option<R> {
+    let g = vgic_of(vm)?;
+    let r = f(&mut g.gic.lock());
+    g.epoch.fetch_add(1, Ordering::Release);
+    Some(r)
+}
+
 /// Makes the vCPUs in `kicks` notice new interrupts: one running on another CPU
 /// exits, and the idle CPU of a blocked one leaves `idle_wait` (the kick SGI; an
 /// event too, for a CPU still waiting in `wfe`). The current vCPU needs nothing:
@@ -592,7 +629,28 @@ pub fn wfi(vm: &Vm, v: &Vcpu) {
     }
     let gic = g.gic.lock();
     if !gic.has_pending(v.index) {
-        g.blocked[v.index].store(true, Ordering::Relaxed);
+        set_blocked(g, v, true);
+    }
+}
+
+/// vCPUs blocked in WFI per physical CPU, so the scheduler skips looking for their
+/// deadlines when there are none.
+static BLOCKED_HERE: [AtomicUsize; sched::MAX_CPUS] =
+    [const { AtomicUsize::new(0) }; sched::MAX_CPUS];
+
+/// Blocks or unblocks `v`, keeping its CPU's count.
+fn set_blocked(g: &VmGic, v: &Vcpu, on: bool) {
+    let Some(flag) = g.blocked.get(v.index) else {
+        return;
+    };
+    if flag.swap(on, Ordering::AcqRel) != on {
+        if let Some(n) = BLOCKED_HERE.get(v.pcpu) {
+            if on {
+                n.fetch_add(1, Ordering::AcqRel);
+            } else {
+                n.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 }
 
@@ -601,6 +659,12 @@ pub fn wfi(vm: &Vm, v: &Vcpu) {
 /// be woken. The scheduler ends a slice there, and an idle CPU sleeps until then.
 pub fn blocked_deadline(me: usize) -> Option<u64> {
     use crate::cpreg::Reg;
+    if BLOCKED_HERE
+        .get(me)
+        .is_none_or(|n| n.load(Ordering::Acquire) == 0)
+    {
+        return None;
+    }
     let mut deadline = None::<u64>;
     for vm in vm::all() {
         let Some(g) = vgic_of(vm) else { continue };
@@ -664,7 +728,7 @@ pub fn runnable(vm: &Vm, v: &Vcpu) -> bool {
     }
     let wake = g.gic.lock().has_pending(v.index) || saved_timer_fired(v);
     if wake {
-        g.blocked[v.index].store(false, Ordering::Relaxed);
+        set_blocked(g, v, false);
     }
     wake
 }
@@ -701,8 +765,8 @@ pub fn import(vm: &Vm, bytes: &[u8]) -> Result<(), crate::vgic::StateError> {
     for f in &g.flushed {
         f.store(BUSY, Ordering::Relaxed);
     }
-    for b in &g.blocked {
-        b.store(false, Ordering::Relaxed);
+    for v in &vm.vcpus {
+        set_blocked(g, v, false);
     }
     Ok(())
 }

@@ -19,8 +19,12 @@ pub struct Vm {
     pub id: usize,
     /// EL1 runs AArch32 (a zImage guest).
     pub aarch32: bool,
-    /// HCR_EL2 while this VM runs.
+    /// HCR_EL2 while this VM runs (a vCPU adds TVM while set/way emulation needs
+    /// it: `Vcpu::hcr`).
     pub hcr: u64,
+    /// Its memory-control registers are traced (`hv.trace_vm_regs`): TVM and TRVM
+    /// stay set, so every access is trapped and counted.
+    pub traced: bool,
     pub ram: GuestRam,
     pub vttbr: u64,
     pub vcpus: Vec<Vcpu>,
@@ -53,7 +57,9 @@ static VMS: Once<Vec<Vm>> = Once::new();
 
 /// Publishes the VMs built at boot. Called once.
 pub fn install(vms: Vec<Vm>) -> &'static [Vm] {
-    VMS.call_once(|| vms)
+    let vms = VMS.call_once(|| vms);
+    super::sched::publish(vms);
+    vms
 }
 
 /// Every VM (empty before boot has built them).
@@ -75,15 +81,22 @@ impl Vm {
         vttbr: u64,
         vcpus: Vec<Vcpu>,
         uart_ipa: u64,
+        traced: bool,
     ) -> Self {
+        let base = if aarch32 {
+            super::sched::HCR_VM & !super::sched::HCR_RW
+        } else {
+            super::sched::HCR_VM
+        };
         Self {
             id,
             aarch32,
-            hcr: if aarch32 {
-                super::sched::HCR_VM & !super::sched::HCR_RW
+            hcr: if traced {
+                base | crate::cpreg::HCR_EL2_TRACE_VM_REGS
             } else {
-                super::sched::HCR_VM
+                base
             },
+            traced,
             ram,
             vttbr,
             vcpus,
@@ -154,6 +167,7 @@ impl Vm {
                 v.set_state(RunState::Off);
             }
             self.flush_output();
+            super::passthrough::on_power_off(self);
             crate::println!(
                 "vm{}: {} world switches in",
                 self.id,

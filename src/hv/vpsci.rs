@@ -18,6 +18,41 @@ fn by_mpidr(vm: &'static Vm, mpidr: u64) -> Option<&'static Vcpu> {
     vm.vcpus.iter().find(|v| v.mpidr == mpidr & 0xff_00ff_ffff)
 }
 
+/// The calls that only answer (version, features, migration, affinity, unknown
+/// functions): x0 set and true, for the trap fast path. False for anything that
+/// changes vCPU or VM state, with the frame untouched.
+#[inline(always)]
+pub fn answer(vm: usize, frame: &mut TrapFrame) -> bool {
+    let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3]];
+    let result = match psci::decode(&args) {
+        Request::Version => psci::VERSION as i64,
+        Request::Features(f) => psci::features(f),
+        Request::MigrateInfoType => ret::TOS_NOT_PRESENT_MP,
+        Request::AffinityInfo {
+            target,
+            lowest_level,
+        } => match super::vm::get(vm) {
+            Some(vm) => affinity_info(vm, target, lowest_level),
+            None => return false,
+        },
+        Request::Unknown(_) => ret::NOT_SUPPORTED,
+        _ => return false,
+    };
+    frame.x[0] = result as u64;
+    true
+}
+
+fn affinity_info(vm: &Vm, target: u64, lowest_level: u64) -> i64 {
+    let v = vm.vcpus.iter().find(|v| v.mpidr == target & 0xff_00ff_ffff);
+    match (lowest_level, v) {
+        (0, Some(v)) => match v.state() {
+            RunState::Off => ret::AFFINITY_OFF,
+            _ => ret::AFFINITY_ON,
+        },
+        _ => ret::INVALID_PARAMETERS,
+    }
+}
+
 /// Handles an SMCCC call (function id in x0) from `caller` of `vm`.
 pub fn call(vm: &'static Vm, caller: &Vcpu, frame: &mut TrapFrame) -> After {
     let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3]];
@@ -40,16 +75,7 @@ pub fn call(vm: &'static Vm, caller: &Vcpu, frame: &mut TrapFrame) -> After {
         Request::AffinityInfo {
             target,
             lowest_level,
-        } => {
-            let r = match (lowest_level, by_mpidr(vm, target)) {
-                (0, Some(v)) => match v.state() {
-                    RunState::Off => ret::AFFINITY_OFF,
-                    _ => ret::AFFINITY_ON,
-                },
-                _ => ret::INVALID_PARAMETERS,
-            };
-            (r, After::Return)
-        }
+        } => (affinity_info(vm, target, lowest_level), After::Return),
         Request::SystemOff => {
             vm.power_off("system-off");
             (ret::SUCCESS, After::Reschedule)
@@ -67,6 +93,10 @@ pub fn call(vm: &'static Vm, caller: &Vcpu, frame: &mut TrapFrame) -> After {
 }
 
 fn cpu_on(vm: &'static Vm, target: u64, entry: u64, context: u64) -> i64 {
+    if !vm.is_running() {
+        // A vCPU of a VM being stopped, before it noticed: nothing starts again.
+        return ret::DENIED;
+    }
     let Some(v) = by_mpidr(vm, target) else {
         return ret::INVALID_PARAMETERS;
     };

@@ -71,7 +71,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "snapshot",
         args: "save VM [SLOT] | restore VM SLOT | list",
-        help: "checkpoint and roll back VMs in memory",
+        help: "checkpoint and roll back VMs in memory (--force: one with passed-through devices)",
     },
     CommandInfo {
         name: "gdb",
@@ -158,13 +158,17 @@ pub enum Command<'a> {
     Traps,
     Pause(usize),
     Resume(usize),
-    SnapshotSave(usize, &'a str),
-    SnapshotRestore(usize, &'a str),
+    /// Save a VM into a slot; `true`: even with passed-through devices (`--force`).
+    SnapshotSave(usize, &'a str, bool),
+    /// Restore a VM from a slot; `true`: even with passed-through devices.
+    SnapshotRestore(usize, &'a str, bool),
     SnapshotList,
-    /// Stream a snapshot of the VM to the host (a transfer on this console).
-    SnapshotSend(usize),
-    /// Receive a snapshot of this length and CRC-32 from the host and restore it.
-    SnapshotReceive(usize, usize, u32),
+    /// Stream a snapshot of the VM to the host (a transfer on this console);
+    /// `true`: even with passed-through devices.
+    SnapshotSend(usize, bool),
+    /// Receive a snapshot of this length and CRC-32 from the host and restore it;
+    /// `true`: even with passed-through devices.
+    SnapshotReceive(usize, usize, u32, bool),
     Log(LogLevel),
     /// Choose the VM the next GDB session debugs.
     Gdb(usize),
@@ -230,33 +234,45 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
         "gdb" => Command::Gdb(parse_vm(next("a VM (vmN)")?)?),
         "pause" => Command::Pause(parse_vm(next("a VM (vmN)")?)?),
         "resume" => Command::Resume(parse_vm(next("a VM (vmN)")?)?),
-        "snapshot" => match next("save, restore or list")? {
-            "save" => {
-                let vm = parse_vm(next("a VM (vmN)")?)?;
-                Command::SnapshotSave(vm, next("").unwrap_or("default"))
+        "snapshot" => {
+            // `--force` may come anywhere after the subcommand: it lets a VM with
+            // passed-through devices be saved or restored.
+            let rest: heapless::Vec<&str, 8> = words.by_ref().take(8).collect();
+            let force = rest.contains(&"--force");
+            let mut args = rest.iter().copied().filter(|w| *w != "--force");
+            let mut next = |what: &'static str| args.next().ok_or(ParseError::Missing(what));
+            let c = match next("save, restore or list")? {
+                "save" => {
+                    let vm = parse_vm(next("a VM (vmN)")?)?;
+                    Command::SnapshotSave(vm, next("").unwrap_or("default"), force)
+                }
+                "restore" => {
+                    let vm = parse_vm(next("a VM (vmN)")?)?;
+                    Command::SnapshotRestore(vm, next("a slot name")?, force)
+                }
+                "list" => Command::SnapshotList,
+                "send" => Command::SnapshotSend(parse_vm(next("a VM (vmN)")?)?, force),
+                "receive" => {
+                    let vm = parse_vm(next("a VM (vmN)")?)?;
+                    let len = parse_number(next("the length in bytes")?)? as usize;
+                    let crc = next("the CRC-32 in hex")?;
+                    let crc = u32::from_str_radix(crc, 16)
+                        .map_err(|_| ParseError::BadNumber(short(crc)))?;
+                    Command::SnapshotReceive(vm, len, crc, force)
+                }
+                other => {
+                    return Err(ParseError::BadWord {
+                        what: "snapshot command",
+                        found: short(other),
+                        accepted: "save, restore, list, send or receive",
+                    })
+                }
+            };
+            if let Some(extra) = args.next() {
+                return Err(ParseError::Extra(short(extra)));
             }
-            "restore" => {
-                let vm = parse_vm(next("a VM (vmN)")?)?;
-                Command::SnapshotRestore(vm, next("a slot name")?)
-            }
-            "list" => Command::SnapshotList,
-            "send" => Command::SnapshotSend(parse_vm(next("a VM (vmN)")?)?),
-            "receive" => {
-                let vm = parse_vm(next("a VM (vmN)")?)?;
-                let len = parse_number(next("the length in bytes")?)? as usize;
-                let crc = next("the CRC-32 in hex")?;
-                let crc =
-                    u32::from_str_radix(crc, 16).map_err(|_| ParseError::BadNumber(short(crc)))?;
-                Command::SnapshotReceive(vm, len, crc)
-            }
-            other => {
-                return Err(ParseError::BadWord {
-                    what: "snapshot command",
-                    found: short(other),
-                    accepted: "save, restore, list, send or receive",
-                })
-            }
-        },
+            c
+        }
         "log" => Command::Log(match next("a level")? {
             "quiet" => LogLevel::Quiet,
             "normal" => LogLevel::Normal,

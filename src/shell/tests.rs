@@ -204,17 +204,38 @@ fn commands_parse_with_their_arguments() {
     assert_eq!(parse("pause vm2").unwrap(), Some(Command::Pause(2)));
     assert_eq!(
         parse("snapshot save vm0").unwrap(),
-        Some(Command::SnapshotSave(0, "default"))
+        Some(Command::SnapshotSave(0, "default", false))
     );
     assert_eq!(
         parse("snapshot save vm0 before").unwrap(),
-        Some(Command::SnapshotSave(0, "before"))
+        Some(Command::SnapshotSave(0, "before", false))
     );
     assert_eq!(
         parse("snapshot restore vm1 before").unwrap(),
-        Some(Command::SnapshotRestore(1, "before"))
+        Some(Command::SnapshotRestore(1, "before", false))
     );
     assert_eq!(parse("snapshot list").unwrap(), Some(Command::SnapshotList));
+    // --force (for VMs with passed-through devices) goes anywhere after the verb.
+    assert_eq!(
+        parse("snapshot save vm0 --force").unwrap(),
+        Some(Command::SnapshotSave(0, "default", true))
+    );
+    assert_eq!(
+        parse("snapshot save vm0 before --force").unwrap(),
+        Some(Command::SnapshotSave(0, "before", true))
+    );
+    assert_eq!(
+        parse("snapshot --force send vm2").unwrap(),
+        Some(Command::SnapshotSend(2, true))
+    );
+    assert_eq!(
+        parse("snapshot receive vm0 16 ff --force").unwrap(),
+        Some(Command::SnapshotReceive(0, 16, 0xff, true))
+    );
+    assert!(matches!(
+        parse("snapshot save vm0 a b"),
+        Err(ParseError::Extra(_))
+    ));
     let v = VcpuId { vm: 0, vcpu: 1 };
     assert_eq!(
         parse("mem vm0.1 0xffff800000001000").unwrap(),
@@ -230,11 +251,11 @@ fn commands_parse_with_their_arguments() {
     );
     assert_eq!(
         parse("snapshot send vm1").unwrap(),
-        Some(Command::SnapshotSend(1))
+        Some(Command::SnapshotSend(1, false))
     );
     assert_eq!(
         parse("snapshot receive vm0 4096 deadbeef").unwrap(),
-        Some(Command::SnapshotReceive(0, 4096, 0xdead_beef))
+        Some(Command::SnapshotReceive(0, 4096, 0xdead_beef, false))
     );
     assert_eq!(
         parse("log quiet").unwrap(),

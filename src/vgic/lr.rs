@@ -27,7 +27,13 @@ impl LrState {
     }
 }
 
-/// One list register's content (software interrupts only: the HW bit is not used).
+/// One list register's content.
+///
+/// `hw`: a hardware-linked interrupt (a passed-through SPI): the physical
+/// INTID is the virtual one, and the guest's deactivation of the virtual
+/// interrupt deactivates the physical one (ICH_LR.HW / GICH_LR.HW with
+/// pINTID). Such an entry has no EOI maintenance and (GICv2) no source CPU:
+/// those fields hold the physical INTID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lr {
     pub intid: u32,
@@ -39,6 +45,8 @@ pub struct Lr {
     pub eoi_maintenance: bool,
     /// GICv2 SGIs: the source CPU (GICH_LR.CPUID).
     pub source: u8,
+    /// Hardware-linked to the physical interrupt with the same INTID.
+    pub hw: bool,
 }
 
 impl Lr {
@@ -49,54 +57,69 @@ impl Lr {
         group1: false,
         eoi_maintenance: false,
         source: 0,
+        hw: false,
     };
 
     /// ICH_LR<n>_EL2: State [63:62], HW [61], Group [60], Priority [55:48],
-    /// EOI [41] (HW = 0), vINTID [31:0].
+    /// pINTID [44:32] (HW = 1) or EOI [41] (HW = 0), vINTID [31:0].
     pub fn to_v3(&self) -> u64 {
         if self.state == LrState::Invalid {
             return 0;
         }
+        let low = if self.hw {
+            (1 << 61) | ((self.intid as u64 & 0x1fff) << 32)
+        } else {
+            (self.eoi_maintenance as u64) << 41
+        };
         ((self.state as u64) << 62)
             | ((self.group1 as u64) << 60)
             | ((self.priority as u64) << 48)
-            | ((self.eoi_maintenance as u64) << 41)
+            | low
             | self.intid as u64
     }
 
     pub fn from_v3(v: u64) -> Self {
+        let hw = v & (1 << 61) != 0;
         Self {
             intid: (v & 0xffff_ffff) as u32,
             state: LrState::from_bits(v >> 62),
             priority: (v >> 48) as u8,
             group1: v & (1 << 60) != 0,
-            eoi_maintenance: v & (1 << 61) == 0 && v & (1 << 41) != 0,
+            eoi_maintenance: !hw && v & (1 << 41) != 0,
             source: 0,
+            hw,
         }
     }
 
     /// GICH_LRn: HW [31], Grp1 [30], State [29:28], Priority [27:23] (the top five
-    /// bits), EOI [19] (HW = 0), CPUID [12:10], VirtualID [9:0].
+    /// bits), PhysicalID [19:10] (HW = 1) or EOI [19] and CPUID [12:10] (HW = 0),
+    /// VirtualID [9:0].
     pub fn to_v2(&self) -> u32 {
         if self.state == LrState::Invalid {
             return 0;
         }
+        let low = if self.hw {
+            (1 << 31) | ((self.intid & 0x3ff) << 10)
+        } else {
+            ((self.eoi_maintenance as u32) << 19) | (((self.source & 7) as u32) << 10)
+        };
         ((self.group1 as u32) << 30)
             | ((self.state as u32) << 28)
             | (((self.priority >> 3) as u32) << 23)
-            | ((self.eoi_maintenance as u32) << 19)
-            | (((self.source & 7) as u32) << 10)
+            | low
             | (self.intid & 0x3ff)
     }
 
     pub fn from_v2(v: u32) -> Self {
+        let hw = v & (1 << 31) != 0;
         Self {
             intid: v & 0x3ff,
             state: LrState::from_bits((v >> 28) as u64),
             priority: (((v >> 23) & 0x1f) << 3) as u8,
             group1: v & (1 << 30) != 0,
-            eoi_maintenance: v & (1 << 31) == 0 && v & (1 << 19) != 0,
-            source: ((v >> 10) & 7) as u8,
+            eoi_maintenance: !hw && v & (1 << 19) != 0,
+            source: if hw { 0 } else { ((v >> 10) & 7) as u8 },
+            hw,
         }
     }
 }

@@ -25,6 +25,19 @@
 //! [`Vgic::set_line`]; level interrupts get the list register's EOI-maintenance bit
 //! so the runtime exits when the guest deactivates them and resamples the line.
 //!
+//! **Hardware-linked SPIs** (passed-through devices, [`Vgic::set_hw`]) are taken at
+//! EL2, their priority dropped but left active, and made pending here with
+//! [`Vgic::inject_hw`]; they go out with the list register's HW bit and the same
+//! physical INTID, so the guest's own deactivation deactivates the physical
+//! interrupt and no exit is needed for it. While the physical interrupt is active
+//! the device cannot signal again, so a level interrupt the guest has masked stays
+//! pending here (never lost, never storming) until the guest unmasks and takes it.
+//! A pending or active state the guest clears through the distributor instead
+//! leaves the physical interrupt active with nobody to end it: [`Vgic::hw_orphans`]
+//! hands those to the runtime to deactivate. [`Vgic::hw_config`] tells the runtime
+//! whether the guest masks it and which vCPU it targets, so the physical one is
+//! masked and routed alike.
+//!
 //! Security: the guest sees a GIC with one security state (GICD_CTLR.DS = 1, GICv2
 //! without the Security Extensions). LPIs and the ITS are not provided.
 #![forbid(unsafe_code)]
@@ -88,6 +101,10 @@ pub struct IrqState {
     pub active_source: u8,
     /// The vCPU whose list registers hold this interrupt (SPIs), until folded.
     pub in_lr: Option<u16>,
+    /// Hardware-linked: a passed-through SPI (configuration, not saved state).
+    pub hw: bool,
+    /// The physical interrupt is active, waiting for the guest to deactivate it.
+    pub hw_active: bool,
 }
 
 impl IrqState {
@@ -105,6 +122,8 @@ impl IrqState {
             sgi_sources: 0,
             active_source: 0,
             in_lr: None,
+            hw: false,
+            hw_active: false,
         }
     }
 
@@ -125,15 +144,19 @@ pub struct IfaceState {
     pub ap1r: [u32; 4],
 }
 
-/// What a flush left in the list registers of one vCPU.
+/// What a flush left in the list registers of one vCPU (8-byte aligned and 56
+/// bytes, so saving it is a few register moves rather than a `memcpy` call).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(8))]
 struct LrSlots {
-    /// INTID in list register `i` (`None`: unused).
-    intid: [Option<u32>; MAX_LRS],
+    /// INTID in list register `i` (valid below `used`).
+    intid: [u16; MAX_LRS],
+    /// List register `i` was written hardware-linked.
+    hw: [bool; MAX_LRS],
     /// Bit `i`: list register `i` was given its interrupt pending (an active-only
     /// entry cannot be acknowledged, so its fold consumes nothing).
     pending: u16,
-    used: usize,
+    used: u8,
 }
 
 /// A vCPU's banked state.
@@ -146,6 +169,11 @@ pub struct CpuState {
     pub sleep: bool,
     pub iface: IfaceState,
     lrs: LrSlots,
+    /// Private interrupts (bit = INTID) that may be pending, active or in a list
+    /// register: what [`Vgic::flush`] and [`Vgic::has_pending`] look at. Set by
+    /// every change ([`Vgic::irq_mut`]), cleared by a flush that finds the
+    /// interrupt idle, so it is never missing a bit it needs.
+    touched: u32,
 }
 
 /// vCPUs to make exit (or wake) because something became pending for them.
@@ -192,6 +220,9 @@ pub struct Vgic {
     ctlr: u32,
     spis: Vec<IrqState>,
     cpus: Vec<CpuState>,
+    /// SPIs (bit n = INTID 32 + n) that may be pending, active or in a list
+    /// register: as [`CpuState::touched`], for the shared interrupts.
+    spi_touched: Vec<u64>,
 }
 
 /// Why a guest access could not be emulated (the runtime injects an abort).
@@ -226,6 +257,7 @@ impl Vgic {
                     sleep: true,
                     iface: IfaceState::default(),
                     lrs: LrSlots::default(),
+                    touched: 0,
                 }
             })
             .collect();
@@ -234,6 +266,7 @@ impl Vgic {
             ctlr: 0,
             spis: alloc::vec![IrqState::reset(false, g1); spis],
             cpus,
+            spi_touched: alloc::vec![0; spis.div_ceil(64)],
         }
     }
 
@@ -267,12 +300,43 @@ impl Vgic {
         }
     }
 
+    /// The state of `intid` to change: the interrupt is marked touched, so flushes
+    /// and wake-up checks look at it until one finds it idle.
     fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut IrqState> {
         if intid < SPI_BASE {
-            self.cpus.get_mut(vcpu)?.private.get_mut(intid as usize)
+            let c = self.cpus.get_mut(vcpu)?;
+            c.touched |= 1u32.checked_shl(intid).unwrap_or(0);
+            c.private.get_mut(intid as usize)
         } else {
-            self.spis.get_mut((intid - SPI_BASE) as usize)
+            let n = (intid - SPI_BASE) as usize;
+            if let Some(w) = self.spi_touched.get_mut(n / 64) {
+                *w |= 1 << (n % 64);
+            }
+            self.spis.get_mut(n)
         }
+    }
+
+    /// Marks every interrupt touched (after the state was replaced wholesale).
+    fn touch_all(&mut self) {
+        for c in self.cpus.iter_mut() {
+            c.touched = u32::MAX;
+        }
+        for w in self.spi_touched.iter_mut() {
+            *w = u64::MAX;
+        }
+    }
+
+    /// The touched private interrupts of `vcpu` and touched SPIs, as INTIDs.
+    fn touched(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
+        let private = self.cpus.get(vcpu).map_or(0, |c| c.touched);
+        let end = SPI_BASE + self.spis.len() as u32;
+        bits(private as u64, 0).chain(
+            self.spi_touched
+                .iter()
+                .enumerate()
+                .flat_map(|(w, &word)| bits(word, SPI_BASE + 64 * w as u32))
+                .filter(move |&id| id < end),
+        )
     }
 
     fn group_enabled(&self, group1: bool) -> bool {
@@ -323,17 +387,12 @@ impl Vgic {
         k
     }
 
-    /// A GICv2 SGI: pending only per source CPU (GICD_SGIR, GICD_SPENDSGIR), so it
-    /// has no line and no source-less latch.
-    fn v2_sgi(&self, intid: u32) -> bool {
-        self.version == Version::V2 && intid < 16
-    }
-
     /// Drives a level-sensitive input (a PPI of `vcpu`, or an SPI). Returns the vCPU
     /// to kick when the interrupt became deliverable. A GICv2 SGI has no line: nothing
     /// happens.
     pub fn set_line(&mut self, vcpu: usize, intid: u32, level: bool) -> Kicks {
-        if self.v2_sgi(intid) {
+        if intid < 16 {
+            // SGIs have no input line: they are raised by their generation registers.
             return Kicks::default();
         }
         let Some(irq) = self.irq_mut(vcpu, intid) else {
@@ -355,7 +414,7 @@ impl Vgic {
     /// SGI needs a source CPU: it is made pending through GICD_SGIR or
     /// GICD_SPENDSGIR, and nothing happens here.
     pub fn inject_edge(&mut self, vcpu: usize, intid: u32) -> Kicks {
-        if self.v2_sgi(intid) {
+        if self.version == Version::V2 && intid < 16 {
             return Kicks::default();
         }
         let Some(irq) = self.irq_mut(vcpu, intid) else {
@@ -372,6 +431,68 @@ impl Vgic {
             .is_some_and(|i| i.pending() || i.active)
     }
 
+    /// Marks SPI `intid` hardware-linked (a passed-through device's), or not.
+    pub fn set_hw(&mut self, intid: u32, hw: bool) {
+        if intid < SPI_BASE {
+            return;
+        }
+        if let Some(i) = self.irq_mut(0, intid) {
+            i.hw = hw;
+            i.hw_active = false;
+        }
+    }
+
+    /// The physical SPI `intid` was taken at EL2 and left active: it is pending
+    /// for the guest now. Returns the vCPU to kick.
+    pub fn inject_hw(&mut self, intid: u32) -> Kicks {
+        let Some(i) = self.irq_mut(0, intid).filter(|i| i.hw && intid >= SPI_BASE) else {
+            return Kicks::default();
+        };
+        i.pending_latch = true;
+        i.hw_active = true;
+        self.kick_for(0, intid)
+    }
+
+    /// A hardware-linked SPI's configuration as the guest left it: whether it
+    /// can be delivered (enabled, its group enabled) and the vCPU it targets.
+    pub fn hw_config(&self, intid: u32) -> Option<(bool, Option<usize>)> {
+        let i = self.irq(0, intid).filter(|i| i.hw && intid >= SPI_BASE)?;
+        Some((
+            i.enabled && self.group_enabled(i.group1),
+            self.spi_target(i),
+        ))
+    }
+
+    /// Hardware-linked SPIs whose physical interrupt is active although the
+    /// guest no longer has them pending or active (it cleared them through the
+    /// distributor): the runtime must deactivate them. Each is reported once.
+    pub fn hw_orphans(&mut self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (n, i) in self.spis.iter_mut().enumerate() {
+            if i.hw && i.hw_active && !i.pending() && !i.active && i.in_lr.is_none() {
+                i.hw_active = false;
+                out.push(SPI_BASE + n as u32);
+            }
+        }
+        out
+    }
+
+    /// The guest moved hardware-linked SPI `intid` to another vCPU while its
+    /// physical interrupt is active (taken on the old vCPU's CPU) and not in a
+    /// list register: it is unlinked, its pending or active state stays the
+    /// guest's as a software interrupt's, and the runtime deactivates the
+    /// physical one now (true), so that no deactivation has to come from another
+    /// CPU (QEMU's GICv2 keeps an SPI's active state per CPU).
+    pub fn hw_release(&mut self, intid: u32) -> bool {
+        match self.irq_mut(0, intid) {
+            Some(i) if intid >= SPI_BASE && i.hw && i.hw_active && i.in_lr.is_none() => {
+                i.hw_active = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn deliverable(&self, irq: &IrqState) -> bool {
         irq.pending() && irq.enabled && self.group_enabled(irq.group1)
     }
@@ -379,13 +500,12 @@ impl Vgic {
     /// Whether something is pending, enabled and forwarded for `vcpu`: what ends a
     /// WFI (the priority mask is left to the hardware: a spurious wake-up is allowed).
     pub fn has_pending(&self, vcpu: usize) -> bool {
-        let Some(c) = self.cpus.get(vcpu) else {
-            return false;
-        };
-        c.private.iter().any(|i| self.deliverable(i))
-            || self.spis.iter().any(|i| {
-                self.deliverable(i) && i.in_lr.is_none() && self.spi_target(i) == Some(vcpu)
+        self.touched(vcpu).any(|id| {
+            self.irq(vcpu, id).is_some_and(|i| {
+                self.deliverable(i)
+                    && (id < SPI_BASE || (i.in_lr.is_none() && self.spi_target(i) == Some(vcpu)))
             })
+        })
     }
 
     /// Chooses what goes into `vcpu`'s list registers and encodes it into `out`
@@ -394,31 +514,76 @@ impl Vgic {
     /// INTID. Pending state moves into the list registers until [`Vgic::fold`].
     pub fn flush(&mut self, vcpu: usize, out: &mut [Lr]) -> Flush {
         let nr = out.len().min(MAX_LRS);
-        let mut cand: heapless::Vec<(bool, u8, u32), 64> = heapless::Vec::new();
+        let f = self.flush_with(vcpu, nr, |n, lr| out[n] = lr);
+        for lr in out.iter_mut().take(nr).skip(f.count) {
+            *lr = Lr::INVALID;
+        }
+        f
+    }
+
+    /// [`Vgic::flush`] for `nr` list registers, handing each used one to `emit`
+    /// (list register number, value) instead of filling an array: the runtime
+    /// writes them straight into the hardware.
+    pub fn flush_with(&mut self, vcpu: usize, nr: usize, mut emit: impl FnMut(usize, Lr)) -> Flush {
+        let nr = nr.min(MAX_LRS);
+        if vcpu >= self.cpus.len() {
+            return Flush::default();
+        }
+        // Candidates: (not active, priority, INTID), so sorting puts active ones
+        // first, then by priority and INTID. More than fit is an overflow: the
+        // runtime then asks for a maintenance interrupt when the list registers
+        // drain, and the rest go in then.
+        let mut cand: heapless::Vec<(bool, u8, u32), 16> = heapless::Vec::new();
         let mut overflow = false;
-        let mut consider = |cand: &mut heapless::Vec<(bool, u8, u32), 64>, i: &IrqState, id| {
-            if (i.active || self.deliverable(i)) && cand.push((!i.active, i.priority, id)).is_err()
-            {
+        let groups = (self.group_enabled(false), self.group_enabled(true));
+        let wanted = |i: &IrqState| {
+            i.active || (i.pending() && i.enabled && if i.group1 { groups.1 } else { groups.0 })
+        };
+        // Only touched interrupts can be pending or active; those found idle (and
+        // in no list register) are untouched again.
+        let c = &mut self.cpus[vcpu];
+        let mut rest = c.touched;
+        while rest != 0 {
+            let id = rest.trailing_zeros();
+            rest &= rest - 1;
+            let i = &c.private[id as usize];
+            if !(i.active || i.pending()) {
+                c.touched &= !(1 << id);
+            }
+            if wanted(i) && cand.push((!i.active, i.priority, id)).is_err() {
                 overflow = true;
             }
-        };
-        let Some(c) = self.cpus.get(vcpu) else {
-            return Flush::default();
-        };
-        for (id, i) in c.private.iter().enumerate() {
-            consider(&mut cand, i, id as u32);
         }
-        for (n, i) in self.spis.iter().enumerate() {
-            if i.in_lr.is_none() && (i.active || i.pending()) && self.spi_target(i) == Some(vcpu) {
-                consider(&mut cand, i, SPI_BASE + n as u32);
+        for w in 0..self.spi_touched.len() {
+            let mut word = self.spi_touched[w];
+            let mut rest = word;
+            while rest != 0 {
+                let b = rest.trailing_zeros();
+                rest &= rest - 1;
+                let Some(i) = self.spis.get(w * 64 + b as usize) else {
+                    word &= !(1 << b);
+                    continue;
+                };
+                if !(i.active || i.pending() || i.in_lr.is_some()) {
+                    word &= !(1 << b);
+                } else if i.in_lr.is_none()
+                    && wanted(i)
+                    && self.spi_target(i) == Some(vcpu)
+                    && cand
+                        .push((!i.active, i.priority, SPI_BASE + (w * 64) as u32 + b))
+                        .is_err()
+                {
+                    overflow = true;
+                }
             }
+            self.spi_touched[w] = word;
         }
         cand.sort_unstable();
         if cand.len() > nr {
             overflow = true;
         }
         let v2 = self.version == Version::V2;
-        let mut slots = LrSlots::default();
+        let mut used = 0;
         for (n, &(_, _, id)) in cand.iter().take(nr).enumerate() {
             let Some(i) = self.irq_mut(vcpu, id) else {
                 continue;
@@ -441,7 +606,11 @@ impl Vgic {
                 if i.sgi_sources != 0 {
                     overflow = true;
                 }
-            } else if pend_in_lr && i.edge {
+            }
+            // A hardware-linked interrupt's pending state is a latch (the line
+            // is the physical one's): it moves into the list register.
+            let hw_link = i.hw && i.hw_active;
+            if !(v2 && id < 16) && pend_in_lr && (i.edge || hw_link) {
                 i.pending_latch = false;
             }
             let state = match (pend_in_lr, i.active) {
@@ -450,29 +619,33 @@ impl Vgic {
                 (false, true) => LrState::Active,
                 (false, false) => LrState::Invalid,
             };
-            out[n] = Lr {
-                intid: id,
-                state,
-                priority: i.priority,
-                group1: i.group1,
-                eoi_maintenance: !i.edge,
-                source,
-            };
+            emit(
+                n,
+                Lr {
+                    intid: id,
+                    state,
+                    priority: i.priority,
+                    group1: i.group1,
+                    eoi_maintenance: !i.edge && !hw_link,
+                    source: if hw_link { 0 } else { source },
+                    hw: hw_link,
+                },
+            );
             if id >= SPI_BASE {
                 i.in_lr = Some(vcpu as u16);
             }
-            slots.intid[n] = Some(id);
+            self.cpus[vcpu].lrs.intid[n] = id as u16;
+            self.cpus[vcpu].lrs.hw[n] = hw_link;
             if pend_in_lr {
-                slots.pending |= 1 << n;
+                self.cpus[vcpu].lrs.pending |= 1 << n;
+            } else {
+                self.cpus[vcpu].lrs.pending &= !(1 << n);
             }
-            slots.used = n + 1;
+            used = n + 1;
         }
-        for lr in out.iter_mut().take(nr).skip(slots.used) {
-            *lr = Lr::INVALID;
-        }
-        self.cpus[vcpu].lrs = slots;
+        self.cpus[vcpu].lrs.used = used as u8;
         Flush {
-            count: slots.used,
+            count: used,
             overflow,
         }
     }
@@ -480,20 +653,28 @@ impl Vgic {
     /// How many list registers the last flush for `vcpu` used (what the runtime
     /// reads back on the next exit).
     pub fn lrs_in_use(&self, vcpu: usize) -> usize {
-        self.cpus.get(vcpu).map_or(0, |c| c.lrs.used)
+        self.cpus.get(vcpu).map_or(0, |c| c.lrs.used as usize)
     }
 
     /// Reads back the list registers a flush wrote for `vcpu` (`lrs[i]` is list
     /// register `i` as the hardware holds it now).
     pub fn fold(&mut self, vcpu: usize, lrs: &[Lr]) {
+        self.fold_with(vcpu, |n| lrs.get(n).copied().unwrap_or(Lr::INVALID))
+    }
+
+    /// [`Vgic::fold`], reading list register `n` with `read` (the runtime reads
+    /// the hardware's, for the ones [`Vgic::lrs_in_use`] says were used).
+    pub fn fold_with(&mut self, vcpu: usize, mut read: impl FnMut(usize) -> Lr) {
         let Some(c) = self.cpus.get_mut(vcpu) else {
             return;
         };
-        let slots = core::mem::take(&mut c.lrs);
+        let used = core::mem::take(&mut c.lrs.used) as usize;
         let v2 = self.version == Version::V2;
-        for (n, id) in slots.intid.iter().take(slots.used).enumerate() {
-            let Some(id) = *id else { continue };
-            let lr = lrs.get(n).copied().unwrap_or(Lr::INVALID);
+        for n in 0..used.min(MAX_LRS) {
+            let id = self.cpus[vcpu].lrs.intid[n] as u32;
+            let was_hw = self.cpus[vcpu].lrs.hw[n];
+            let given_pending = self.cpus[vcpu].lrs.pending & (1 << n) != 0;
+            let lr = read(n);
             let Some(i) = self.irq_mut(vcpu, id) else {
                 continue;
             };
@@ -505,11 +686,15 @@ impl Vgic {
                 if active {
                     i.active_source = lr.source & 7;
                 }
-            } else if i.edge {
+            } else if i.edge || was_hw {
                 if pending {
                     i.pending_latch = true;
                 }
-            } else if !pending && slots.pending & (1 << n) != 0 {
+                if was_hw && !pending && !active {
+                    // The guest deactivated it: so did the hardware, physically.
+                    i.hw_active = false;
+                }
+            } else if !pending && given_pending {
                 // A level interrupt acknowledged by the guest: a software pending
                 // request is consumed (the line, if still high, keeps it pending).
                 // One given only as active was not acknowledged: it keeps its latch.
@@ -525,6 +710,7 @@ impl Vgic {
         let mut kicks = Kicks::default();
         let (n, v2) = (self.cpus.len(), self.version == Version::V2);
         for t in targets.iter().filter(|&t| t < n) {
+            self.cpus[t].touched |= 1 << (intid & 15);
             let i = &mut self.cpus[t].private[(intid & 15) as usize];
             if !v2 && i.group1 && !group1_ok {
                 continue;
@@ -569,4 +755,17 @@ impl Vgic {
         }
         self.send_sgi(vcpu, intid, targets, group1)
     }
+}
+
+/// `base` plus each set bit of `word`, ascending.
+fn bits(word: u64, base: u32) -> impl Iterator<Item = u32> {
+    let mut rest = word;
+    core::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let b = rest.trailing_zeros();
+        rest &= rest - 1;
+        Some(base + b)
+    })
 }

@@ -109,6 +109,8 @@ fn get_irq(r: &mut Reader) -> Result<IrqState, StateError> {
         sgi_sources,
         active_source,
         in_lr: None,
+        hw: false,
+        hw_active: false,
     })
 }
 
@@ -185,12 +187,20 @@ impl Vgic {
             c.lrs = Default::default();
         }
         for s in new.spis.iter_mut() {
-            *s = get_irq(&mut r)?;
+            // Which SPIs are hardware-linked, and whether their physical
+            // interrupt is active, belong to this machine, not to the snapshot.
+            let (hw, hw_active) = (s.hw, s.hw_active);
+            *s = IrqState {
+                hw,
+                hw_active,
+                ..get_irq(&mut r)?
+            };
         }
         if !r.0.is_empty() {
             return Err(StateError::Trailing);
         }
         new.check_reachable()?;
+        new.touch_all();
         *self = new;
         Ok(())
     }

@@ -410,6 +410,7 @@ fn lr_encodings() {
         group1: true,
         eoi_maintenance: true,
         source: 0,
+        hw: false,
     };
     assert_eq!(
         lr.to_v3(),
@@ -603,4 +604,334 @@ fn a_gicv2_sgi_has_no_line_and_no_sourceless_edge() {
     let mut g = v3(1);
     g.inject_edge(0, 3);
     assert!(g.irq(0, 3).unwrap().pending());
+}
+
+// ---- hardware-linked SPIs (passthrough) -------------------------------------
+
+/// A GICv3 VM of two vCPUs with SPI `id` hardware-linked, enabled, routed to
+/// vCPU `to`.
+fn hw_vm(id: u32, level: bool, to: u64) -> Vgic {
+    let mut g = v3(2);
+    g.dist_write(0, d::CTLR, 4, 2);
+    g.set_hw(id, true);
+    let word = (id / 32) as u64 * 4;
+    g.dist_write(0, d::ISENABLER + word, 4, 1 << (id % 32));
+    if !level {
+        g.dist_write(0, d::ICFGR + (id / 16) as u64 * 4, 4, 2 << (2 * (id % 16)));
+    }
+    g.dist_write(0, d::IROUTER + 8 * id as u64, 8, to);
+    g
+}
+
+#[test]
+fn a_hardware_linked_spi_goes_out_with_the_hw_bit_and_ends_with_the_guests_eoi() {
+    for level in [true, false] {
+        let mut g = hw_vm(48, level, 1);
+        assert_eq!(g.hw_config(48), Some((true, Some(1))));
+        let k = g.inject_hw(48);
+        assert!(k.contains(1) && !k.contains(0), "kicks the vCPU it targets");
+        assert!(g.has_pending(1) && !g.has_pending(0));
+        let (out, f) = lrs(&mut g, 1, 4);
+        assert_eq!(f.count, 1);
+        let lr = out[0];
+        assert!(lr.hw && !lr.eoi_maintenance, "no maintenance exit: {lr:?}");
+        assert_eq!(lr.state, LrState::Pending);
+        // ICH_LR: HW (61) and pINTID (44:32) = vINTID.
+        let v = lr.to_v3();
+        assert_eq!((v >> 61) & 1, 1);
+        assert_eq!((v >> 32) & 0x1fff, 48);
+        assert_eq!(v & 0xffff_ffff, 48);
+        assert_eq!(Lr::from_v3(v), lr);
+        // The guest acknowledges it: active in the list register, still
+        // physically active.
+        g.fold(
+            1,
+            &[Lr {
+                state: LrState::Active,
+                ..lr
+            }],
+        );
+        let i = *g.irq(1, 48).unwrap();
+        assert!(i.active && i.hw_active && !i.pending());
+        assert!(g.hw_orphans().is_empty());
+        // Back in the list register as active and linked, so its EOI still
+        // reaches the hardware.
+        let (out, _) = lrs(&mut g, 1, 4);
+        assert_eq!((out[0].state, out[0].hw), (LrState::Active, true));
+        // Its EOI: the list register empties; the hardware deactivated the
+        // physical interrupt itself.
+        g.fold(1, &[Lr::INVALID]);
+        let i = *g.irq(1, 48).unwrap();
+        assert!(!i.active && !i.pending() && !i.hw_active);
+        assert!(g.hw_orphans().is_empty(), "nothing for the runtime to do");
+        assert_eq!(lrs(&mut g, 1, 4).1.count, 0);
+    }
+}
+
+#[test]
+fn an_untaken_hardware_linked_spi_moves_back_and_stays_linked() {
+    let mut g = hw_vm(50, true, 0);
+    g.inject_hw(50);
+    let (out, _) = lrs(&mut g, 0, 4);
+    // Exit before the guest took it: still pending, still physically active.
+    g.fold(0, &out[..1]);
+    let i = *g.irq(0, 50).unwrap();
+    assert!(i.pending() && i.hw_active);
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!(
+        (f.count, out[0].hw, out[0].state),
+        (1, true, LrState::Pending)
+    );
+}
+
+#[test]
+fn a_masked_hardware_linked_level_spi_stays_pending_and_is_delivered_when_unmasked() {
+    let mut g = hw_vm(52, true, 0);
+    // The guest masks it at its distributor.
+    g.dist_write(0, d::ICENABLER + 4, 4, 1 << 20);
+    assert_eq!(
+        g.hw_config(52),
+        Some((false, Some(0))),
+        "the runtime masks the physical one"
+    );
+    // It fired just before the physical mask took effect.
+    let k = g.inject_hw(52);
+    assert!(k.is_empty() && !g.has_pending(0));
+    assert_eq!(lrs(&mut g, 0, 4).1.count, 0);
+    assert!(g.irq(0, 52).unwrap().pending(), "never lost");
+    assert!(g.hw_orphans().is_empty(), "still the guest's to take");
+    // Unmasked: delivered, linked.
+    let k = g.dist_write(0, d::ISENABLER + 4, 4, 1 << 20);
+    assert!(k.contains(0));
+    assert_eq!(g.hw_config(52), Some((true, Some(0))));
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!((f.count, out[0].hw), (1, true));
+    // A disabled distributor group masks it too.
+    g.dist_write(0, d::CTLR, 4, 0);
+    assert_eq!(g.hw_config(52), Some((false, Some(0))));
+}
+
+#[test]
+fn a_hardware_linked_spi_the_guest_clears_is_handed_back_for_deactivation() {
+    let mut g = hw_vm(53, true, 0);
+    g.inject_hw(53);
+    g.dist_write(0, d::ICPENDR + 4, 4, 1 << 21);
+    assert_eq!(g.hw_orphans(), [53]);
+    assert!(g.hw_orphans().is_empty(), "once");
+    // Active, then cleared through ICACTIVER.
+    g.inject_hw(53);
+    let (out, _) = lrs(&mut g, 0, 4);
+    g.fold(
+        0,
+        &[Lr {
+            state: LrState::Active,
+            ..out[0]
+        }],
+    );
+    assert!(g.hw_orphans().is_empty());
+    g.dist_write(0, d::ICACTIVER + 4, 4, 1 << 21);
+    assert_eq!(g.hw_orphans(), [53]);
+    // Not hardware-linked: nothing.
+    let mut g = v3(1);
+    assert!(g.inject_hw(40).is_empty());
+    assert_eq!(g.hw_config(40), None);
+    g.set_hw(20, true);
+    assert!(!g.irq(0, 20).unwrap().hw, "PPIs are never linked");
+}
+
+#[test]
+fn a_hardware_linked_spi_without_a_physical_activation_goes_out_unlinked() {
+    // Made pending by the guest itself (ISPENDR): the physical interrupt is not
+    // active, so the list register must not ask the hardware to deactivate it.
+    let mut g = hw_vm(54, false, 0);
+    g.dist_write(0, d::ISPENDR + 4, 4, 1 << 22);
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!((f.count, out[0].hw), (1, false));
+}
+
+#[test]
+fn gicv2_list_registers_carry_the_physical_id() {
+    let lr = Lr {
+        intid: 79,
+        state: LrState::Pending,
+        priority: 0xa0,
+        group1: false,
+        eoi_maintenance: false,
+        source: 0,
+        hw: true,
+    };
+    let v = lr.to_v2();
+    assert_eq!(v >> 31, 1);
+    assert_eq!((v >> 10) & 0x3ff, 79);
+    assert_eq!(v & 0x3ff, 79);
+    assert_eq!(Lr::from_v2(v), lr);
+    // GICv2 guests: the same flow, ITARGETSR routing.
+    let mut g = v2(2);
+    g.dist_write(0, d::CTLR, 4, 1);
+    g.set_hw(79, true);
+    g.dist_write(0, d::ISENABLER + 8, 4, 1 << 15);
+    g.dist_write(0, d::ITARGETSR + 79, 1, 2);
+    assert_eq!(g.hw_config(79), Some((true, Some(1))));
+    assert!(g.inject_hw(79).contains(1));
+    let (out, _) = lrs(&mut g, 1, 4);
+    assert!(out[0].hw && out[0].to_v2() >> 31 == 1);
+}
+
+#[test]
+fn snapshots_keep_which_spis_are_hardware_linked() {
+    let mut g = hw_vm(48, true, 0);
+    let saved = g.export();
+    let mut other = hw_vm(48, true, 0);
+    other.inject_hw(48);
+    other.import(&saved).unwrap();
+    let i = *other.irq(0, 48).unwrap();
+    assert!(i.hw, "configuration, not state");
+    assert!(
+        i.hw_active && !i.pending(),
+        "the physical interrupt is still active"
+    );
+    assert_eq!(other.hw_orphans(), [48], "so the runtime ends it");
+    g.set_hw(48, false);
+    assert!(!g.irq(0, 48).unwrap().hw);
+}
+
+#[test]
+fn a_hardware_linked_spi_moved_while_active_is_released_to_software() {
+    let mut g = hw_vm(55, true, 0);
+    g.inject_hw(55);
+    let (out, _) = lrs(&mut g, 0, 4);
+    // In vCPU 0's list registers: cannot be released now.
+    assert!(!g.hw_release(55));
+    g.fold(
+        0,
+        &[Lr {
+            state: LrState::Active,
+            ..out[0]
+        }],
+    );
+    // The guest moves it to vCPU 1 while it is active.
+    g.dist_write(0, d::IROUTER + 8 * 55, 8, 1);
+    assert!(g.hw_release(55), "the runtime deactivates the physical one");
+    assert!(!g.hw_release(55), "once");
+    // vCPU 1 gets it as a software interrupt: its EOI must not reach the hardware.
+    let (out, f) = lrs(&mut g, 1, 4);
+    assert_eq!(
+        (f.count, out[0].state, out[0].hw),
+        (1, LrState::Active, false)
+    );
+    assert!(out[0].eoi_maintenance, "level: resampled on EOI");
+    // The next physical occurrence is linked again.
+    g.fold(1, &[Lr::INVALID]);
+    g.inject_hw(55);
+    let (out, _) = lrs(&mut g, 1, 4);
+    assert!(out[0].hw);
+}
+
+/// The delivery checks look only at touched interrupts (`CpuState::touched`,
+/// `Vgic::spi_touched`): after every step of a long random sequence of guest
+/// writes, line changes, SGIs and flush/fold round trips, they agree with a scan of
+/// every interrupt, for both GIC versions.
+#[test]
+fn touched_interrupts_cover_everything_a_scan_finds() {
+    fn scan_pending(g: &Vgic, vcpu: usize) -> bool {
+        let private = (0..SPI_BASE)
+            .filter_map(|id| g.irq(vcpu, id))
+            .any(|i| g.deliverable(i));
+        private
+            || g.spis
+                .iter()
+                .any(|i| g.deliverable(i) && i.in_lr.is_none() && g.spi_target(i) == Some(vcpu))
+    }
+    fn scan_flush_count(g: &Vgic, vcpu: usize) -> usize {
+        let private = (0..SPI_BASE)
+            .filter_map(|id| g.irq(vcpu, id))
+            .filter(|i| i.active || g.deliverable(i))
+            .count();
+        let spis = g
+            .spis
+            .iter()
+            .filter(|i| {
+                i.in_lr.is_none() && (i.active || g.deliverable(i)) && g.spi_target(i) == Some(vcpu)
+            })
+            .count();
+        private + spis
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (version, mut g) in [(Version::V3, v3(3)), (Version::V2, v2(3))] {
+        g.dist_write(0, d::CTLR, 4, 3);
+        for step in 0..20_000 {
+            let vcpu = (rnd() % 3) as usize;
+            let id = (rnd() % 96) as u32;
+            let word = (id / 32) as u64 * 4;
+            let bit = 1u64 << (id % 32);
+            match rnd() % 10 {
+                0 => {
+                    let _ = g.dist_write(vcpu, d::ISPENDR + word, 4, bit);
+                }
+                1 => {
+                    let _ = g.dist_write(vcpu, d::ICPENDR + word, 4, bit);
+                }
+                2 => {
+                    let _ = g.dist_write(vcpu, d::ISENABLER + word, 4, bit);
+                }
+                3 => {
+                    let _ = g.dist_write(vcpu, d::ICENABLER + word, 4, bit);
+                }
+                4 => {
+                    let _ = g.dist_write(vcpu, d::ISACTIVER + word, 4, bit);
+                }
+                5 => {
+                    let _ = g.dist_write(vcpu, d::ICACTIVER + word, 4, bit);
+                }
+                6 => {
+                    let _ = g.set_line(vcpu, id, rnd() % 2 == 0);
+                }
+                7 if version == Version::V3 => {
+                    let _ = g.sgi_v3(vcpu, ((id as u64 & 15) << 24) | 0b111, true);
+                }
+                7 => {
+                    let _ = g.dist_write(vcpu, d::SGIR, 4, (0b111 << 16) | (id as u64 & 15));
+                }
+                8 if id >= SPI_BASE && version == Version::V3 => {
+                    let _ = g.dist_write(vcpu, d::IROUTER + 8 * id as u64, 8, rnd() % 3);
+                }
+                8 if id >= SPI_BASE => {
+                    let _ = g.dist_write(vcpu, d::ITARGETSR + id as u64, 1, 1 << (rnd() % 3));
+                }
+                _ => {
+                    // A guest run: flush, then the guest acknowledges or leaves
+                    // some of it, and the list registers are folded back.
+                    let (mut out, f) = lrs(&mut g, vcpu, 4);
+                    for lr in out.iter_mut().take(f.count) {
+                        lr.state = match rnd() % 3 {
+                            0 => LrState::Invalid,
+                            1 => LrState::Active,
+                            _ => lr.state,
+                        };
+                    }
+                    g.fold(vcpu, &out[..f.count]);
+                }
+            }
+            for v in 0..3 {
+                assert_eq!(
+                    g.has_pending(v),
+                    scan_pending(&g, v),
+                    "{version:?} step {step}: has_pending of vCPU {v}"
+                );
+            }
+            let want = scan_flush_count(&g, vcpu).min(4);
+            let (out, f) = lrs(&mut g, vcpu, 4);
+            assert_eq!(
+                f.count, want,
+                "{version:?} step {step}: flush of vCPU {vcpu}"
+            );
+            g.fold(vcpu, &out[..f.count]);
+        }
+    }
 }

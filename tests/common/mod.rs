@@ -1,4 +1,5 @@
-//! The QEMU test harness: boots the hypervisor with guest-loader modules, captures
+//! The QEMU test harness: boots the hypervisor with guest-loader modules (and, with
+//! [`Builder::initrd`], a guest bundle as QEMU's `-initrd`), captures
 //! the guest console and the hypervisor's debug console separately, and waits for
 //! text with a deadline. On any failure it panics with the tail of both consoles.
 //! QEMU is killed when the `Qemu` value is dropped.
@@ -106,10 +107,22 @@ pub struct Builder {
     machine: String,
     smp: u32,
     memory: String,
-    gic: u8,
-    cpu: String,
+    /// `gic-version=N`, for machines with the option (`virt`).
+    gic: Option<u8>,
+    cpu: Option<String>,
+    /// `-accel` (the board file's, e.g. raspi4b's `tcg,thread=single`).
+    accel: Option<String>,
+    /// `-dtb`: a board model's DTB (Debian's, with the board file's fix-ups).
+    dtb: Option<PathBuf>,
+    /// `-append`: the hypervisor's own command line.
+    append: Option<String>,
     modules: Vec<Module>,
+    /// QEMU `-initrd`: the boot loader's initrd (a guest bundle, or anything).
+    initrd: Option<PathBuf>,
     extra: Vec<String>,
+    /// One `-serial` line only (one serial cable): `q.debug` is that line, and
+    /// `q.guest` stays empty.
+    one_serial: bool,
 }
 
 pub fn qemu() -> Builder {
@@ -118,10 +131,15 @@ pub fn qemu() -> Builder {
         machine: "virt,virtualization=on".into(),
         smp: 2,
         memory: "1G".into(),
-        gic: 3,
-        cpu: "max".into(),
+        gic: Some(3),
+        cpu: Some("max".into()),
+        accel: None,
+        dtb: None,
+        append: None,
         modules: Vec::new(),
+        initrd: None,
         extra: Vec::new(),
+        one_serial: false,
     }
 }
 
@@ -147,38 +165,141 @@ impl Builder {
         self
     }
     pub fn gic(mut self, v: u8) -> Self {
-        self.gic = v;
+        self.gic = Some(v);
         self
     }
     pub fn cpu(mut self, c: &str) -> Self {
-        self.cpu = c.into();
+        self.cpu = Some(c.into());
+        self
+    }
+    /// One serial line: on `virt` the hypervisor then has no `serial1` and shares
+    /// `serial0` with the guests (one serial cable). It is `q.debug`.
+    pub fn one_serial(mut self) -> Self {
+        self.one_serial = true;
+        self
+    }
+    /// `-dtb`: boot with this device tree instead of the machine's own.
+    pub fn dtb(mut self, path: impl AsRef<Path>) -> Self {
+        self.dtb = Some(path.as_ref().to_path_buf());
+        self
+    }
+    /// The hypervisor's command line (QEMU `-append`), e.g. `hv.stay=1`.
+    pub fn append(mut self, a: &str) -> Self {
+        self.append = Some(a.into());
+        self
+    }
+    /// The QEMU line of `boards/<name>/board.toml` (machine, accel, CPUs, memory,
+    /// GIC and CPU options where the machine has them) and its DTB as `cargo xtask
+    /// test` prepared it (`$HV_BOARD_DTBS/<name>/board.dtb`). The board's serial
+    /// lines: `-serial` #0 is `q.guest`, #1 (the hypervisor's) `q.debug`.
+    pub fn board(mut self, name: &str) -> Self {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("boards")
+            .join(name)
+            .join("board.toml");
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let t: toml::Table = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let q = t["qemu"].as_table().expect("[qemu] in a board file");
+        let s = |k: &str| q.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let n = |k: &str| q.get(k).and_then(|v| v.as_integer());
+        self.machine = s("machine").expect("qemu.machine");
+        self.gic = n("gic").map(|g| g as u8);
+        self.cpu = s("cpu");
+        self.accel = s("accel");
+        self.smp = n("smp").expect("qemu.smp") as u32;
+        self.memory = s("memory").expect("qemu.memory");
+        assert_eq!(
+            (n("serials"), n("debug_serial")),
+            (Some(2), Some(1)),
+            "{}: the harness connects two serial lines, the second the hypervisor's",
+            file.display()
+        );
+        if q.contains_key("dtb") {
+            let dtb = env_path("HV_BOARD_DTBS").join(name).join("board.dtb");
+            assert!(
+                dtb.is_file(),
+                "{} is missing: `cargo xtask test` prepares it",
+                dtb.display()
+            );
+            self.dtb = Some(dtb);
+        }
         self
     }
     pub fn vm(mut self, m: Module) -> Self {
         self.modules.push(m);
         self
     }
+    /// Passes `file` as QEMU's `-initrd`: the hypervisor's initrd, read as a guest
+    /// bundle (QEMU puts it at RAM base + 128 MiB and the DTB after it).
+    pub fn initrd(mut self, file: impl AsRef<Path>) -> Self {
+        self.initrd = Some(file.as_ref().to_path_buf());
+        self
+    }
     pub fn arg(mut self, a: &str) -> Self {
         self.extra.push(a.into());
         self
     }
+    /// The hypervisor's own command line (QEMU `-append`), e.g.
+    /// `hv.passthrough=vm0:all`.
+    pub fn hv_args(self, args: &str) -> Self {
+        self.append(args)
+    }
+    /// A raw disk image as a `virtio-blk-device`, on virtio-mmio transport `bus`
+    /// (0-31; transport N is at 0x0a000000 + N * 0x200, so 31 is the top one,
+    /// where QEMU puts the first device anyway).
+    pub fn disk(self, image: &Path, bus: u32) -> Self {
+        let id = format!("disk{bus}");
+        let file = image.display().to_string().replace(',', ",,");
+        self.arg("-drive")
+            .arg(&format!("if=none,id={id},format=raw,file={file}"))
+            .arg("-device")
+            .arg(&format!(
+                "virtio-blk-device,drive={id},bus=virtio-mmio-bus.{bus}"
+            ))
+    }
+    /// A `virtio-net-device` on QEMU user networking with `restrict=on` (DHCP
+    /// answers inside QEMU; nothing leaves the machine), on transport `bus`.
+    pub fn net_user(self, bus: u32) -> Self {
+        let id = format!("net{bus}");
+        self.arg("-netdev")
+            .arg(&format!("user,id={id},restrict=on"))
+            .arg("-device")
+            .arg(&format!(
+                "virtio-net-device,netdev={id},bus=virtio-mmio-bus.{bus}"
+            ))
+    }
 
     /// Starts QEMU and connects to both consoles.
     pub fn start(self) -> Qemu {
-        let ports = [free_port(), free_port()];
+        let ports = if self.one_serial {
+            vec![free_port()]
+        } else {
+            vec![free_port(), free_port()]
+        };
         let mut cmd =
             Command::new(std::env::var("HV_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into()));
-        cmd.arg("-M")
-            .arg(format!("{},gic-version={}", self.machine, self.gic))
-            .args([
-                "-cpu",
-                &self.cpu,
-                "-smp",
-                &self.smp.to_string(),
-                "-m",
-                &self.memory,
-            ])
-            .args(["-display", "none", "-monitor", "none", "-no-reboot"]);
+        match self.gic {
+            Some(gic) => cmd
+                .arg("-M")
+                .arg(format!("{},gic-version={gic}", self.machine)),
+            None => cmd.arg("-M").arg(&self.machine),
+        };
+        if let Some(cpu) = &self.cpu {
+            cmd.args(["-cpu", cpu]);
+        }
+        if let Some(accel) = &self.accel {
+            cmd.args(["-accel", accel]);
+        }
+        cmd.args(["-smp", &self.smp.to_string(), "-m", &self.memory])
+            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            // Board models with sound devices otherwise probe the host's audio.
+            .env("QEMU_AUDIO_DRV", "none");
+        if let Some(dtb) = &self.dtb {
+            cmd.arg("-dtb").arg(dtb);
+        }
         for (i, port) in ports.iter().enumerate() {
             // wait=on: QEMU starts the machine only once both consoles are connected,
             // so not a byte of output is lost.
@@ -191,6 +312,12 @@ impl Builder {
         }
         cmd.arg("-kernel")
             .arg(self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE")));
+        if let Some(a) = &self.append {
+            cmd.arg("-append").arg(a);
+        }
+        if let Some(i) = &self.initrd {
+            cmd.arg("-initrd").arg(i);
+        }
         let mut addr: u64 = 0x5000_0000;
         let align = |v: u64| (v + (2 << 20) - 1) & !((2 << 20) - 1);
         for m in &self.modules {
@@ -223,14 +350,17 @@ impl Builder {
         let qemu_out = Console::capture_pipe(child.stderr.take().unwrap());
         let _ = Console::capture_pipe(child.stdout.take().unwrap());
         let mut guest = Console::new();
-        guest.connect(ports[0], &mut child, &qemu_out, Duration::from_secs(30));
+        if !self.one_serial {
+            guest.connect(ports[0], &mut child, &qemu_out, Duration::from_secs(30));
+        }
+        let debug_port = *ports.last().unwrap();
         let mut debug = Console::new();
-        debug.connect(ports[1], &mut child, &qemu_out, Duration::from_secs(30));
+        debug.connect(debug_port, &mut child, &qemu_out, Duration::from_secs(30));
         Qemu {
             child,
             guest,
             debug,
-            debug_port: ports[1],
+            debug_port,
             qemu_out,
             line,
         }

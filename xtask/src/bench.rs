@@ -4,26 +4,13 @@
 //! where the virtual counter advances exactly one tick per instruction; the table
 //! puts both side by side.
 
+use crate::budget::{self, Budget, Row};
 use crate::{board::Board, build};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 const ICOUNT: &str = "shift=0,sleep=off,align=off";
-
-/// What each operation is, for the table.
-const OPS: [(&str, &str); 4] = [
-    (
-        "msr_contextidr_el1",
-        "MSR CONTEXTIDR_EL1 (trapped: HCR_EL2.TVM)",
-    ),
-    (
-        "mrs_id_aa64pfr0_el1",
-        "MRS ID_AA64PFR0_EL1 (trapped: HCR_EL2.TID3)",
-    ),
-    ("msr_tpidr_el1", "MSR TPIDR_EL1 (not trapped)"),
-    ("psci_version", "PSCI_VERSION call (HVC)"),
-];
 
 /// Runs QEMU until it exits; returns the guest console's output.
 fn run_qemu(cmd: &mut Command) -> Result<String, String> {
@@ -56,19 +43,26 @@ fn parse(output: &str) -> Result<(u64, BTreeMap<String, u64>), String> {
         if let Some(v) = line.strip_prefix("counter_hz=") {
             hz = v
                 .parse()
-                .map_err(|_| format!("bad counter_hz in {line:?}"))?;
+                .map_err(|_| format!("bad counter_hz in '{line}'"))?;
         } else if let Some(rest) = line.strip_prefix("op=") {
             let (name, n) = rest
                 .split_once(" ticks_per_op=")
-                .ok_or(format!("bad line {line:?}"))?;
+                .ok_or(format!("bad line '{line}'"))?;
             ops.insert(
                 name.to_owned(),
-                n.parse().map_err(|_| format!("bad count in {line:?}"))?,
+                n.parse().map_err(|_| format!("bad count in '{line}'"))?,
             );
         }
     }
     Ok((hz, ops))
 }
+
+/// The trap budget of issue 12: at most this many instructions at EL2 per trap.
+const TRAP_BUDGET: u64 = 150;
+/// The world-switch budget, per switch, vGIC included.
+const SWITCH_BUDGET: u64 = 1500;
+/// The release Image's size budget.
+const IMAGE_BUDGET: u64 = 256 * 1024;
 
 pub fn bench() -> Result<(), String> {
     crate::setup::setup()?;
@@ -76,6 +70,9 @@ pub fn bench() -> Result<(), String> {
     let guests = build::guests()?;
     let bench = guests.join("bench.img");
     let q = Board::load("qemu-virt")?.qemu;
+    let module_base = q
+        .module_base
+        .ok_or("the qemu-virt board file has no module_base")?;
     let common = |cmd: &mut Command, machine: &str| {
         cmd.args([
             "-M",
@@ -93,17 +90,22 @@ pub fn bench() -> Result<(), String> {
     let mut bare = Command::new(&q.binary);
     common(&mut bare, "virt");
     bare.args(["-serial", "stdio", "-kernel"]).arg(&bench);
-    // Under the hypervisor: the guest console on stdout, the debug console dropped.
-    let mut hv = Command::new(&q.binary);
-    common(&mut hv, "virt,virtualization=on");
-    hv.args(["-serial", "stdio", "-serial", "null", "-kernel"])
-        .arg(&image)
-        .arg("-device")
-        .arg(format!(
-            "guest-loader,addr={:#x},kernel={},bootargs=console=ttyAMA0",
-            q.module_base,
-            path(&bench)
-        ));
+    // Under the hypervisor: the guest console on stdout, the debug console dropped;
+    // once as configured by default, once with the VM's memory controls traced.
+    let under_hv = |append: &str| {
+        let mut hv = Command::new(&q.binary);
+        common(&mut hv, "virt,virtualization=on");
+        hv.args(["-serial", "stdio", "-serial", "null", "-kernel"])
+            .arg(&image)
+            .args(["-append", append])
+            .arg("-device")
+            .arg(format!(
+                "guest-loader,addr={:#x},kernel={},bootargs=console=ttyAMA0",
+                module_base,
+                path(&bench)
+            ));
+        hv
+    };
     // World switches: two VMs of one vCPU each on one CPU, preempting each other
     // every 200 us; the hypervisor reports the switches' average cost.
     let switch = guests.join("switch.img");
@@ -112,7 +114,7 @@ pub fn bench() -> Result<(), String> {
     ws.args(["-serial", "null", "-serial", "stdio", "-kernel"])
         .arg(&image)
         .args(["-append", "hv.slice_us=200"]);
-    for (i, addr) in [q.module_base, q.module_base + 0x200_0000]
+    for (i, addr) in [module_base, module_base + 0x200_0000]
         .into_iter()
         .enumerate()
     {
@@ -123,7 +125,8 @@ pub fn bench() -> Result<(), String> {
         ));
     }
     let (hz_bare, bare) = parse(&run_qemu(&mut bare)?)?;
-    let (hz_hv, hv) = parse(&run_qemu(&mut hv)?)?;
+    let (hz_hv, hv) = parse(&run_qemu(&mut under_hv(""))?)?;
+    let (_, traced) = parse(&run_qemu(&mut under_hv("hv.trace_vm_regs=vm0"))?)?;
     let unit = if hz_bare == 1_000_000_000 && hz_hv == 1_000_000_000 {
         "instructions"
     } else {
@@ -132,22 +135,54 @@ pub fn bench() -> Result<(), String> {
         );
         "ticks"
     };
-    println!("Per operation, in {unit} (QEMU -icount {ICOUNT}, -cpu max, 1 CPU, 1000 iterations):");
-    println!();
-    println!("| operation | bare at EL1 | under the hypervisor | ratio |");
-    println!("|---|---:|---:|---:|");
-    for (key, what) in OPS {
-        let (b, h) = (
-            bare.get(key).copied().unwrap_or(0),
-            hv.get(key).copied().unwrap_or(0),
-        );
-        let ratio = if b == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.1}x", h as f64 / b as f64)
-        };
-        println!("| {what} | {b} | {h} | {ratio} |");
-    }
+    let op = |ops: &std::collections::BTreeMap<String, u64>, key: &str| -> Result<f64, String> {
+        ops.get(key)
+            .map(|&v| v as f64)
+            .ok_or_else(|| format!("the bench guest reported no `{key}`"))
+    };
+    let trap = Budget::ExtraOverBare(TRAP_BUDGET);
+    let mut rows = vec![
+        Row::new(
+            "`MSR CONTEXTIDR_EL1`, memory controls traced (HCR_EL2.TVM, `hv.trace_vm_regs`)",
+            Some(op(&bare, "msr_contextidr_el1")?),
+            op(&traced, "msr_contextidr_el1")?,
+            unit,
+        )
+        .budget(trap),
+        Row::new(
+            "`MSR CONTEXTIDR_EL1`, by default (not trapped)",
+            Some(op(&bare, "msr_contextidr_el1")?),
+            op(&hv, "msr_contextidr_el1")?,
+            unit,
+        ),
+        Row::new(
+            "`MRS ACTLR_EL1` (trapped: HCR_EL2.TACR)",
+            Some(op(&bare, "mrs_actlr_el1")?),
+            op(&hv, "mrs_actlr_el1")?,
+            unit,
+        )
+        .budget(trap),
+        Row::new(
+            "`MRS ID_AA64PFR0_EL1` (trapped: HCR_EL2.TID3, sanitised)",
+            Some(op(&bare, "mrs_id_aa64pfr0_el1")?),
+            op(&hv, "mrs_id_aa64pfr0_el1")?,
+            unit,
+        )
+        .budget(trap),
+        Row::new(
+            "`MSR TPIDR_EL1` (never trapped)",
+            Some(op(&bare, "msr_tpidr_el1")?),
+            op(&hv, "msr_tpidr_el1")?,
+            unit,
+        ),
+        Row::new(
+            "PSCI `VERSION` over HVC",
+            Some(op(&bare, "psci_version")?),
+            op(&hv, "psci_version")?,
+            unit,
+        )
+        .budget(trap),
+    ];
     let out = run_qemu(&mut ws)?;
     let line = out
         .lines()
@@ -155,24 +190,45 @@ pub fn bench() -> Result<(), String> {
         .ok_or_else(|| format!("the hypervisor reported no world-switch figures:\n{out}"))?;
     // "hv: N world switches, T counter ticks each on average (R system registers, ...)"
     let words: Vec<&str> = line.split_whitespace().collect();
-    let n = words.get(1).copied().unwrap_or("?");
-    let t = words.get(4).copied().unwrap_or("?");
+    let per_switch: f64 = words
+        .get(4)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("cannot read the world-switch cost in {line:?}"))?;
     let regs = line
         .split('(')
         .nth(1)
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or("?");
-    println!();
-    println!(
-        "World switch (save one vCPU, load another on the same CPU), 2 VMs on 1 CPU, 200 us slice:"
+    rows.push(
+        Row::new(
+            format!(
+                "world switch, exit to ERET ({regs} system registers; FP/SIMD and debug lazily; vGIC), {} switches",
+                words.get(1).unwrap_or(&"?")
+            ),
+            None,
+            per_switch,
+            unit,
+        )
+        .budget(Budget::AtMost(SWITCH_BUDGET)),
     );
-    println!();
-    println!(
-        "| switches measured | {unit} per switch | system registers switched | also switched |"
+    let size = std::fs::metadata(&image)
+        .map_err(|e| format!("{}: {e}", image.display()))?
+        .len();
+    rows.push(
+        Row::new("release Image size", None, size as f64, "bytes")
+            .budget(Budget::AtMost(IMAGE_BUDGET)),
     );
-    println!("|---:|---:|---:|---|");
-    println!("| {n} | {t} | {regs} | 32 FP/SIMD registers, FPSR/FPCR, vGIC interface |");
-    Ok(())
+    println!("QEMU -icount {ICOUNT}, -cpu max, GICv3, 1 CPU; per operation: 1000 iterations.");
+    println!();
+    print!("{}", budget::table(&rows));
+    // Passthrough: a disk under Debian's Linux, bare and under the hypervisor.
+    crate::bench_disk::bench(&q.binary, &image, module_base)?;
+    let bad = budget::exceeded(&rows);
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("over budget:\n  {}", bad.join("\n  ")))
+    }
 }
 
 fn path(p: &Path) -> String {

@@ -61,21 +61,19 @@ pub fn check_image(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the hypervisor for `board`; returns the Image's path.
+/// Builds the hypervisor Image and leaves a copy for `board`; returns its path.
+/// One Image serves every board (it picks its board at boot from the device
+/// tree), so `board` only checks the name and names the directory.
 pub fn hypervisor(board: &str) -> Result<PathBuf, String> {
     crate::board::Board::load(board)?;
-    run_cmd(
-        cargo()
-            .args([
-                "build",
-                "--release",
-                "--target",
-                HV_TARGET,
-                "--bin",
-                "hypervisor",
-            ])
-            .env("HV_BOARD", board),
-    )?;
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        HV_TARGET,
+        "--bin",
+        "hypervisor",
+    ]))?;
     let elf = target_dir().join(HV_TARGET).join("release/hypervisor");
     let dir = root().join("target/images").join(board);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

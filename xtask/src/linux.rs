@@ -33,6 +33,36 @@
 //! `/proc/meminfo` in KiB. The `uname:` line is the output of `uname -a`; its
 //! third word equals [`LinuxGuest::version`]. Recommended kernel command line:
 //! `console=ttyAMA0 panic=-1` (with QEMU `-no-reboot`, a panic ends QEMU).
+//!
+//! # Devices (passthrough tests and the benchmark)
+//!
+//! The cloud kernel builds its virtio drivers as modules (ext4 and the PL031
+//! RTC are built in). The initramfs carries [`MODULES`] from the same kernel
+//! package under `/lib/modules/`, and `/etc/modules` lists them in dependency
+//! order, worked out here from each module's `.modinfo` `depends=`. With
+//! `linux-guest.devices` on the kernel command line, `/init` loads them and,
+//! before `PASS`, reports what it finds (each line prefixed `linux-guest: `):
+//!
+//! ```text
+//! modules loaded: virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net
+//! virtio: virtio0 id=2 at a003e00.virtio_mmio        (one line per virtio device)
+//! disk: mounted /dev/vda
+//! disk: read hello.txt: <its first line>
+//! disk: wrote from-guest.txt: <TOKEN>                 (linux-guest.token=TOKEN)
+//! disk: unmounted
+//! rtc: <seconds since the epoch> (<hwclock's date>)
+//! net: eth0 lease <IP> from <server>
+//! interrupts: <INTID> <count> <name>                  (virtio and rtc lines of /proc/interrupts)
+//! ```
+//!
+//! or `disk: none`, `rtc: none`, `net: none`, `net: no lease`. With
+//! `linux-guest.bench` instead, it mounts the disk, prints
+//! `bench: ready`, waits for a line on the console (the benchmark reads the
+//! hypervisor's counters meanwhile), copies `/big` to `/dev/null` with
+//! `dd bs=1M`, prints `bench: dd <dd's records line> in <N> ns` (the kernel's
+//! clock from `/proc/timer_list` around the copy), the virtio interrupt count
+//! before and after (`bench: irqs <before> <after>`), `bench: done`, waits for
+//! another line, and powers off.
 
 use std::fs;
 use std::io::Write;
@@ -51,20 +81,34 @@ pub struct LinuxGuest {
 
 /// Debian suite and mirrors. Package versions are never hard-coded: they are
 /// resolved from the meta-package at fetch time.
-const SUITE: &str = "bookworm";
-const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
-const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
-const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+pub(crate) const SUITE: &str = "bookworm";
+pub(crate) const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+pub(crate) const SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
+pub(crate) const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const META_PACKAGE: &str = "linux-image-cloud-arm64";
 const BUSYBOX_PACKAGE: &str = "busybox-static";
 
 /// Bump when the initramfs recipe (below) changes: the cache is rebuilt.
-const RECIPE: u32 = 1;
+const RECIPE: u32 = 3;
 
 /// Applets linked to `/bin/busybox` (busybox `--install` cannot run on x86).
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "mount", "umount", "uname", "poweroff", "reboot", "halt", "ls", "grep",
     "sleep", "mkdir", "dmesg", "sync", "ps", "free", "head", "tail", "wc", "true", "false", "test",
+    "insmod", "lsmod", "dd", "ip", "ifconfig", "route", "udhcpc", "hwclock", "date", "cut", "tr",
+    "basename", "readlink", "cp", "rm", "touch", "printf",
+];
+
+/// Kernel modules the initramfs carries (the cloud kernel's virtio drivers:
+/// DESIGN.md section 7), by path under `lib/modules/<release>/kernel/`.
+pub const MODULES: &[&str] = &[
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio_mmio.ko",
+    "drivers/block/virtio_blk.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
 ];
 
 const INIT_SCRIPT: &str = r#"#!/bin/sh
@@ -74,14 +118,113 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 [ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+mkdir -p /tmp
 echo "linux-guest: init running"
 echo "linux-guest: uname: $(uname -a)"
 echo "linux-guest: cpus=$(grep -c '^processor' /proc/cpuinfo)"
 while read key value rest; do
     if [ "$key" = "MemTotal:" ]; then echo "linux-guest: memtotal_kb=$value"; fi
 done </proc/meminfo
+cmdline=" $(cat /proc/cmdline) "
+load_modules() {
+    loaded=""
+    for m in $(cat /etc/modules); do
+        if insmod "/lib/modules/$m.ko"; then loaded="$loaded $m"; else echo "linux-guest: insmod $m failed"; fi
+    done
+    echo "linux-guest: modules loaded:$loaded"
+}
+devices() {
+    load_modules
+    for d in /sys/bus/virtio/devices/*; do
+        [ -e "$d" ] || continue
+        echo "linux-guest: virtio: $(basename "$d") id=$(($(cat "$d/device"))) at $(basename "$(readlink -f "$d/..")")"
+    done
+    if [ -b /dev/vda ] && mkdir -p /mnt && mount -t ext4 /dev/vda /mnt; then
+        echo "linux-guest: disk: mounted /dev/vda"
+        if [ -f /mnt/hello.txt ]; then
+            read -r line </mnt/hello.txt
+            echo "linux-guest: disk: read hello.txt: $line"
+        fi
+        token=""
+        for w in $cmdline; do
+            case "$w" in linux-guest.token=*) token="${w#linux-guest.token=}" ;; esac
+        done
+        echo "$token" >/mnt/from-guest.txt && sync && echo "linux-guest: disk: wrote from-guest.txt: $token"
+        umount /mnt && echo "linux-guest: disk: unmounted"
+    else
+        echo "linux-guest: disk: none"
+    fi
+    if [ -e /sys/class/rtc/rtc0/since_epoch ]; then
+        echo "linux-guest: rtc: $(cat /sys/class/rtc/rtc0/since_epoch) ($(hwclock -r -f /dev/rtc0 2>&1))"
+    else
+        echo "linux-guest: rtc: none"
+    fi
+    if ip link show eth0 >/dev/null 2>&1; then
+        ip link set lo up
+        ip link set eth0 up
+        if udhcpc -i eth0 -n -q -f -t 10 -T 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1; then
+            cat /tmp/lease
+        else
+            echo "linux-guest: net: no lease"
+            cat /tmp/udhcpc.log
+        fi
+    else
+        echo "linux-guest: net: none"
+    fi
+    grep -E "virtio|rtc|pl031" /proc/interrupts | while read -r n counts; do
+        echo "linux-guest: interrupts: $n $counts"
+    done
+}
+virtio_irqs() {
+    total=0
+    while read -r n rest; do
+        case "$rest" in *virtio*)
+            for c in $rest; do case "$c" in *[!0-9]*) break ;; *) total=$((total + c)) ;; esac; done ;;
+        esac
+    done </proc/interrupts
+    echo $total
+}
+now_ns() {
+    while read -r a b c rest; do
+        if [ "$a $b" = "now at" ]; then echo "$c"; return; fi
+    done </proc/timer_list
+}
+bench() {
+    load_modules >/dev/null
+    mkdir -p /mnt && mount -t ext4 -o ro /dev/vda /mnt || echo "linux-guest: bench: no disk"
+    echo "bench: ready"
+    read -r go
+    before=$(virtio_irqs)
+    t0=$(now_ns)
+    dd if=/mnt/big of=/dev/null bs=1M 2>/tmp/dd.log
+    t1=$(now_ns)
+    after=$(virtio_irqs)
+    records=""
+    while read -r l; do case "$l" in *"records out"*) records="$l" ;; esac; done </tmp/dd.log
+    echo "bench: dd $records in $((t1 - t0)) ns"
+    echo "bench: irqs $before $after"
+    echo "bench: done"
+    read -r go
+}
+case "$cmdline" in
+    *" linux-guest.devices "*) devices ;;
+    *" linux-guest.bench "*) bench ;;
+esac
 echo "linux-guest: PASS"
 poweroff -f
+"#;
+
+/// udhcpc's event script: configures the interface and writes one line about
+/// the lease to `/tmp/lease` (udhcpc itself may run it more than once).
+const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+# Written by xtask/src/linux.rs.
+case "$1" in
+    bound|renew)
+        ip addr add "$ip/${mask:-24}" dev "$interface" 2>/dev/null
+        echo "linux-guest: net: $interface lease $ip from ${serverid:-?}" >/tmp/lease
+        ;;
+esac
+exit 0
 "#;
 
 /// Fetches (or returns the cached) Debian arm64 cloud kernel and busybox
@@ -208,7 +351,8 @@ pub fn fetch(workspace_root: &Path) -> Result<LinuxGuest, String> {
             busybox_deb.display()
         ));
     }
-    let cpio = build_initramfs(&extract.join("root"), &busybox)?;
+    let modules = kx.join("lib").join("modules").join(&release).join("kernel");
+    let cpio = build_initramfs(&extract.join("root"), &busybox, &modules)?;
     write_atomic(&initrd, &cpio)?;
 
     remove_dir_if_exists(&extract)?;
@@ -245,12 +389,12 @@ fn field_eq(text: &str, key: &str) -> Option<String> {
 }
 
 /// A private apt configuration: arm64 only, own sources/lists/cache/status.
-struct Apt {
+pub(crate) struct Apt {
     conf: PathBuf,
 }
 
 impl Apt {
-    fn prepare(root: &Path) -> Result<Apt, String> {
+    pub(crate) fn prepare(root: &Path) -> Result<Apt, String> {
         let etc = root.join("etc");
         for d in [
             etc.join("apt.conf.d"),
@@ -329,7 +473,12 @@ impl Apt {
         Ok(Apt { conf: conf_path })
     }
 
-    fn run(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
+    pub(crate) fn run(
+        &self,
+        tool: &str,
+        args: &[&str],
+        cwd: Option<&Path>,
+    ) -> Result<String, String> {
         let mut cmd = Command::new(tool);
         cmd.args(args)
             .env("APT_CONFIG", &self.conf)
@@ -339,7 +488,7 @@ impl Apt {
     }
 
     /// `apt-cache show` of the candidate version.
-    fn show(&self, pkg: &str) -> Result<String, String> {
+    pub(crate) fn show(&self, pkg: &str) -> Result<String, String> {
         self.run("apt-cache", &["show", "--no-all-versions", pkg], None)
     }
 }
@@ -354,14 +503,14 @@ fn meta_kernel_dependency(show: &str) -> Option<String> {
 }
 
 /// First `Key: value` of an RFC 822 stanza.
-fn field(stanza: &str, key: &str) -> Option<String> {
+pub(crate) fn field(stanza: &str, key: &str) -> Option<String> {
     stanza.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         (k == key).then(|| v.trim().to_string())
     })
 }
 
-fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
+pub(crate) fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
     let prefix = format!("{pkg}_");
     let entries =
         fs::read_dir(dir).map_err(|e| format!("fetch-linux: reading {}: {e}", dir.display()))?;
@@ -379,7 +528,7 @@ fn find_deb(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
 
 /// Debian's arm64 `vmlinuz` is a gzip-compressed Image; an EFI zboot image
 /// (`MZ` + `zimg`, newer kernels) carries a gzip or zstd payload.
-fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
     let data = fs::read(vmlinuz)
         .map_err(|e| format!("fetch-linux: reading {}: {e}", vmlinuz.display()))?;
     if data.starts_with(&[0x1f, 0x8b]) {
@@ -400,7 +549,7 @@ fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
             "xz" => "xz",
             other => {
                 return Err(format!(
-                    "fetch-linux: zboot compression {other:?} not supported"
+                    "fetch-linux: zboot compression '{other}' not supported (gzip, zstd and xz are)"
                 ))
             }
         };
@@ -415,7 +564,7 @@ fn decompress_kernel(vmlinuz: &Path) -> Result<Vec<u8>, String> {
     ))
 }
 
-fn check_image(image: &[u8], from: &Path) -> Result<(), String> {
+pub(crate) fn check_image(image: &[u8], from: &Path) -> Result<(), String> {
     if image.len() < 64 || &image[56..60] != b"ARM\x64" {
         return Err(format!(
             "fetch-linux: kernel decompressed from {} lacks the arm64 Image magic ARM\\x64 at offset 56",
@@ -426,11 +575,38 @@ fn check_image(image: &[u8], from: &Path) -> Result<(), String> {
 }
 
 /// Stages the root and packs it with `cpio -o -H newc`.
-fn build_initramfs(root: &Path, busybox: &Path) -> Result<Vec<u8>, String> {
+fn build_initramfs(root: &Path, busybox: &Path, modules: &Path) -> Result<Vec<u8>, String> {
     remove_dir_if_exists(root)?;
-    for d in ["bin", "dev", "proc", "sys"] {
+    for d in ["bin", "dev", "proc", "sys", "etc", "tmp", "lib/modules"] {
         mkdir(&root.join(d))?;
     }
+    // The virtio drivers, in an order that loads each after what it depends on.
+    let mut found = Vec::new();
+    for m in MODULES {
+        let path = modules.join(m);
+        let bytes = fs::read(&path).map_err(|e| {
+            format!(
+                "fetch-linux: {} (from the kernel package): {e}",
+                path.display()
+            )
+        })?;
+        let name = Path::new(m)
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let deps = module_depends(&bytes)
+            .ok_or_else(|| format!("fetch-linux: {} has no .modinfo section", path.display()))?;
+        fs::write(root.join("lib/modules").join(format!("{name}.ko")), &bytes)
+            .map_err(|e| format!("fetch-linux: writing {name}.ko: {e}"))?;
+        found.push((name, deps));
+    }
+    let order = load_order(&found)?;
+    fs::write(root.join("etc/modules"), order.join("\n") + "\n")
+        .map_err(|e| format!("fetch-linux: writing /etc/modules: {e}"))?;
+    let script = root.join("etc/udhcpc.script");
+    fs::write(&script, UDHCPC_SCRIPT)
+        .map_err(|e| format!("fetch-linux: writing udhcpc.script: {e}"))?;
+    set_mode(&script, 0o755)?;
     let bb = root.join("bin").join("busybox");
     fs::copy(busybox, &bb).map_err(|e| format!("fetch-linux: copying busybox: {e}"))?;
     set_mode(&bb, 0o755)?;
@@ -476,7 +652,7 @@ fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("fetch-linux: chmod {}: {e}", p.display()))
 }
 
-fn tool_exists(tool: &str) -> bool {
+pub(crate) fn tool_exists(tool: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
         .unwrap_or(false)
@@ -492,7 +668,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 /// Runs a command; on failure the error names it and carries its stderr.
-fn run(cmd: &mut Command, cwd: Option<&Path>) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command, cwd: Option<&Path>) -> Result<String, String> {
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
@@ -544,11 +720,11 @@ fn run_stdin(cmd: &mut Command, input: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
-fn mkdir(p: &Path) -> Result<(), String> {
+pub(crate) fn mkdir(p: &Path) -> Result<(), String> {
     fs::create_dir_all(p).map_err(|e| format!("fetch-linux: mkdir {}: {e}", p.display()))
 }
 
-fn remove_dir_if_exists(p: &Path) -> Result<(), String> {
+pub(crate) fn remove_dir_if_exists(p: &Path) -> Result<(), String> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -558,7 +734,7 @@ fn remove_dir_if_exists(p: &Path) -> Result<(), String> {
 
 /// Write to `p.tmp` then rename, so an interrupted run never leaves a
 /// truncated file under the final name.
-fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
     let mut tmp = p.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -570,4 +746,140 @@ fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
             p.display()
         )
     })
+}
+
+/// The `depends=` of a kernel module: the names in its `.modinfo` section
+/// (an ELF64 section of NUL-separated `key=value` strings). `None` if the file
+/// is not an ELF64 object with such a section.
+pub fn module_depends(ko: &[u8]) -> Option<Vec<String>> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(ko.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(ko.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(ko.get(o..o + 8)?.try_into().ok()?));
+    if ko.get(0..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let shoff = u64_at(0x28)? as usize;
+    let shentsize = u16_at(0x3a)? as usize;
+    let shnum = u16_at(0x3c)? as usize;
+    let shstrndx = u16_at(0x3e)? as usize;
+    let section = |i: usize| -> Option<(u32, usize, usize)> {
+        let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        Some((
+            u32_at(h)?,
+            u64_at(h + 0x18)? as usize,
+            u64_at(h + 0x20)? as usize,
+        ))
+    };
+    let (_, stroff, strsize) = section(shstrndx)?;
+    let names = ko.get(stroff..stroff.checked_add(strsize)?)?;
+    for i in 0..shnum {
+        let (name, off, size) = section(i)?;
+        let name = names.get(name as usize..)?;
+        let name = &name[..name.iter().position(|&b| b == 0)?];
+        if name != b".modinfo" {
+            continue;
+        }
+        let info = ko.get(off..off.checked_add(size)?)?;
+        let deps = info
+            .split(|&b| b == 0)
+            .find_map(|kv| kv.strip_prefix(b"depends="))
+            .unwrap_or(b"");
+        return Some(
+            String::from_utf8_lossy(deps)
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(|d| d.replace('-', "_"))
+                .collect(),
+        );
+    }
+    None
+}
+
+/// Modules in an order where each comes after its dependencies; an error names
+/// a dependency that is not among them, or a cycle.
+pub fn load_order(modules: &[(String, Vec<String>)]) -> Result<Vec<String>, String> {
+    let mut order: Vec<String> = Vec::new();
+    while order.len() < modules.len() {
+        let before = order.len();
+        for (name, deps) in modules {
+            if order.contains(name) {
+                continue;
+            }
+            if let Some(d) = deps.iter().find(|d| !modules.iter().any(|(n, _)| n == *d)) {
+                return Err(format!(
+                    "fetch-linux: module {name} needs {d}, which is not in MODULES"
+                ));
+            }
+            if deps.iter().all(|d| order.contains(d)) {
+                order.push(name.clone());
+            }
+        }
+        if order.len() == before {
+            return Err("fetch-linux: the modules depend on each other in a cycle".into());
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_load_after_their_dependencies() {
+        let m = |n: &str, d: &[&str]| (n.to_string(), d.iter().map(|s| s.to_string()).collect());
+        let mods = [
+            m("virtio_net", &["virtio_ring", "virtio", "net_failover"]),
+            m("virtio", &[]),
+            m("net_failover", &["failover"]),
+            m("virtio_ring", &["virtio"]),
+            m("failover", &[]),
+        ];
+        let order = load_order(&mods).unwrap();
+        let at = |n: &str| order.iter().position(|o| o == n).unwrap();
+        assert!(at("virtio") < at("virtio_ring") && at("virtio_ring") < at("virtio_net"));
+        assert!(at("failover") < at("net_failover") && at("net_failover") < at("virtio_net"));
+        assert!(load_order(&[m("a", &["b"])])
+            .unwrap_err()
+            .contains("needs b"));
+        assert!(load_order(&[m("a", &["b"]), m("b", &["a"])])
+            .unwrap_err()
+            .contains("cycle"));
+    }
+
+    #[test]
+    fn modinfo_depends_is_read_from_an_elf_section() {
+        // A minimal ELF64 object: a header, a .modinfo and a .shstrtab section.
+        let modinfo = b"license=GPL\0depends=virtio,virtio-ring\0name=x\0";
+        let shstrtab = b"\0.modinfo\0.shstrtab\0";
+        let mut elf = vec![0u8; 64];
+        elf[..5].copy_from_slice(b"\x7fELF\x02");
+        let modinfo_off = elf.len();
+        elf.extend_from_slice(modinfo);
+        let shstr_off = elf.len();
+        elf.extend_from_slice(shstrtab);
+        let shoff = elf.len();
+        let sh = |name: u32, off: usize, size: usize| {
+            let mut h = vec![0u8; 64];
+            h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[0x18..0x20].copy_from_slice(&(off as u64).to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+            h
+        };
+        let headers = [
+            sh(0, 0, 0),
+            sh(1, modinfo_off, modinfo.len()),
+            sh(10, shstr_off, shstrtab.len()),
+        ];
+        for h in headers {
+            elf.extend_from_slice(&h);
+        }
+        elf[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        elf[0x3e..0x40].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(module_depends(&elf).unwrap(), ["virtio", "virtio_ring"]);
+        assert_eq!(module_depends(b"not an elf"), None);
+        assert_eq!(module_depends(&elf[..70]), None);
+    }
 }

@@ -1,16 +1,21 @@
 //! `cargo xtask`: the one entry point for developers and CI (Hubris `build/xtask`).
 //!
-//! `setup` installs what is missing, `build` makes the hypervisor Image, `run` boots
-//! it in QEMU with guests, `test` runs every test, `fetch-linux` fetches a real
+//! `setup` installs what is missing, `build` makes the hypervisor Image, `bundle`
+//! packs guests into one initrd, `run` boots it in QEMU with guests, `test` runs
+//! every test, `fetch-linux` fetches a real
 //! Linux guest from Debian's arm64 packages, `fuzz` runs the cargo-fuzz targets.
 //! Everything the README tells a user to do goes through here, and `.ci/run` calls
 //! exactly `cargo xtask test`, then `cargo xtask fuzz --seconds 30`.
 
 mod bench;
+mod bench_disk;
 mod board;
+mod budget;
 mod build;
+mod bundle;
 mod fuzz;
 mod linux;
+mod linux_generic;
 mod qemu;
 mod setup;
 mod snapshot;
@@ -48,7 +53,15 @@ enum Cmd {
     /// Both serial lines are shown: the guest console and the hypervisor's debug console
     /// (Ctrl-A C switches which one gets your typing, Ctrl-A X quits).
     Run(RunArgs),
-    /// Print the benchmark table: instruction counts under QEMU -icount, bare and virtualised.
+    /// Write a guest bundle: several guests in one initrd (a newc cpio archive).
+    ///
+    /// Guests are given in order: `--guest A --initrd I --append "..." --cpus 2
+    /// --mem 256M --guest B`; each option belongs to the --guest before it. The
+    /// path is the last line printed. Boot it with `cargo xtask run --bundle FILE`,
+    /// or on a board as its initrd.
+    Bundle(BundleArgs),
+    /// Print the benchmark tables: instruction counts under QEMU -icount, bare and virtualised
+    /// (CPU operations, world switches, and a passed-through disk under Debian's Linux).
     Bench,
     /// Snapshots as host files: save/restore talk to the hypervisor's debug console.
     #[command(subcommand)]
@@ -86,6 +99,10 @@ enum SnapshotCmd {
         /// The VM (its number, as in vm0).
         #[arg(long, default_value_t = 0)]
         vm: usize,
+        /// Save even a VM with passed-through devices (their state is not in the
+        /// snapshot: it is in the hardware).
+        #[arg(long)]
+        force: bool,
         file: PathBuf,
     },
     /// Restore a VM from FILE (validated here first, then by the hypervisor).
@@ -94,6 +111,10 @@ enum SnapshotCmd {
         console: ConsoleArgs,
         #[arg(long, default_value_t = 0)]
         vm: usize,
+        /// Restore even a VM with passed-through devices (they may write its RAM
+        /// meanwhile, and keep their own state).
+        #[arg(long)]
+        force: bool,
         file: PathBuf,
     },
     /// Print a snapshot file: header, every register by name, RAM pages.
@@ -150,6 +171,77 @@ struct RunArgs {
     /// Put the debug console on 127.0.0.1:PORT (for gdb-multiarch) instead of the terminal.
     #[arg(long)]
     debug_port: Option<u16>,
+    /// A guest bundle (cargo xtask bundle) to boot, given to QEMU as -initrd.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// Give a VM host devices: vmN:PATH (a device-tree path or alias) or vmN:all.
+    /// Repeatable; becomes the hypervisor's -append hv.passthrough=... options.
+    #[arg(long = "passthrough", value_name = "vmN:PATH|vmN:all")]
+    passthrough: Vec<String>,
+    /// A raw disk image, as a virtio-blk-device on virtio-mmio (pass it with --passthrough).
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
+    /// A virtio-net-device on virtio-mmio with QEMU user networking (restrict=on: DHCP
+    /// answers, nothing leaves the machine). The only value is `user`.
+    #[arg(long, value_name = "user", value_parser = ["user"])]
+    net: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct BundleArgs {
+    /// The file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// A guest kernel: an arm64 Image (or a raw binary). Repeat for several VMs.
+    #[arg(long = "guest", value_name = "IMAGE", required = true)]
+    guests: Vec<PathBuf>,
+    /// The initrd of the preceding --guest.
+    #[arg(long = "initrd", value_name = "FILE")]
+    initrds: Vec<PathBuf>,
+    /// The kernel command line of the preceding --guest (default: console=ttyAMA0).
+    #[arg(long = "append", value_name = "ARGS", allow_hyphen_values = true)]
+    appends: Vec<String>,
+    /// vCPUs of the preceding --guest (default: as many as the machine has CPUs).
+    #[arg(long = "cpus", value_name = "N")]
+    cpus: Vec<u32>,
+    /// RAM of the preceding --guest, e.g. 256M or 1G, a multiple of 2M (default:
+    /// an equal share of the free RAM).
+    #[arg(long = "mem", value_name = "SIZE")]
+    mems: Vec<String>,
+    /// Devices to pass through to the preceding --guest: device-tree paths
+    /// separated by commas, or all (written to its config as passthrough=).
+    #[arg(long = "passthrough", value_name = "PATHS")]
+    passthroughs: Vec<String>,
+}
+
+impl BundleArgs {
+    /// Each VM with the options that follow its --guest.
+    fn vms(&self, m: &ArgMatches) -> Result<Vec<bundle::Vm>, String> {
+        let initrds = bundle::paired(m, "guests", "initrds", "initrd", &self.initrds)?;
+        let appends = bundle::paired(m, "guests", "appends", "append", &self.appends)?;
+        let cpus = bundle::paired(m, "guests", "cpus", "cpus", &self.cpus)?;
+        let mems = bundle::paired(m, "guests", "mems", "mem", &self.mems)?;
+        let passthroughs = bundle::paired(
+            m,
+            "guests",
+            "passthroughs",
+            "passthrough",
+            &self.passthroughs,
+        )?;
+        Ok(self
+            .guests
+            .iter()
+            .enumerate()
+            .map(|(i, k)| bundle::Vm {
+                kernel: k.clone(),
+                initrd: initrds[i].clone(),
+                append: appends[i].clone(),
+                cpus: cpus[i],
+                mem: mems[i].clone(),
+                passthrough: passthroughs[i].clone(),
+            })
+            .collect())
+    }
 }
 
 fn main() -> ExitCode {
@@ -163,6 +255,13 @@ fn main() -> ExitCode {
             args,
             matches.subcommand_matches("run").expect("run's matches"),
         ),
+        Cmd::Bundle(args) => args
+            .vms(
+                matches
+                    .subcommand_matches("bundle")
+                    .expect("bundle's matches"),
+            )
+            .and_then(|vms| bundle::bundle(&args.output, &vms)),
         Cmd::Test { filter } => test(filter),
         Cmd::Fuzz {
             seconds,
@@ -171,10 +270,18 @@ fn main() -> ExitCode {
         } => fuzz::fuzz(target.as_deref(), seconds, seed),
         Cmd::Bench => bench::bench(),
         Cmd::Snapshot(c) => match c {
-            SnapshotCmd::Save { console, vm, file } => snapshot::save(&console.target(), vm, &file),
-            SnapshotCmd::Restore { console, vm, file } => {
-                snapshot::restore(&console.target(), vm, &file)
-            }
+            SnapshotCmd::Save {
+                console,
+                vm,
+                force,
+                file,
+            } => snapshot::save(&console.target(), vm, &file, force),
+            SnapshotCmd::Restore {
+                console,
+                vm,
+                force,
+                file,
+            } => snapshot::restore(&console.target(), vm, &file, force),
             SnapshotCmd::Show { file } => snapshot::show(&file),
             SnapshotCmd::Diff { a, b } => snapshot::diff(&a, &b),
         },
@@ -200,56 +307,52 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A command as a person would type it (arguments with spaces or quotes in
+/// single quotes), for messages.
+pub fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.into_owned()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Runs a command, failing with its command line if it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<(), String> {
     let status = cmd
         .status()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", command_line(cmd)))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd:?} failed with {status}"))
+        Err(format!("{} failed with {status}", command_line(cmd)))
     }
 }
 
-/// Pairs each `--initrd`/`--append` with the `--guest` before it. clap keeps each
-/// option in its own list; their positions on the command line give the pairing.
+/// Pairs each `--initrd`/`--append` with the `--guest` before it ([`bundle::paired`]).
 fn guests_in_order(args: &RunArgs, m: &ArgMatches) -> Result<Vec<qemu::Guest>, String> {
-    let at = |id: &str| -> Vec<usize> { m.indices_of(id).map(|i| i.collect()).unwrap_or_default() };
-    let guest_at = at("guests");
-    let mut out: Vec<qemu::Guest> = args
+    let initrds = bundle::paired(m, "guests", "initrds", "initrd", &args.initrds)?;
+    let appends = bundle::paired(m, "guests", "appends", "append", &args.appends)?;
+    let out: Vec<qemu::Guest> = args
         .guests
         .iter()
-        .map(|k| qemu::Guest {
+        .enumerate()
+        .map(|(i, k)| qemu::Guest {
             kernel: k.clone(),
-            initrd: None,
-            bootargs: None,
+            initrd: initrds[i].clone(),
+            bootargs: appends[i].clone(),
         })
         .collect();
-    let owner = |pos: usize, what: &str| -> Result<usize, String> {
-        guest_at
-            .iter()
-            .rposition(|&g| g < pos)
-            .ok_or_else(|| format!("--{what} must follow the --guest it belongs to"))
-    };
-    for (pos, initrd) in at("initrds").into_iter().zip(&args.initrds) {
-        let g = owner(pos, "initrd")?;
-        if out[g].initrd.replace(initrd.clone()).is_some() {
-            return Err(format!(
-                "guest {} has two --initrd",
-                out[g].kernel.display()
-            ));
-        }
-    }
-    for (pos, append) in at("appends").into_iter().zip(&args.appends) {
-        let g = owner(pos, "append")?;
-        if out[g].bootargs.replace(append.clone()).is_some() {
-            return Err(format!(
-                "guest {} has two --append",
-                out[g].kernel.display()
-            ));
-        }
-    }
     for g in &out {
         for f in std::iter::once(&g.kernel).chain(g.initrd.as_ref()) {
             if !f.is_file() {
@@ -262,10 +365,15 @@ fn guests_in_order(args: &RunArgs, m: &ArgMatches) -> Result<Vec<qemu::Guest>, S
 
 fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
     setup::setup()?;
-    let image = build::hypervisor(&args.board)?;
     let board = board::Board::load(&args.board)?;
+    let image = build::hypervisor(&args.board)?;
     let mut guests = guests_in_order(&args, m)?;
-    if guests.is_empty() {
+    if let Some(b) = &args.bundle {
+        if !b.is_file() {
+            return Err(format!("{}: no such file", b.display()));
+        }
+    }
+    if guests.is_empty() && args.bundle.is_none() && board.takes_modules() {
         let images = build::guests()?;
         guests.push(qemu::Guest {
             kernel: images.join("demo.img"),
@@ -279,14 +387,35 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
             }
         }
     }
+    let dtb = board_dtb(&board)?;
+    let devices = qemu::device_args(&qemu::Devices {
+        passthrough: args.passthrough.clone(),
+        disk: args.disk.clone(),
+        net_user: args.net.is_some(),
+    })?;
+    // The hypervisor's command line: a board model without guests stays up at its
+    // console; passthrough options.
+    let mut hv_options = devices.hv_options.clone();
+    if guests.is_empty() && args.bundle.is_none() {
+        hv_options.insert(0, "hv.stay=1".to_string());
+    }
+    let append = (!hv_options.is_empty()).then(|| hv_options.join(" "));
+    if args.gic.is_some() && board.qemu.gic.is_none() {
+        return Err(format!(
+            "board `{}`: its GIC is fixed ({}), --gic applies to qemu-virt",
+            board.name, board.qemu.machine
+        ));
+    }
     let machine = qemu::Machine {
         smp: args.smp.unwrap_or(board.qemu.smp),
         memory: args
             .mem
             .clone()
             .unwrap_or_else(|| board.qemu.memory.clone()),
-        gic: args.gic.unwrap_or(board.qemu.gic),
-        cpu: args.cpu.clone().unwrap_or_else(|| board.qemu.cpu.clone()),
+        gic: args.gic.or(board.qemu.gic),
+        cpu: args.cpu.clone().or_else(|| board.qemu.cpu.clone()),
+        dtb,
+        append,
     };
     let serial = match args.debug_port {
         Some(port) => {
@@ -294,6 +423,13 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
                 "xtask: debug console on 127.0.0.1:{port} (gdb-multiarch: target remote :{port})"
             );
             qemu::Serial::DebugOnTcp(port)
+        }
+        None if board.guest_uart.is_none() => {
+            eprintln!(
+                "xtask: the board's one serial line on this terminal: Ctrl-] three times switches \
+                 typed input between the hypervisor and each guest; Ctrl-A X quits QEMU"
+            );
+            qemu::Serial::Muxed
         }
         None => {
             eprintln!(
@@ -303,6 +439,11 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
         }
     };
     let mut cmd = qemu::command(&board, &machine, &image, &guests, &serial)?;
+    cmd.args(&devices.qemu);
+    if let Some(b) = &args.bundle {
+        // The boot loader's initrd: the hypervisor reads it as a guest bundle.
+        cmd.arg("-initrd").arg(b);
+    }
     let status = cmd
         .status()
         .map_err(|e| format!("cannot start QEMU: {e}"))?;
@@ -313,6 +454,16 @@ fn run(args: RunArgs, m: &ArgMatches) -> Result<(), String> {
     }
 }
 
+/// The board's DTB for `-dtb` (Debian's, fetched and cached, with the board
+/// file's fix-ups), or `None` when QEMU builds its own (`virt`).
+fn board_dtb(board: &board::Board) -> Result<Option<PathBuf>, String> {
+    if board.qemu.dtb.is_none() {
+        return Ok(None);
+    }
+    let generic = linux_generic::fetch(&root(), &board::all_dtbs()?)?;
+    board.prepare_dtb(&generic.dtbs)
+}
+
 fn test(filter: Option<String>) -> Result<(), String> {
     setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
@@ -321,6 +472,12 @@ fn test(filter: Option<String>) -> Result<(), String> {
     let linux = linux::fetch(&root())?;
     let root = root();
     let qemu = board::Board::load("qemu-virt")?.qemu.binary;
+    // The dev boards' DTBs for their QEMU models (tests/boards.rs), each left at
+    // target/images/<board>/board.dtb.
+    let generic = linux_generic::fetch(&root, &board::all_dtbs()?)?;
+    for name in board::all() {
+        board::Board::load(&name)?.prepare_dtb(&generic.dtbs)?;
+    }
     // The QEMU tests run `cargo xtask snapshot` (and more) as a user would: this
     // very executable, not a second build of it.
     let xtask =
@@ -333,7 +490,10 @@ fn test(filter: Option<String>) -> Result<(), String> {
             .env("HV_IMAGE", &image)
             .env("HV_GUESTS", &guests)
             .env("HV_QEMU", &qemu)
-            .env("HV_XTASK", &xtask);
+            .env("HV_XTASK", &xtask)
+            .env("HV_BOARD_DTBS", root.join("target/images"))
+            .env("HV_LINUX_GENERIC_KERNEL", &generic.kernel)
+            .env("HV_LINUX_GENERIC_VERSION", &generic.version);
         cmd.env("HV_LINUX_KERNEL", &linux.kernel)
             .env("HV_LINUX_INITRD", &linux.initrd)
             .env("HV_LINUX_VERSION", &linux.version);

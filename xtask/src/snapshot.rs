@@ -49,7 +49,8 @@ fn read_until(
     while !done(text) {
         if start.elapsed() > deadline {
             return Err(format!(
-                "no answer from the hypervisor within {deadline:?}; last output:\n{}",
+                "no answer from the hypervisor within {} s; last output:\n{}",
+                deadline.as_secs_f64(),
                 tail(text)
             ));
         }
@@ -72,14 +73,28 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
+/// The console's `error: ...` message, once its line is complete (a reader
+/// that stopped at the first bytes of it would cut the message short).
 fn console_error(text: &str) -> Option<String> {
-    text.lines()
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
         .find_map(|l| l.trim().strip_prefix("error: ").map(str::to_owned))
 }
 
-pub fn save(t: &Target, vm: usize, file: &Path) -> Result<(), String> {
+/// ` --force` when the user forces a snapshot of a VM with passed-through devices.
+fn force_flag(force: bool) -> &'static str {
+    if force {
+        " --force"
+    } else {
+        ""
+    }
+}
+
+pub fn save(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), String> {
     let mut link = connect(t)?;
-    link.write_all(format!("\rsnapshot send vm{vm}\r").as_bytes())
+    let force = force_flag(force);
+    link.write_all(format!("\rsnapshot send vm{vm}{force}\r").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut text = String::new();
     read_until(&mut *link, &mut text, Duration::from_secs(120), |t| {
@@ -104,15 +119,16 @@ pub fn save(t: &Target, vm: usize, file: &Path) -> Result<(), String> {
     Ok(())
 }
 
-pub fn restore(t: &Target, vm: usize, file: &Path) -> Result<(), String> {
+pub fn restore(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), String> {
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     // Refuse a bad file here, before the hypervisor sees a byte.
     snapshot::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut link = connect(t)?;
     let cmd = format!(
-        "\rsnapshot receive vm{vm} {} {:08x}\r",
+        "\rsnapshot receive vm{vm} {} {:08x}{}\r",
         bytes.len(),
-        transfer::checksum(&bytes)
+        transfer::checksum(&bytes),
+        force_flag(force)
     );
     link.write_all(cmd.as_bytes()).map_err(|e| e.to_string())?;
     let mut text = String::new();

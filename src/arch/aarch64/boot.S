@@ -24,20 +24,45 @@ primary_entry:
     mov     x19, x0                 /* the DTB, kept for Rust */
     adr     x20, _start             /* where we were loaded */
 
+    /*
+     * Caches per the boot protocol: the loader cleaned the loaded file to the point
+     * of coherency, but the rest of image_size (.bss, stacks, heap) may still have
+     * dirty lines from the firmware, which could be written back over what we write
+     * here with the MMU off. Discard every line over the whole image first (Rust
+     * discards them again before the MMU goes on, for stale clean lines), and any
+     * stale instructions.
+     */
+    ic      iallu
+    mrs     x3, ctr_el0
+    ubfx    x3, x3, #16, #4         /* DminLine: log2(words) */
+    mov     x4, #4
+    lsl     x3, x4, x3              /* line size in bytes */
+    sub     x4, x3, #1
+    bic     x1, x20, x4             /* from _start, line-aligned */
+    adrp    x2, __image_end
+    add     x2, x2, :lo12:__image_end
+0:  cmp     x1, x2
+    b.hs    1f
+    dc      ivac, x1
+    add     x1, x1, x3
+    b       0b
+1:  dsb     sy
+    isb
+
     /* Apply relocations: *(base + r_offset) = base + r_addend. */
     adrp    x1, __rela_start
     add     x1, x1, :lo12:__rela_start
     adrp    x2, __rela_end
     add     x2, x2, :lo12:__rela_end
-1:  cmp     x1, x2
+10: cmp     x1, x2
     b.hs    2f
     ldp     x3, x4, [x1], #16       /* r_offset, r_info */
     ldr     x5, [x1], #8            /* r_addend */
     cmp     w4, #1027               /* R_AARCH64_RELATIVE: the only kind a PIE of ours has */
-    b.ne    1b
+    b.ne    10b
     add     x5, x5, x20
     str     x5, [x20, x3]
-    b       1b
+    b       10b
 2:
     /* Zero .bss (the stacks and the heap need no zeroing). */
     adrp    x1, __bss_start
@@ -71,12 +96,39 @@ primary_entry:
 .global secondary_entry
 secondary_entry:
     mov     x19, x0
+    ic      iallu                   /* no stale instructions from the firmware */
+    dsb     nsh
+    isb
     bl      cpu_setup_stack
     bl      el2_early_setup
     mov     x0, x19
     bl      hv_secondary_main       /* never returns */
 7:  wfe
     b       7b
+
+/*
+ * Secondary CPUs released from a spin table (the Raspberry Pi firmware's stub,
+ * QEMU raspi4b's): they arrive with no context (x0 = 0), so the logical index is
+ * this CPU's position in hv_cpu_mpidrs, which the boot CPU filled and cleaned to
+ * memory before the release (we run with the MMU and caches off here). A CPU not
+ * in the table parks.
+ */
+.global spin_table_entry
+spin_table_entry:
+    mrs     x1, mpidr_el1
+    ldr     x2, =0xff00ffffff       /* Aff3..Aff0 */
+    and     x1, x1, x2
+    adrp    x2, hv_cpu_mpidrs
+    add     x2, x2, :lo12:hv_cpu_mpidrs
+    mov     x0, #0
+8:  ldr     x3, [x2, x0, lsl #3]
+    cmp     x3, x1
+    b.eq    secondary_entry
+    add     x0, x0, #1
+    cmp     x0, #8                  /* the table's length (HV_MAX_CPUS) */
+    b.lo    8b
+9:  wfe
+    b       9b
 
 /* sp = top of the 64 KiB stack of logical CPU x0. Clobbers x1, x2. */
 cpu_setup_stack:

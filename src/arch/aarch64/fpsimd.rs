@@ -94,3 +94,32 @@ impl FpState {
         unsafe { fpsimd_restore(self) }
     }
 }
+
+/// Whether CPTR_EL2.TFP is set on each CPU (so it is written only when it changes).
+static TRAPPED: [core::sync::atomic::AtomicBool; 8] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; 8];
+
+/// CPTR_EL2 with its RES1 bits, SVE trapped (TZ: SVE is hidden from guests) and
+/// FP/SIMD trapped (TFP) or not.
+const CPTR_EL2: u64 = 0x33ff;
+const CPTR_TFP: u64 = 1 << 10;
+
+/// Traps (or stops trapping) FP/SIMD at EL1/EL0 and EL2 with CPTR_EL2.TFP: set while
+/// the loaded vCPU's FP/SIMD state is not in the registers (the lazy switch).
+/// Nothing at EL2 may touch FP/SIMD while it is set; the hypervisor is built
+/// soft-float, so only `FpState::save`/`restore` do, after clearing it.
+pub fn trap(on: bool) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let Some(t) = TRAPPED.get(super::cpu_index()) else {
+        return;
+    };
+    if t.load(Relaxed) == on {
+        return;
+    }
+    let v = if on { CPTR_EL2 | CPTR_TFP } else { CPTR_EL2 };
+    // SAFETY: CPTR_EL2 only controls traps of FP/SIMD and SVE to EL2; TFP is what
+    // the lazy switch expects for the loaded vCPU, and nothing at EL2 uses FP/SIMD
+    // while it is set.
+    unsafe { core::arch::asm!("msr cptr_el2, {}", "isb", in(reg) v, options(nostack)) };
+    t.store(on, Relaxed);
+}

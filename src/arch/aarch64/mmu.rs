@@ -63,6 +63,8 @@ pub fn enable(map: &mut IdMap<El2>) {
     unsafe { map.activate() };
     TTBR0.store(map.root_address().0 as u64, Ordering::SeqCst);
     turn_on();
+    // Secondaries read TTBR0 with their MMU and caches off: make it reach memory.
+    super::cache::clean_inval_dcache(&TTBR0 as *const _ as usize, 8);
     MMU_ON.store(true, Ordering::SeqCst);
 }
 

@@ -3,8 +3,26 @@
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0};
 use core::arch::asm;
 
+/// The counter's frequency in Hz: CNTFRQ_EL0, or the device tree's value when
+/// the firmware left CNTFRQ_EL0 at 0 ([`set_frequency`]).
 pub fn frequency() -> u64 {
+    match FREQUENCY.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => CNTFRQ_EL0.get(),
+        hz => hz,
+    }
+}
+
+/// CNTFRQ_EL0 as the firmware left it.
+pub fn firmware_frequency() -> u64 {
     CNTFRQ_EL0.get()
+}
+
+static FREQUENCY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Uses `hz` as the counter frequency (CNTFRQ_EL0 is writable only at the highest
+/// exception level, so the value is kept here).
+pub fn set_frequency(hz: u64) {
+    FREQUENCY.store(hz, core::sync::atomic::Ordering::SeqCst);
 }
 
 pub fn now() -> u64 {

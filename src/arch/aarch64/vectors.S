@@ -2,7 +2,9 @@
  * The EL2 exception vector table and the guest entry/exit path.
  *
  * Every exception pushes a TrapFrame (x0-x30, ELR_EL2, SPSR_EL2; layout and offsets
- * from the Rust struct in trap_frame.rs) on the EL2 stack and calls
+ * from the Rust struct in trap_frame.rs) on the EL2 stack. A synchronous exception
+ * from a guest first goes to hv_fast_sync(frame), which finishes the exits that
+ * need neither the vGIC nor the scheduler; everything else goes to
  * hv_exception(frame, kind), kind = vector index 0-15. For an exception from a guest
  * the handler may replace the frame's contents with another vCPU's: returning
  * restores whatever the frame holds and ERETs into it.
@@ -55,9 +57,19 @@ exception_common:
     mrs     x3, spsr_el2
     stp     x30, x2, [sp, #{X30}]
     str     x3, [sp, #{SPSR}]
+    /* A synchronous exception from a guest (kind 8 or 12) tries the fast path
+     * first; x19 (already in the frame) keeps the kind across the call. */
+    mov     x19, x1
+    orr     x2, x1, #4
+    cmp     x2, #12
+    b.ne    1f
     mov     x0, sp
+    bl      hv_fast_sync
+    cbnz    w0, 2f
+1:  mov     x0, sp
+    mov     x1, x19
     bl      hv_exception
-    mov     x0, sp
+2:  mov     x0, sp
     b       restore_frame
 
 /* enter_guest(frame: *const TrapFrame) -> !: load the frame and ERET. */

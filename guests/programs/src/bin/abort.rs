@@ -7,6 +7,11 @@
 //! regions). Under the hypervisor a stage-2 fault there must come back as an
 //! injected external abort; bare under QEMU the bus error does the same. Last, an
 //! UDF checks the UNDEF path (EC 0x00) of the guest's own vectors.
+//!
+//! For the passthrough tests, the command line may add addresses: each
+//! `read=0xADDR` is read and its value printed (`read 0xADDR = 0xVALUE`: a
+//! passed-through device's register), each `probe=0xADDR` must abort like the
+//! holes above (the page next to a passed-through device).
 
 #![no_std]
 #![no_main]
@@ -37,6 +42,19 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         None => say!("no unclaimed granule below RAM: hole probe skipped"),
     }
 
+    for word in boot.bootargs().split_ascii_whitespace() {
+        if let Some(addr) = word.strip_prefix("read=").and_then(hex) {
+            // SAFETY: the test gives an address of a device it passed through, a
+            // register whose read has no side effect (an ID register).
+            match unsafe { probe::read_u32(addr) } {
+                Ok(v) => say!("read 0x{addr:x} = 0x{v:x}"),
+                Err(t) => return Err(fail!("read of 0x{addr:x} aborted: EC=0x{:02x}", t.ec())),
+            }
+        } else if let Some(addr) = word.strip_prefix("probe=").and_then(hex) {
+            expect_abort(addr, "given on the command line")?;
+        }
+    }
+
     match probe::undefined() {
         Err(t) if t.ec() == EC_UNKNOWN => {
             say!("got EC=0x{:02x} from UDF at ELR=0x{:x}", t.ec(), t.elr)
@@ -48,11 +66,17 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `0x`-prefixed hex, 4-byte aligned.
+fn hex(s: &str) -> Option<u64> {
+    let v = u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()?;
+    (v % 4 == 0).then_some(v)
+}
+
 /// Reads `addr` and checks that it aborts with a synchronous external abort.
 fn expect_abort(addr: u64, what: &str) -> Result<(), Fail> {
     say!("reading 0x{addr:x} ({what})");
-    // SAFETY: the DTB claims nothing at `addr` (no RAM, no device), so the read has
-    // no side effect; it is 64 KiB-aligned, hence 4-byte aligned.
+    // SAFETY: the DTB (or the test, for `probe=`) claims nothing at `addr` (no RAM,
+    // no device), so the read has no side effect; it is 4-byte aligned.
     let taken = match unsafe { probe::read_u32(addr) } {
         Ok(value) => {
             return Err(fail!(

@@ -47,11 +47,19 @@ fn main(_boot: &Boot) -> Result<(), Fail> {
     unsafe { asm!("mrs {}, contextidr_el1", out(reg) saved_contextidr, options(nomem, nostack)) };
 
     let results = [
-        // Trapped under the hypervisor by HCR_EL2.TVM (a virtual-memory control).
+        // Trapped under the hypervisor only when the VM's memory controls are traced
+        // (HCR_EL2.TVM: `hv.trace_vm_regs`).
         ("msr_contextidr_el1", per_op(ticks(|i| {
             // SAFETY: CONTEXTIDR_EL1 only tags the current context for debug and
             // trace; this program uses neither. It is restored below.
             unsafe { asm!("msr contextidr_el1, {}", in(reg) i, options(nomem, nostack)) }
+        }))),
+        // Trapped by HCR_EL2.TACR (reads 0: the host's controls stay hidden).
+        ("mrs_actlr_el1", per_op(ticks(|_| {
+            let v: u64;
+            // SAFETY: reading ACTLR_EL1 has no side effects.
+            unsafe { asm!("mrs {}, actlr_el1", out(reg) v, options(nomem, nostack)) };
+            core::hint::black_box(v);
         }))),
         // Trapped by HCR_EL2.TID3 (an ID register, sanitised).
         ("mrs_id_aa64pfr0_el1", per_op(ticks(|_| {

@@ -1,11 +1,15 @@
 //! `switch`: checks that every vCPU's registers survive world switches.
 //!
 //! Each vCPU writes values of its own (from `tag=N` in the bootargs, its index and
-//! the register) into registers the hypervisor traps (the virtual-memory controls)
-//! and registers it switches without trapping (thread IDs, fault and PAR registers,
-//! FP/SIMD), then checks them over and over while the hypervisor preempts it and
-//! runs other vCPUs on the same physical CPU. The FP/SIMD check runs inside one
-//! assembly block so no compiler-generated code can touch those registers.
+//! the register) into the registers the hypervisor switches with every switch
+//! (the virtual-memory controls, thread IDs, fault and PAR registers), the debug
+//! registers it switches lazily (breakpoint and watchpoint values, loaded while
+//! MDSCR_EL1.MDE is set, which `debug=1` asks for, or at the first access) and
+//! FP/SIMD (switched lazily: used only in some slices here), then checks them over
+//! and over while the hypervisor preempts it and runs other vCPUs on the same
+//! physical CPU. The FP/SIMD check runs inside one assembly block so no
+//! compiler-generated code can touch those registers. The breakpoints and
+//! watchpoints stay disabled (their control registers' E bit clear).
 //!
 //! Lines: `switch: cpu N ok rounds=R` per vCPU (or `switch: cpu N MISMATCH ...`),
 //! then PASS or FAIL.
@@ -57,9 +61,13 @@ macro_rules! sysregs {
 
 sysregs!(
     "contextidr_el1", "ttbr0_el1", "ttbr1_el1", "mair_el1", "amair_el1", "far_el1",
-    "afsr0_el1", "afsr1_el1", "tpidr_el0", "tpidrro_el0", "tpidr_el1", "par_el1", "csselr_el1"
+    "afsr0_el1", "afsr1_el1", "tpidr_el0", "tpidrro_el0", "tpidr_el1", "par_el1", "csselr_el1",
+    "dbgbvr0_el1", "dbgbvr1_el1", "dbgwvr0_el1", "mdscr_el1"
 );
-const N: usize = 13;
+const N: usize = 17;
+/// MDSCR_EL1.MDE: breakpoints and watchpoints enabled (none is: their E bits are 0).
+const MDE: u64 = 1 << 15;
+static DEBUG: AtomicU64 = AtomicU64::new(0);
 
 /// FP/SIMD: loads d16-d31 with distinct values, spins `spins` iterations (being
 /// preempted), and returns how many of them still hold their value.
@@ -111,6 +119,12 @@ fn check(cpu: usize) {
         // take whatever bits the CPU keeps, read back once below.
         *w = base | ((i as u64 + 1) << 12) | 0x5a0;
     }
+    // Breakpoint/watchpoint values: word-aligned addresses. MDSCR_EL1: MDE or
+    // nothing (no step, no debug exceptions at EL1).
+    wanted[N - 4] = (base | (14 << 12)) & !3;
+    wanted[N - 3] = (base | (15 << 12)) & !3;
+    wanted[N - 2] = (base | (16 << 12)) & !7;
+    wanted[N - 1] = if DEBUG.load(Ordering::SeqCst) != 0 { MDE } else { 0 };
     write_all(&wanted);
     read_all(&mut wanted); // what this CPU keeps of each value
     let mut now = [0u64; N];
@@ -145,6 +159,7 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     };
     TAG.store(number("tag", 0)?, Ordering::SeqCst);
     ROUNDS.store(number("rounds", 20_000)?, Ordering::SeqCst);
+    DEBUG.store(number("debug", 0)?, Ordering::SeqCst);
     let me = sysreg::affinity();
     let mut cpus = [0u64; MAX_CPUS];
     let mut ncpus = 0;

@@ -1,0 +1,327 @@
+//! The drivers against the fakes: lookup by `compatible`, each model's init
+//! sequence, FIFO-respecting writes, reads, flush and interrupts.
+#![forbid(unsafe_code)]
+
+use super::fake::{Access, Fake};
+use super::{bcm2835_aux as aux, cadence as cdns, imx, lookup, pl011, Model, Pending, Uart};
+
+const ALL: [Model; 4] = [Model::Pl011, Model::Bcm2835Aux, Model::Cadence, Model::Imx];
+
+fn uart(model: Model) -> Uart<Fake> {
+    Uart::new(Fake::enabled(model), model)
+}
+
+/// The status register `write_some` reads first.
+fn status_reg(model: Model) -> usize {
+    match model {
+        Model::Pl011 => pl011::FR,
+        Model::Bcm2835Aux => aux::STAT,
+        Model::Cadence => cdns::SR,
+        Model::Imx => imx::UTS,
+    }
+}
+
+#[test]
+fn lookup_follows_the_nodes_compatible_lists_of_each_board() {
+    // As the boards' device trees write them (QEMU virt, bcm2711-rpi-4-b,
+    // zynqmp-zcu102-rev1.0, imx8mp-evk), most specific first.
+    let cases: [(&[&str], Option<Model>); 8] = [
+        (&["arm,pl011", "arm,primecell"], Some(Model::Pl011)),
+        (&["brcm,bcm2835-aux-uart"], Some(Model::Bcm2835Aux)),
+        (
+            &["xlnx,zynqmp-uart", "cdns,uart-r1p12"],
+            Some(Model::Cadence),
+        ),
+        (&["xlnx,xuartps", "cdns,uart-r1p8"], Some(Model::Cadence)),
+        (&["fsl,imx8mp-uart", "fsl,imx6q-uart"], Some(Model::Imx)),
+        (&["fsl,imx8mm-uart", "fsl,imx6q-uart"], Some(Model::Imx)),
+        (&["fsl,imx53-uart", "fsl,imx21-uart"], Some(Model::Imx)),
+        (&["ns16550a", "fsl,imx1-uart", "brcm,bcm2835-aux"], None),
+    ];
+    for (compatible, want) in cases {
+        assert_eq!(lookup(compatible.iter().copied()), want, "{compatible:?}");
+    }
+    assert_eq!(lookup([]), None);
+}
+
+#[test]
+fn every_table_entry_is_unique_and_found() {
+    for (i, (c, m)) in super::DRIVERS.iter().enumerate() {
+        assert_eq!(lookup([*c]), Some(*m), "{c}");
+        assert!(
+            super::DRIVERS[i + 1..].iter().all(|(o, _)| o != c),
+            "{c} twice"
+        );
+    }
+}
+
+#[test]
+fn pl011_init_keeps_baud_and_format_and_enables_fifos() {
+    let u = uart(Model::Pl011);
+    let f = u.mmio();
+    f.set_reg(0x24, 26); // IBRD
+    f.set_reg(0x28, 3); // FBRD
+    f.set_reg(pl011::LCR_H, 0x60); // 8 bits, no FIFO
+    f.set_reg(pl011::IMSC, 0x50);
+    u.init();
+    assert_eq!(
+        f.writes(),
+        [
+            (pl011::CR, 0),
+            (pl011::LCR_H, 0x60 | pl011::LCR_H_FEN),
+            (pl011::IMSC, 0),
+            (pl011::ICR, pl011::INT_ALL),
+            (pl011::IFLS, 0),
+            (pl011::CR, pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE),
+        ]
+    );
+    assert_eq!((f.reg(0x24), f.reg(0x28)), (26, 3));
+    // It waited for the firmware's last bytes before disabling.
+    assert_eq!(f.take_log()[0], Access::Read(pl011::FR));
+}
+
+#[test]
+fn pl011_init_waits_for_the_transmitter_before_disabling_it() {
+    let u = uart(Model::Pl011);
+    let f = u.mmio();
+    f.fill_tx(3);
+    f.st.borrow_mut().drain_per_poll = 1;
+    u.init();
+    assert!(f.st.borrow().tx_fifo.is_empty());
+    let log = f.take_log();
+    let first_write = log
+        .iter()
+        .position(|a| matches!(a, Access::Write(..)))
+        .unwrap();
+    assert!(first_write >= 3, "disabled after {first_write} reads");
+}
+
+#[test]
+fn mini_uart_init_keeps_baud_and_enables_rx_tx() {
+    let u = Uart::new(Fake::new(Model::Bcm2835Aux), Model::Bcm2835Aux);
+    u.mmio().set_reg(0x28, 270); // AUX_MU_BAUD
+    u.init();
+    assert_eq!(
+        u.mmio().writes(),
+        [(aux::IER, 0), (aux::CNTL, aux::CNTL_RX_TX)]
+    );
+    assert_eq!(u.write_some(b"ok"), 2);
+    assert_eq!(u.mmio().transmitted(), b"ok");
+}
+
+#[test]
+fn cadence_init_masks_interrupts_and_enables_from_reset_state() {
+    // Reset value of CR: both directions disabled, break stopped.
+    let u = Uart::new(Fake::new(Model::Cadence), Model::Cadence);
+    let f = u.mmio();
+    f.set_reg(
+        cdns::CR,
+        cdns::CR_TX_DIS | cdns::CR_RX_DIS | cdns::CR_STPBRK,
+    );
+    f.set_reg(cdns::IMR, 0x1ff);
+    f.set_reg(0x04, 0x20); // MR: 8N1, kept
+    u.init();
+    assert_eq!(
+        f.writes(),
+        [
+            (cdns::IDR, cdns::IXR_ALL),
+            (cdns::ISR, cdns::IXR_ALL),
+            (cdns::RXWM, 1),
+            (cdns::RXTOUT, 10),
+            (cdns::CR, cdns::CR_RX_EN | cdns::CR_TX_EN | cdns::CR_STPBRK),
+        ]
+    );
+    assert_eq!(f.reg(cdns::IMR), 0);
+    assert_eq!(f.reg(0x04), 0x20);
+    assert_eq!(u.write_some(b"x"), 1);
+    assert_eq!(f.st.borrow().dropped, 0);
+}
+
+#[test]
+fn imx_init_enables_from_reset_state_and_keeps_the_clock_divider() {
+    let u = Uart::new(Fake::new(Model::Imx), Model::Imx);
+    let f = u.mmio();
+    // Before init nothing is transmitted: QEMU's and the hardware's reset state.
+    assert_eq!(u.write_some(b"a"), 1);
+    assert_eq!(f.st.borrow().dropped, 1);
+    f.set_reg(imx::UCR1, imx::UCR1_RRDYEN | imx::UCR1_TRDYEN);
+    f.set_reg(imx::UCR2, 1 << 5); // WS: 8-bit words, kept
+    f.set_reg(imx::UCR4, imx::UCR4_INTS | 1 << 8);
+    f.set_reg(imx::UFCR, 5 << 7 | 0x3f << 10 | 0x3f);
+    f.take_log();
+    u.init();
+    assert_eq!(f.reg(imx::UCR1), imx::UCR1_UARTEN);
+    assert_eq!(
+        f.reg(imx::UCR2),
+        1 << 5 | imx::UCR2_SRST | imx::UCR2_RXEN | imx::UCR2_TXEN | imx::UCR2_IRTS
+    );
+    assert_eq!(f.reg(imx::UCR3), imx::UCR3_RXDMUXSEL);
+    assert_eq!(f.reg(imx::UCR4), 1 << 8);
+    assert_eq!(f.reg(imx::UFCR), 5 << 7 | 2 << 10 | 1);
+    assert_eq!(u.write_some(b"b"), 1);
+    assert_eq!(f.transmitted(), b"b");
+}
+
+#[test]
+fn write_some_fills_an_empty_fifo_with_one_status_read() {
+    for model in ALL {
+        let u = uart(model);
+        let data = [b'z'; 100];
+        let n = u.write_some(&data);
+        assert_eq!(n, model.fifo_depth(), "{model}");
+        assert_eq!(u.fifo_depth(), model.fifo_depth());
+        let f = u.mmio();
+        assert_eq!(f.reads_of(status_reg(model)), 1, "{model}: status reads");
+        assert_eq!(f.st.borrow().lost, 0, "{model}");
+        assert_eq!(f.transmitted().len(), n);
+    }
+}
+
+#[test]
+fn write_some_takes_exactly_the_free_space_of_a_partly_full_fifo() {
+    for model in ALL {
+        for queued in [1, model.fifo_depth() / 2, model.fifo_depth() - 1] {
+            let u = uart(model);
+            u.mmio().fill_tx(queued);
+            let n = u.write_some(&[b'q'; 200]);
+            let f = u.mmio();
+            assert_eq!(
+                n,
+                model.fifo_depth() - queued,
+                "{model} with {queued} queued"
+            );
+            assert_eq!(f.st.borrow().lost, 0, "{model}: overran the FIFO");
+            assert_eq!(f.st.borrow().tx_fifo.len(), model.fifo_depth());
+            if model == Model::Bcm2835Aux {
+                // It tells its level: one read, whatever the space.
+                assert_eq!(f.reads_of(aux::STAT), 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn write_some_on_a_full_fifo_writes_nothing_and_reads_status_once() {
+    for model in ALL {
+        let u = uart(model);
+        u.mmio().fill_tx(model.fifo_depth());
+        u.mmio().take_log();
+        assert_eq!(u.write_some(b"abc"), 0, "{model}");
+        assert_eq!(u.mmio().take_log(), [Access::Read(status_reg(model))]);
+        assert_eq!(u.write_some(b""), 0);
+    }
+}
+
+#[test]
+fn write_all_waits_for_room_and_keeps_the_order() {
+    for model in ALL {
+        let u = uart(model);
+        u.mmio().st.borrow_mut().drain_per_poll = 3;
+        let text: Vec<u8> = (0..500u32).map(|i| b'a' + (i % 26) as u8).collect();
+        u.write_all(&text);
+        let f = u.mmio();
+        assert_eq!(f.transmitted(), text, "{model}");
+        assert_eq!(f.st.borrow().lost, 0, "{model}");
+    }
+}
+
+#[test]
+fn read_byte_returns_received_bytes_then_none() {
+    for model in ALL {
+        let u = uart(model);
+        assert_eq!(u.read_byte(), None, "{model}");
+        u.mmio().receive(b"hi");
+        assert_eq!(u.read_byte(), Some(b'h'), "{model}");
+        assert_eq!(u.read_byte(), Some(b'i'), "{model}");
+        assert_eq!(u.read_byte(), None, "{model}");
+    }
+}
+
+#[test]
+fn flush_waits_for_idle_and_gives_up_on_a_stuck_transmitter() {
+    for model in ALL {
+        let u = uart(model);
+        u.mmio().fill_tx(4);
+        u.mmio().st.borrow_mut().drain_per_poll = 1;
+        assert!(u.flush(), "{model}");
+        assert!(u.tx_idle());
+        let stuck = uart(model);
+        stuck.mmio().fill_tx(1);
+        assert!(!stuck.flush(), "{model}: a UART that never drains");
+        assert!(!stuck.tx_idle());
+    }
+}
+
+#[test]
+fn interrupts_are_enabled_reported_and_acknowledged() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        f.receive(b"x");
+        // Masked: nothing pending whatever the state.
+        assert_eq!(u.pending_interrupts(), Pending::default(), "{model}");
+        u.set_interrupts(true, false);
+        assert_eq!(
+            u.pending_interrupts(),
+            Pending {
+                rx: true,
+                tx: false
+            },
+            "{model}"
+        );
+        assert_eq!(u.read_byte(), Some(b'x'));
+        u.ack_interrupts(Pending {
+            rx: true,
+            tx: false,
+        });
+        assert!(!u.pending_interrupts().rx, "{model}: rx after reading");
+        // Transmit: the FIFO is empty, so "room" holds (latched where the
+        // device latches it).
+        if matches!(model, Model::Pl011 | Model::Cadence) {
+            f.st.borrow_mut().latched |= match model {
+                Model::Pl011 => pl011::INT_TX,
+                _ => cdns::IXR_TXEMPTY,
+            };
+        }
+        u.set_interrupts(true, true);
+        assert!(u.pending_interrupts().tx, "{model}: tx room");
+        u.ack_interrupts(Pending {
+            rx: false,
+            tx: true,
+        });
+        if matches!(model, Model::Pl011 | Model::Cadence) {
+            assert!(!u.pending_interrupts().tx, "{model}: tx acknowledged");
+        }
+        u.set_interrupts(false, false);
+        f.receive(b"y");
+        assert_eq!(u.pending_interrupts(), Pending::default(), "{model}");
+    }
+}
+
+#[test]
+fn interrupt_enable_bits_per_model() {
+    let u = uart(Model::Pl011);
+    u.set_interrupts(true, true);
+    assert_eq!(
+        u.mmio().reg(pl011::IMSC),
+        pl011::INT_RX | pl011::INT_RT | pl011::INT_TX
+    );
+    let u = uart(Model::Bcm2835Aux);
+    u.set_interrupts(true, false);
+    assert_eq!(u.mmio().reg(aux::IER), 0xd);
+    u.set_interrupts(false, true);
+    assert_eq!(u.mmio().reg(aux::IER), 0x2);
+    let u = uart(Model::Cadence);
+    u.set_interrupts(true, false);
+    assert_eq!(u.mmio().reg(cdns::IMR), cdns::IXR_RXTRIG | cdns::IXR_TOUT);
+    u.set_interrupts(false, true);
+    assert_eq!(u.mmio().reg(cdns::IMR), cdns::IXR_TXEMPTY);
+    let u = uart(Model::Imx);
+    u.set_interrupts(true, true);
+    assert_eq!(
+        u.mmio().reg(imx::UCR1) & (imx::UCR1_RRDYEN | imx::UCR1_TRDYEN),
+        imx::UCR1_RRDYEN | imx::UCR1_TRDYEN
+    );
+    assert_eq!(u.mmio().reg(imx::UCR1) & imx::UCR1_UARTEN, imx::UCR1_UARTEN);
+}
