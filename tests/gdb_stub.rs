@@ -31,6 +31,10 @@ fn last_tick(q: &Qemu) -> u64 {
         .unwrap_or(0)
 }
 
+/// Why a test fails without gdb: it never skips, it says what to install.
+const NO_GDB: &str = "gdb-multiarch could not be started: install it with `apt-get install \
+                      gdb-multiarch` (or run `cargo xtask setup`)";
+
 fn gdb(port: u16, commands: &[String]) -> Command {
     let mut c = Command::new("gdb-multiarch");
     c.args(["-q", "-nx", "-batch"])
@@ -134,12 +138,7 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
     ]
     .into_iter()
     .collect();
-    let out = finish(
-        &q,
-        gdb(q.debug_port(), &cmds)
-            .spawn()
-            .expect("gdb-multiarch runs"),
-    );
+    let out = finish(&q, gdb(q.debug_port(), &cmds).spawn().expect(NO_GDB));
     q.check(
         out.contains("Thread 1 (vm0.0") && out.contains("Thread 2 (vm0.1"),
         &format!("two vCPUs are two threads:\n{out}"),
@@ -214,9 +213,7 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
         .into_iter()
         .map(String::from)
         .collect();
-    let child = gdb(q.debug_port(), &cmds)
-        .spawn()
-        .expect("gdb-multiarch runs");
+    let child = gdb(q.debug_port(), &cmds).spawn().expect(NO_GDB);
     // Let it attach and continue, then press Ctrl-C (gdb sends 0x03).
     std::thread::sleep(Duration::from_secs(3));
     let status = Command::new("kill")
@@ -289,12 +286,7 @@ fn gdb_stops_linux_in_its_interrupt_vector() {
     .into_iter()
     .map(String::from)
     .collect();
-    let out = finish(
-        &q,
-        gdb(q.debug_port(), &cmds)
-            .spawn()
-            .expect("gdb-multiarch runs"),
-    );
+    let out = finish(&q, gdb(q.debug_port(), &cmds).spawn().expect(NO_GDB));
     let vbar = printed_value(&q, &out, 1);
     q.check(
         vbar >> 48 == 0xffff,

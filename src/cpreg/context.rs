@@ -30,6 +30,17 @@ pub enum RawError {
     ConstMismatch { expected: u64 },
 }
 
+impl core::fmt::Display for RawError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoRaw => write!(f, "not state (NO_RAW)"),
+            Self::ConstMismatch { expected } => {
+                write!(f, "a constant: only {expected:#x} is accepted")
+            }
+        }
+    }
+}
+
 /// Why an import of one `(index, value)` pair failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ImportError {

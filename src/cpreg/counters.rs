@@ -1,7 +1,11 @@
 //! Per-entry trap counters for the console's `traps` command.
 //!
-//! A static array of atomics parallel to the table (`Reg as usize`), so counting
-//! needs no lock and no allocation. 32-bit counters wrap after 4G traps of one
+//! [`TrapCounters`] is an array of atomics parallel to the table (`Reg as usize`),
+//! so counting needs no lock and no allocation. The emulation counts through its
+//! hardware handle ([`SysRegHw::counters`](super::hw::SysRegHw::counters)): the
+//! real hardware counts into the one static set the console shows
+//! ([`TRAP_COUNTERS`]), a test's fake into its own, so tests running in parallel
+//! never see each other's counts. 32-bit counters wrap after 4G traps of one
 //! register, which a console display tolerates. The atomics are load/store-exclusive
 //! loops: they need the MMU and caches on (DESIGN.md section 8), which holds
 //! whenever a guest runs.
@@ -18,27 +22,75 @@ struct Counter {
     writes: AtomicU32,
 }
 
-/// One per entry, rounded up to a power of two so the trap fast path indexes it
-/// by a masked entry number, without a bounds check.
+/// Counters per table entry: one per entry, rounded up to a power of two so the
+/// trap fast path indexes them by a masked entry number, without a bounds check.
 const COUNTERS_LEN: usize = COUNT.next_power_of_two();
 
-static COUNTERS: [Counter; COUNTERS_LEN] = [const {
-    Counter {
-        reads: AtomicU32::new(0),
-        writes: AtomicU32::new(0),
-    }
-}; COUNTERS_LEN];
+/// One read and one write counter per table entry.
+pub struct TrapCounters([Counter; COUNTERS_LEN]);
 
-pub(crate) fn count(reg: Reg, write: bool) {
-    count_index(reg as usize, write)
+/// The hypervisor's counters: what `traps` lists.
+pub static TRAP_COUNTERS: TrapCounters = TrapCounters::new();
+
+impl Default for TrapCounters {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-/// [`count`] by entry number (`Reg as usize`), for the trap fast path.
-#[inline(always)]
-pub(crate) fn count_index(i: usize, write: bool) {
-    let c = &COUNTERS[i & (COUNTERS_LEN - 1)];
-    let a = if write { &c.writes } else { &c.reads };
-    a.fetch_add(1, Ordering::Relaxed);
+impl TrapCounters {
+    pub const fn new() -> Self {
+        TrapCounters(
+            [const {
+                Counter {
+                    reads: AtomicU32::new(0),
+                    writes: AtomicU32::new(0),
+                }
+            }; COUNTERS_LEN],
+        )
+    }
+
+    /// Counts one emulated access to `reg`.
+    pub fn count(&self, reg: Reg, write: bool) {
+        self.count_index(reg as usize, write)
+    }
+
+    /// [`Self::count`] by entry number (`Reg as usize`), for the trap fast path.
+    #[inline(always)]
+    pub fn count_index(&self, i: usize, write: bool) {
+        let c = &self.0[i & (COUNTERS_LEN - 1)];
+        let a = if write { &c.writes } else { &c.reads };
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts of one register.
+    pub fn get(&self, reg: Reg) -> TrapCount {
+        let c = &self.0[reg as usize];
+        let e = reg.entry();
+        TrapCount {
+            reg,
+            name: e.name,
+            encoding: e.encoding(),
+            reads: c.reads.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every register with a non-zero count, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = TrapCount> + '_ {
+        Reg::ALL
+            .iter()
+            .map(|&r| self.get(r))
+            .filter(|t| t.reads != 0 || t.writes != 0)
+    }
+
+    /// Zero every counter.
+    pub fn reset(&self) {
+        for c in &self.0 {
+            c.reads.store(0, Ordering::Relaxed);
+            c.writes.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// One line of the `traps` listing.
@@ -51,33 +103,19 @@ pub struct TrapCount {
     pub writes: u32,
 }
 
-/// The counts of one register.
+/// The counts of one register in [`TRAP_COUNTERS`].
 pub fn trap_count(reg: Reg) -> TrapCount {
-    let c = &COUNTERS[reg as usize];
-    let e = reg.entry();
-    TrapCount {
-        reg,
-        name: e.name,
-        encoding: e.encoding(),
-        reads: c.reads.load(Ordering::Relaxed),
-        writes: c.writes.load(Ordering::Relaxed),
-    }
+    TRAP_COUNTERS.get(reg)
 }
 
-/// Every register with a non-zero count, in table order.
+/// Every register with a non-zero count in [`TRAP_COUNTERS`], in table order.
 pub fn trap_counts() -> impl Iterator<Item = TrapCount> {
-    Reg::ALL
-        .iter()
-        .map(|&r| trap_count(r))
-        .filter(|t| t.reads != 0 || t.writes != 0)
+    TRAP_COUNTERS.iter()
 }
 
-/// Zero every counter.
+/// Zero every counter of [`TRAP_COUNTERS`].
 pub fn reset_trap_counts() {
-    for c in &COUNTERS {
-        c.reads.store(0, Ordering::Relaxed);
-        c.writes.store(0, Ordering::Relaxed);
-    }
+    TRAP_COUNTERS.reset()
 }
 
 impl fmt::Display for TrapCount {

@@ -25,7 +25,6 @@
 use crate::esr::{Conditional, Esr, ExceptionClass, SysRegIss};
 
 use super::context::SysRegFile;
-use super::counters::count;
 use super::encoding::{Cp, Encoding, Sys64};
 use super::entry::{Flags, OpKind, State};
 use super::hw::SysRegHw;
@@ -154,7 +153,7 @@ fn write<H: SysRegHw + ?Sized>(
     reg: Reg,
     value: u64,
 ) -> Emulation {
-    count(reg, true);
+    hw.counters().count(reg, true);
     match reg.entry().state {
         State::Op(OpKind::Nop) => Emulation::Done { reg, write: true },
         State::Op(kind) => Emulation::Operation(Operation {
@@ -191,7 +190,7 @@ pub fn emulate_msr_mrs(
     }
     let rt = iss.rt();
     if is_read {
-        count(reg, false);
+        hw.counters().count(reg, false);
         let v = ctx.guest_value(hw, reg).unwrap_or(0);
         if let Some(x) = gprs.get_mut(rt) {
             *x = v;
@@ -247,7 +246,7 @@ pub fn emulate_vmrs(
             })
         }
     };
-    count(reg, false);
+    hw.counters().count(reg, false);
     let v = ctx.guest_value(hw, reg).unwrap_or(0) & 0xffff_ffff;
     if let Some(x) = gprs.get_mut(iss.rt()) {
         *x = v;
@@ -352,7 +351,7 @@ pub fn emulate_cp(
             };
             let rt = iss.rt();
             if is_read {
-                count(reg, false);
+                hw.counters().count(reg, false);
                 let v = ctx.guest_value(hw, reg).unwrap_or(0) & 0xffff_ffff;
                 if let Some(x) = gprs.get_mut(rt) {
                     *x = v;
@@ -380,7 +379,7 @@ pub fn emulate_cp(
             };
             let (rt, rt2) = (iss.rt(), iss.rt2());
             if is_read {
-                count(reg, false);
+                hw.counters().count(reg, false);
                 let v = ctx.guest_value(hw, reg).unwrap_or(0);
                 if let Some(x) = gprs.get_mut(rt) {
                     *x = v & 0xffff_ffff;

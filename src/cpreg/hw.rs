@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+use super::counters::{TrapCounters, TRAP_COUNTERS};
 use super::entry::{Flags, State};
 use super::table::{Reg, COUNT};
 
@@ -42,6 +43,11 @@ pub trait SysRegHw {
         let _ = csselr;
         0
     }
+    /// Where the emulation counts the accesses it performs: the hypervisor's
+    /// [`TRAP_COUNTERS`] (what the console's `traps` shows) unless overridden.
+    fn counters(&self) -> &TrapCounters {
+        &TRAP_COUNTERS
+    }
 }
 
 /// An in-memory stand-in for the hardware registers.
@@ -49,6 +55,8 @@ pub struct FakeHw {
     pub values: [u64; COUNT],
     pub reads: usize,
     pub writes: usize,
+    /// This fake's own trap counters (never the hypervisor's global ones).
+    pub counters: TrapCounters,
 }
 
 impl Default for FakeHw {
@@ -63,6 +71,7 @@ impl FakeHw {
             values: [0; COUNT],
             reads: 0,
             writes: 0,
+            counters: TrapCounters::new(),
         }
     }
 }
@@ -92,5 +101,9 @@ impl SysRegHw for FakeHw {
         );
         self.writes += 1;
         self.values[reg as usize] = value;
+    }
+
+    fn counters(&self) -> &TrapCounters {
+        &self.counters
     }
 }

@@ -14,7 +14,7 @@
 #![forbid(unsafe_code)]
 
 use super::context::SysRegFile;
-use super::counters::count_index;
+use super::counters::TRAP_COUNTERS;
 use super::entry::{Entry, Flags, Group, State, WriteOp};
 use super::hw::SysRegHw;
 use super::table::{a64_index_entry, Reg};
@@ -97,7 +97,7 @@ pub fn emulate_quick<H: SysRegHw + ?Sized>(
         if let Some(x) = gprs.get_mut(rt) {
             *x = v;
         }
-        count_index(index, false);
+        TRAP_COUNTERS.count_index(index, false);
     } else {
         let v = gprs.get(rt).copied().unwrap_or(0);
         match how & WRITE_MASK {
@@ -111,7 +111,7 @@ pub fn emulate_quick<H: SysRegHw + ?Sized>(
             WRITE_IGNORE => {}
             _ => return false,
         }
-        count_index(index, true);
+        TRAP_COUNTERS.count_index(index, true);
     }
     true
 }

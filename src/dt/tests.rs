@@ -371,15 +371,60 @@ fn corrupt_each_byte(b: &[u8], console_path: &str) {
         console_path,
         ..params(&hidden)
     };
+    let mut outcomes = Outcomes::default();
     for i in 0..b.len() {
         // Zero, all-ones, and a token value (FDT_PROP) in every byte.
         for pattern in [0x00u8, 0xff, 0x03] {
             let mut c = b.to_vec();
             c[i] = pattern;
-            if let Ok(m) = parse(&c) {
-                let _ = guests(&m);
-                let _ = guest_dtb(&c, &m, &p);
-            };
+            outcomes.count(&c, &p);
+        }
+    }
+    assert!(
+        outcomes.written > 0 && outcomes.refused > 0,
+        "{outcomes:?}: both paths must be exercised"
+    );
+}
+
+/// What corrupted blobs led to; [`Outcomes::count`] checks each.
+#[derive(Debug, Default)]
+struct Outcomes {
+    refused: usize,
+    written: usize,
+}
+
+impl Outcomes {
+    /// Parses `blob`, groups its modules and writes a guest DTB: an error must be
+    /// words (no Rust debug output), a guest DTB must read back with `fdt` and with
+    /// our own parser, with the VM's CPU count and RAM.
+    fn count(&mut self, blob: &[u8], p: &GuestDtbParams<'_>) {
+        let words = |e: DtError| {
+            let msg = e.to_string();
+            assert!(!msg.contains("Some(") && !msg.contains(" {"), "{msg}");
+        };
+        let m = match parse(blob) {
+            Ok(m) => m,
+            Err(e) => {
+                words(e);
+                self.refused += 1;
+                return;
+            }
+        };
+        if let Err(e) = guests(&m) {
+            words(e);
+        }
+        match guest_dtb(blob, &m, p) {
+            Ok(g) => {
+                fdt::Fdt::new(&g).expect("fdt reads the guest DTB");
+                let back = parse(&g).expect("the guest DTB parses");
+                assert_eq!(back.cpus.len(), p.vcpus);
+                assert_eq!(back.memory.as_slice(), &[pa(p.ram.start.0, p.ram.size)]);
+                self.written += 1;
+            }
+            Err(e) => {
+                words(e);
+                self.refused += 1;
+            }
         }
     }
 }
@@ -391,6 +436,7 @@ fn random_corruption_never_panics() {
     let v3 = parse(VIRT_V3).map(|_| VIRT_V3.to_vec()).unwrap();
     let total = u32::from_be_bytes(v3[4..8].try_into().unwrap()) as usize;
     let used = u32::from_be_bytes(v3[12..16].try_into().unwrap()) as usize + 0x1000; // strings and a bit
+    let mut outcomes = Outcomes::default();
     for _ in 0..2000 {
         let mut c = v3[..total].to_vec();
         for _ in 0..4 {
@@ -400,11 +446,12 @@ fn random_corruption_never_panics() {
             let at = (rng as usize) % used.min(total);
             c[at] = (rng >> 32) as u8;
         }
-        if let Ok(m) = parse(&c) {
-            let _ = guests(&m);
-            let _ = guest_dtb(&c, &m, &params(&[]));
-        };
+        outcomes.count(&c, &params(&[]));
     }
+    assert!(
+        outcomes.written > 0 && outcomes.refused > 0,
+        "{outcomes:?}: both paths must be exercised"
+    );
 }
 
 #[test]
@@ -604,7 +651,9 @@ fn guest_dtb_keeps_bus_on_rpi4() {
         .is_none());
 }
 
-/// Writes a guest DTB under target/ and, if dtc is installed, has it decompile it.
+/// Writes a guest DTB under target/ and has `dtc` decompile it: a second, independent
+/// reader of what `vm-fdt` wrote. Without `dtc` the test fails and says what to
+/// install (`cargo xtask setup` installs it).
 #[test]
 fn guest_dtb_accepted_by_dtc() {
     let m = parse(VIRT_V3).unwrap();
@@ -614,24 +663,26 @@ fn guest_dtb_accepted_by_dtc() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("guest-virt-gicv3.dtb");
     std::fs::write(&path, &dtb).unwrap();
-    match std::process::Command::new("dtc")
+    let out = std::process::Command::new("dtc")
         .args(["-I", "dtb", "-O", "dts"])
         .arg(&path)
         .output()
-    {
-        Ok(out) => {
-            let dts = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "dtc failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(dts.contains("method = \"hvc\""));
-            assert!(!dts.contains("9040000"));
-            std::fs::write(dir.join("guest-virt-gicv3.dts"), dts.as_bytes()).unwrap();
-        }
-        Err(e) => eprintln!("dtc not run ({e}); wrote {}", path.display()),
-    }
+        .unwrap_or_else(|e| {
+            panic!(
+                "dtc could not be run ({e}): install it with `apt-get install \
+                 device-tree-compiler` (or run `cargo xtask setup`)"
+            )
+        });
+    let dts = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "dtc failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dts.contains("method = \"hvc\""), "{dts}");
+    assert!(!dts.contains("9040000"), "{dts}");
+    std::fs::write(dir.join("guest-virt-gicv3.dts"), dts.as_bytes()).unwrap();
 }
 
 #[test]

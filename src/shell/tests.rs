@@ -97,15 +97,92 @@ fn gdb_command_chooses_a_vm() {
     assert!(parse("gdb vm1 x").is_err());
 }
 
+/// A terminal as the person at the console sees it: the current row and the cursor.
+/// The editor's echo is all it gets.
+#[derive(Default)]
+struct Screen {
+    row: Vec<char>,
+    cursor: usize,
+}
+
+impl Screen {
+    fn show(&mut self, echo: &str) {
+        for c in echo.chars() {
+            match c {
+                '\r' => self.cursor = 0,
+                '\n' => self.row.clear(),
+                '\x08' => self.cursor = self.cursor.saturating_sub(1),
+                '\x07' => {}
+                ' '..='~' => {
+                    if self.cursor < self.row.len() {
+                        self.row[self.cursor] = c;
+                    } else {
+                        self.row.push(c);
+                    }
+                    self.cursor += 1;
+                }
+                other => panic!("the editor echoed {:#x}", other as u32),
+            }
+        }
+    }
+
+    /// What is typed so far, as the screen shows it (blanks after the cursor are
+    /// erased characters).
+    fn typed(&self) -> std::string::String {
+        assert!(
+            self.row[self.cursor.min(self.row.len())..]
+                .iter()
+                .all(|&c| c == ' '),
+            "text after the cursor: {:?}",
+            self.row
+        );
+        self.row[..self.cursor].iter().collect()
+    }
+}
+
+/// Random bytes, arrows and editing keys: no panic, and what the screen shows is
+/// always what the editor holds (the delivered line is the row on the screen, an
+/// empty editor an empty row), every line printable ASCII of at most MAX_LINE.
 #[test]
 fn any_bytes_never_panic() {
     let mut e = LineEditor::new();
-    let mut out = Out(String::new());
+    let mut screen = Screen::default();
     let mut seed = 7u32;
+    let keys: &[&[u8]] = &[
+        b"\x1b[A", b"\x1b[B", b"\x7f", b"\x15", b"\x03", b"\r", b"vms ",
+    ];
+    let (mut lines, mut gdb) = (0, 0);
     for _ in 0..20_000 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        let _ = e.feed((seed >> 16) as u8, &mut out);
+        let r = seed >> 16;
+        let input: &[u8] = if r.is_multiple_of(4) {
+            keys[(r as usize / 4) % keys.len()]
+        } else {
+            &[(r >> 2) as u8]
+        };
+        for &b in input {
+            let mut out = Out(String::new());
+            let ev = e.feed(b, &mut out);
+            match ev {
+                Event::Line => {
+                    let line = e.line();
+                    assert_eq!(screen.typed(), line, "the screen shows another line");
+                    assert!(line.len() <= MAX_LINE);
+                    assert!(line.bytes().all(|c| (b' '..=b'~').contains(&c)), "{line:?}");
+                    lines += 1;
+                }
+                Event::Gdb(g) => {
+                    assert!(g == b'$' || g == 0x03);
+                    assert!(e.is_empty() && out.0.is_empty());
+                    gdb += 1;
+                }
+                Event::None => {}
+            }
+            screen.show(&out.0);
+            assert_eq!(e.is_empty(), screen.typed().is_empty(), "after {b:#x}");
+        }
     }
+    assert!(lines > 100 && gdb > 10, "{lines} lines, {gdb} GDB starts");
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! `get-reg-list` selftest: the list a snapshot holds for a Cortex-A72-class and a
 //! QEMU `max`-class CPU is compared with a checked-in list (`tests/blessed/`). A
 //! register that disappears fails the test (a snapshot taken before could no longer
-//! be restored); a new one is printed, to be blessed with `BLESS=1 cargo test
-//! blessed`. Every listed register must survive a raw read then a raw write of the
-//! same value. The CPU models' ID registers are fixtures read from bare QEMU
+//! be restored), and so does a new one until it is blessed: the failure prints the
+//! exact lines to add to (or remove from) the file. A deliberate change is blessed
+//! by adding those lines, or by rewriting the files with `HV_BLESS=1 cargo test
+//! --lib blessed`; the diff of `tests/blessed/` then shows it in review. Every
+//! listed register must survive a raw read then a raw write of the same value. The CPU models' ID registers are fixtures read from bare QEMU
 //! (`tests/fixtures/ids-*.txt`, by the `sysregs` guest), sanitised as the hypervisor
 //! does at boot.
 
@@ -35,22 +37,67 @@ fn check(model: &str, fixture: &str, blessed: &str) {
         .iter()
         .map(|(i, r)| format!("{i:#018x} {}", r.name()))
         .collect();
-    if std::env::var_os("BLESS").is_some() {
-        let path = format!("{}/tests/blessed/{model}.txt", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("tests/blessed/{model}.txt");
+    if std::env::var_os("HV_BLESS").is_some() {
+        let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
         let body: Vec<String> = actual.iter().cloned().collect();
-        std::fs::write(&path, body.join("\n") + "\n").unwrap();
-        eprintln!("blessed {} registers into {path}", actual.len());
+        std::fs::write(&full, body.join("\n") + "\n").unwrap();
+        eprintln!("blessed {} registers into {full}", actual.len());
         return;
     }
-    let expected: BTreeSet<String> = blessed.lines().map(str::to_owned).collect();
-    let missing: Vec<&String> = expected.difference(&actual).collect();
-    for new in actual.difference(&expected) {
-        eprintln!("{model}: new register in the saved list (bless it): {new}");
+    // The file itself: one `INDEX NAME` line per register, ascending, each name
+    // the table's name for that index (a hand edit cannot smuggle in a typo).
+    let lines: Vec<&str> = blessed.lines().collect();
+    for w in lines.windows(2) {
+        assert!(
+            w[0] < w[1],
+            "{path}: not sorted or duplicated: '{}' then '{}'",
+            w[0],
+            w[1]
+        );
     }
-    assert!(
-        missing.is_empty(),
-        "{model}: registers left the saved list: {missing:#?}"
-    );
+    for line in &lines {
+        let (index, name) = line
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{path}: '{line}' is not 'INDEX NAME'"));
+        let index = u64::from_str_radix(index.trim_start_matches("0x"), 16)
+            .unwrap_or_else(|_| panic!("{path}: '{line}': the index is not hex"));
+        let known = crate::cpreg::lookup_kvm(index).map(|r| r.name());
+        assert!(
+            known.is_none() || known == Some(name),
+            "{path}: '{line}': index {index:#018x} is {} in the table",
+            known.unwrap_or("?")
+        );
+    }
+    let expected: BTreeSet<String> = lines.iter().map(|l| String::from(*l)).collect();
+    let missing: Vec<&String> = expected.difference(&actual).collect();
+    let new: Vec<&String> = actual.difference(&expected).collect();
+    if !missing.is_empty() || !new.is_empty() {
+        let mut msg = format!("{model}: the saved register list differs from {path}.\n");
+        if !new.is_empty() {
+            msg += &format!(
+                "{} new register(s): a snapshot would carry them, but nothing has \
+                 blessed them. If that is intended, add these lines to {path}:\n",
+                new.len()
+            );
+            for l in &new {
+                msg += &format!("{l}\n");
+            }
+        }
+        if !missing.is_empty() {
+            msg += &format!(
+                "{} register(s) left the list: a snapshot taken before could no longer \
+                 be restored. If that is intended, remove these lines from {path}:\n",
+                missing.len()
+            );
+            for l in &missing {
+                msg += &format!("{l}\n");
+            }
+        }
+        msg += "(or rewrite both files with `HV_BLESS=1 cargo test --lib blessed`, \
+                then review the diff of tests/blessed/)";
+        panic!("{msg}");
+    }
     // Each survives a raw read, then a raw write of the same value.
     let mut file = SysRegFile::new(&ids, 0);
     for (i, r) in list {

@@ -119,9 +119,25 @@ pub enum SnapshotError {
 impl fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use SnapshotError::*;
-        fn tag(t: &[u8; 4]) -> &str {
-            core::str::from_utf8(t).unwrap_or("????").trim_end()
+        /// A section tag as found in the file: printable ASCII as it is, anything
+        /// else (control characters, quotes) as `\xNN`, so a file cannot send
+        /// terminal escapes to the console.
+        struct Tag<'t>(&'t [u8; 4]);
+        impl fmt::Display for Tag<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let t = self.0;
+                let n = t.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                for &b in &t[..n] {
+                    if (b' '..=b'~').contains(&b) && b != b'\'' && b != b'\\' {
+                        write!(f, "{}", b as char)?;
+                    } else {
+                        write!(f, "\\x{b:02x}")?;
+                    }
+                }
+                Ok(())
+            }
         }
+        let tag = Tag;
         match self {
             BadMagic => write!(f, "not a snapshot (bad magic)"),
             UnsupportedVersion(v) => write!(
@@ -174,7 +190,7 @@ impl fmt::Display for SnapshotError {
                         r.name()
                     )
                 }
-                ImportError::Raw(r, e) => write!(f, "vCPU {vcpu}: {}: {:?}", r.name(), e),
+                ImportError::Raw(r, e) => write!(f, "vCPU {vcpu}: {}: {e}", r.name()),
                 ImportError::Mismatch { reg, wrote, read } => write!(
                     f,
                     "vCPU {vcpu}: {} wrote {wrote:#x} but reads back {read:#x}",

@@ -144,7 +144,7 @@ pub struct IfaceState {
     pub ap1r: [u32; 4],
 }
 
-/// What a flush left in the list registers of one vCPU (8-byte aligned and 40
+/// What a flush left in the list registers of one vCPU (8-byte aligned and 56
 /// bytes, so saving it is a few register moves rather than a `memcpy` call).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(8))]
@@ -153,6 +153,9 @@ struct LrSlots {
     intid: [u16; MAX_LRS],
     /// List register `i` was written hardware-linked.
     hw: [bool; MAX_LRS],
+    /// Bit `i`: list register `i` was given its interrupt pending (an active-only
+    /// entry cannot be acknowledged, so its fold consumes nothing).
+    pending: u16,
     used: u8,
 }
 
@@ -385,7 +388,8 @@ impl Vgic {
     }
 
     /// Drives a level-sensitive input (a PPI of `vcpu`, or an SPI). Returns the vCPU
-    /// to kick when the interrupt became deliverable.
+    /// to kick when the interrupt became deliverable. A GICv2 SGI has no line: nothing
+    /// happens.
     pub fn set_line(&mut self, vcpu: usize, intid: u32, level: bool) -> Kicks {
         if intid < 16 {
             // SGIs have no input line: they are raised by their generation registers.
@@ -406,8 +410,13 @@ impl Vgic {
         }
     }
 
-    /// Makes an interrupt pending as an edge would (used for SGIs and tests).
+    /// Makes an interrupt pending as an edge would (used for SGIs and tests). A GICv2
+    /// SGI needs a source CPU: it is made pending through GICD_SGIR or
+    /// GICD_SPENDSGIR, and nothing happens here.
     pub fn inject_edge(&mut self, vcpu: usize, intid: u32) -> Kicks {
+        if self.version == Version::V2 && intid < 16 {
+            return Kicks::default();
+        }
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Kicks::default();
         };
@@ -627,6 +636,11 @@ impl Vgic {
             }
             self.cpus[vcpu].lrs.intid[n] = id as u16;
             self.cpus[vcpu].lrs.hw[n] = hw_link;
+            if pend_in_lr {
+                self.cpus[vcpu].lrs.pending |= 1 << n;
+            } else {
+                self.cpus[vcpu].lrs.pending &= !(1 << n);
+            }
             used = n + 1;
         }
         self.cpus[vcpu].lrs.used = used as u8;
@@ -659,6 +673,7 @@ impl Vgic {
         for n in 0..used.min(MAX_LRS) {
             let id = self.cpus[vcpu].lrs.intid[n] as u32;
             let was_hw = self.cpus[vcpu].lrs.hw[n];
+            let given_pending = self.cpus[vcpu].lrs.pending & (1 << n) != 0;
             let lr = read(n);
             let Some(i) = self.irq_mut(vcpu, id) else {
                 continue;
@@ -679,9 +694,10 @@ impl Vgic {
                     // The guest deactivated it: so did the hardware, physically.
                     i.hw_active = false;
                 }
-            } else if !pending {
+            } else if !pending && given_pending {
                 // A level interrupt acknowledged by the guest: a software pending
                 // request is consumed (the line, if still high, keeps it pending).
+                // One given only as active was not acknowledged: it keeps its latch.
                 i.pending_latch = false;
             }
             i.active = active;

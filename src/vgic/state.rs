@@ -5,8 +5,15 @@
 //! Taken while the VM's vCPUs are stopped: their list registers have been folded
 //! into the model by then (`hv::vgic::on_exit`), so the model is the whole state and
 //! no list register needs saving. Little-endian, versioned; [`Vgic::import`]
-//! validates everything before it changes anything.
+//! validates everything before it changes anything: the shape (version, vCPUs,
+//! SPIs, each vCPU's MPIDR) must be this VM's, and every field must be one the
+//! model itself can reach (priorities of five bits, SGIs edge and PPIs level,
+//! GICv2 sources and targets that name CPU interfaces, GICv3 routes of affinity
+//! bits only, ...). A state the model could never be in would break what it
+//! relies on: a flush and a fold would no longer give back what they took, and a
+//! GICv2 active source above 7 would overflow a shift.
 
+use super::dist::PRIO_MASK;
 use super::{IfaceState, IrqState, Version, Vgic, PRIVATE};
 use alloc::vec::Vec;
 
@@ -22,6 +29,26 @@ pub enum StateError {
     UnknownVersion(u32),
     /// Saved for another GIC architecture, vCPU count or SPI count than this VM's.
     Mismatch,
+    /// A field the model can never hold (says which).
+    Invalid(&'static str),
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Truncated => write!(f, "the virtual GIC state is truncated"),
+            Self::Trailing => write!(f, "the virtual GIC state has bytes after its end"),
+            Self::UnknownVersion(v) => write!(
+                f,
+                "virtual GIC state version {v} is not supported (this build reads {STATE_VERSION})"
+            ),
+            Self::Mismatch => write!(
+                f,
+                "the virtual GIC state is for another GIC version, vCPU or SPI count"
+            ),
+            Self::Invalid(what) => write!(f, "the virtual GIC state is invalid: {what}"),
+        }
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -63,6 +90,9 @@ fn put_irq(out: &mut Vec<u8>, i: &IrqState) {
 
 fn get_irq(r: &mut Reader) -> Result<IrqState, StateError> {
     let flags = r.u16()?;
+    if flags & !0x3f != 0 {
+        return Err(StateError::Invalid("unknown interrupt flags"));
+    }
     let [priority, targets, sgi_sources, active_source] = r.take::<4>()?;
     let route = r.u64()?;
     let bit = |n: u16| flags & (1 << n) != 0;
@@ -131,9 +161,14 @@ impl Vgic {
             return Err(StateError::Mismatch);
         }
         let mut new = self.clone();
-        new.ctlr = r.u32()? & 3;
+        new.ctlr = r.u32()?;
+        if new.ctlr & !if gic == 3 { 3 } else { 1 } != 0 {
+            return Err(StateError::Invalid("GICD_CTLR bits"));
+        }
         for c in new.cpus.iter_mut() {
-            c.mpidr = r.u64()?;
+            if r.u64()? != c.mpidr {
+                return Err(StateError::Invalid("a vCPU's MPIDR differs from this VM's"));
+            }
             c.sleep = r.u8()? != 0;
             let mut iface = IfaceState {
                 vmcr: r.u64()?,
@@ -164,8 +199,56 @@ impl Vgic {
         if !r.0.is_empty() {
             return Err(StateError::Trailing);
         }
+        new.check_reachable()?;
         new.touch_all();
         *self = new;
+        Ok(())
+    }
+
+    /// Whether every interrupt's state is one the model can reach (see the module
+    /// documentation): what the register emulation allows to be written, and the
+    /// fixed properties of SGIs and PPIs.
+    fn check_reachable(&self) -> Result<(), StateError> {
+        let v2 = self.version == Version::V2;
+        let targets = ((1u32 << self.cpus.len().min(8)) - 1) as u8;
+        let check = |id: usize, i: &IrqState| -> Result<(), StateError> {
+            let bad = |what| Err(StateError::Invalid(what));
+            if i.priority & !PRIO_MASK != 0 {
+                return bad("a priority with unimplemented bits");
+            }
+            let v2_sgi = v2 && id < 16;
+            if !v2_sgi && (i.sgi_sources != 0 || i.active_source != 0) {
+                return bad("SGI sources on an interrupt that has none");
+            }
+            if v2_sgi && (i.active_source >= 8 || !i.enabled || i.pending_latch || i.line_level) {
+                return bad("a GICv2 SGI's source, enable or pending state");
+            }
+            if v2 && i.group1 {
+                return bad("group 1 on a GICv2");
+            }
+            if (id < 16 && !i.edge) || ((16..PRIVATE).contains(&id) && i.edge) {
+                return bad("an SGI configured level or a PPI edge");
+            }
+            let (t, route) = if id < PRIVATE {
+                (0, 0)
+            } else if v2 {
+                (targets, 0)
+            } else {
+                (0, 0xff_00ff_ffff)
+            };
+            if i.targets & !t != 0 || i.route & !route != 0 {
+                return bad("an interrupt's targets or route");
+            }
+            Ok(())
+        };
+        for c in &self.cpus {
+            for (id, i) in c.private.iter().enumerate() {
+                check(id, i)?;
+            }
+        }
+        for (n, i) in self.spis.iter().enumerate() {
+            check(PRIVATE + n, i)?;
+        }
         Ok(())
     }
 }

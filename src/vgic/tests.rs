@@ -481,6 +481,131 @@ fn state_export_import_round_trip_and_rejections() {
     assert_eq!(k.export(), fresh, "a refused import changes nothing");
 }
 
+/// States the model can never be in are refused on import (found by the `snapshot`
+/// fuzz target: an imported GICv3 SGI with GICv2 source bits came back latched
+/// after a flush and fold; a GICv2 active source above 7 overflows a shift in
+/// `flush`). Offsets follow `state.rs`: a 17-byte header, then per vCPU 49 bytes
+/// (MPIDR, sleep, VMCR, APRs) and 14 bytes per interrupt (flags u16, priority,
+/// targets, SGI sources, active source, route u64).
+#[test]
+fn import_refuses_states_the_model_cannot_reach() {
+    const IRQ0: usize = 17 + 49;
+    fn irq(id: usize) -> usize {
+        IRQ0 + 14 * id
+    }
+    /// SPI `n` of a two-vCPU state.
+    fn spi(n: usize) -> usize {
+        IRQ0 + 14 * 32 + 49 + 14 * 32 + 14 * n
+    }
+    type Corrupt = fn(&mut Vec<u8>);
+    let cases: &[(Version, &str, Corrupt)] = &[
+        (Version::V2, "active source 9", |b| {
+            b[irq(3)] |= 1 << 3; // active
+            b[irq(3) + 5] = 9;
+        }),
+        (Version::V3, "v3 SGI sources", |b| b[irq(5) + 4] = 1),
+        (Version::V2, "GICv2 SGI latched without a source", |b| {
+            b[irq(2)] |= 1 << 1
+        }),
+        (Version::V3, "priority low bits", |b| b[irq(20) + 2] = 0x07),
+        (Version::V3, "SPI route beyond the affinity", |b| {
+            b[spi(1) + 6 + 3] = 1
+        }),
+        (Version::V3, "PPI edge", |b| b[irq(27)] |= 1 << 4),
+        (Version::V3, "SGI level", |b| b[irq(1)] &= !(1 << 4)),
+        (Version::V2, "GICv2 group 1", |b| b[irq(0)] |= 1 << 5),
+        (Version::V2, "SPI targets a missing CPU", |b| {
+            b[spi(0) + 3] = 0x80
+        }),
+        (Version::V3, "unknown flags", |b| b[irq(0) + 1] = 0x80),
+        (Version::V3, "MPIDR", |b| b[17] ^= 1),
+        (Version::V2, "GICD_CTLR group 1 on v2", |b| b[13] = 2),
+    ];
+    for &(version, what, corrupt) in cases {
+        let mut g = if version == Version::V2 { v2(2) } else { v3(2) };
+        let mut bytes = g.export();
+        corrupt(&mut bytes);
+        let before = g.export();
+        assert!(
+            matches!(g.import(&bytes), Err(StateError::Invalid(_))),
+            "{what}: accepted"
+        );
+        assert_eq!(
+            g.export(),
+            before,
+            "{what}: a refused import changed the state"
+        );
+    }
+    // The same GICv2 SGI, active from source 2 and pending from it again: imported,
+    // and it goes to the guest with that source.
+    let mut g = v2(2);
+    let mut bytes = g.export();
+    bytes[irq(3)] |= 1 << 3;
+    bytes[irq(3) + 4] = 1 << 2;
+    bytes[irq(3) + 5] = 2;
+    g.import(&bytes).unwrap();
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!(f.count, 1);
+    assert_eq!((out[0].intid, out[0].source), (3, 2));
+    assert_eq!(out[0].state, LrState::PendingActive);
+}
+
+/// Found by the `snapshot` fuzz target (reachable by a guest through GICD alone): a
+/// level SPI with a software pending request, active and disabled, goes into a list
+/// register as active only; its fold took the request as acknowledged and dropped
+/// it, so the interrupt was lost when the guest enabled it again.
+#[test]
+fn an_active_only_level_interrupt_keeps_its_pending_request() {
+    let mut g = v3(1);
+    g.dist_write(0, d::CTLR, 4, 3);
+    g.dist_write(0, d::IROUTER + 8 * 40, 8, 0);
+    g.dist_write(0, d::ISPENDR + 4, 4, 1 << 8); // INTID 40, level (reset)
+    g.dist_write(0, d::ISACTIVER + 4, 4, 1 << 8);
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!(
+        (f.count, out[0].intid, out[0].state),
+        (1, 40, LrState::Active)
+    );
+    // The guest deactivates it.
+    let mut back = out.clone();
+    back[0].state = LrState::Invalid;
+    g.fold(0, &back[..1]);
+    let i = g.irq(0, 40).unwrap();
+    assert!(!i.active && i.pending(), "the pending request was lost");
+    // Enabled, it is delivered.
+    g.dist_write(0, d::ISENABLER + 4, 4, 1 << 8);
+    let (out, _) = lrs(&mut g, 0, 4);
+    assert_eq!((out[0].intid, out[0].state), (40, LrState::Pending));
+    // Acknowledged and deactivated by the guest, the request is consumed.
+    let mut back = out.clone();
+    back[0].state = LrState::Invalid;
+    g.fold(0, &back[..1]);
+    assert!(!g.irq(0, 40).unwrap().pending());
+}
+
+/// Found by the `vgic` fuzz target: a GICv2 SGI made pending with no source CPU
+/// (an edge injected, a line raised) made `flush` pick source 8 of an empty source
+/// mask, a shift overflow. A GICv2 SGI is pending only per source, so neither
+/// touches it.
+#[test]
+fn a_gicv2_sgi_has_no_line_and_no_sourceless_edge() {
+    let mut g = v2(2);
+    g.dist_write(0, d::CTLR, 4, 1);
+    assert!(g.inject_edge(0, 3).is_empty());
+    assert!(g.set_line(0, 4, true).is_empty());
+    assert!(!g.irq(0, 3).unwrap().pending() && !g.irq(0, 4).unwrap().pending());
+    let (_, f) = lrs(&mut g, 0, 4);
+    assert_eq!(f.count, 0);
+    // Through GICD_SGIR it is pending from its source and delivered with it.
+    g.dist_write(1, d::SGIR, 4, (1 << 16) | 3); // from CPU 1 to CPU 0
+    let (out, f) = lrs(&mut g, 0, 4);
+    assert_eq!((f.count, out[0].intid, out[0].source), (1, 3, 1));
+    // A GICv3 SGI still takes an edge.
+    let mut g = v3(1);
+    g.inject_edge(0, 3);
+    assert!(g.irq(0, 3).unwrap().pending());
+}
+
 // ---- hardware-linked SPIs (passthrough) -------------------------------------
 
 /// A GICv3 VM of two vCPUs with SPI `id` hardware-linked, enabled, routed to

@@ -607,6 +607,19 @@ impl Qemu {
         self
     }
 
+    /// [`Self::expect_guest`] with a deadline of its own (a generic distribution
+    /// kernel probing a whole SoC under single-threaded TCG).
+    pub fn expect_guest_within(&mut self, text: &str, deadline: Duration) -> &mut Self {
+        self.wait_for("guest", text, deadline);
+        self
+    }
+
+    /// [`Self::expect_debug`] with a deadline of its own.
+    pub fn expect_debug_within(&mut self, text: &str, deadline: Duration) -> &mut Self {
+        self.wait_for("debug", text, deadline);
+        self
+    }
+
     /// Waits for QEMU to exit and returns its status.
     pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
         let start = Instant::now();

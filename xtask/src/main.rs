@@ -73,7 +73,8 @@ enum Cmd {
         /// Only tests whose name contains this.
         filter: Option<String>,
     },
-    /// Fuzz the GDB protocol and the bundle parser (cargo-fuzz targets in fuzz/) for a bounded time each.
+    /// Run the cargo-fuzz targets (every [[bin]] of fuzz/Cargo.toml) for a bounded
+    /// time each, then print each one's executions and the seed.
     ///
     /// Installs the nightly toolchain and cargo-fuzz when missing. Fails if a target
     /// finds a crash, naming the file the crashing input was written to.
@@ -81,10 +82,10 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// libFuzzer's random seed (0: a different one each run).
+        /// libFuzzer's random seed (0: a fresh one, printed so the run can be repeated).
         #[arg(long, default_value_t = 1)]
         seed: u32,
-        /// Only this target: gdb_protocol, gdb_commands or bundle (default: all, in turn).
+        /// Only this target (default: every target of fuzz/Cargo.toml, in turn).
         target: Option<String>,
     },
 }
