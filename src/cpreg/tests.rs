@@ -1032,7 +1032,7 @@ fn table_rights_agree_with_the_arm_arm_list() {
             "{name}: table rights [EL1 r, EL1 w, EL0 r, EL0 w] vs the Arm ARM"
         );
     }
-    for e in ENTRIES.iter() {
+    for e in entries() {
         let Some(enc) = e.a64 else { continue };
         if e.is(Flags::EL2_VIEW) {
             assert_eq!(
