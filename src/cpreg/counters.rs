@@ -12,9 +12,9 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::encoding::{Cp, Encoding};
+use super::encoding::Encoding;
 use super::table::{Reg, COUNT};
 
 struct Counter {
@@ -113,11 +113,6 @@ pub fn trap_counts() -> impl Iterator<Item = TrapCount> {
     TRAP_COUNTERS.iter()
 }
 
-/// Zero every counter of [`TRAP_COUNTERS`].
-pub fn reset_trap_counts() {
-    TRAP_COUNTERS.reset()
-}
-
 impl fmt::Display for TrapCount {
     /// One `traps` line: name, encoding, reads, writes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,77 +128,10 @@ impl fmt::Display for TrapCount {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// Once-per-encoding UNDEF logging.
-
-/// One bit per AArch64 encoding (op0..op2: 16 bits), then one per AArch32 32-bit
-/// encoding (cp14/15, opc1, CRn, CRm, opc2: 15 bits) and one per 64-bit encoding
-/// (cp14/15, opc1, CRm: 9 bits): 8 KiB + 4 KiB + 64 B of flags.
-const A64_BITS: usize = 1 << 16;
-const A32_BITS: usize = 1 << 15;
-const A32W_BITS: usize = 1 << 9;
-const WORDS: usize = (A64_BITS + A32_BITS + A32W_BITS) / 64;
-
-static UNDEF_SEEN: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
-
-fn undef_bit(enc: Encoding) -> usize {
-    match enc {
-        Encoding::A64(e) => e.key() as usize,
-        Encoding::A32(Cp {
-            cp,
-            wide: false,
-            opc1,
-            crn,
-            crm,
-            opc2,
-        }) => {
-            A64_BITS
-                + (((cp as usize & 1) << 14)
-                    | ((opc1 as usize & 7) << 11)
-                    | ((crn as usize) << 7)
-                    | ((crm as usize) << 3)
-                    | opc2 as usize)
-        }
-        Encoding::A32(Cp {
-            cp,
-            wide: true,
-            opc1,
-            crm,
-            ..
-        }) => {
-            A64_BITS
-                + A32_BITS
-                + (((cp as usize & 1) << 8) | ((opc1 as usize & 15) << 4) | crm as usize)
-        }
-    }
-}
-
-/// True the first time an UNDEF for `enc` is reported (for a once-per-encoding log
-/// line on the debug console), false afterwards.
-pub fn first_undef(enc: Encoding) -> bool {
-    let bit = undef_bit(enc);
-    let mask = 1u64 << (bit % 64);
-    UNDEF_SEEN[bit / 64].fetch_or(mask, Ordering::Relaxed) & mask == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cpreg::encoding::Sys64;
-
-    #[test]
-    fn first_undef_is_true_once_per_encoding() {
-        let a = Encoding::A64(Sys64::new(3, 7, 15, 15, 6));
-        let b = Encoding::A32(Cp::new32(15, 7, 15, 15, 6));
-        let c = Encoding::A32(Cp::new64(14, 15, 15));
-        let d = Encoding::A32(Cp::new32(14, 7, 15, 15, 6));
-        for e in [a, b, c, d] {
-            assert!(first_undef(e), "{e}");
-            assert!(!first_undef(e), "{e}");
-        }
-        let bits = [a, b, c, d].map(undef_bit);
-        assert!(bits.iter().all(|&x| x < WORDS * 64));
-    }
 
     #[test]
     fn trap_count_line() {

@@ -40,9 +40,7 @@ pub mod traps;
 mod tests;
 
 pub use context::{debugger_view, saved_list, ImportError, RawError, SysRegFile};
-pub use counters::{
-    first_undef, reset_trap_counts, trap_count, trap_counts, TrapCount, TrapCounters, TRAP_COUNTERS,
-};
+pub use counters::{trap_count, trap_counts, TrapCount, TrapCounters, TRAP_COUNTERS};
 pub use emulate::{
     condition_holds, condition_passed, emulate, emulate_cp, emulate_msr_mrs, emulate_vmrs,
     Emulation, Operation, Undef, UndefReason, EC_CP10_ID,

@@ -38,6 +38,9 @@ use super::packed::PACKED;
 /// SA0/SA/CP15BEN (5:3) and nTWE/nTWI (18, 16) as QEMU's Cortex-A57/A72 reset them.
 /// MMU and caches off.
 pub const SCTLR_EL1_RESET: u64 = 0x30d5_0838;
+/// SCTLR_EL1 after reset when EL1 is AArch32 (the AArch32 `SCTLR` view, as QEMU's
+/// Cortex-A57/A72 reset it): the AArch64 reset value has bits AArch32 does not use.
+pub const SCTLR_EL1_AARCH32_RESET: u64 = 0x00c5_0838;
 /// OSLSR_EL1 after reset: OSLM = 0b10 (OS lock implemented, bit 3), OSLK = 0 (as KVM).
 pub const OSLSR_EL1_RESET: u64 = 1 << 3;
 /// CNTx_CTL: ENABLE and IMASK are writable, ISTATUS (bit 2) is read-only.

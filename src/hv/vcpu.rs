@@ -150,11 +150,11 @@ impl Vcpu {
         ctx.sysregs.reset();
         ctx.fp = FpState::default();
         if aarch32 {
-            // An AArch32 EL1 comes out of reset with the AArch32 SCTLR (as QEMU's
-            // Cortex-A57/A72 do): the AArch64 reset value has bits it does not use.
-            let _ = ctx
-                .sysregs
-                .raw_write(crate::cpreg::Reg::SCTLR_EL1, 0x00c5_0838);
+            // An AArch32 EL1 comes out of reset with the table's AArch32 SCTLR value.
+            let _ = ctx.sysregs.raw_write(
+                crate::cpreg::Reg::SCTLR_EL1,
+                crate::cpreg::table::SCTLR_EL1_AARCH32_RESET,
+            );
             let thumb = entry & 1;
             ctx.frame.elr = entry & !1;
             ctx.frame.spsr = SPSR_SVC32 | (thumb << 5);

@@ -82,12 +82,6 @@ pub fn stacks_range() -> (usize, usize) {
     )
 }
 
-/// The exception level we are running at (0-3).
-pub fn current_el() -> u64 {
-    use aarch64_cpu::registers::{CurrentEL, Readable};
-    CurrentEL.read(CurrentEL::EL)
-}
-
 /// This CPU's MPIDR affinity (Aff3..Aff0, without the U/MT bits).
 pub fn mpidr() -> u64 {
     use aarch64_cpu::registers::{Readable, MPIDR_EL1};
