@@ -62,7 +62,16 @@ enum Cmd {
     Bundle(BundleArgs),
     /// Print the benchmark tables: instruction counts under QEMU -icount, bare and virtualised
     /// (CPU operations, world switches, and a passed-through disk under Debian's Linux).
-    Bench,
+    ///
+    /// Fails when a row is over its budget, naming it.
+    Bench {
+        /// A row (by a word of its name, e.g. `image`) whose budget is known to be
+        /// missed: reported as such without failing the run. Every other row is
+        /// still enforced, and a known-over row that comes within its budget fails
+        /// the run until the option is dropped. Repeatable.
+        #[arg(long, value_name = "WORD")]
+        known_over: Vec<String>,
+    },
     /// Snapshots as host files: save/restore talk to the hypervisor's debug console.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -268,7 +277,7 @@ fn main() -> ExitCode {
             seed,
             target,
         } => fuzz::fuzz(target.as_deref(), seconds, seed),
-        Cmd::Bench => bench::bench(),
+        Cmd::Bench { known_over } => bench::bench(&known_over),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save {
                 console,
