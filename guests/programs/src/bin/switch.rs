@@ -11,6 +11,10 @@
 //! compiler-generated code can touch those registers. The breakpoints and
 //! watchpoints stay disabled (their control registers' E bit clear).
 //!
+//! With `hold=1` it first prints `switch: hold at 0x... done at 0x...` and waits
+//! until a debugger writes non-zero to the first address; the second is a function
+//! called once when every vCPU has finished, for a debugger's breakpoint.
+//!
 //! Lines: `switch: cpu N ok rounds=R` per vCPU (or `switch: cpu N MISMATCH ...`),
 //! then PASS or FAIL.
 
@@ -32,6 +36,14 @@ static FOUND: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static WANTED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static TAG: AtomicU64 = AtomicU64::new(0);
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
+/// `hold=1`: the checks wait until a debugger writes non-zero here.
+static HOLD: AtomicU64 = AtomicU64::new(0);
+
+/// Called once when every vCPU has finished: a debugger's breakpoint target.
+#[inline(never)]
+fn all_done(failed: bool) -> bool {
+    core::hint::black_box(failed)
+}
 
 macro_rules! sysregs {
     ($($name:literal),*) => {
@@ -160,6 +172,16 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     TAG.store(number("tag", 0)?, Ordering::SeqCst);
     ROUNDS.store(number("rounds", 20_000)?, Ordering::SeqCst);
     DEBUG.store(number("debug", 0)?, Ordering::SeqCst);
+    if number("hold", 0)? != 0 {
+        say!(
+            "hold at {:#x} done at {:#x}",
+            &HOLD as *const AtomicU64 as usize,
+            all_done as fn(bool) -> bool as usize
+        );
+        while HOLD.load(Ordering::SeqCst) == 0 {
+            core::hint::spin_loop();
+        }
+    }
     let me = sysreg::affinity();
     let mut cpus = [0u64; MAX_CPUS];
     let mut ncpus = 0;
@@ -192,5 +214,5 @@ fn main(boot: &Boot) -> Result<(), Fail> {
             }
         }
     }
-    if failed { Err(fail!("registers changed across world switches")) } else { Ok(()) }
+    if all_done(failed) { Err(fail!("registers changed across world switches")) } else { Ok(()) }
 }
