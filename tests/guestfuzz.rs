@@ -13,7 +13,14 @@ const OPERATIONS: u64 = 2000;
 
 fn heartbeats(text: &str) -> u64 {
     text.lines()
-        .filter_map(|l| l.split_once("[vm1] checker: heartbeat ")?.1.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            l.split_once("[vm1] checker: heartbeat ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .max()
         .unwrap_or(0)
 }
@@ -27,23 +34,40 @@ fn run(seed: u64) {
     q.expect_guest("[vm1] checker: heartbeat 1 ")
         .expect_guest(&format!("[vm0] fuzz: seed={seed} iters={OPERATIONS}"))
         .expect_guest("[vm0] fuzz: progress 500 ")
-        .expect_guest(&format!("[vm0] fuzz: done seed={seed} iterations={OPERATIONS} "))
+        .expect_guest(&format!(
+            "[vm0] fuzz: done seed={seed} iterations={OPERATIONS} "
+        ))
         .expect_guest("[vm0] fuzz: PASS")
         .expect_debug("vm0: powered off (system-off)");
     // The checker goes on beating after the fuzz VM is gone.
     let after = heartbeats(&q.guest.text());
     q.expect_guest(&format!("[vm1] checker: heartbeat {} ", after + 2));
     let (g, d) = (q.guest.text(), q.debug.text());
-    q.check(!g.contains("MISMATCH") && !g.contains("checker: FAIL"), "the checker VM was disturbed");
-    q.check(!d.contains("PANIC") && !d.contains("CRASH"), "the hypervisor crashed");
-    q.check(!d.contains("vm1: powered off"), "the checker VM was stopped");
+    q.check(
+        !g.contains("MISMATCH") && !g.contains("checker: FAIL"),
+        "the checker VM was disturbed",
+    );
+    q.check(
+        !d.contains("PANIC") && !d.contains("CRASH"),
+        "the hypervisor crashed",
+    );
+    q.check(
+        !d.contains("vm1: powered off"),
+        "the checker VM was stopped",
+    );
     // The operations ran and took exceptions of several classes, recovered.
     let done = g.lines().find(|l| l.contains("fuzz: done")).unwrap_or("");
     for kind in ["sysreg=", "insn=", "mem=", "gic=", "hvc=", "psci="] {
         q.check(done.contains(kind), &format!("no {kind} count in '{done}'"));
     }
-    let ecs = g.lines().find(|l| l.contains("[vm0] fuzz: EC ")).unwrap_or("");
-    q.check(ecs.contains("0x00=") && ecs.contains("0x25="), &format!("no UNDEF or data abort in '{ecs}'"));
+    let ecs = g
+        .lines()
+        .find(|l| l.contains("[vm0] fuzz: EC "))
+        .unwrap_or("");
+    q.check(
+        ecs.contains("0x00=") && ecs.contains("0x25="),
+        &format!("no UNDEF or data abort in '{ecs}'"),
+    );
 }
 
 #[test]
