@@ -7,6 +7,7 @@ mod bundle;
 mod common;
 mod gdb_stub;
 mod guestfuzz;
+mod isolation;
 mod passthrough;
 
 use common::{guest, module, qemu};
