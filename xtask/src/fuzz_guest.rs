@@ -126,9 +126,14 @@ impl Drop for Run {
     }
 }
 
-pub fn fuzz_guest(seed: Option<u64>, seconds: u64, trace_from: Option<u64>) -> Result<(), String> {
+pub fn fuzz_guest(
+    seed: Option<u64>,
+    seconds: u64,
+    trace_from: Option<u64>,
+    gic: u8,
+) -> Result<(), String> {
     let seed = seed.unwrap_or_else(fresh_seed);
-    println!("fuzz-guest: seed {seed} (repeat with --seed {seed}), {seconds} s");
+    println!("fuzz-guest: seed {seed} (repeat with --seed {seed}), {seconds} s, GICv{gic}");
     setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
     let guests = build::guests()?;
@@ -150,6 +155,7 @@ pub fn fuzz_guest(seed: Option<u64>, seconds: u64, trace_from: Option<u64>) -> R
         &fuzz_args,
         &guests.join("checker.img"),
         (&guest_log, &debug_log),
+        gic,
     );
     println!("fuzz-guest: {}", crate::command_line(&cmd));
     println!(
@@ -255,7 +261,7 @@ pub fn fuzz_guest(seed: Option<u64>, seconds: u64, trace_from: Option<u64>) -> R
                 Err(e) => eprintln!("--- no operation list: {e}"),
             }
             Err(format!(
-                "fuzz-guest failed with seed {seed}: {why}\nrepeat it, printing each operation: cargo xtask fuzz-guest --seed {seed} --trace-from {}",
+                "fuzz-guest failed with seed {seed}: {why}\nrepeat it, printing each operation: cargo xtask fuzz-guest --seed {seed} --gic {gic} --trace-from {}",
                 seen.progress
             ))
         }
@@ -271,9 +277,12 @@ fn command(
     fuzz_args: &str,
     checker: &Path,
     (guest_log, debug_log): (&PathBuf, &PathBuf),
+    gic: u8,
 ) -> Command {
     let mut cmd = Command::new(qemu);
-    cmd.args(["-M", "virt,virtualization=on,gic-version=3", "-cpu", "max"])
+    cmd.arg("-M")
+        .arg(format!("virt,virtualization=on,gic-version={gic}"))
+        .args(["-cpu", "max"])
         .args([
             "-smp", "2", "-m", "1G", "-display", "none", "-monitor", "none",
         ])

@@ -105,6 +105,9 @@ enum Cmd {
         /// Print every operation from this number on (to reproduce a failure).
         #[arg(long, value_name = "N")]
         trace_from: Option<u64>,
+        /// GIC version of the machine: 2 or 3.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+        gic: u8,
     },
 }
 
@@ -290,7 +293,8 @@ fn main() -> ExitCode {
             seed,
             seconds,
             trace_from,
-        } => fuzz_guest::fuzz_guest(seed, seconds, trace_from),
+            gic,
+        } => fuzz_guest::fuzz_guest(seed, seconds, trace_from, gic),
         Cmd::Bench => bench::bench(),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save {
