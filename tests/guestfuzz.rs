@@ -8,7 +8,7 @@
 use crate::common::{guest, module, qemu};
 
 /// Seeds run here: the first ones, and every seed that once found a bug.
-const SEEDS: [u64; 2] = [1, 2];
+const SEEDS: [u64; 3] = [1, 2, 3];
 const OPERATIONS: u64 = 2000;
 
 fn heartbeats(text: &str) -> u64 {
@@ -25,12 +25,12 @@ fn heartbeats(text: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn run(seed: u64) {
+fn run(seed: u64, gic: u8) {
     let fuzz = module(guest("fuzz")).bootargs(&format!(
         "console=ttyAMA0 seed={seed} iters={OPERATIONS} every=500"
     ));
     let checker = module(guest("checker")).bootargs("console=ttyAMA0 tag=7");
-    let mut q = qemu().smp(2).vm(fuzz).vm(checker).start();
+    let mut q = qemu().smp(2).gic(gic).vm(fuzz).vm(checker).start();
     q.expect_guest("[vm1] checker: heartbeat 1 ")
         .expect_guest(&format!("[vm0] fuzz: seed={seed} iters={OPERATIONS}"))
         .expect_guest("[vm0] fuzz: progress 500 ")
@@ -72,10 +72,15 @@ fn run(seed: u64) {
 
 #[test]
 fn fuzz_guest_seed_1_leaves_the_hypervisor_and_the_checker_vm_intact() {
-    run(SEEDS[0]);
+    run(SEEDS[0], 3);
 }
 
 #[test]
 fn fuzz_guest_seed_2_leaves_the_hypervisor_and_the_checker_vm_intact() {
-    run(SEEDS[1]);
+    run(SEEDS[1], 3);
+}
+
+#[test]
+fn fuzz_guest_seed_3_on_gicv2_leaves_the_hypervisor_and_the_checker_vm_intact() {
+    run(SEEDS[2], 2);
 }

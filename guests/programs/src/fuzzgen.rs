@@ -223,6 +223,85 @@ const LDR_W: usize = 2;
 const GIC_TEMPLATES: [usize; 12] = [2, 6, 2, 6, 2, 6, 0, 4, 1, 5, 3, 7];
 const GIC_PAIRS: [usize; 4] = [8, 9, 16, 10];
 
+/// Encodings a third of the system-register operations pick from: the GIC's
+/// CPU interface, timers, PMU, debug, the trapped EL1 controls, ID registers,
+/// cache and TLB maintenance, address translation, and EL2/EL12 encodings
+/// (UNDEF at EL1 without nested virtualisation), as (op0, op1, CRn, CRm, op2).
+pub const NOTABLE: [(u32, u32, u32, u32, u32); 72] = [
+    (3, 0, 12, 11, 5), // ICC_SGI1R_EL1
+    (3, 0, 12, 11, 6), // ICC_ASGI1R_EL1
+    (3, 0, 12, 11, 7), // ICC_SGI0R_EL1
+    (3, 0, 4, 6, 0),   // ICC_PMR_EL1
+    (3, 0, 12, 12, 0), // ICC_IAR1_EL1
+    (3, 0, 12, 12, 1), // ICC_EOIR1_EL1
+    (3, 0, 12, 11, 1), // ICC_DIR_EL1
+    (3, 0, 12, 12, 4), // ICC_CTLR_EL1
+    (3, 0, 12, 12, 5), // ICC_SRE_EL1
+    (3, 0, 12, 12, 6), // ICC_IGRPEN0_EL1
+    (3, 0, 12, 12, 7), // ICC_IGRPEN1_EL1
+    (3, 0, 12, 12, 3), // ICC_BPR1_EL1
+    (3, 0, 12, 9, 0),  // ICC_AP1R0_EL1
+    (3, 0, 12, 11, 3), // ICC_RPR_EL1
+    (3, 0, 12, 8, 0),  // ICC_IAR0_EL1
+    (3, 3, 14, 3, 0),  // CNTV_TVAL_EL0
+    (3, 3, 14, 3, 1),  // CNTV_CTL_EL0
+    (3, 3, 14, 3, 2),  // CNTV_CVAL_EL0
+    (3, 3, 14, 2, 0),  // CNTP_TVAL_EL0
+    (3, 3, 14, 2, 1),  // CNTP_CTL_EL0
+    (3, 3, 14, 2, 2),  // CNTP_CVAL_EL0
+    (3, 0, 14, 1, 0),  // CNTKCTL_EL1
+    (3, 3, 14, 0, 0),  // CNTFRQ_EL0
+    (3, 3, 14, 0, 1),  // CNTPCT_EL0
+    (3, 3, 9, 12, 0),  // PMCR_EL0
+    (3, 3, 9, 12, 1),  // PMCNTENSET_EL0
+    (3, 3, 9, 12, 3),  // PMOVSCLR_EL0
+    (3, 3, 9, 12, 5),  // PMSELR_EL0
+    (3, 3, 9, 13, 0),  // PMCCNTR_EL0
+    (3, 3, 9, 13, 1),  // PMXEVTYPER_EL0
+    (3, 3, 9, 13, 2),  // PMXEVCNTR_EL0
+    (3, 3, 9, 14, 0),  // PMUSERENR_EL0
+    (3, 0, 9, 14, 1),  // PMINTENSET_EL1
+    (3, 3, 14, 12, 0), // PMEVTYPER0_EL0
+    (3, 3, 14, 15, 7), // PMCCFILTR_EL0
+    (2, 0, 0, 2, 2),   // MDSCR_EL1
+    (2, 0, 1, 0, 4),   // OSLAR_EL1
+    (2, 0, 1, 3, 4),   // OSDLR_EL1
+    (2, 0, 1, 1, 4),   // OSLSR_EL1
+    (2, 0, 0, 0, 4),   // DBGBVR0_EL1
+    (2, 0, 0, 0, 5),   // DBGBCR0_EL1
+    (2, 0, 0, 0, 6),   // DBGWVR0_EL1
+    (2, 0, 0, 0, 7),   // DBGWCR0_EL1
+    (2, 3, 0, 1, 0),   // MDCCSR_EL0
+    (2, 3, 0, 4, 0),   // DBGDTR_EL0
+    (2, 0, 7, 8, 6),   // DBGCLAIMSET_EL1
+    (2, 0, 1, 4, 4),   // DBGPRCR_EL1
+    (3, 0, 1, 0, 0),   // SCTLR_EL1
+    (3, 0, 1, 0, 1),   // ACTLR_EL1
+    (3, 0, 1, 0, 2),   // CPACR_EL1
+    (3, 0, 2, 0, 0),   // TTBR0_EL1
+    (3, 0, 2, 0, 2),   // TCR_EL1
+    (3, 0, 10, 2, 0),  // MAIR_EL1
+    (3, 0, 13, 0, 1),  // CONTEXTIDR_EL1
+    (3, 2, 0, 0, 0),   // CSSELR_EL1
+    (3, 1, 0, 0, 0),   // CCSIDR_EL1
+    (3, 0, 0, 4, 0),   // ID_AA64PFR0_EL1
+    (3, 0, 1, 2, 0),   // ZCR_EL1
+    (3, 3, 4, 2, 2),   // SVCR
+    (1, 0, 7, 6, 2),   // DC ISW
+    (1, 0, 7, 10, 2),  // DC CSW
+    (1, 0, 7, 14, 2),  // DC CISW
+    (1, 0, 7, 1, 0),   // IC IALLUIS
+    (1, 0, 8, 3, 0),   // TLBI VMALLE1IS
+    (1, 0, 7, 8, 0),   // AT S1E1R
+    (1, 4, 7, 8, 4),   // AT S12E1R
+    (3, 0, 5, 3, 1),   // ERRSELR_EL1
+    (3, 4, 1, 1, 0),   // HCR_EL2
+    (3, 4, 12, 11, 0), // ICH_HCR_EL2
+    (3, 4, 12, 12, 0), // ICH_LR0_EL2
+    (3, 5, 1, 0, 0),   // SCTLR_EL12
+    (3, 5, 14, 3, 1),  // CNTV_CTL_EL02
+];
+
 /// What the guest found in its device tree: everything the generator needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Layout {
@@ -536,6 +615,23 @@ impl Gen {
     }
 
     fn sysreg(&mut self, op: &mut Op) {
+        if self.rng.chance(35) {
+            // A register the hypervisor traps, emulates or switches.
+            let (op0, op1, crn, crm, op2) = self.rng.pick(&NOTABLE);
+            let read = self.rng.chance(40);
+            let rt = self.rng.below(31) as u32;
+            op.insn = 0xd500_0000
+                | u32::from(read) << 21
+                | op0 << 19
+                | op1 << 16
+                | crn << 12
+                | crm << 8
+                | op2 << 5
+                | rt;
+            op.regs[rt as usize] = self.value();
+            self.fix_system(op);
+            return;
+        }
         let r = &mut self.rng;
         let op0 = match r.below(100) {
             0..=59 => 3,
