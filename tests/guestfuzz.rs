@@ -84,3 +84,14 @@ fn fuzz_guest_seed_2_leaves_the_hypervisor_and_the_checker_vm_intact() {
 fn fuzz_guest_seed_3_on_gicv2_leaves_the_hypervisor_and_the_checker_vm_intact() {
     run(SEEDS[2], 2);
 }
+
+/// The checker can fail: a word of its pattern changed behind its back (by
+/// itself here, as another VM would) is reported, with the address, and ends it.
+#[test]
+fn fuzz_guest_checker_reports_a_disturbed_pattern() {
+    let checker = module(guest("checker")).bootargs("console=ttyAMA0 tag=7 corrupt=2");
+    let mut q = qemu().smp(2).vm(checker).start();
+    q.expect_guest("checker: corrupted the word at 0x")
+        .expect_guest("checker: MISMATCH cpu 1 memory pattern: expected 0x")
+        .expect_guest("checker: FAIL another VM or the hypervisor changed this VM's state");
+}

@@ -7,7 +7,9 @@
 //! counter (default 1000) with each CPU's rounds, so a watcher sees it is alive.
 //!
 //! Bootargs: `tag=N` (default 1), `beats=N` (end with PASS after N heartbeats;
-//! default 0: never), `beat_ms=N`.
+//! default 0: never), `beat_ms=N`, and for the test that shows a disturbance
+//! is reported, `corrupt=N`: at heartbeat N the boot CPU changes a word of the
+//! last CPU's pattern, as another VM writing into this one's RAM would.
 //!
 //! Lines:
 //! ```text
@@ -251,6 +253,7 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     TAG.store(number("tag", 1)?, Ordering::SeqCst);
     let beats = number("beats", 0)?;
     let beat_ms = number("beat_ms", 1000)?.max(1);
+    let corrupt = number("corrupt", 0)?;
     let me = sysreg::affinity();
     let mut cpus = [0u64; MAX_CPUS];
     let mut ncpus = 0;
@@ -359,6 +362,13 @@ fn main(boot: &Boot) -> Result<(), Fail> {
             beat += 1;
             next += ticks;
             say!("heartbeat {beat} rounds={}", RoundsLine(ncpus));
+            if corrupt != 0 && beat == corrupt {
+                let a = start + (ncpus as u64 - 1) * PER_CPU + 0x1238;
+                // SAFETY: a word of this VM's own pattern area (the disturbance
+                // the test asks for); aligned, RAM, no one relies on it but the check.
+                unsafe { (a as *mut u64).write_volatile(!pattern(a, tag)) };
+                say!("corrupted the word at 0x{a:x}");
+            }
             if beats != 0 && beat >= beats {
                 STOP.store(1, Ordering::SeqCst);
                 return Ok(());
