@@ -6,6 +6,8 @@ mod boards;
 mod bundle;
 mod common;
 mod gdb_stub;
+mod guestfuzz;
+mod isolation;
 mod passthrough;
 
 use common::{guest, module, qemu};

@@ -130,6 +130,17 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         "hv: hypervisor v{VERSION} (board {}) at EL2, image at {load_addr:#x}, DTB at {dtb_pa:#x}",
         board.name
     );
+    let ((image, image_end), (stacks, stacks_end), (heap, heap_end)) = (
+        arch::image_range(),
+        arch::stacks_range(),
+        arch::heap_range(),
+    );
+    println!(
+        "hv: image {image:#x}-{:#x}: stacks {stacks:#x}-{:#x}, heap {heap:#x}-{:#x}",
+        image_end - 1,
+        stacks_end - 1,
+        heap_end - 1
+    );
     print_board(board, matched, &info, &consoles);
 
     // The image was loaded with the caches off: discard any stale lines over it before

@@ -451,6 +451,17 @@ fn build_one<'s>(
             None => alloc::string::String::new(),
         }
     );
+    // Where its RAM is in host memory (the isolation test probes the other VMs' RAM).
+    let mut pa = alloc::string::String::new();
+    for c in &ram.chunks {
+        let sep = if pa.is_empty() { "" } else { ", " };
+        pa.push_str(&alloc::format!(
+            "{sep}{:#x}-{:#x}",
+            c.start.0,
+            c.start.0 + c.size - 1
+        ));
+    }
+    println!("vm{id}: RAM in host memory at {pa}");
     if let Some(args) = spec.bootargs {
         println!("vm{id}: bootargs \"{args}\"");
     }

@@ -3,7 +3,8 @@
 //! `setup` installs what is missing, `build` makes the hypervisor Image, `bundle`
 //! packs guests into one initrd, `run` boots it in QEMU with guests, `test` runs
 //! every test, `fetch-linux` fetches a real
-//! Linux guest from Debian's arm64 packages, `fuzz` runs the cargo-fuzz targets.
+//! Linux guest from Debian's arm64 packages, `fuzz` runs the cargo-fuzz targets,
+//! `fuzz-guest` runs the random guest next to a checker VM.
 //! Everything the README tells a user to do goes through here, and `.ci/run` calls
 //! exactly `cargo xtask test`, then `cargo xtask fuzz --seconds 30`.
 
@@ -14,6 +15,7 @@ mod budget;
 mod build;
 mod bundle;
 mod fuzz;
+mod fuzz_guest;
 mod linux;
 mod linux_generic;
 mod qemu;
@@ -96,6 +98,25 @@ enum Cmd {
         seed: u32,
         /// Only this target (default: every target of fuzz/Cargo.toml, in turn).
         target: Option<String>,
+    },
+    /// Run the random guest next to a checker VM on QEMU: the hypervisor must neither
+    /// crash, nor hang, nor disturb the checker.
+    ///
+    /// Prints the seed first and progress every 10 s. On a failure it names the seed
+    /// and lists the fuzz guest's operations since its last progress line.
+    FuzzGuest {
+        /// The seed (default: a fresh one, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How long to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Print every operation from this number on (to reproduce a failure).
+        #[arg(long, value_name = "N")]
+        trace_from: Option<u64>,
+        /// GIC version of the machine: 2 or 3.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+        gic: u8,
     },
 }
 
@@ -277,6 +298,12 @@ fn main() -> ExitCode {
             seed,
             target,
         } => fuzz::fuzz(target.as_deref(), seconds, seed),
+        Cmd::FuzzGuest {
+            seed,
+            seconds,
+            trace_from,
+            gic,
+        } => fuzz_guest::fuzz_guest(seed, seconds, trace_from, gic),
         Cmd::Bench { known_over } => bench::bench(&known_over),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save {

@@ -43,7 +43,8 @@ fn property_str<'a>(node: FdtNode<'_, 'a>, name: &str) -> Option<&'a str> {
     node.property(name)?.as_str()
 }
 
-fn regs<'a>(node: FdtNode<'_, 'a>) -> impl Iterator<Item = Region> + 'a {
+/// A node's `reg` ranges (guests look devices up by `compatible` with it).
+pub fn regs<'a>(node: FdtNode<'_, 'a>) -> impl Iterator<Item = Region> + 'a {
     node.reg().into_iter().flatten().map(|r| Region {
         base: r.starting_address as u64,
         size: r.size.unwrap_or(0) as u64,
