@@ -948,7 +948,7 @@ mod tests {
                 assert_ne!(w & 0xffff_f0ff, 0xd500_40bf, "MSR SPSel: {s}");
                 assert_ne!(w, 0xd503_207f, "WFI: {s}");
                 assert_ne!(w & 0x3b20_0c00, 0x1900_0400, "CPY/SET: {s}");
-                if w & 0xffe0_0000 == 0xd500_0000 || w & 0xffe0_0000 == 0xd510_0000 {
+                if w & 0xffe0_0000 == 0xd500_0000 {
                     // MSR/SYS (L = 0)
                     let (op0, op1, crn, crm, op2, _, rt) = sys_fields(w);
                     assert!(
