@@ -60,23 +60,9 @@ macro_rules! sysregs {
 }
 
 sysregs!(
-    "contextidr_el1",
-    "ttbr0_el1",
-    "ttbr1_el1",
-    "mair_el1",
-    "amair_el1",
-    "far_el1",
-    "afsr0_el1",
-    "afsr1_el1",
-    "tpidr_el0",
-    "tpidrro_el0",
-    "tpidr_el1",
-    "par_el1",
-    "csselr_el1",
-    "dbgbvr0_el1",
-    "dbgbvr1_el1",
-    "dbgwvr0_el1",
-    "mdscr_el1"
+    "contextidr_el1", "ttbr0_el1", "ttbr1_el1", "mair_el1", "amair_el1", "far_el1",
+    "afsr0_el1", "afsr1_el1", "tpidr_el0", "tpidrro_el0", "tpidr_el1", "par_el1", "csselr_el1",
+    "dbgbvr0_el1", "dbgbvr1_el1", "dbgwvr0_el1", "mdscr_el1"
 );
 const N: usize = 17;
 /// MDSCR_EL1.MDE: breakpoints and watchpoints enabled (none is: their E bits are 0).
@@ -138,11 +124,7 @@ fn check(cpu: usize) {
     wanted[N - 4] = (base | (14 << 12)) & !3;
     wanted[N - 3] = (base | (15 << 12)) & !3;
     wanted[N - 2] = (base | (16 << 12)) & !7;
-    wanted[N - 1] = if DEBUG.load(Ordering::SeqCst) != 0 {
-        MDE
-    } else {
-        0
-    };
+    wanted[N - 1] = if DEBUG.load(Ordering::SeqCst) != 0 { MDE } else { 0 };
     write_all(&wanted);
     read_all(&mut wanted); // what this CPU keeps of each value
     let mut now = [0u64; N];
@@ -173,9 +155,7 @@ fn secondary(index: usize) {
 
 fn main(boot: &Boot) -> Result<(), Fail> {
     let number = |key: &str, default: u64| -> Result<u64, Fail> {
-        boot.bootarg(key).map_or(Ok(default), |t| {
-            t.parse().map_err(|_| fail!("bad {key}={t}"))
-        })
+        boot.bootarg(key).map_or(Ok(default), |t| t.parse().map_err(|_| fail!("bad {key}={t}")))
     };
     TAG.store(number("tag", 0)?, Ordering::SeqCst);
     ROUNDS.store(number("rounds", 20_000)?, Ordering::SeqCst);
@@ -188,10 +168,7 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         ncpus += 1;
     }
     let cpus = &cpus[..ncpus];
-    let boot_index = cpus
-        .iter()
-        .position(|&m| m == me)
-        .ok_or_else(|| fail!("boot CPU not in the DTB"))?;
+    let boot_index = cpus.iter().position(|&m| m == me).ok_or_else(|| fail!("boot CPU not in the DTB"))?;
     for (i, &mpidr) in cpus.iter().enumerate().filter(|&(i, _)| i != boot_index) {
         smp::start(i, mpidr, secondary).map_err(|e| fail!("CPU_ON cpu {i}: {e}"))?;
     }
@@ -215,9 +192,5 @@ fn main(boot: &Boot) -> Result<(), Fail> {
             }
         }
     }
-    if failed {
-        Err(fail!("registers changed across world switches"))
-    } else {
-        Ok(())
-    }
+    if failed { Err(fail!("registers changed across world switches")) } else { Ok(()) }
 }
