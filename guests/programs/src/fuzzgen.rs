@@ -104,9 +104,12 @@ pub const SCTLR_KEEP: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 11 | 1 << 22 | 1 << 25 | 
 /// CPACR_EL1.FPEN = 0b11: the guest's own code uses FP/SIMD registers.
 pub const CPACR_FPEN: u64 = 3 << 20;
 
-/// System registers never written, as (op0, op1, CRn, CRm, op2): a write of
-/// one becomes a read.
-pub const NEVER_WRITTEN: [((u32, u32, u32, u32, u32), &str, &str); 6] = [
+/// A system-register encoding: (op0, op1, CRn, CRm, op2).
+pub type Encoding = (u32, u32, u32, u32, u32);
+
+/// System registers never written (encoding, name, why): a write of one
+/// becomes a read.
+pub const NEVER_WRITTEN: [(Encoding, &str, &str); 6] = [
     (
         (3, 0, 12, 0, 0),
         "VBAR_EL1",
@@ -227,7 +230,7 @@ const GIC_PAIRS: [usize; 4] = [8, 9, 16, 10];
 /// CPU interface, timers, PMU, debug, the trapped EL1 controls, ID registers,
 /// cache and TLB maintenance, address translation, and EL2/EL12 encodings
 /// (UNDEF at EL1 without nested virtualisation), as (op0, op1, CRn, CRm, op2).
-pub const NOTABLE: [(u32, u32, u32, u32, u32); 72] = [
+pub const NOTABLE: [Encoding; 72] = [
     (3, 0, 12, 11, 5), // ICC_SGI1R_EL1
     (3, 0, 12, 11, 6), // ICC_ASGI1R_EL1
     (3, 0, 12, 11, 7), // ICC_SGI0R_EL1
@@ -512,7 +515,11 @@ impl Gen {
             35..=49 => r.below(256),
             50..=59 => {
                 let b = 1u64 << r.below(64);
-                if r.chance(50) { b } else { !b }
+                if r.chance(50) {
+                    b
+                } else {
+                    !b
+                }
             }
             60..=69 => r.pick(&[
                 0,
@@ -859,19 +866,16 @@ impl Gen {
             op.regs[0] = u64::from(PSCI_VERSION);
             return;
         }
-        match fid & !(1 << 30) {
-            0x8400_0003 => {
-                // CPU_ON: an own CPU (compared loosely: whatever bits a
-                // hypervisor might ignore) starts at the parking code.
-                let t = op.regs[1] & 0xff_ffff;
-                if self.layout.cpus[..self.layout.ncpus]
-                    .iter()
-                    .any(|&c| c & 0xff_ffff == t)
-                {
-                    op.fix = Fix::Park(2);
-                }
+        // CPU_ON: an own CPU (compared loosely: whatever bits a hypervisor
+        // might ignore) starts at the parking code.
+        if fid & !(1 << 30) == 0x8400_0003 {
+            let t = op.regs[1] & 0xff_ffff;
+            if self.layout.cpus[..self.layout.ncpus]
+                .iter()
+                .any(|&c| c & 0xff_ffff == t)
+            {
+                op.fix = Fix::Park(2);
             }
-            _ => {}
         }
     }
 }
@@ -944,7 +948,7 @@ mod tests {
                 assert_ne!(w & 0xffff_f0ff, 0xd500_40bf, "MSR SPSel: {s}");
                 assert_ne!(w, 0xd503_207f, "WFI: {s}");
                 assert_ne!(w & 0x3b20_0c00, 0x1900_0400, "CPY/SET: {s}");
-                if w & 0xffe0_0000 == 0xd500_0000 || w & 0xffe0_0000 == 0xd510_0000 {
+                if w & 0xffe0_0000 == 0xd500_0000 {
                     // MSR/SYS (L = 0)
                     let (op0, op1, crn, crm, op2, _, rt) = sys_fields(w);
                     assert!(

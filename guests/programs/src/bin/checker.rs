@@ -394,13 +394,9 @@ struct RoundsLine(usize);
 
 impl core::fmt::Display for RoundsLine {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for cpu in 0..self.0 {
-            write!(
-                f,
-                "{}{}",
-                if cpu == 0 { "" } else { "," },
-                ROUNDS[cpu].load(Ordering::SeqCst)
-            )?;
+        for (cpu, rounds) in ROUNDS.iter().take(self.0).enumerate() {
+            let sep = if cpu == 0 { "" } else { "," };
+            write!(f, "{sep}{}", rounds.load(Ordering::SeqCst))?;
         }
         Ok(())
     }
