@@ -151,6 +151,12 @@ impl Builder {
         self.machine = "virt".into();
         self
     }
+    /// `-kernel`: this hypervisor Image instead of `HV_IMAGE` (e.g. the one an SD
+    /// card layout holds); QEMU enters it as a board's firmware would.
+    pub fn kernel(mut self, image: impl AsRef<Path>) -> Self {
+        self.bare = Some(image.as_ref().to_path_buf());
+        self
+    }
     /// The `-M` value before `,gic-version=N` (default: virt with EL2).
     pub fn machine(mut self, m: &str) -> Self {
         self.machine = m.into();

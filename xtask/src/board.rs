@@ -13,6 +13,37 @@ pub struct Board {
     #[serde(default)]
     pub guest_uart: Option<String>,
     pub qemu: QemuConfig,
+    /// How the board boots from an SD card (`cargo xtask sdcard`); absent: it
+    /// does not (QEMU `virt`).
+    #[serde(default)]
+    pub sdcard: Option<SdcardConfig>,
+}
+
+/// The `[sdcard]` section: what `cargo xtask sdcard` writes to the boot partition.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SdcardConfig {
+    /// Who loads the hypervisor from the card.
+    pub boot: BootKind,
+    /// The board's DTB in Debian's `linux-image-arm64`, copied as it is.
+    pub dtb: String,
+    /// U-Boot only: load addresses `boot.scr` uses when U-Boot's environment has no
+    /// `kernel_addr_r`, `ramdisk_addr_r` or `fdt_addr_r`.
+    #[serde(default)]
+    pub kernel_addr: Option<u64>,
+    #[serde(default)]
+    pub ramdisk_addr: Option<u64>,
+    #[serde(default)]
+    pub fdt_addr: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootKind {
+    /// The Raspberry Pi firmware (`start4.elf`) reads `config.txt`.
+    RaspiFirmware,
+    /// The vendor's U-Boot runs `boot.scr`.
+    UBoot,
 }
 
 #[derive(Deserialize, Debug)]
@@ -143,9 +174,9 @@ pub fn all() -> Vec<String> {
 pub fn all_dtbs() -> Result<Vec<String>, String> {
     let mut v = Vec::new();
     for name in all() {
-        if let Some(d) = Board::load(&name)?.qemu.dtb {
-            v.push(d);
-        }
+        let b = Board::load(&name)?;
+        v.extend(b.qemu.dtb);
+        v.extend(b.sdcard.map(|s| s.dtb));
     }
     Ok(v)
 }

@@ -131,3 +131,114 @@ pub fn fetch(root: &Path, dtbs: &[String]) -> Result<GenericLinux, String> {
         version: release,
     })
 }
+
+/// The Raspberry Pi firmware package, in Debian's `non-free-firmware` component.
+const RASPI_FIRMWARE: &str = "raspi-firmware";
+/// Where the package keeps the boot files.
+const RASPI_FIRMWARE_DIR: &str = "usr/lib/raspi-firmware";
+/// The files a Raspberry Pi 4 boots with: its GPU firmware and the memory split
+/// that goes with it (the Pi 4 has its first-stage loader in an EEPROM, so no
+/// `bootcode.bin`).
+pub const RASPI_FIRMWARE_FILES: &[&str] = &["start4.elf", "fixup4.dat"];
+
+/// Fetches (or finds cached) Debian's `raspi-firmware` for the Raspberry Pi 4
+/// boot partition, the same private way as the kernels (the private apt
+/// configuration, with `non-free-firmware` added to its sources), cached in
+/// `target/raspi-firmware/`: [`RASPI_FIRMWARE_FILES`] and the package's
+/// licence and copyright files. Returns that directory and the package version.
+pub fn raspi_firmware(root: &Path) -> Result<(PathBuf, String), String> {
+    let dir = root.join("target").join("raspi-firmware");
+    let stamp = dir.join("stamp");
+    if let Ok(text) = fs::read_to_string(&stamp) {
+        if let Some(v) = text.lines().find_map(|l| l.strip_prefix("version=")) {
+            if RASPI_FIRMWARE_FILES.iter().all(|f| dir.join(f).is_file()) {
+                return Ok((dir, v.to_owned()));
+            }
+        }
+    }
+    for tool in ["apt-get", "apt-cache", "apt-config", "dpkg-deb"] {
+        if !linux::tool_exists(tool) {
+            return Err(format!(
+                "fetch {RASPI_FIRMWARE}: `{tool}` not found (needs a Debian host with apt and dpkg)"
+            ));
+        }
+    }
+    if stamp.exists() {
+        fs::remove_file(&stamp).map_err(|e| format!("removing {}: {e}", stamp.display()))?;
+    }
+    let apt_root = root.join("target").join("linux").join("apt");
+    let apt = Apt::prepare(&apt_root)?;
+    // The firmware is not free software: Debian keeps it in its own component.
+    linux::write_atomic(
+        &apt_root.join("etc/sources.list.d/non-free-firmware.list"),
+        format!(
+            "deb [signed-by={}] {} {} non-free-firmware\n",
+            linux::KEYRING,
+            linux::DEBIAN_MIRROR,
+            linux::SUITE
+        )
+        .as_bytes(),
+    )?;
+    eprintln!(
+        "xtask: updating private arm64 package lists ({} with non-free-firmware)",
+        linux::SUITE
+    );
+    apt.run("apt-get", &["-q", "--error-on=any", "update"], None)?;
+    let version = linux::field(&apt.show(RASPI_FIRMWARE)?, "Version")
+        .ok_or_else(|| format!("no Version for {RASPI_FIRMWARE}"))?;
+    let debs = dir.join("debs");
+    linux::remove_dir_if_exists(&debs)?;
+    linux::mkdir(&debs)?;
+    eprintln!("xtask: downloading {RASPI_FIRMWARE} {version}");
+    apt.run(
+        "apt-get",
+        &["-q", "download", &format!("{RASPI_FIRMWARE}={version}")],
+        Some(&debs),
+    )?;
+    let deb = linux::find_deb(&debs, RASPI_FIRMWARE)?;
+    let extract = dir.join("extract");
+    linux::remove_dir_if_exists(&extract)?;
+    linux::mkdir(&extract)?;
+    linux::run(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&extract),
+        None,
+    )?;
+    let shipped = extract.join(RASPI_FIRMWARE_DIR);
+    for f in RASPI_FIRMWARE_FILES {
+        let from = shipped.join(f);
+        fs::copy(&from, dir.join(f)).map_err(|e| {
+            format!(
+                "{} is not in {RASPI_FIRMWARE} {version}: {e}",
+                from.display()
+            )
+        })?;
+    }
+    // The licence goes with the files (the Broadcom licence, and Debian's copyright).
+    let mut licences = Vec::new();
+    if let Ok(entries) = fs::read_dir(&shipped) {
+        licences.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("LICENCE"))
+                .map(|e| e.path()),
+        );
+    }
+    licences.push(
+        extract
+            .join("usr/share/doc")
+            .join(RASPI_FIRMWARE)
+            .join("copyright"),
+    );
+    for l in licences.iter().filter(|l| l.is_file()) {
+        let name = match l.file_name().and_then(|n| n.to_str()) {
+            Some("copyright") => "COPYRIGHT.raspi-firmware".to_owned(),
+            Some(n) => n.to_owned(),
+            None => continue,
+        };
+        fs::copy(l, dir.join(&name)).map_err(|e| format!("{}: {e}", l.display()))?;
+    }
+    linux::remove_dir_if_exists(&extract)?;
+    linux::remove_dir_if_exists(&debs)?;
+    linux::write_atomic(&stamp, format!("version={version}\n").as_bytes())?;
+    Ok((dir, version))
+}

@@ -19,6 +19,7 @@ mod fuzz_guest;
 mod linux;
 mod linux_generic;
 mod qemu;
+mod sdcard;
 mod setup;
 mod snapshot;
 
@@ -39,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing: Rust targets, llvm-tools, QEMU 10, gdb-multiarch, cpio, dtc.
+    /// Install what is missing: Rust targets, llvm-tools, QEMU 10, gdb-multiarch, cpio, dtc,
+    /// u-boot-tools, dosfstools, mtools.
     Setup,
     /// Build the hypervisor Image; its path is the last line printed.
     Build {
@@ -62,6 +64,14 @@ enum Cmd {
     /// path is the last line printed. Boot it with `cargo xtask run --bundle FILE`,
     /// or on a board as its initrd.
     Bundle(BundleArgs),
+    /// Lay out a board's SD card boot partition: the hypervisor, a guest bundle, the
+    /// board's DTB, and what its loader reads (the Pi's firmware and config.txt, or
+    /// U-Boot's boot.scr).
+    ///
+    /// Exactly one of --out (the partition's files, in a directory), --image (a disk
+    /// image for dd or an image writer) or --device (a card, written whole after a
+    /// typed confirmation). See the README's Flashing sections.
+    Sdcard(SdcardArgs),
     /// Print the benchmark tables: instruction counts under QEMU -icount, bare and virtualised
     /// (CPU operations, world switches, and a passed-through disk under Debian's Linux).
     ///
@@ -218,6 +228,56 @@ struct RunArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["out", "image", "device"])))]
+struct SdcardArgs {
+    /// The board (rpi4, zcu102, imx8mp).
+    #[arg(long)]
+    board: String,
+    /// Write the boot partition's files into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write a disk image (an MBR and one FAT32 partition) to FILE.
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+    /// Write the card at DEVICE (a whole removable disk, e.g. /dev/sdb): everything
+    /// on it is lost. Refuses a mounted or system disk.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<PathBuf>,
+    /// With --device: do not ask to type the device's name.
+    #[arg(long)]
+    yes: bool,
+    /// The guests: a bundle made by `cargo xtask bundle` (default: the demo guest).
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// The hypervisor's options (cmdline.txt on the Pi, bootargs in boot.scr), e.g.
+    /// "hv.slice_us=5000".
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    append: Option<String>,
+    /// A DTB instead of Debian's for the board (e.g. for another board revision).
+    #[arg(long, value_name = "FILE")]
+    dtb: Option<PathBuf>,
+}
+
+impl SdcardArgs {
+    fn request(self) -> sdcard::Request {
+        let target = match (self.out, self.image, self.device) {
+            (Some(d), _, _) => sdcard::Target::Dir(d),
+            (_, Some(i), _) => sdcard::Target::Image(i),
+            (_, _, Some(d)) => sdcard::Target::Device(d),
+            (None, None, None) => unreachable!("clap requires one of them"),
+        };
+        sdcard::Request {
+            board: self.board,
+            target,
+            bundle: self.bundle,
+            append: self.append,
+            dtb: self.dtb,
+            yes: self.yes,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
 struct BundleArgs {
     /// The file to write.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -292,6 +352,7 @@ fn main() -> ExitCode {
                     .expect("bundle's matches"),
             )
             .and_then(|vms| bundle::bundle(&args.output, &vms)),
+        Cmd::Sdcard(args) => setup::setup().and_then(|()| sdcard::sdcard(&args.request())),
         Cmd::Test { filter } => test(filter),
         Cmd::Fuzz {
             seconds,

@@ -214,6 +214,7 @@ mod tests {
                 serials: 2,
                 debug_serial: 1,
             },
+            sdcard: None,
         }
     }
 

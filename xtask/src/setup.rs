@@ -85,6 +85,17 @@ pub fn setup() -> Result<(), String> {
     if !have("dtc") {
         packages.push("device-tree-compiler");
     }
+    // `cargo xtask sdcard`: U-Boot's boot.scr (mkimage), the card image's FAT
+    // partition (mkfs.vfat) and its files (mcopy).
+    for (tool, package) in [
+        ("mkimage", "u-boot-tools"),
+        ("mkfs.vfat", "dosfstools"),
+        ("mcopy", "mtools"),
+    ] {
+        if !have(tool) {
+            packages.push(package);
+        }
+    }
     if qemu_ok && packages.is_empty() {
         return Ok(());
     }
