@@ -75,11 +75,18 @@ fn linux_reboots_itself_twice_then_powers_off() {
     bytes.extend_from_slice(&w.finish());
     let path = std::env::temp_dir().join(format!("hv-reboot-initrd-{}", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
+    // Removed when the test ends (QEMU reads it once the consoles connect).
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(path.clone());
     let m = module(&kernel)
         .initrd(&path)
         .bootargs("console=ttyAMA0 panic=-1 rdinit=/reboot-init");
     let mut q = qemu().smp(2).cpu("cortex-a72").vm(m).start();
-    let _ = std::fs::remove_file(&path);
     let long = Duration::from_secs(300);
     for boot in 1..=3 {
         wait_count(
