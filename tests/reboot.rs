@@ -199,3 +199,25 @@ fn a_guest_that_resets_in_a_loop_is_rate_limited() {
         "a reset returned, or the hypervisor failed",
     );
 }
+
+/// A VM with a passed-through device restarts, and the console says that the
+/// device itself is not reset.
+#[test]
+fn a_restart_says_that_passed_through_devices_are_not_reset() {
+    let spin = module(guest("spin")).bootargs("console=ttyAMA0 count=1000000000000 every=50000000");
+    let mut q = qemu()
+        .smp(1)
+        .vm(spin)
+        .hv_args("hv.passthrough=vm0:/pl031@9010000")
+        .start();
+    q.expect_guest("spin: counting to 1000000000000");
+    ask(&mut q, "reset vm0", "vm0: reset");
+    q.expect_debug("vm0: its 1 passed-through device(s) are not reset");
+    wait_count(
+        &mut q,
+        false,
+        "spin: counting to 1000000000000",
+        2,
+        common::DEADLINE,
+    );
+}
