@@ -29,6 +29,7 @@ pub mod guest_image;
 pub mod memplan;
 pub mod passthrough;
 pub mod psci;
+pub mod reboot;
 pub mod serial_mux;
 pub mod shell;
 pub mod snapshot;

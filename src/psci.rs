@@ -26,6 +26,12 @@ pub enum Request {
     MigrateInfoType,
     SystemOff,
     SystemReset,
+    /// `reset_type` 0 is the architectural warm reset; bit 31 marks vendor
+    /// types. Only a warm reset is implemented (a restart, as SYSTEM_RESET).
+    SystemReset2 {
+        reset_type: u32,
+        cookie: u64,
+    },
     CpuSuspend {
         power_state: u64,
         entry: u64,
@@ -80,6 +86,10 @@ pub fn decode(x: &[u64; 4]) -> Request {
         ids::PSCI_MIGRATE_INFO_TYPE => Request::MigrateInfoType,
         ids::PSCI_SYSTEM_OFF => Request::SystemOff,
         ids::PSCI_SYSTEM_RESET => Request::SystemReset,
+        ids::PSCI_SYSTEM_RESET2_32 | ids::PSCI_SYSTEM_RESET2_64 => Request::SystemReset2 {
+            reset_type: x[1] as u32,
+            cookie: narrow(x[2]),
+        },
         ids::PSCI_CPU_SUSPEND_32 | ids::PSCI_CPU_SUSPEND_64 => Request::CpuSuspend {
             power_state: narrow(x[1]),
             entry: narrow(x[2]),
@@ -141,6 +151,20 @@ mod tests {
         assert_eq!(decode(&[0x8400_0000, 0, 0, 0]), Request::Version);
         assert_eq!(decode(&[0x8400_0008, 0, 0, 0]), Request::SystemOff);
         assert_eq!(decode(&[0x8400_0009, 0, 0, 0]), Request::SystemReset);
+        assert_eq!(
+            decode(&[0xc400_0012, 0x8000_0001, 0x1234_5678_9abc, 0]),
+            Request::SystemReset2 {
+                reset_type: 0x8000_0001,
+                cookie: 0x1234_5678_9abc
+            }
+        );
+        assert_eq!(
+            decode(&[0x8400_0012, 0xffff_ffff_0000_0000, 0xdead_0000_0000_0007, 0]),
+            Request::SystemReset2 {
+                reset_type: 0,
+                cookie: 7
+            }
+        );
         assert_eq!(decode(&[0x8400_0002, 0, 0, 0]), Request::CpuOff);
         assert_eq!(
             decode(&[0xc400_0004, 3, 0, 0]),
@@ -163,7 +187,9 @@ mod tests {
     fn features_reports_what_is_implemented() {
         assert_eq!(features(0xc400_0003), ret::SUCCESS);
         assert_eq!(features(0x8400_0008), ret::SUCCESS);
-        assert_eq!(features(0x8400_0012), ret::NOT_SUPPORTED); // SYSTEM_RESET2
+        assert_eq!(features(0x8400_0012), ret::SUCCESS); // SYSTEM_RESET2
+        assert_eq!(features(0xc400_0012), ret::SUCCESS);
+        assert_eq!(features(0x8400_0013), ret::NOT_SUPPORTED); // MEM_PROTECT
         assert_eq!(features(0x1234), ret::NOT_SUPPORTED);
     }
 

@@ -9,6 +9,7 @@ mod gdb_stub;
 mod guestfuzz;
 mod isolation;
 mod passthrough;
+mod reboot;
 
 use common::{guest, module, qemu};
 use std::time::Duration;

@@ -88,6 +88,7 @@ fn print(c: &Command) -> String {
         Command::Traps => "traps".into(),
         Command::Pause(vm) => format!("pause vm{vm}"),
         Command::Resume(vm) => format!("resume vm{vm}"),
+        Command::Reset(vm) => format!("reset vm{vm}"),
         Command::SnapshotSave(vm, slot, f) => format!("snapshot save vm{vm} {slot}{}", force(*f)),
         Command::SnapshotRestore(vm, slot, f) => {
             format!("snapshot restore vm{vm} {slot}{}", force(*f))

@@ -365,6 +365,12 @@ impl Writer {
         self
     }
 
+    /// Adds an executable regular file (mode 0755): an initramfs's `/init`.
+    pub fn executable(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        self.entry(name, S_IFREG | 0o755, 1, data);
+        self
+    }
+
     /// The archive, with its trailer.
     pub fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, 1, &[]);

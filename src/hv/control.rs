@@ -45,6 +45,10 @@ pub fn request_pause(vm: &Vm) {
 
 /// Lets only `vcpu` of a paused VM run (a single step); the others stay paused.
 pub fn resume_vcpu(vm: &Vm, vcpu: usize) {
+    if super::reset::is_pending(vm) {
+        // A restart is pending: CPU 0 lets the VM run once it is done.
+        return;
+    }
     if let Some(v) = vm.vcpus.get(vcpu) {
         v.set_paused(false);
     }
@@ -98,6 +102,10 @@ pub fn pause_vm(vm: &Vm, frame: Option<&TrapFrame>) -> Result<(), ControlError> 
 
 /// Lets the VM's vCPUs run again.
 pub fn resume_vm(vm: &Vm) {
+    if super::reset::is_pending(vm) {
+        // A restart is pending: CPU 0 lets the VM run once it is done.
+        return;
+    }
     for v in &vm.vcpus {
         v.set_paused(false);
     }

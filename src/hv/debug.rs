@@ -110,7 +110,8 @@ impl VmDebug {
         }
     }
 
-    fn record(&self, vcpu: usize, signal: u8) {
+    /// Records a stop for GDB (a debug exception; a guest's own reset).
+    pub fn record(&self, vcpu: usize, signal: u8) {
         let e = (vcpu as u64 + 1) | (signal as u64) << 32;
         // The first stop wins; later ones (another vCPU at the same moment) are
         // seen when GDB continues and they hit again.

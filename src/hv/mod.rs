@@ -12,6 +12,7 @@ pub mod inject;
 pub mod monitor;
 pub mod panic;
 pub mod passthrough;
+pub mod reset;
 pub mod sched;
 pub mod snapshot;
 pub mod sysreg;

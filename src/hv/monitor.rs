@@ -34,6 +34,7 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
     if arch::cpu_index() != 0 {
         return;
     }
+    super::reset::service(frame.as_deref_mut());
     if super::gdb::is_active() {
         super::gdb::poll(frame);
         return;
@@ -109,6 +110,8 @@ fn with_paused<R>(
 fn state_name(vm: &Vm) -> &'static str {
     if !vm.is_running() {
         "off"
+    } else if super::reset::is_pending(vm) {
+        "restart pending"
     } else if control::is_paused(vm) {
         "paused"
     } else {
@@ -255,6 +258,11 @@ fn execute(
             }
             control::resume_vm(vm);
             w(writeln!(out, "vm{id}: resumed"))
+        }
+        Command::Reset(id) => {
+            let vm = vm_or_err(id)?;
+            super::reset::from_console(vm, frame)?;
+            w(writeln!(out, "vm{id}: reset"))
         }
         Command::SnapshotSave(id, slot, force) => {
             let vm = vm_or_err(id)?;

@@ -754,6 +754,25 @@ pub fn export(vm: &Vm) -> Option<Vec<u8>> {
     Some(vgic_of(vm)?.gic.lock().export())
 }
 
+/// A fresh virtual GIC for a restarting VM (paused), hardware links kept
+/// ([`crate::vgic::Vgic::reset`]). Returns the linked SPIs whose physical
+/// interrupt was left active, for the caller to deactivate.
+pub fn reset(vm: &Vm) -> Vec<u32> {
+    let Some(g) = vgic_of(vm) else {
+        return Vec::new();
+    };
+    let mut gic = g.gic.lock();
+    let active = gic.reset();
+    g.epoch.fetch_add(1, Ordering::Release);
+    for f in &g.flushed {
+        f.store(BUSY, Ordering::Relaxed);
+    }
+    for v in &vm.vcpus {
+        set_blocked(g, v, false);
+    }
+    active
+}
+
 /// Replaces the VM's vGIC state (paused VM); nothing changes on error.
 pub fn import(vm: &Vm, bytes: &[u8]) -> Result<(), crate::vgic::StateError> {
     let Some(g) = vgic_of(vm) else {

@@ -44,6 +44,8 @@ pub struct Vm {
     undefs: Mutex<heapless::Vec<u32, 32>>,
     /// The debugger's state for this VM (GDB).
     pub debug: super::debug::VmDebug,
+    /// What a restart reloads, and its rate limiter (`reset`).
+    pub reset: super::reset::VmReset,
 }
 
 /// FNV-1a, to remember logged messages in a few bytes.
@@ -82,6 +84,7 @@ impl Vm {
         vcpus: Vec<Vcpu>,
         uart_ipa: u64,
         traced: bool,
+        reset: super::reset::VmReset,
     ) -> Self {
         let base = if aarch32 {
             super::sched::HCR_VM & !super::sched::HCR_RW
@@ -110,6 +113,7 @@ impl Vm {
             switches: core::sync::atomic::AtomicU64::new(0),
             undefs: Mutex::new(heapless::Vec::new()),
             debug: super::debug::VmDebug::new(),
+            reset,
         }
     }
 
@@ -196,7 +200,8 @@ impl Vm {
         }
     }
 
-    fn flush_output(&self) {
+    /// Sends out a partial line of guest output (when it stops or restarts).
+    pub(super) fn flush_output(&self) {
         let mut line = self.line.lock();
         if !line.is_empty() {
             let _ = line.push(b'\n');

@@ -465,6 +465,30 @@ fn build_one<'s>(
     if let Some(args) = spec.bootargs {
         println!("vm{id}: bootargs \"{args}\"");
     }
+    // A restart reloads the originals from where the boot loader put them
+    // (memory kept out of every VM) and the device tree written here.
+    let mut pieces = alloc::vec![crate::reboot::Piece {
+        from: spec.kernel,
+        to: entry,
+    }];
+    if let (Some(from), Some(r)) = (spec.ramdisk, initrd_range) {
+        pieces.push(crate::reboot::Piece { from, to: r.start });
+    }
+    let reload = crate::reboot::Reload {
+        pieces,
+        dtb: guest_dtb,
+        dtb_ipa,
+        entry: entry.0,
+        args,
+        aarch32,
+    };
+    let reload = match reload.check(&ram) {
+        Ok(()) => Ok(reload),
+        Err(e) => {
+            println!("vm{id}: a reset will power it off: {e}");
+            Err(alloc::format!("{e}"))
+        }
+    };
     let vm = vm::Vm::new(
         id,
         aarch32,
@@ -474,6 +498,7 @@ fn build_one<'s>(
         vcpus,
         env.uart_ipa,
         super::boot::traces_vm_regs(env.info, id),
+        super::reset::VmReset::new(reload),
     );
     if refused {
         vm.power_off("not started: its device assignment was refused");

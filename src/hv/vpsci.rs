@@ -80,10 +80,18 @@ pub fn call(vm: &'static Vm, caller: &Vcpu, frame: &mut TrapFrame) -> After {
             vm.power_off("system-off");
             (ret::SUCCESS, After::Reschedule)
         }
+        // The VM restarts (CPU 0 does it, `reset`): the caller stops here.
         Request::SystemReset => {
-            vm.power_off("system-reset: restarting a VM is not supported yet");
+            super::reset::request(vm, super::reset::Why::SystemReset);
             (ret::SUCCESS, After::Reschedule)
         }
+        // Only the architectural warm reset (type 0); vendor and reserved
+        // types are invalid here (DEN 0022 5.19).
+        Request::SystemReset2 { reset_type: 0, .. } => {
+            super::reset::request(vm, super::reset::Why::SystemReset2);
+            (ret::SUCCESS, After::Reschedule)
+        }
+        Request::SystemReset2 { .. } => (ret::INVALID_PARAMETERS, After::Return),
         // A suspend may return at once (DEN 0022 5.4.2): treat it as a WFI.
         Request::CpuSuspend { .. } => (ret::SUCCESS, After::Return),
         Request::Unknown(_) => (ret::NOT_SUPPORTED, After::Return),

@@ -69,6 +69,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         help: "let a paused VM run again",
     },
     CommandInfo {
+        name: "reset",
+        args: "VM",
+        help: "restart a VM from its original kernel, initrd and device tree",
+    },
+    CommandInfo {
         name: "snapshot",
         args: "save VM [SLOT] | restore VM SLOT | list",
         help: "checkpoint and roll back VMs in memory (--force: one with passed-through devices)",
@@ -158,6 +163,8 @@ pub enum Command<'a> {
     Traps,
     Pause(usize),
     Resume(usize),
+    /// Restart a VM (as PSCI SYSTEM_RESET would).
+    Reset(usize),
     /// Save a VM into a slot; `true`: even with passed-through devices (`--force`).
     SnapshotSave(usize, &'a str, bool),
     /// Restore a VM from a slot; `true`: even with passed-through devices.
@@ -234,6 +241,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
         "gdb" => Command::Gdb(parse_vm(next("a VM (vmN)")?)?),
         "pause" => Command::Pause(parse_vm(next("a VM (vmN)")?)?),
         "resume" => Command::Resume(parse_vm(next("a VM (vmN)")?)?),
+        "reset" => Command::Reset(parse_vm(next("a VM (vmN)")?)?),
         "snapshot" => {
             // `--force` may come anywhere after the subcommand: it lets a VM with
             // passed-through devices be saved or restored.

@@ -202,6 +202,7 @@ fn commands_parse_with_their_arguments() {
         Some(Command::Sysregs(VcpuId { vm: 0, vcpu: 0 }, None))
     );
     assert_eq!(parse("pause vm2").unwrap(), Some(Command::Pause(2)));
+    assert_eq!(parse("reset vm1").unwrap(), Some(Command::Reset(1)));
     assert_eq!(
         parse("snapshot save vm0").unwrap(),
         Some(Command::SnapshotSave(0, "default", false))
@@ -276,6 +277,10 @@ fn errors_say_what_was_wrong_and_what_is_accepted() {
         "'vm0' is not a vCPU name: use vmN.M, e.g. vm0.1"
     );
     assert_eq!(msg("pause 0"), "'0' is not a VM name: use vmN, e.g. vm0");
+    assert_eq!(
+        msg("reset vm0.1"),
+        "'vm0.1' is not a VM name: use vmN, e.g. vm0"
+    );
     assert_eq!(msg("vms now"), "unexpected 'now'");
     assert_eq!(
         msg("log loud"),

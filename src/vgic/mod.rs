@@ -463,6 +463,27 @@ impl Vgic {
         ))
     }
 
+    /// Back to the state [`Vgic::new`] gives, for a VM that restarts, except
+    /// which SPIs are hardware-linked (passthrough: the link is the hypervisor's
+    /// choice, not the guest's). Returns the linked SPIs whose physical interrupt
+    /// was active: the guest that would have ended them is gone, so the runtime
+    /// deactivates them.
+    pub fn reset(&mut self) -> Vec<u32> {
+        let mpidrs: Vec<u64> = self.cpus.iter().map(|c| c.mpidr).collect();
+        let mut fresh = Vgic::new(self.version, &mpidrs, self.spis.len());
+        let mut active = Vec::new();
+        for (n, (old, new)) in self.spis.iter().zip(fresh.spis.iter_mut()).enumerate() {
+            if old.hw {
+                new.hw = true;
+                if old.hw_active {
+                    active.push(SPI_BASE + n as u32);
+                }
+            }
+        }
+        *self = fresh;
+        active
+    }
+
     /// Hardware-linked SPIs whose physical interrupt is active although the
     /// guest no longer has them pending or active (it cleared them through the
     /// distributor): the runtime must deactivate them. Each is reported once.

@@ -935,3 +935,35 @@ fn touched_interrupts_cover_everything_a_scan_finds() {
         }
     }
 }
+
+#[test]
+fn a_reset_forgets_the_guests_state_but_keeps_the_hardware_links() {
+    for level in [true, false] {
+        let mut g = hw_vm(48, level, 1);
+        g.set_hw(49, true);
+        // The guest's own state: an SGI pending, a PPI enabled, the linked SPI
+        // taken (physically active), priorities and its CPU interface.
+        g.dist_write(0, d::IPRIORITYR + 48, 1, 0xa0);
+        g.inject_hw(48);
+        g.inject_edge(0, 3);
+        g.iface_mut(1).unwrap().vmcr = 0xf000_0001;
+        let mpidrs: Vec<u64> = (0..2).collect();
+        let mut fresh = Vgic::new(Version::V3, &mpidrs, 64);
+        assert_ne!(g.export(), fresh.export());
+        // Reset: the active physical interrupt is handed back, once.
+        assert_eq!(g.reset(), vec![48]);
+        fresh.set_hw(48, true);
+        fresh.set_hw(49, true);
+        assert_eq!(g.export(), fresh.export(), "a fresh GIC, links kept");
+        assert_eq!(g.hw_config(48), Some((false, Some(0))), "linked, disabled");
+        assert!(g.hw_config(49).is_some());
+        assert!(g.hw_config(50).is_none(), "nothing new linked");
+        assert!(!g.has_pending(0) && !g.has_pending(1));
+        assert!(g.reset().is_empty());
+    }
+    // A GICv2 model resets to GICv2 state.
+    let mut g = v2(2);
+    g.dist_write(0, d::CTLR, 4, 1);
+    g.reset();
+    assert_eq!(g.export(), v2(2).export());
+}

@@ -114,6 +114,17 @@ pub fn system_off() -> ! {
     halt()
 }
 
+/// SYSTEM_RESET: returns only on failure.
+pub fn system_reset() -> Result<(), PsciError> {
+    dispatch!(system_reset())
+}
+
+/// SYSTEM_RESET2 (64-bit): `reset_type` 0 is a warm reset, bit 31 a vendor type.
+/// Returns only on failure.
+pub fn system_reset2(reset_type: u32, cookie: u64) -> Result<(), PsciError> {
+    dispatch!(system_reset2(reset_type, cookie))
+}
+
 /// Parks this CPU for good.
 pub fn halt() -> ! {
     loop {
