@@ -49,34 +49,49 @@ fn main(_boot: &Boot) -> Result<(), Fail> {
     let results = [
         // Trapped under the hypervisor only when the VM's memory controls are traced
         // (HCR_EL2.TVM: `hv.trace_vm_regs`).
-        ("msr_contextidr_el1", per_op(ticks(|i| {
-            // SAFETY: CONTEXTIDR_EL1 only tags the current context for debug and
-            // trace; this program uses neither. It is restored below.
-            unsafe { asm!("msr contextidr_el1, {}", in(reg) i, options(nomem, nostack)) }
-        }))),
+        (
+            "msr_contextidr_el1",
+            per_op(ticks(|i| {
+                // SAFETY: CONTEXTIDR_EL1 only tags the current context for debug and
+                // trace; this program uses neither. It is restored below.
+                unsafe { asm!("msr contextidr_el1, {}", in(reg) i, options(nomem, nostack)) }
+            })),
+        ),
         // Trapped by HCR_EL2.TACR (reads 0: the host's controls stay hidden).
-        ("mrs_actlr_el1", per_op(ticks(|_| {
-            let v: u64;
-            // SAFETY: reading ACTLR_EL1 has no side effects.
-            unsafe { asm!("mrs {}, actlr_el1", out(reg) v, options(nomem, nostack)) };
-            core::hint::black_box(v);
-        }))),
+        (
+            "mrs_actlr_el1",
+            per_op(ticks(|_| {
+                let v: u64;
+                // SAFETY: reading ACTLR_EL1 has no side effects.
+                unsafe { asm!("mrs {}, actlr_el1", out(reg) v, options(nomem, nostack)) };
+                core::hint::black_box(v);
+            })),
+        ),
         // Trapped by HCR_EL2.TID3 (an ID register, sanitised).
-        ("mrs_id_aa64pfr0_el1", per_op(ticks(|_| {
-            let v: u64;
-            // SAFETY: reading an ID register has no side effects.
-            unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack)) };
-            core::hint::black_box(v);
-        }))),
+        (
+            "mrs_id_aa64pfr0_el1",
+            per_op(ticks(|_| {
+                let v: u64;
+                // SAFETY: reading an ID register has no side effects.
+                unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack)) };
+                core::hint::black_box(v);
+            })),
+        ),
         // Never trapped: the baseline of a system-register write.
-        ("msr_tpidr_el1", per_op(ticks(|i| {
-            // SAFETY: TPIDR_EL1 is software scratch; this program does not use it.
-            unsafe { asm!("msr tpidr_el1, {}", in(reg) i, options(nomem, nostack)) }
-        }))),
+        (
+            "msr_tpidr_el1",
+            per_op(ticks(|i| {
+                // SAFETY: TPIDR_EL1 is software scratch; this program does not use it.
+                unsafe { asm!("msr tpidr_el1, {}", in(reg) i, options(nomem, nostack)) }
+            })),
+        ),
         // A hypercall round trip: PSCI_VERSION through the DTB's conduit.
-        ("psci_version", per_op(ticks(|_| {
-            core::hint::black_box(rt::psci::version().ok());
-        }))),
+        (
+            "psci_version",
+            per_op(ticks(|_| {
+                core::hint::black_box(rt::psci::version().ok());
+            })),
+        ),
     ];
     // SAFETY: puts back the value read above.
     unsafe { asm!("msr contextidr_el1, {}", in(reg) saved_contextidr, options(nomem, nostack)) };

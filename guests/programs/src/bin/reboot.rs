@@ -18,7 +18,11 @@ rt::guest!("reboot", main);
 
 fn main(boot: &Boot) -> Result<(), Fail> {
     say!("boot");
-    if boot.bootargs().split_ascii_whitespace().any(|a| a == "reset2") {
+    if boot
+        .bootargs()
+        .split_ascii_whitespace()
+        .any(|a| a == "reset2")
+    {
         match psci::system_reset2(0x8000_0001, 0) {
             Err(PsciError::Call(psci::Error::InvalidParameters)) => {
                 say!("vendor reset type refused")

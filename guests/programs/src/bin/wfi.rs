@@ -54,7 +54,9 @@ fn main(_boot: &Boot) -> Result<(), Fail> {
         let us = waited * 1_000_000 / hz;
         say!("wait {n}: woke after {us} us ({wakeups} wake-ups)");
         if us < WAIT_US {
-            return Err(fail!("wait {n}: ISTATUS set after {us} us, before the {WAIT_US} us deadline"));
+            return Err(fail!(
+                "wait {n}: ISTATUS set after {us} us, before the {WAIT_US} us deadline"
+            ));
         }
     }
     Ok(())
