@@ -267,12 +267,18 @@ fn pick(me: usize, after: usize) -> Option<usize> {
 /// the woken), not `after` itself. A woken vCPU blocked in WFI is unblocked (a WFI
 /// may end without an interrupt). Wake-ups of vCPUs that cannot run (paused, off,
 /// the current one) are dropped: they only ever ask for an earlier turn.
+#[inline(always)]
 fn pick_woken(me: usize, after: usize) -> Option<usize> {
-    let pc = &CPUS[me];
-    let w = pc.woken.load(Ordering::Acquire) & POSITIONS;
+    let w = CPUS[me].woken.load(Ordering::Acquire) & POSITIONS;
     if w == 0 {
         return None;
     }
+    pick_woken_from(me, after, w)
+}
+
+#[inline(never)]
+fn pick_woken_from(me: usize, after: usize, w: u64) -> Option<usize> {
+    let pc = &CPUS[me];
     let start = if after == NONE { 0 } else { after + 1 };
     // Rotate so that the search starts after `after`.
     let rot = (start % 32) as u32;
@@ -367,7 +373,15 @@ pub fn wake_at_deadline(me: usize) -> Option<u64> {
 
 /// Marks woken every vCPU of CPU `me` whose [`wake_at`] deadline passed, or that is
 /// blocked in WFI with its saved virtual timer due.
+#[inline(always)]
 fn wake_due(me: usize, now: u64) {
+    if CPUS[me].has_deadline.load(Ordering::Relaxed) != 0 || super::vgic::any_blocked(me) {
+        wake_due_slow(me, now);
+    }
+}
+
+#[inline(never)]
+fn wake_due_slow(me: usize, now: u64) {
     let pc = &CPUS[me];
     let mut mask = pc.has_deadline.load(Ordering::Acquire);
     while mask != 0 {
@@ -559,9 +573,23 @@ pub fn run() -> ! {
 /// Arms the EL2 timer for the earliest of: the slice's end, the moment the current
 /// vCPU is to be preempted for a woken one, the virtual-timer deadline of a vCPU
 /// blocked here (vGIC), and the [`wake_at`] deadlines.
+#[inline(always)]
 fn arm_next(me: usize, now: u64) {
     let pc = &CPUS[me];
     let mut d = pc.slice_end.load(Ordering::Relaxed);
+    if pc.preempt_at.load(Ordering::Relaxed) != 0
+        || pc.has_deadline.load(Ordering::Relaxed) != 0
+        || super::vgic::any_blocked(me)
+    {
+        d = earliest_deadline(me, d);
+    }
+    timer::arm_at(d.max(now + 1));
+}
+
+/// The earliest of `d` and the deadlines [`arm_next`] arms the timer for.
+#[inline(never)]
+fn earliest_deadline(me: usize, mut d: u64) -> u64 {
+    let pc = &CPUS[me];
     let p = pc.preempt_at.load(Ordering::Relaxed);
     if p != 0 {
         d = d.min(p);
@@ -569,12 +597,10 @@ fn arm_next(me: usize, now: u64) {
     if let Some(b) = super::vgic::blocked_deadline(me) {
         d = d.min(b);
     }
-    if pc.has_deadline.load(Ordering::Relaxed) != 0 {
-        if let Some(w) = wake_at_deadline(me) {
-            d = d.min(w);
-        }
+    if let Some(w) = wake_at_deadline(me) {
+        d = d.min(w);
     }
-    timer::arm_at(d.max(now + 1));
+    d
 }
 
 fn save(v: &Vcpu, frame: &TrapFrame) {
@@ -614,11 +640,9 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
 /// preempted another because it was woken).
 fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) {
     let (vm, v) = vcpu_at(me, pos).expect("picked vCPU exists");
+    // Its wake-up, if it was woken, stays set: the next exit that looks drops it
+    // (`pick_woken` never picks the current vCPU), which keeps this path short.
     let pc = &CPUS[me];
-    let w = pc.woken.load(Ordering::Relaxed);
-    if w & ((1 << pos) | REARM) != 0 {
-        pc.woken.fetch_and(!((1 << pos) | REARM), Ordering::AcqRel);
-    }
     v.set_state(RunState::Running);
     vm.switches.fetch_add(1, Ordering::Relaxed);
     CPUS[me].set_current(pos);
@@ -631,9 +655,14 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) {
     pc.loaded_at.store(now, Ordering::Relaxed);
     pc.preempt_at.store(0, Ordering::Relaxed);
     let slice = if short { &SHORT_TICKS } else { &SLICE_TICKS };
-    pc.slice_end
-        .store(now + slice.load(Ordering::Relaxed), Ordering::Relaxed);
-    arm_next(me, now);
+    let mut end = now + slice.load(Ordering::Relaxed);
+    pc.slice_end.store(end, Ordering::Relaxed);
+    // `arm_next`, knowing that nothing is to be preempted and the slice's end is
+    // ahead.
+    if pc.has_deadline.load(Ordering::Relaxed) != 0 || super::vgic::any_blocked(me) {
+        end = earliest_deadline(me, end).max(now + 1);
+    }
+    timer::arm_at(end);
 }
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {

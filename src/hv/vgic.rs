@@ -720,6 +720,7 @@ pub fn idle_wait(me: usize) {
 }
 
 /// Whether a vCPU placed on CPU `me` is blocked in WFI.
+#[inline(always)]
 pub fn any_blocked(me: usize) -> bool {
     BLOCKED_HERE
         .get(me)
