@@ -8,6 +8,7 @@ mod common;
 mod gdb_stub;
 mod guestfuzz;
 mod isolation;
+mod latency;
 mod passthrough;
 mod reboot;
 

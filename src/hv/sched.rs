@@ -1,23 +1,45 @@
-//! Per-CPU scheduling of pinned vCPUs, round-robin on the EL2 timer.
+//! Per-CPU scheduling of pinned vCPUs, round-robin on the EL2 timer, with prompt
+//! wake-ups.
 //!
 //! Each physical CPU owns a list of vCPUs. The running one keeps its CPU until it
-//! yields (WFI), goes off (CPU_OFF, its VM stops), or its slice ends (the EL2
+//! yields (WFI), goes off (CPU_OFF, its VM stops), its slice ends (the EL2
 //! physical timer, armed when a slice starts and left alone by other exits, so a
 //! guest that spins at EL1, or traps all the time, cannot starve the others; every
-//! CPU also exits to EL2 at least once a slice). An idle CPU waits in
-//! WFE; whoever makes a vCPU runnable sends an event.
+//! CPU also exits to EL2 at least once a slice), or a vCPU of its CPU is woken.
+//!
+//! **Wake-ups** ([`wake`], [`wake_at`]). An interrupt for a vCPU that is not
+//! running (blocked in WFI, or runnable and waiting for its turn) marks it *woken*
+//! on its CPU and, from another CPU, kicks that CPU (an SGI). The woken vCPU is
+//! picked before the round-robin order, and preempts the running one as soon as
+//! that one has run [`MIN_RUN_US`] (at once if it has; otherwise the EL2 timer is
+//! armed for that moment): two vCPUs that keep waking each other cannot turn the
+//! CPU into a ping-pong of world switches. A vCPU that preempted another runs on a
+//! short slice ([`SHORT_SLICE_US`]), so being woken often does not let it keep the
+//! CPU. Deadlines work the same way: the EL2 timer is armed for the earliest of the
+//! slice's end, the virtual-timer deadline of a vCPU blocked here (read from its
+//! saved context), and any [`wake_at`] deadline, and a vCPU whose deadline passed
+//! is woken. So an interrupt waits for at most [`MIN_RUN_US`], never for a slice.
+//! An idle CPU waits in WFI (`vgic::idle_wait`) until a kick or its next deadline.
 
 use super::vcpu::{RunState, Vcpu, VcpuContext};
 use super::vm::{self, Vm};
 use crate::arch::{self, fpsimd, sysreg, timer, trap_frame::TrapFrame};
 use crate::cpreg;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 pub const MAX_CPUS: usize = 8;
 const NONE: usize = usize::MAX;
-/// The scheduling slice, in milliseconds.
+/// The least a running vCPU runs before a woken vCPU of its CPU preempts it.
+pub const MIN_RUN_US: u64 = 100;
+/// The slice of a vCPU that preempted another because it was woken.
+pub const SHORT_SLICE_US: u64 = 1000;
+/// `PerCpu::woken`: the EL2 timer must be armed again (a deadline was added, or
+/// the timer fired before the slice's end).
+const REARM: u64 = 1 << 63;
+/// `PerCpu::woken`: the bits that name vCPUs (by position in the CPU's list).
+const POSITIONS: u64 = 0xffff_ffff;
 /// The scheduling slice in microseconds: 10 ms unless the hypervisor's command line
 /// (`/chosen/bootargs`) says `hv.slice_us=N`.
 static SLICE_US: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(10_000);
@@ -30,6 +52,12 @@ pub fn set_slice_us(us: u64) {
 pub fn slice_us() -> u64 {
     SLICE_US.load(Ordering::Relaxed)
 }
+
+/// The slice, the minimum run and the short slice in counter ticks: computed once
+/// the counter frequency and the slice are known (`publish`).
+static SLICE_TICKS: AtomicU64 = AtomicU64::new(0);
+static MIN_RUN_TICKS: AtomicU64 = AtomicU64::new(0);
+static SHORT_TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// HCR_EL2 for an AArch64 VM: stage 2 on (VM), set/way invalidation upgraded to
 /// clean (SWIO), physical IRQ/FIQ/SError to EL2 (IMO, FMO, AMO), broadcast TLB and
@@ -67,6 +95,17 @@ struct PerCpu {
     current: AtomicUsize,
     online: AtomicBool,
     mpidr: core::sync::atomic::AtomicU64,
+    /// vCPUs woken here (bit = position in `list`) and [`REARM`]: set by any CPU
+    /// ([`wake`], [`wake_at`]), cleared by this CPU when it picks them.
+    woken: AtomicU64,
+    /// This CPU only: when the current vCPU was loaded, when its slice ends, and
+    /// when it is to be preempted for a woken vCPU (0: not asked).
+    loaded_at: AtomicU64,
+    slice_end: AtomicU64,
+    preempt_at: AtomicU64,
+    /// [`wake_at`] deadlines by position, valid where `has_deadline` has the bit.
+    deadlines: [AtomicU64; 32],
+    has_deadline: AtomicU32,
 }
 
 impl PerCpu {
@@ -77,6 +116,12 @@ impl PerCpu {
             current: AtomicUsize::new(!NONE),
             online: AtomicBool::new(false),
             mpidr: core::sync::atomic::AtomicU64::new(0),
+            woken: AtomicU64::new(0),
+            loaded_at: AtomicU64::new(0),
+            slice_end: AtomicU64::new(0),
+            preempt_at: AtomicU64::new(0),
+            deadlines: [const { AtomicU64::new(0) }; 32],
+            has_deadline: AtomicU32::new(0),
         }
     }
 }
@@ -151,6 +196,11 @@ pub fn assign(vm: usize, vcpu: usize, pcpu: usize) {
 /// Publishes each CPU's vCPUs once the VMs are installed, so the scheduler reads
 /// them without a lock. Boot CPU, before any guest runs.
 pub fn publish(vms: &'static [Vm]) {
+    let ticks = |us: u64| (timer::frequency() * us / 1_000_000).max(1);
+    let slice = ticks(slice_us());
+    SLICE_TICKS.store(slice, Ordering::Relaxed);
+    MIN_RUN_TICKS.store(ticks(MIN_RUN_US).min(slice), Ordering::Relaxed);
+    SHORT_TICKS.store(ticks(SHORT_SLICE_US).min(slice), Ordering::Relaxed);
     for cpu in CPUS.iter() {
         let placed = cpu.vcpus.lock().clone();
         cpu.list.call_once(|| {
@@ -213,15 +263,171 @@ fn pick(me: usize, after: usize) -> Option<usize> {
         })
 }
 
+/// The next woken vCPU here that can run, after position `after` (round-robin among
+/// the woken), not `after` itself. A woken vCPU blocked in WFI is unblocked (a WFI
+/// may end without an interrupt). Wake-ups of vCPUs that cannot run (paused, off,
+/// the current one) are dropped: they only ever ask for an earlier turn.
+#[inline(always)]
+fn pick_woken(me: usize, after: usize) -> Option<usize> {
+    let w = CPUS[me].woken.load(Ordering::Acquire) & POSITIONS;
+    if w == 0 {
+        return None;
+    }
+    pick_woken_from(me, after, w)
+}
+
+#[inline(never)]
+fn pick_woken_from(me: usize, after: usize, w: u64) -> Option<usize> {
+    let pc = &CPUS[me];
+    let start = if after == NONE { 0 } else { after + 1 };
+    // Rotate so that the search starts after `after`.
+    let rot = (start % 32) as u32;
+    let mut r = (w as u32).rotate_right(rot);
+    while r != 0 {
+        let p = ((r.trailing_zeros() + rot) % 32) as usize;
+        r &= r - 1;
+        let ok = p != after
+            && vcpu_at(me, p).is_some_and(|(vm, v)| {
+                v.state() == RunState::Runnable && !v.is_paused() && vm.is_running()
+            });
+        if ok {
+            if let Some((vm, v)) = vcpu_at(me, p) {
+                super::vgic::unblock(vm, v);
+            }
+            return Some(p);
+        }
+        pc.woken.fetch_and(!(1 << p), Ordering::AcqRel);
+    }
+    None
+}
+
+/// The position of `v` in its CPU's list.
+fn position(v: &Vcpu) -> Option<usize> {
+    CPUS.get(v.pcpu)?
+        .list
+        .get()?
+        .iter()
+        .position(|x| core::ptr::eq(*x, v))
+        .filter(|&p| p < 32)
+}
+
+/// An interrupt was made pending for `v`, which is not running (blocked in WFI, or
+/// runnable and waiting for its CPU): its CPU picks it next, preempting the vCPU it
+/// runs once that one has run [`MIN_RUN_US`]. From another CPU, that CPU is kicked
+/// (an SGI); on `v`'s own CPU, the `schedule` that ends this exit decides. A vCPU
+/// that is off is left alone; one that is running needs no wake-up (the caller
+/// kicks its CPU so it exits and takes the interrupt).
+pub fn wake(v: &Vcpu) {
+    if v.state() == RunState::Off {
+        return;
+    }
+    let Some(pos) = position(v) else { return };
+    CPUS[v.pcpu].woken.fetch_or(1 << pos, Ordering::AcqRel);
+    if v.pcpu != arch::cpu_index() {
+        super::gic::send_sgi(super::control::KICK_SGI, mpidr_of(v.pcpu));
+    }
+}
+
+/// Wakes `v` (as [`wake`]) when the counter reaches `deadline`, unless that is
+/// cancelled ([`cancel_wake_at`]) or replaced by another `wake_at` first: for a
+/// timer the hardware does not watch while `v` is not loaded (an emulated timer
+/// of the guest's). Its CPU arms its EL2 timer for the earliest such deadline (an
+/// idle CPU sleeps until then), so `v` is woken at the deadline and not at the end
+/// of another vCPU's slice. One deadline per vCPU; it is dropped once it fired.
+/// While `v` is loaded the deadline still ends the running vCPU's wait at EL2 but
+/// wakes nobody: a timer of the loaded vCPU must bring it to EL2 itself (its
+/// hardware timer, or a check on every entry).
+pub fn wake_at(v: &Vcpu, deadline: u64) {
+    let Some(pos) = position(v) else { return };
+    let pc = &CPUS[v.pcpu];
+    pc.deadlines[pos].store(deadline, Ordering::Relaxed);
+    pc.has_deadline.fetch_or(1 << pos, Ordering::Release);
+    pc.woken.fetch_or(REARM, Ordering::AcqRel);
+    if v.pcpu != arch::cpu_index() {
+        super::gic::send_sgi(super::control::KICK_SGI, mpidr_of(v.pcpu));
+    }
+}
+
+/// Cancels `v`'s [`wake_at`] deadline, if it has one.
+pub fn cancel_wake_at(v: &Vcpu) {
+    if let Some(pos) = position(v) {
+        CPUS[v.pcpu]
+            .has_deadline
+            .fetch_and(!(1 << pos), Ordering::AcqRel);
+    }
+}
+
+/// The earliest [`wake_at`] deadline of CPU `me`'s vCPUs.
+pub fn wake_at_deadline(me: usize) -> Option<u64> {
+    let pc = CPUS.get(me)?;
+    let mut mask = pc.has_deadline.load(Ordering::Acquire);
+    let mut d = None::<u64>;
+    while mask != 0 {
+        let p = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        let t = pc.deadlines[p].load(Ordering::Relaxed);
+        d = Some(d.map_or(t, |d| d.min(t)));
+    }
+    d
+}
+
+/// Marks woken every vCPU of CPU `me` whose [`wake_at`] deadline passed, or that is
+/// blocked in WFI with its saved virtual timer due.
+#[inline(always)]
+fn wake_due(me: usize, now: u64) {
+    if CPUS[me].has_deadline.load(Ordering::Relaxed) != 0 || super::vgic::any_blocked(me) {
+        wake_due_slow(me, now);
+    }
+}
+
+#[inline(never)]
+fn wake_due_slow(me: usize, now: u64) {
+    let pc = &CPUS[me];
+    let mut mask = pc.has_deadline.load(Ordering::Acquire);
+    while mask != 0 {
+        let p = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        if pc.deadlines[p].load(Ordering::Relaxed) <= now {
+            pc.has_deadline.fetch_and(!(1 << p), Ordering::AcqRel);
+            pc.woken.fetch_or(1 << p, Ordering::AcqRel);
+        }
+    }
+    if super::vgic::any_blocked(me) {
+        let n = pc.list.get().map_or(0, |l| l.len()).min(32);
+        for p in 0..n {
+            if vcpu_at(me, p).is_some_and(|(vm, v)| super::vgic::timer_due(vm, v)) {
+                pc.woken.fetch_or(1 << p, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// The EL2 timer fired on this CPU (at the end of the slice, or at a deadline):
+/// wakes the vCPUs whose deadline passed, then schedules, ending the slice if it is
+/// over.
+pub fn timer_fired(frame: &mut TrapFrame) {
+    let me = arch::cpu_index();
+    let pc = &CPUS[me];
+    let now = timer::now();
+    wake_due(me, now);
+    let over = now >= pc.slice_end.load(Ordering::Relaxed);
+    if !over {
+        // The slice goes on: the timer is armed again for what is left of it.
+        pc.woken.fetch_or(REARM, Ordering::AcqRel);
+    }
+    schedule(frame, over);
+}
+
 /// Decides what runs next on this CPU, at the end of every exit from a guest.
 /// `yield_cpu`: the current vCPU offers its CPU (WFI, end of slice).
 ///
-/// The current vCPU keeps the CPU unless it yields, went off, or was asked to pause
-/// (see `control`): then its registers are saved into its context, so whoever
-/// paused it reads live state.
+/// The current vCPU keeps the CPU unless it yields, went off, was asked to pause
+/// (see `control`), or a woken vCPU preempts it: then its registers are saved into
+/// its context, so whoever paused it reads live state.
 pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     let me = arch::cpu_index();
-    let cur = CPUS[me].current();
+    let pc = &CPUS[me];
+    let cur = pc.current();
     let current = current();
     // vGIC: a vCPU blocked in WFI gives its CPU up.
     let keep = current.is_some_and(|(vm, v)| {
@@ -230,14 +436,45 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
             && !v.is_paused()
             && !super::vgic::is_blocked(vm, v)
     });
+    let mut woken = None;
     if keep && !yield_cpu {
         // The slice goes on: re-arming here would restart it, and a vCPU that exits
-        // often (MMIO, HVC polling) would never be preempted.
-        return;
+        // often (MMIO, HVC polling) would never be preempted. Unless a vCPU was
+        // woken here: it preempts the current one once that one has run its
+        // minimum.
+        let w = pc.woken.load(Ordering::Acquire);
+        if w == 0 {
+            return;
+        }
+        let now = timer::now();
+        let loaded_at = pc.loaded_at.load(Ordering::Relaxed);
+        woken = pick_woken(me, cur);
+        let min_run = MIN_RUN_TICKS.load(Ordering::Relaxed);
+        if woken.is_none() || now.wrapping_sub(loaded_at) < min_run {
+            if woken.is_some() {
+                pc.preempt_at.store(loaded_at + min_run, Ordering::Relaxed);
+            }
+            if woken.is_some() || w & REARM != 0 {
+                pc.woken.fetch_and(!REARM, Ordering::AcqRel);
+                arm_next(me, now);
+            }
+            return;
+        }
     }
-    let next = pick(me, cur);
+    let (next, short) = match woken {
+        Some(p) => (Some(p), true),
+        None => match pick_woken(me, cur) {
+            Some(p) => (Some(p), keep),
+            None => (pick(me, cur), false),
+        },
+    };
     if keep && next.is_none() {
-        arm_slice();
+        // Alone here: a new slice.
+        let now = timer::now();
+        pc.woken.fetch_and(!REARM, Ordering::AcqRel);
+        pc.slice_end
+            .store(now + SLICE_TICKS.load(Ordering::Relaxed), Ordering::Relaxed);
+        arm_next(me, now);
         return;
     }
     let mut saved = false;
@@ -256,7 +493,7 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
     }
     match next {
         Some(next) => {
-            load(me, next, frame);
+            load(me, next, frame, short);
             if saved {
                 // A world switch proper, from one vCPU to another: the exit that
                 // made it measures its cost (`account_switch`).
@@ -298,8 +535,9 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
     CURRENT[me].store(core::ptr::null_mut(), Ordering::Relaxed);
     timer::disarm();
     loop {
-        if let Some(next) = pick(me, NONE) {
-            load(me, next, frame);
+        wake_due(me, timer::now());
+        if let Some(next) = pick_woken(me, NONE).or_else(|| pick(me, NONE)) {
+            load(me, next, frame, false);
             return;
         }
         if !vm::any_running() {
@@ -332,13 +570,37 @@ pub fn run() -> ! {
     unsafe { arch::trap_frame::enter_guest(&frame) }
 }
 
-fn arm_slice() {
-    let slice = timer::frequency() * slice_us() / 1_000_000;
-    // vGIC: end the slice early when a vCPU blocked here has its timer due sooner,
-    // so it is woken on time.
-    let ticks = super::vgic::blocked_deadline(arch::cpu_index())
-        .map_or(slice, |d| d.saturating_sub(timer::now()).clamp(1, slice));
-    timer::arm(ticks);
+/// Arms the EL2 timer for the earliest of: the slice's end, the moment the current
+/// vCPU is to be preempted for a woken one, the virtual-timer deadline of a vCPU
+/// blocked here (vGIC), and the [`wake_at`] deadlines.
+#[inline(always)]
+fn arm_next(me: usize, now: u64) {
+    let pc = &CPUS[me];
+    let mut d = pc.slice_end.load(Ordering::Relaxed);
+    if pc.preempt_at.load(Ordering::Relaxed) != 0
+        || pc.has_deadline.load(Ordering::Relaxed) != 0
+        || super::vgic::any_blocked(me)
+    {
+        d = earliest_deadline(me, d);
+    }
+    timer::arm_at(d.max(now + 1));
+}
+
+/// The earliest of `d` and the deadlines [`arm_next`] arms the timer for.
+#[inline(never)]
+fn earliest_deadline(me: usize, mut d: u64) -> u64 {
+    let pc = &CPUS[me];
+    let p = pc.preempt_at.load(Ordering::Relaxed);
+    if p != 0 {
+        d = d.min(p);
+    }
+    if let Some(b) = super::vgic::blocked_deadline(me) {
+        d = d.min(b);
+    }
+    if let Some(w) = wake_at_deadline(me) {
+        d = d.min(w);
+    }
+    d
 }
 
 fn save(v: &Vcpu, frame: &TrapFrame) {
@@ -374,8 +636,13 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
     }
 }
 
-fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
+/// Loads the vCPU at `pos` for a slice (`short`: the short slice of a vCPU that
+/// preempted another because it was woken).
+fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) {
     let (vm, v) = vcpu_at(me, pos).expect("picked vCPU exists");
+    // Its wake-up, if it was woken, stays set: the next exit that looks drops it
+    // (`pick_woken` never picks the current vCPU), which keeps this path short.
+    let pc = &CPUS[me];
     v.set_state(RunState::Running);
     vm.switches.fetch_add(1, Ordering::Relaxed);
     CPUS[me].set_current(pos);
@@ -384,7 +651,18 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame) {
     frame.copy_from(&ctx.frame);
     load_hw(vm, v, &ctx);
     super::debug::on_enter(vm, v, frame, &ctx.sysregs);
-    arm_slice();
+    let now = timer::now();
+    pc.loaded_at.store(now, Ordering::Relaxed);
+    pc.preempt_at.store(0, Ordering::Relaxed);
+    let slice = if short { &SHORT_TICKS } else { &SLICE_TICKS };
+    let mut end = now + slice.load(Ordering::Relaxed);
+    pc.slice_end.store(end, Ordering::Relaxed);
+    // `arm_next`, knowing that nothing is to be preempted and the slice's end is
+    // ahead.
+    if pc.has_deadline.load(Ordering::Relaxed) != 0 || super::vgic::any_blocked(me) {
+        end = earliest_deadline(me, end).max(now + 1);
+    }
+    timer::arm_at(end);
 }
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {

@@ -256,7 +256,7 @@ fn irq(frame: &mut TrapFrame) {
         };
         if acked.id.raw_value() == super::boot::hyp_timer_intid() {
             // The timer's line is level: quiet it before EOI, or it fires again at
-            // once. `schedule` arms the next slice.
+            // once. `sched::timer_fired` arms it again.
             crate::arch::timer::disarm();
             tick = true;
         }
@@ -269,8 +269,11 @@ fn irq(frame: &mut TrapFrame) {
     if tick {
         super::boot::poll_input();
         super::monitor::poll(Some(frame));
+        // The slice's end, or a deadline: a vCPU to wake (see `sched`).
+        sched::timer_fired(frame);
+    } else {
+        sched::schedule(frame, false);
     }
-    sched::schedule(frame, tick);
 }
 
 fn serror(frame: &mut TrapFrame) {

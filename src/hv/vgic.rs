@@ -586,9 +586,10 @@ pub fn with_model<R>(vm: &Vm, f: impl FnOnce(&mut Vgic) -> R) -> Option<R> {
 }
 
 /// Makes the vCPUs in `kicks` notice new interrupts: one running on another CPU
-/// exits, and the idle CPU of a blocked one leaves `idle_wait` (the kick SGI; an
-/// event too, for a CPU still waiting in `wfe`). The current vCPU needs nothing:
-/// `on_entry` runs before it resumes.
+/// exits (the kick SGI); one that is not running (blocked in WFI, or waiting for
+/// its turn) is woken (`sched::wake`: its CPU picks it next, kicked if it is
+/// another CPU); an event too, for a CPU still waiting in `wfe`. The current vCPU
+/// needs nothing: `on_entry` runs before it resumes.
 fn kick(vm: &Vm, kicks: Kicks) {
     if kicks.is_empty() {
         return;
@@ -597,16 +598,17 @@ fn kick(vm: &Vm, kicks: Kicks) {
     let mut woke = false;
     for t in kicks.iter() {
         let Some(v) = vm.vcpus.get(t) else { continue };
-        if let Some(g) = vgic_of(vm) {
-            if g.blocked[t].load(Ordering::Relaxed) {
+        match v.state() {
+            RunState::Running => {
+                if v.pcpu != me {
+                    gic::send_sgi(control::KICK_SGI, sched::mpidr_of(v.pcpu));
+                }
+            }
+            RunState::Runnable => {
+                sched::wake(v);
                 woke = true;
             }
-        }
-        let blocked = vgic_of(vm).is_some_and(|g| g.blocked[t].load(Ordering::Relaxed));
-        if v.pcpu != me && (v.state() == RunState::Running || blocked) {
-            // Running: it exits and takes the interrupt. Blocked: its idle CPU
-            // leaves `idle_wait`.
-            gic::send_sgi(control::KICK_SGI, sched::mpidr_of(v.pcpu));
+            RunState::Off => {}
         }
     }
     if woke {
@@ -696,7 +698,11 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
 pub fn idle_wait(me: usize) {
     use crate::arch::timer;
     let now = timer::now();
-    let deadline = blocked_deadline(me).map_or(u64::MAX, |d| d.max(now));
+    let deadline = blocked_deadline(me)
+        .into_iter()
+        .chain(sched::wake_at_deadline(me))
+        .min()
+        .map_or(u64::MAX, |d| d.max(now));
     let deadline = deadline.min(now + timer::frequency() / 1000);
     if deadline > now {
         timer::arm(deadline - now);
@@ -710,6 +716,31 @@ pub fn idle_wait(me: usize) {
         // The virtual timer of the last vCPU here: masked until it runs again.
         physical_irq(a.id.raw_value());
         gic::end(a);
+    }
+}
+
+/// Whether a vCPU placed on CPU `me` is blocked in WFI.
+#[inline(always)]
+pub fn any_blocked(me: usize) -> bool {
+    BLOCKED_HERE
+        .get(me)
+        .is_some_and(|n| n.load(Ordering::Acquire) != 0)
+}
+
+/// Whether `v` is blocked in WFI, could run, and its saved virtual timer is due
+/// (the scheduler wakes it).
+pub fn timer_due(vm: &Vm, v: &Vcpu) -> bool {
+    vgic_of(vm).is_some_and(|g| g.blocked[v.index].load(Ordering::Relaxed))
+        && !v.is_paused()
+        && v.state() == RunState::Runnable
+        && saved_timer_fired(v)
+}
+
+/// Ends `v`'s wait in WFI (the scheduler woke it: a WFI may complete without an
+/// interrupt).
+pub fn unblock(vm: &Vm, v: &Vcpu) {
+    if let Some(g) = vgic_of(vm) {
+        set_blocked(g, v, false);
     }
 }
 

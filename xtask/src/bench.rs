@@ -221,6 +221,8 @@ pub fn bench(known_over: &[String]) -> Result<(), String> {
     println!("QEMU -icount {ICOUNT}, -cpu max, GICv3, 1 CPU; per operation: 1000 iterations.");
     println!();
     print!("{}", budget::table(&rows));
+    // Interrupt latency: a pair of vCPUs on one CPU against two (issue 12, item 3).
+    rows.extend(crate::bench_latency::bench(&q.binary, &image, &guests)?);
     // Passthrough: a disk under Debian's Linux, bare and under the hypervisor.
     crate::bench_disk::bench(&q.binary, &image, module_base)?;
     budget::verdict(&rows, known_over)

@@ -10,6 +10,7 @@
 
 mod bench;
 mod bench_disk;
+mod bench_latency;
 mod board;
 mod budget;
 mod build;

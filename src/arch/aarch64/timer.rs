@@ -39,3 +39,11 @@ pub fn arm(ticks: u64) {
 pub fn disarm() {
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR);
 }
+
+/// Arms the EL2 physical timer to fire when the counter reaches `deadline` (at once
+/// if it already has).
+pub fn arm_at(deadline: u64) {
+    // SAFETY: CNTHP_CVAL_EL2 only sets the EL2 timer's compare value.
+    unsafe { asm!("msr cnthp_cval_el2, {}", in(reg) deadline) };
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
+}
