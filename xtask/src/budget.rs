@@ -15,7 +15,6 @@ pub enum Budget {
     /// The figure under the hypervisor is at most this.
     AtMost(u64),
     /// The figure under the hypervisor is at most this many times the bare one.
-    #[allow(dead_code)] // the debug line's throughput row (issue 12, item 4) uses it
     RatioAtMost(f64),
 }
 

@@ -9,6 +9,7 @@
 
 mod bench;
 mod bench_disk;
+mod bench_gdb;
 mod board;
 mod budget;
 mod build;
@@ -61,8 +62,13 @@ enum Cmd {
     /// or on a board as its initrd.
     Bundle(BundleArgs),
     /// Print the benchmark tables: instruction counts under QEMU -icount, bare and virtualised
-    /// (CPU operations, world switches, and a passed-through disk under Debian's Linux).
-    Bench,
+    /// (CPU operations, world switches, and a passed-through disk under Debian's Linux), and
+    /// the debug line's GDB throughput against QEMU's own gdbstub.
+    Bench {
+        /// Only the GDB row (the debug line against QEMU's gdbstub).
+        #[arg(long)]
+        gdb_only: bool,
+    },
     /// Snapshots as host files: save/restore talk to the hypervisor's debug console.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
@@ -268,7 +274,7 @@ fn main() -> ExitCode {
             seed,
             target,
         } => fuzz::fuzz(target.as_deref(), seconds, seed),
-        Cmd::Bench => bench::bench(),
+        Cmd::Bench { gdb_only } => bench::bench(gdb_only),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save {
                 console,
