@@ -342,6 +342,9 @@ impl Fake {
         for a in 0x1000..0x1010u64 {
             f.mem.insert(a, a as u8);
         }
+        for a in 0x10_0000..0x10_4000u64 {
+            f.mem.insert(a, (a * 7) as u8);
+        }
         f
     }
 
@@ -532,7 +535,7 @@ fn handshake_and_queries() {
     ));
     assert_eq!(out[0], b'+', "acked");
     let r = replies(&out);
-    assert!(r[0].contains("PacketSize=1000"), "{r:?}");
+    assert!(r[0].contains("PacketSize=8000"), "{r:?}");
     assert!(r[0].contains("qXfer:features:read+"));
     assert_eq!(s.ask(b"vMustReplyEmpty"), [""]);
     assert_eq!(s.ask(b"?"), ["T05thread:1;"]);
@@ -639,6 +642,23 @@ fn memory_read_and_write() {
     assert_eq!(s.ask(b"X1004,2:#}"), ["OK"]);
     assert_eq!(s.ask(b"m1004,2"), ["237d"]);
     assert_eq!(s.ask(b"X1004,0:"), ["OK"]);
+}
+
+#[test]
+fn a_16_kib_read_and_a_16_kib_binary_write_take_one_packet_each() {
+    let mut s = Session::new();
+    // GDB reads `PacketSize / 2` bytes per `m`: 16 KiB, answered whole.
+    let r = s.ask(b"m100000,4000");
+    assert_eq!(r.len(), 1);
+    let want: Vec<u8> = (0x10_0000..0x10_4000u64).map(|a| (a * 7) as u8).collect();
+    assert_eq!(decode_hex(r[0].as_bytes()).unwrap(), want);
+    // `X`: 16 KiB of binary (every byte value, `$ # } *` escaped) in one packet.
+    let data: Vec<u8> = (0..0x4000u32).map(|i| (i * 13 + 5) as u8).collect();
+    let mut body = b"X100000,4000:".to_vec();
+    body.extend_from_slice(&data);
+    assert_eq!(s.ask(&body), ["OK"]);
+    let r = s.ask(b"m100000,4000");
+    assert_eq!(decode_hex(r[0].as_bytes()).unwrap(), data);
 }
 
 #[test]
