@@ -194,18 +194,36 @@ impl Framer {
     }
 }
 
-/// Appends `$body#cs` to `out`, escaping `$`, `#`, `}` and `*` in the body.
+/// Appends `$body#cs` to `out`, escaping `$`, `#`, `}` and `*` in the body, and
+/// run-length encoding repeats (`X*c`: `c - 29` more copies of `X`, 3 to 97, never
+/// 6 or 7, whose counts would be `#` and `$`), as GDB reads every reply. The line
+/// carries a byte per UART write: a page of zeros read as hex is 8192 bytes
+/// plain and 256 encoded.
 pub fn encode(body: &[u8], out: &mut Vec<u8>) {
+    fn put(out: &mut Vec<u8>, sum: &mut u8, b: u8) {
+        out.push(b);
+        *sum = sum.wrapping_add(b);
+    }
     out.push(b'$');
     let mut sum: u8 = 0;
-    for &b in body {
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        i += 1;
         if matches!(b, b'$' | b'#' | b'}' | b'*') {
-            out.push(b'}');
-            out.push(b ^ 0x20);
-            sum = sum.wrapping_add(b'}').wrapping_add(b ^ 0x20);
-        } else {
-            out.push(b);
-            sum = sum.wrapping_add(b);
+            put(out, &mut sum, b'}');
+            put(out, &mut sum, b ^ 0x20);
+            continue;
+        }
+        put(out, &mut sum, b);
+        let mut more = body[i..].iter().take(97).take_while(|&&x| x == b).count();
+        if more >= 3 {
+            if more == 6 || more == 7 {
+                more = 5;
+            }
+            put(out, &mut sum, b'*');
+            put(out, &mut sum, more as u8 + 29);
+            i += more;
         }
     }
     out.push(b'#');

@@ -803,3 +803,31 @@ fn random_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn replies_are_run_length_encoded_and_decode_to_the_same_body() {
+    // Every run length from 1 to 300 of a plain and of an escaped byte, between
+    // other bytes: the framer (which decodes as GDB does) gets the body back.
+    for n in 1..300 {
+        for c in [b'0', b'}', b'#'] {
+            let mut body = b"ab".to_vec();
+            body.extend(core::iter::repeat_n(c, n));
+            body.extend_from_slice(b"cd");
+            let wire = packet(&body);
+            assert!(
+                !wire[1..wire.len() - 3]
+                    .iter()
+                    .any(|&b| b == b'$' || b == b'#'),
+                "{n} x {c}: a frame byte inside {:?}",
+                String::from_utf8_lossy(&wire)
+            );
+            let (ev, bodies) = frame(&wire);
+            assert_eq!(ev, [Input::Packet], "{n} x {c}");
+            assert_eq!(bodies, [body], "{n} x {c}");
+        }
+    }
+    // A page of zeros read as hex: 8192 characters, 256 bytes on the wire.
+    let wire = packet(&[b'0'; 8192]);
+    assert_eq!(wire.len(), 256);
+    assert_eq!(&packet(b"0000")[..], b"$0* #7a");
+}
