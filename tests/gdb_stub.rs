@@ -209,13 +209,30 @@ fn gdb_debugs_a_guest_through_its_live_mmu() {
     expect_ticks(&mut q, before, 2);
 
     // Session 2: Ctrl-C interrupts the running guest.
-    let cmds: Vec<String> = ["continue", "p/x $pc", "info threads", "detach"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let dir = std::env::temp_dir().join(format!("hv-gdb-ctrlc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = dir.join("attached");
+    let cmds: Vec<String> = [
+        format!("shell touch {}", mark.display()),
+        "continue".into(),
+        "p/x $pc".into(),
+        "info threads".into(),
+        "detach".into(),
+    ]
+    .into_iter()
+    .collect();
     let child = gdb(q.debug_port(), &cmds).spawn().expect(NO_GDB);
-    // Let it attach and continue, then press Ctrl-C (gdb sends 0x03).
-    std::thread::sleep(Duration::from_secs(3));
+    // Once gdb has attached (the VM stopped) and continued, the guest ticks
+    // again: then press Ctrl-C (gdb sends 0x03). Waited for by what the guest
+    // prints, not a guess of how long attaching takes on a loaded machine.
+    let deadline = Instant::now() + GDB_DEADLINE;
+    while !mark.exists() {
+        q.check(Instant::now() < deadline, "gdb attached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = last_tick(&q);
+    expect_ticks(&mut q, before, 2);
+    let _ = std::fs::remove_dir_all(&dir);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
