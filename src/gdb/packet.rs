@@ -1,15 +1,17 @@
 //! Framing of the GDB remote serial protocol: `$body#cs` packets, their checksums,
 //! `}` escapes and `*` run-length encoding, the acknowledgements `+`/`-`, and the
-//! interrupt byte 0x03 (Ctrl-C). Byte by byte, with a fixed-size buffer: any input
-//! (line noise, a human typing, a fuzzer) gives a defined [`Input`], never a panic.
+//! interrupt byte 0x03 (Ctrl-C). Byte by byte (or a slice at a time, [`Framer::feed_all`]),
+//! with a bounded buffer: any input (line noise, a human typing, a fuzzer) gives a
+//! defined [`Input`], never a panic.
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 
 /// The largest packet body accepted, after escapes and run lengths are decoded.
 /// Advertised to GDB as `PacketSize` (which counts the framing too, so GDB's
-/// packets stay below it).
-pub const MAX_PACKET: usize = 4096;
+/// packets stay below it). GDB reads memory in pieces of half of it (hex), so
+/// 32 KiB makes a `dump` 16 KiB per round trip, and an `X` write 32 KiB at most.
+pub const MAX_PACKET: usize = 0x8000;
 
 /// What one byte of input completed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -45,7 +47,9 @@ enum State {
 /// Reassembles packets from a byte stream.
 pub struct Framer {
     state: State,
-    body: heapless::Vec<u8, MAX_PACKET>,
+    /// On the heap (grown up to [`MAX_PACKET`] as packets need it): a session
+    /// lives in a static, and no stack frame holds 32 KiB.
+    body: Vec<u8>,
     /// Checksum of the raw bytes between `$` and `#`.
     sum: u8,
     /// The first checksum digit.
@@ -75,7 +79,7 @@ impl Framer {
     pub const fn new() -> Self {
         Self {
             state: State::Idle,
-            body: heapless::Vec::new(),
+            body: Vec::new(),
             sum: 0,
             high: 0,
             escape: false,
@@ -96,7 +100,9 @@ impl Framer {
     }
 
     fn push(&mut self, b: u8) {
-        if self.body.push(b).is_err() {
+        if self.body.len() < MAX_PACKET {
+            self.body.push(b);
+        } else {
             self.overflow = true;
         }
     }
@@ -188,18 +194,36 @@ impl Framer {
     }
 }
 
-/// Appends `$body#cs` to `out`, escaping `$`, `#`, `}` and `*` in the body.
+/// Appends `$body#cs` to `out`, escaping `$`, `#`, `}` and `*` in the body, and
+/// run-length encoding repeats (`X*c`: `c - 29` more copies of `X`, 3 to 97, never
+/// 6 or 7, whose counts would be `#` and `$`), as GDB reads every reply. The line
+/// carries a byte per UART write: a page of zeros read as hex is 8192 bytes
+/// plain and 256 encoded.
 pub fn encode(body: &[u8], out: &mut Vec<u8>) {
+    fn put(out: &mut Vec<u8>, sum: &mut u8, b: u8) {
+        out.push(b);
+        *sum = sum.wrapping_add(b);
+    }
     out.push(b'$');
     let mut sum: u8 = 0;
-    for &b in body {
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        i += 1;
         if matches!(b, b'$' | b'#' | b'}' | b'*') {
-            out.push(b'}');
-            out.push(b ^ 0x20);
-            sum = sum.wrapping_add(b'}').wrapping_add(b ^ 0x20);
-        } else {
-            out.push(b);
-            sum = sum.wrapping_add(b);
+            put(out, &mut sum, b'}');
+            put(out, &mut sum, b ^ 0x20);
+            continue;
+        }
+        put(out, &mut sum, b);
+        let mut more = body[i..].iter().take(97).take_while(|&&x| x == b).count();
+        if more >= 3 {
+            if more == 6 || more == 7 {
+                more = 5;
+            }
+            put(out, &mut sum, b'*');
+            put(out, &mut sum, more as u8 + 29);
+            i += more;
         }
     }
     out.push(b'#');

@@ -393,7 +393,9 @@ impl Stub {
                 if len == 0 {
                     Ok(Vec::new())
                 } else {
-                    let mut buf = alloc::vec![0u8; len.min((MAX_PACKET - 1) / 2)];
+                    // As much as GDB asks for up to a full packet of hex: GDB asks for
+                    // `PacketSize / 2` bytes at a time.
+                    let mut buf = alloc::vec![0u8; len.min(MAX_PACKET / 2)];
                     match target.read_memory(self.general, addr, &mut buf) {
                         Ok(n) if n > 0 => {
                             let mut r = Vec::with_capacity(2 * n);

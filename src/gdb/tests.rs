@@ -342,6 +342,9 @@ impl Fake {
         for a in 0x1000..0x1010u64 {
             f.mem.insert(a, a as u8);
         }
+        for a in 0x10_0000..0x10_4000u64 {
+            f.mem.insert(a, (a * 7) as u8);
+        }
         f
     }
 
@@ -532,7 +535,7 @@ fn handshake_and_queries() {
     ));
     assert_eq!(out[0], b'+', "acked");
     let r = replies(&out);
-    assert!(r[0].contains("PacketSize=1000"), "{r:?}");
+    assert!(r[0].contains("PacketSize=8000"), "{r:?}");
     assert!(r[0].contains("qXfer:features:read+"));
     assert_eq!(s.ask(b"vMustReplyEmpty"), [""]);
     assert_eq!(s.ask(b"?"), ["T05thread:1;"]);
@@ -639,6 +642,23 @@ fn memory_read_and_write() {
     assert_eq!(s.ask(b"X1004,2:#}"), ["OK"]);
     assert_eq!(s.ask(b"m1004,2"), ["237d"]);
     assert_eq!(s.ask(b"X1004,0:"), ["OK"]);
+}
+
+#[test]
+fn a_16_kib_read_and_a_16_kib_binary_write_take_one_packet_each() {
+    let mut s = Session::new();
+    // GDB reads `PacketSize / 2` bytes per `m`: 16 KiB, answered whole.
+    let r = s.ask(b"m100000,4000");
+    assert_eq!(r.len(), 1);
+    let want: Vec<u8> = (0x10_0000..0x10_4000u64).map(|a| (a * 7) as u8).collect();
+    assert_eq!(decode_hex(r[0].as_bytes()).unwrap(), want);
+    // `X`: 16 KiB of binary (every byte value, `$ # } *` escaped) in one packet.
+    let data: Vec<u8> = (0..0x4000u32).map(|i| (i * 13 + 5) as u8).collect();
+    let mut body = b"X100000,4000:".to_vec();
+    body.extend_from_slice(&data);
+    assert_eq!(s.ask(&body), ["OK"]);
+    let r = s.ask(b"m100000,4000");
+    assert_eq!(decode_hex(r[0].as_bytes()).unwrap(), data);
 }
 
 #[test]
@@ -782,4 +802,32 @@ fn random_input_never_panics() {
             s = Session::new();
         }
     }
+}
+
+#[test]
+fn replies_are_run_length_encoded_and_decode_to_the_same_body() {
+    // Every run length from 1 to 300 of a plain and of an escaped byte, between
+    // other bytes: the framer (which decodes as GDB does) gets the body back.
+    for n in 1..300 {
+        for c in [b'0', b'}', b'#'] {
+            let mut body = b"ab".to_vec();
+            body.extend(core::iter::repeat_n(c, n));
+            body.extend_from_slice(b"cd");
+            let wire = packet(&body);
+            assert!(
+                !wire[1..wire.len() - 3]
+                    .iter()
+                    .any(|&b| b == b'$' || b == b'#'),
+                "{n} x {c}: a frame byte inside {:?}",
+                String::from_utf8_lossy(&wire)
+            );
+            let (ev, bodies) = frame(&wire);
+            assert_eq!(ev, [Input::Packet], "{n} x {c}");
+            assert_eq!(bodies, [body], "{n} x {c}");
+        }
+    }
+    // A page of zeros read as hex: 8192 characters, 256 bytes on the wire.
+    let wire = packet(&[b'0'; 8192]);
+    assert_eq!(wire.len(), 256);
+    assert_eq!(&packet(b"0000")[..], b"$0* #7a");
 }

@@ -13,7 +13,10 @@
 //! Before the MMU is on, no lock can be taken (exclusives need cacheable memory), so
 //! early output goes straight to the device; only the boot CPU runs then. Guest
 //! output only exists once guests run, long after the MMU is on. The console stays
-//! polled; the drivers' interrupt side is there for a ring-buffered console.
+//! polled, and never waits for input in an exception handler: CPU 0 reads what has
+//! arrived on each tick and in its idle loop (tightly while GDB owns the line and
+//! CPU 0 has nothing else to run); the drivers' interrupt side is there for a
+//! ring-buffered console.
 
 use crate::arch::mmio::DeviceMmio;
 use crate::drivers::uart::{Model, Uart};
@@ -192,6 +195,9 @@ pub fn set_gdb_mode(on: bool) {
 
 /// Writes bytes to the debug UART as they are (the GDB stub's packets).
 pub fn debug_write_raw(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
     let Some(u) = DEBUG.uart() else { return };
     LINE.lock()
         .write(Writer::Hypervisor, bytes, |b| u.write_all(b));
@@ -270,6 +276,36 @@ pub fn debug_read() -> Option<u8> {
     let u = DEBUG.uart()?;
     let _g = INPUT.lock();
     u.read_byte()
+}
+
+/// Reads every byte typed on the debug console that fits in `buf` (one cable: that
+/// went to the hypervisor's console), taking each lock once; returns how many. The
+/// GDB stub's input: a packet is not a lock per byte.
+pub fn debug_read_some(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    if single_cable() {
+        while n < buf.len() {
+            pump();
+            let mut q = HV_INPUT.lock();
+            if q.is_empty() {
+                break;
+            }
+            while n < buf.len() {
+                let Some(b) = q.pop_front() else { break };
+                buf[n] = b;
+                n += 1;
+            }
+        }
+        return n;
+    }
+    let Some(u) = DEBUG.uart() else { return 0 };
+    let _g = INPUT.lock();
+    while n < buf.len() {
+        let Some(b) = u.read_byte() else { break };
+        buf[n] = b;
+        n += 1;
+    }
+    n
 }
 
 /// Runs `f` with the debug console to itself: nothing else is printed in between

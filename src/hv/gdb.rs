@@ -7,8 +7,10 @@
 //! table entry that is not NO_RAW, writable through the raw accessors with an
 //! import's read-back check); memory is read and written by virtual address
 //! through the vCPU's live stage-1 controls and the VM's own RAM only. The session
-//! runs on CPU 0, like the console: while the VM is stopped, CPU 0 answers packets
-//! as they come; while it runs, input and stops are polled on each tick.
+//! runs on CPU 0, like the console, and never waits for input: what has arrived is
+//! read on each tick and in CPU 0's idle loop (which polls tightly while a session
+//! is open and nothing else runs there), so another VM on CPU 0 runs at full speed
+//! while GDB sits at a prompt.
 //!
 //! The session ends with `D` (the VM runs on), `k` (the VM is powered off), or a
 //! line of text typed on the console (a person took the line back: like `D`).
@@ -161,13 +163,14 @@ fn finish(vm: &Vm) {
     console::print(format_args!("hv> "));
 }
 
-/// Serves the session, if any, on CPU 0: a stop to report, bytes from GDB. While
-/// the VM is stopped, waits up to 50 ms for each next byte so a burst of packets is
-/// answered at once rather than one per tick.
+/// Serves the session, if any, on CPU 0: a stop to report, then every byte from
+/// GDB that has arrived. Never waits for input: called on each tick and from CPU
+/// 0's idle loop (tightly while a session is open and nothing else runs there), so
+/// a VM sharing CPU 0 with the stopped, debugged one runs at full speed.
 pub fn poll(mut frame: Option<&mut TrapFrame>) {
     let mut guard = SESSION.lock();
     let Some(s) = guard.as_mut() else { return };
-    let wait = arch::timer::frequency() / 20;
+    let mut buf = [0u8; 64];
     loop {
         if s.stub.is_running() {
             let vm = s.state.vm;
@@ -188,15 +191,15 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
                 console::debug_write_raw(&out);
             }
         }
-        let b = if s.stub.is_running() {
-            console::debug_read()
-        } else {
-            console::debug_read_wait(wait)
-        };
-        let Some(b) = b else { return };
-        if feed(s, b, frame.as_deref_mut()) {
-            *guard = None;
+        let n = console::debug_read_some(&mut buf);
+        if n == 0 {
             return;
+        }
+        for &b in &buf[..n] {
+            if feed(s, b, frame.as_deref_mut()) {
+                *guard = None;
+                return;
+            }
         }
     }
 }

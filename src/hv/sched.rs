@@ -556,7 +556,11 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
         // vCPU's timer, a kick SGI, or 1 ms (so `send_event` wake-ups still work).
         super::boot::poll_input();
         super::monitor::poll(None);
-        super::vgic::idle_wait(me);
+        // While GDB owns the debug line, CPU 0 (which serves it) has nothing else
+        // to run here: it polls the line tightly instead of sleeping up to 1 ms
+        // per look (a UART FIFO's worth of a packet per look), still taking the
+        // interrupts that wake or belong to vCPUs.
+        super::vgic::idle_wait(me, me != 0 || !super::gdb::is_active());
     }
 }
 

@@ -694,8 +694,9 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
 /// thread, where `wfe` would spin) until the EL2 timer fires at the earliest saved
 /// virtual-timer deadline of a vCPU blocked here, or in 1 ms at the latest (console
 /// input, and wake-ups that only send an event), or an SGI kicks it. What woke it
-/// is acknowledged here, so the next wait sleeps again.
-pub fn idle_wait(me: usize) {
+/// is acknowledged here, so the next wait sleeps again. `sleep` false: no WFI,
+/// only what is pending is taken (CPU 0 polling the debug line for GDB).
+pub fn idle_wait(me: usize, sleep: bool) {
     use crate::arch::timer;
     let now = timer::now();
     let deadline = blocked_deadline(me)
@@ -704,7 +705,7 @@ pub fn idle_wait(me: usize) {
         .min()
         .map_or(u64::MAX, |d| d.max(now));
     let deadline = deadline.min(now + timer::frequency() / 1000);
-    if deadline > now {
+    if sleep && deadline > now {
         timer::arm(deadline - now);
         // SAFETY: WFI only waits; interrupts stay masked at EL2 (a pending one, even
         // masked, ends the wait) and are acknowledged below.

@@ -311,7 +311,7 @@ impl Builder {
             // so not a byte of output is lost.
             cmd.arg("-chardev")
                 .arg(format!(
-                    "socket,id=s{i},host=127.0.0.1,port={port},server=on,wait=on"
+                    "socket,id=s{i},host=127.0.0.1,port={port},server=on,wait=on,nodelay=on"
                 ))
                 .arg("-serial")
                 .arg(format!("chardev:s{i}"));

@@ -64,7 +64,7 @@ const SWITCH_BUDGET: u64 = 1500;
 /// The release Image's size budget.
 const IMAGE_BUDGET: u64 = 256 * 1024;
 
-pub fn bench(known_over: &[String]) -> Result<(), String> {
+pub fn bench(gdb_only: bool, known_over: &[String]) -> Result<(), String> {
     crate::setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
     let guests = build::guests()?;
@@ -73,6 +73,29 @@ pub fn bench(known_over: &[String]) -> Result<(), String> {
     let module_base = q
         .module_base
         .ok_or("the qemu-virt board file has no module_base")?;
+    let gdb_row = || -> Result<Row, String> {
+        let gdb = crate::bench_gdb::bench(
+            &q.binary,
+            &image,
+            &guests.join("gdbtarget.img"),
+            module_base,
+        )?;
+        Ok(Row::new(
+            format!(
+                "GDB `dump binary memory` of {} KiB of guest memory over the debug UART (QEMU TCP serial, `nodelay=on`); bare: QEMU's own gdbstub, same run (wall clock)",
+                crate::bench_gdb::DUMP_BYTES / 1024
+            ),
+            Some(gdb.qemu),
+            gdb.stub,
+            "s",
+        )
+        .budget(Budget::RatioAtMost(crate::bench_gdb::RATIO_BUDGET)))
+    };
+    if gdb_only {
+        let rows = [gdb_row()?];
+        print!("{}", budget::table(&rows));
+        return budget::verdict(&rows, known_over);
+    }
     let common = |cmd: &mut Command, machine: &str| {
         cmd.args([
             "-M",
@@ -218,7 +241,11 @@ pub fn bench(known_over: &[String]) -> Result<(), String> {
         Row::new("release Image size", None, size as f64, "bytes")
             .budget(Budget::AtMost(IMAGE_BUDGET)),
     );
+    // The debug line: GDB through the stub against QEMU's own gdbstub, in seconds
+    // (a ratio of two times taken side by side; the one wall-clock row).
+    rows.push(gdb_row()?);
     println!("QEMU -icount {ICOUNT}, -cpu max, GICv3, 1 CPU; per operation: 1000 iterations.");
+    println!("The GDB row: wall-clock seconds without -icount, 2 CPUs; its budget is a ratio.");
     println!();
     print!("{}", budget::table(&rows));
     // Interrupt latency: a pair of vCPUs on one CPU against two (issue 12, item 3).

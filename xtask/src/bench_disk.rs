@@ -29,13 +29,13 @@ const FILE_MIB: usize = 64;
 const DEADLINE: Duration = Duration::from_secs(600);
 
 /// One serial line over QEMU's TCP chardev: what it printed, and a way to type.
-struct Line {
+pub(crate) struct Line {
     text: Arc<Mutex<String>>,
     stream: TcpStream,
 }
 
 impl Line {
-    fn connect(port: u16, qemu: &mut Child) -> Result<Line, String> {
+    pub(crate) fn connect(port: u16, qemu: &mut Child) -> Result<Line, String> {
         let start = Instant::now();
         let stream = loop {
             match TcpStream::connect(("127.0.0.1", port)) {
@@ -67,12 +67,12 @@ impl Line {
         Ok(Line { text, stream })
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.text.lock().unwrap().clone()
     }
 
     /// Waits until `what` appears after byte `from`; returns the text from there.
-    fn wait(&self, from: usize, what: &str, qemu: &mut Child) -> Result<String, String> {
+    pub(crate) fn wait(&self, from: usize, what: &str, qemu: &mut Child) -> Result<String, String> {
         let start = Instant::now();
         loop {
             let t = self.text();
@@ -103,12 +103,12 @@ impl Line {
     }
 }
 
-fn last(t: &str) -> String {
+pub(crate) fn last(t: &str) -> String {
     let l: Vec<&str> = t.lines().collect();
     l[l.len().saturating_sub(15)..].join("\n")
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     Ok(TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -228,7 +228,7 @@ fn run(mut cmd: Command, hypervisor: bool) -> Result<Figures, String> {
     {
         cmd.arg("-chardev")
             .arg(format!(
-                "socket,id=s{i},host=127.0.0.1,port={port},server=on,wait=on"
+                "socket,id=s{i},host=127.0.0.1,port={port},server=on,wait=on,nodelay=on"
             ))
             .arg("-serial")
             .arg(format!("chardev:s{i}"));

@@ -15,7 +15,6 @@ pub enum Budget {
     /// The figure under the hypervisor is at most this.
     AtMost(u64),
     /// The figure under the hypervisor is at most this many times the bare one.
-    #[allow(dead_code)] // the debug line's throughput row (issue 12, item 4) uses it
     RatioAtMost(f64),
 }
 
@@ -122,8 +121,10 @@ pub fn exceeded(rows: &[Row]) -> Vec<String> {
 
 /// Whether `cargo xtask bench` passes: every row within its budget, except rows
 /// named (by a word of their name) in `known_over`, which are reported but do not
-/// fail the run. A known-over row that is in fact within its budget fails it, so
-/// the exception cannot outlive the problem; a word that names no row fails too.
+/// fail the run. A known-over row that is in fact within its budget is reported
+/// as such (drop the exception), without failing: the GDB row is a ratio of
+/// wall-clock times and may land on either side. A word that names no row fails
+/// the run, so a misspelt exception cannot hide anything.
 pub fn verdict(rows: &[Row], known_over: &[String]) -> Result<(), String> {
     let named = |r: &Row, w: &str| r.what.to_lowercase().contains(&w.to_lowercase());
     let mut errors = Vec::new();
@@ -131,10 +132,10 @@ pub fn verdict(rows: &[Row], known_over: &[String]) -> Result<(), String> {
         let hits: Vec<&Row> = rows.iter().filter(|r| named(r, w)).collect();
         match hits.as_slice() {
             [] => errors.push(format!("--known-over {w}: no row is named so")),
-            hits if hits.iter().all(|r| r.within()) => errors.push(format!(
-                "--known-over {w}: {} is within its budget now; drop the option",
+            hits if hits.iter().all(|r| r.within()) => eprintln!(
+                "xtask: --known-over {w}: {} is within its budget in this run",
                 hits[0].what
-            )),
+            ),
             _ => {}
         }
     }
@@ -202,11 +203,11 @@ mod tests {
         assert_eq!(verdict(&rows, &["image".into()]), Ok(()));
         let e = verdict(&rows, &[]).unwrap_err();
         assert!(e.contains("release Image size: 400000 bytes"), "{e}");
-        // An exception that names no row, or a row that is now met, fails.
+        // An exception that names no row fails.
         let e = verdict(&rows, &["image".into(), "swtich".into()]).unwrap_err();
         assert!(e.contains("--known-over swtich: no row"), "{e}");
-        let e = verdict(&rows, &["trap".into(), "image".into()]).unwrap_err();
-        assert!(e.contains("trap is within its budget now"), "{e}");
+        // A known-over row that is met passes (and is reported on stderr).
+        assert_eq!(verdict(&rows, &["trap".into(), "image".into()]), Ok(()));
         // Over budget elsewhere still fails with the exception in place.
         let rows = [
             Row::new("trap", Some(2.0), 160.0, "instructions").budget(Budget::ExtraOverBare(150)),

@@ -79,7 +79,9 @@ pub fn command(
             for i in 0..q.serials {
                 cmd.arg("-serial");
                 if i == q.debug_serial {
-                    cmd.arg(format!("tcp:127.0.0.1:{port},server=on,wait=off"));
+                    cmd.arg(format!(
+                        "tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on"
+                    ));
                 } else if !terminal {
                     terminal = true;
                     cmd.arg("stdio");
@@ -250,7 +252,10 @@ mod tests {
             .filter(|w| w[0] == "-serial")
             .map(|w| &w[1])
             .collect();
-        assert_eq!(serials, ["stdio", "tcp:127.0.0.1:4444,server=on,wait=off"]);
+        assert_eq!(
+            serials,
+            ["stdio", "tcp:127.0.0.1:4444,server=on,wait=off,nodelay=on"]
+        );
         let g = [Guest {
             kernel: "k".into(),
             initrd: None,
@@ -331,7 +336,7 @@ mod tests {
         assert!(a.windows(2).any(|w| w[0] == "-cpu" && w[1] == "cortex-a72"));
         assert!(a
             .iter()
-            .any(|s| s == "tcp:127.0.0.1:4444,server=on,wait=off"));
+            .any(|s| s == "tcp:127.0.0.1:4444,server=on,wait=off,nodelay=on"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,7 +1,9 @@
 //! `spin`: a guest that only computes, for scheduling tests.
 //!
 //! Counts to `count=N` from the bootargs (default 1 000 000), printing progress
-//! every `every=M` iterations (default 100 000), then PASS.
+//! every `every=M` iterations (default 100 000) with the virtual counter's value
+//! then (so a test can take the guest's progress per tick of its own clock), then
+//! PASS.
 
 #![no_std]
 #![no_main]
@@ -31,7 +33,7 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     while i < count {
         i = core::hint::black_box(i) + 1;
         if i.is_multiple_of(every) {
-            say!("progress {i}/{count}");
+            say!("progress {i}/{count} counter={}", rt::sysreg::counter());
         }
     }
     let ticks = rt::sysreg::counter().wrapping_sub(start);
