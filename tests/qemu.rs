@@ -6,6 +6,7 @@ mod boards;
 mod bundle;
 mod common;
 mod gdb_stub;
+mod load;
 mod passthrough;
 
 use common::{guest, module, qemu};
