@@ -8,6 +8,7 @@ mod common;
 mod gdb_stub;
 mod load;
 mod passthrough;
+mod soak;
 
 use common::{guest, module, qemu};
 use std::time::Duration;
