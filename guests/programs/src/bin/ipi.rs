@@ -321,8 +321,9 @@ fn secondary(index: usize) {
 
 fn main(boot: &Boot) -> Result<(), Fail> {
     let number = |key: &str, default: u64| -> Result<u64, Fail> {
-        boot.bootarg(key)
-            .map_or(Ok(default), |t| t.parse().map_err(|_| fail!("bad {key}={t}")))
+        boot.bootarg(key).map_or(Ok(default), |t| {
+            t.parse().map_err(|_| fail!("bad {key}={t}"))
+        })
     };
     let count = number("count", 2000)?;
     let stall_s = number("stall", 60)?;
@@ -339,8 +340,12 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         return Err(fail!("no GICv2 or GICv3 in the device tree"));
     };
     let mut regs = node.reg().into_iter().flatten();
-    let d = regs.next().ok_or_else(|| fail!("the GIC node has no reg"))?;
-    let r = regs.next().ok_or_else(|| fail!("the GIC node has one reg only"))?;
+    let d = regs
+        .next()
+        .ok_or_else(|| fail!("the GIC node has no reg"))?;
+    let r = regs
+        .next()
+        .ok_or_else(|| fail!("the GIC node has one reg only"))?;
     st(&V3, v3 as u64);
     st(&GICD, d.starting_address as u64);
     st(&GICR_OR_GICC, r.starting_address as u64);
@@ -367,7 +372,10 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         return Err(fail!("the boot CPU is cpu {boot_index}, expected 0"));
     }
     st(&NCPUS, n as u64);
-    say!("gic v{}, {n} cpus, {count} per pair", if v3 { 3 } else { 2 });
+    say!(
+        "gic v{}, {n} cpus, {count} per pair",
+        if v3 { 3 } else { 2 }
+    );
     w32(d.starting_address as u64, 3); // GICD_CTLR: both groups on
     init_cpu(0)?;
     for (i, &mpidr) in cpus[..n].iter().enumerate().skip(1) {
