@@ -103,7 +103,7 @@ fn init_cpu(me: usize) -> Result<(), Fail> {
     let prio = 0xa0a0_a0a0u32; // IPRIORITYR: 0xa0 for each of 4 SGIs
     if ld(&V3) != 0 {
         let aff = sysreg::affinity();
-        let aff32 = ((aff >> 8) & 0xff_0000_00) as u32 | (aff & 0xff_ffff) as u32;
+        let aff32 = ((aff >> 8) & 0xff00_0000) as u32 | (aff & 0xff_ffff) as u32;
         let mut rd = None;
         let mut off = 0;
         while off < ld(&GICR_SIZE) {
@@ -389,9 +389,9 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         core::hint::spin_loop();
     }
     if !v3 {
-        for c in 0..n {
-            if ld(&TARGET[c]) != 1 << c {
-                return Err(fail!("cpu {c}: CPU interface mask 0x{:x}", ld(&TARGET[c])));
+        for (c, t) in TARGET[..n].iter().enumerate() {
+            if ld(t) != 1 << c {
+                return Err(fail!("cpu {c}: CPU interface mask 0x{:x}", ld(t)));
             }
         }
     }
