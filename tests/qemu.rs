@@ -9,8 +9,10 @@ mod gdb_stub;
 mod guestfuzz;
 mod isolation;
 mod latency;
+mod load;
 mod passthrough;
 mod reboot;
+mod soak;
 
 use common::{guest, module, qemu};
 use std::time::Duration;

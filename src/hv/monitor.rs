@@ -171,7 +171,7 @@ fn execute(
             }
             w(writeln!(
                 out,
-                "heap: {} KiB used, {} KiB free",
+                "heap: {} KiB used, {} KiB free ({used} bytes used)",
                 used / 1024,
                 free / 1024
             ))

@@ -67,7 +67,7 @@ fn read_page(vm: &Vm, ipa: u64, buf: &mut [u8; PAGE]) {
 fn is_zero_page(vm: &Vm, ipa: u64) -> bool {
     let mut b = [0u8; PAGE];
     read_page(vm, ipa, &mut b);
-    b.iter().all(|&x| x == 0)
+    snapshot::is_zero_page(&b)
 }
 
 /// Takes a snapshot of `vm` (paused for the duration, then resumed unless it was

@@ -33,6 +33,14 @@ pub const VERSION: u32 = 1;
 pub const REG_ENCODING_KVM: u32 = 1;
 pub const PAGE: usize = 4096;
 
+/// Whether a page is all zeros, 8 bytes at a time: every page of a VM's RAM is
+/// checked on each save, and a byte loop (the hypervisor's target has no SIMD)
+/// made a save of a 500 MiB VM take minutes under QEMU.
+pub fn is_zero_page(page: &[u8; PAGE]) -> bool {
+    page.chunks_exact(8)
+        .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
+}
+
 const TAG_HEADER: [u8; 4] = *b"HEAD";
 const TAG_VCPU: [u8; 4] = *b"VCPU";
 const TAG_GIC: [u8; 4] = *b"GIC ";
@@ -261,7 +269,7 @@ pub fn encode(
     let mut run: Option<(bool, u32, usize)> = None; // (zero, count, count's offset)
     for p in 0..pages {
         read_page(header.ram_ipa + p * PAGE as u64, &mut page);
-        let zero = page.iter().all(|&b| b == 0);
+        let zero = is_zero_page(&page);
         match &mut run {
             Some((z, n, _)) if *z == zero && *n < u32::MAX => *n += 1,
             _ => {

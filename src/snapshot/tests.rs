@@ -464,3 +464,17 @@ fn fuzz_seeds_import_cleanly() {
         }
     }
 }
+
+#[test]
+fn a_single_non_zero_byte_anywhere_makes_a_page_non_zero() {
+    let mut page = [0u8; PAGE];
+    assert!(is_zero_page(&page));
+    for at in [0, 1, 7, 8, 2049, PAGE - 1] {
+        for bit in [0x01, 0x80] {
+            page[at] = bit;
+            assert!(!is_zero_page(&page), "byte {at} = {bit:#x}");
+            page[at] = 0;
+        }
+    }
+    assert!(is_zero_page(&page));
+}
