@@ -7,6 +7,7 @@ mod bundle;
 mod common;
 mod gdb_stub;
 mod passthrough;
+mod timers_pmu_mte;
 
 use common::{guest, module, qemu};
 use std::time::Duration;
