@@ -29,6 +29,16 @@ fn owner_of(reg: Reg) -> Option<(Reg, u8, u8)> {
     }
 }
 
+/// The bits of a register's value that are state: all, except PMCR_EL0's P and C
+/// (actions, dropped by a raw write so a restore never resets the counters).
+fn raw_state_bits(reg: Reg) -> u64 {
+    if reg == Reg::PMCR_EL0 {
+        !super::table::PMCR_ACTIONS
+    } else {
+        u64::MAX
+    }
+}
+
 fn mask(width: u8) -> u64 {
     if width >= 64 {
         u64::MAX
@@ -217,9 +227,10 @@ fn every_non_no_raw_entry_has_working_raw_read_and_write() {
             );
             assert_eq!(c.raw_read(r), Ok(v), "{}", e.name);
         } else {
-            // Stored state takes any value of its width.
-            let p = PATTERN & mask(e.width());
-            c.raw_write(r, p).unwrap();
+            // Stored state takes any value of its width (but PMCR's P and C, which
+            // are actions: see `raw_state_bits`).
+            let p = PATTERN & mask(e.width()) & raw_state_bits(r.owner());
+            c.raw_write(r, PATTERN & mask(e.width())).unwrap();
             assert_eq!(c.raw_read(r), Ok(p), "{}: raw write then read", e.name);
             c.raw_write(r, v).unwrap();
         }
@@ -291,10 +302,10 @@ fn raw_write_through_every_alias_changes_the_right_bits_of_its_owner() {
             assert_eq!(c.raw_read(r), Ok((own >> lsb) & mask(width)), "{name}");
             continue;
         }
-        let before = 0x5555_5555_5555_5555u64;
+        let before = 0x5555_5555_5555_5555u64 & raw_state_bits(owner);
         c.raw_write(owner, before).unwrap();
-        let p = PATTERN & mask(width);
-        c.raw_write(r, p).unwrap();
+        let p = PATTERN & mask(width) & (raw_state_bits(owner) >> lsb);
+        c.raw_write(r, PATTERN & mask(width)).unwrap();
         let after = c.raw_read(owner).unwrap();
         let m = mask(width) << lsb;
         assert_eq!((after & m) >> lsb, p, "{name}: bits written");
@@ -307,7 +318,7 @@ fn raw_write_through_every_alias_changes_the_right_bits_of_its_owner() {
         assert_eq!(c.raw_read(r), Ok(p), "{name}");
         // The inverse of the owner's bits: the owner must change.
         c.raw_write(owner, before).unwrap();
-        let inv = !(before >> lsb) & mask(width);
+        let inv = !(before >> lsb) & mask(width) & (raw_state_bits(owner) >> lsb);
         c.raw_write(r, inv).unwrap();
         let after = c.raw_read(owner).unwrap();
         assert_ne!(after, before, "{name}: owner unchanged");

@@ -432,15 +432,25 @@ pub fn on_entry() {
     }
     let (flush, busy) = {
         let mut gic = g.gic.lock();
-        for (t, intid) in c.timers.iter().enumerate() {
-            if *intid != 0 {
-                // While the guest handles it (active), a level line still high is
-                // not made pending again: the guest may lower it (disable the timer,
-                // clear the overflow) before its EOI, which the list register could
-                // not see, and it would take the interrupt twice. Its deactivation
-                // exits (EOI maintenance) and the next entry samples it again.
-                let active = gic.irq(v.index, *intid).is_some_and(|i| i.active);
-                gic.set_line(v.index, *intid, lines & (1 << t) != 0 && !active);
+        // The PMU's line only for a VM with a PMU (no other VM can raise it).
+        let sources = &c.timers[..if vm.pmu != 0 { 3 } else { 2 }];
+        for (t, intid) in sources.iter().enumerate() {
+            // While the guest handles it (active), a level line still high is not
+            // made pending again: the guest may lower it (disable the timer, clear
+            // the overflow) before its EOI, which the list register could not see,
+            // and it would take the interrupt twice. Its deactivation exits (EOI
+            // maintenance) and the next entry samples it again. A line that did not
+            // change is left alone (driving it marks the interrupt for the flush).
+            let Some((now, active)) = gic
+                .irq(v.index, *intid)
+                .filter(|_| *intid != 0)
+                .map(|i| (i.line_level, i.active))
+            else {
+                continue;
+            };
+            let level = lines & (1 << t) != 0 && !active;
+            if level != now {
+                gic.set_line(v.index, *intid, level);
             }
         }
         // Straight into the list registers (the ones left unused are empty: the
@@ -456,7 +466,7 @@ pub fn on_entry() {
         let epoch = g.epoch.load(Ordering::Relaxed);
         g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         let mut busy = 0u8;
-        for (t, intid) in c.timers.iter().enumerate() {
+        for (t, intid) in sources.iter().enumerate() {
             if *intid != 0 {
                 busy |= (gic.is_pending_or_active(v.index, *intid) as u8) << t;
             }
