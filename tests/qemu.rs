@@ -13,6 +13,7 @@ mod load;
 mod passthrough;
 mod reboot;
 mod soak;
+mod timers_pmu_mte;
 
 use common::{guest, module, qemu};
 use std::time::Duration;

@@ -85,6 +85,7 @@ fn guest(host: &[u8], info: &MachineInfo) {
         console_path: console.path.as_str(),
         hidden_paths: &hidden,
         uart,
+        pmu: vcpus % 2 == 0,
     };
     let g = match dt::guest_dtb(host, info, &params) {
         Ok(g) => g,

@@ -180,6 +180,7 @@ fn a_guest_dtb_on_each_board_has_the_emulated_pl011_and_no_host_uart() {
                 console_path: c.guest.unwrap().path.as_str(),
                 hidden_paths: &hidden,
                 uart: Some(u),
+                pmu: false,
             },
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -19,7 +19,7 @@
 use super::entry::{Features, Flags, State, WriteOp};
 use super::hw::SysRegHw;
 use super::idregs::{mpidr_for_vcpu, GuestIds};
-use super::table::{entries, lookup_kvm, Reg, COUNT, ID_REGS, KVM_ORDER, SLOT_SPACE};
+use super::table::{entries, lookup_kvm, Reg, COUNT, ID_REGS, KVM_ORDER, PMCR_ACTIONS, SLOT_SPACE};
 
 /// Why a raw access failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -210,6 +210,14 @@ impl SysRegFile {
                 }
             }
             State::Own => {
+                // PMCR_EL0.P and .C reset the counters: actions, never state, so a
+                // restore cannot zero the counters it has just restored (an import
+                // that carries them reads back differently and fails).
+                let value = if reg == Reg::PMCR_EL0 {
+                    value & !PMCR_ACTIONS
+                } else {
+                    value
+                };
                 self.set_reg_slot(reg, value);
                 Ok(())
             }

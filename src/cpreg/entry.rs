@@ -154,8 +154,11 @@ pub enum Presence {
     Always,
     /// AArch32 is supported at EL1 (`ID_AA64PFR0_EL1.EL1 == 2`).
     Aarch32El1,
-    /// The VM has a PMU (`ID_AA64DFR0_EL1.PMUVer`); hidden by default.
+    /// The VM has a PMU (`ID_AA64DFR0_EL1.PMUVer`): a VM option, off by default.
     Pmu,
+    /// The VM has a PMU with event counter `n` (`n < PMCR_EL0.N`, which the
+    /// hypervisor sets with MDCR_EL2.HPMN).
+    PmuCounter(u8),
     /// Breakpoint `n` exists (`n <= ID_AA64DFR0_EL1.BRPs`).
     Brp(u8),
     /// Watchpoint `n` exists (`n <= ID_AA64DFR0_EL1.WRPs`).
@@ -181,6 +184,8 @@ pub enum Presence {
 pub struct Features {
     pub aarch32_el1: bool,
     pub pmu: bool,
+    /// Event counters of the PMU (0..=8; 0 without a PMU).
+    pub pmu_counters: u8,
     /// Number of breakpoints (1..=16).
     pub brps: u8,
     /// Number of watchpoints (1..=16).
@@ -199,6 +204,7 @@ impl Features {
     pub const ALL: Features = Features {
         aarch32_el1: true,
         pmu: true,
+        pmu_counters: 8,
         brps: 16,
         wrps: 16,
         tlbi_os: true,
@@ -215,6 +221,7 @@ impl Features {
             Presence::Always => true,
             Presence::Aarch32El1 => self.aarch32_el1,
             Presence::Pmu => self.pmu,
+            Presence::PmuCounter(n) => self.pmu && n < self.pmu_counters,
             Presence::Brp(n) => n < self.brps,
             Presence::Wrp(n) => n < self.wrps,
             Presence::TlbiOs => self.tlbi_os,
@@ -244,6 +251,10 @@ pub enum Group {
     /// Switched with the FP/SIMD state (`FPEXC32_EL2`: touching it with
     /// `CPTR_EL2.TFP` set traps, so it belongs to the lazy FP switch).
     Fp,
+    /// The PMU's registers: the guest uses the hardware PMU directly (its counters
+    /// partitioned by MDCR_EL2.HPMN), so they are switched, but only for a VM
+    /// given a PMU ([`save_pmu_with`](super::save_pmu_with)).
+    Pmu,
 }
 
 /// A read/write function pair for state computed on access. Always NO_RAW: the
@@ -430,6 +441,9 @@ impl Entry {
     }
     pub const fn debug(self) -> Self {
         self.group(Group::Debug)
+    }
+    pub const fn pmu(self) -> Self {
+        self.group(Group::Pmu)
     }
     pub const fn presence(mut self, p: Presence) -> Self {
         self.presence = p;

@@ -85,3 +85,61 @@ pub static DBGDIDR_FNS: FnPair = FnPair {
     },
     write: ignore,
 };
+
+/// The counter `PMSELR_EL0.SEL` selects for `PMXEVTYPER`/`PMXEVCNTR`: event
+/// counter n (`type_reg`: its PMEVTYPERn, else its PMEVCNTRn), or for 31 the cycle
+/// counter's filter (PMXEVTYPER only). `None`: no such register (reads 0, writes
+/// ignored, as for a counter beyond PMCR.N).
+fn pmxev_target(ctx: &mut SysRegFile, hw: &mut dyn SysRegHw, type_reg: bool) -> Option<Reg> {
+    const CNT: [Reg; 8] = [
+        Reg::PMEVCNTR0_EL0,
+        Reg::PMEVCNTR1_EL0,
+        Reg::PMEVCNTR2_EL0,
+        Reg::PMEVCNTR3_EL0,
+        Reg::PMEVCNTR4_EL0,
+        Reg::PMEVCNTR5_EL0,
+        Reg::PMEVCNTR6_EL0,
+        Reg::PMEVCNTR7_EL0,
+    ];
+    const TYP: [Reg; 8] = [
+        Reg::PMEVTYPER0_EL0,
+        Reg::PMEVTYPER1_EL0,
+        Reg::PMEVTYPER2_EL0,
+        Reg::PMEVTYPER3_EL0,
+        Reg::PMEVTYPER4_EL0,
+        Reg::PMEVTYPER5_EL0,
+        Reg::PMEVTYPER6_EL0,
+        Reg::PMEVTYPER7_EL0,
+    ];
+    let sel = ctx.guest_value(hw, Reg::PMSELR_EL0).unwrap_or(0) & 0x1f;
+    match (sel, type_reg) {
+        (31, true) => Some(Reg::PMCCFILTR_EL0),
+        (n, true) => TYP.get(n as usize).copied(),
+        (n, false) => CNT.get(n as usize).copied(),
+    }
+    .filter(|r| ctx.features().has(r.entry().presence))
+}
+
+pub static PMXEVTYPER_FNS: FnPair = FnPair {
+    read: |ctx, hw| match pmxev_target(ctx, hw, true) {
+        Some(r) => ctx.guest_value(hw, r).unwrap_or(0),
+        None => 0,
+    },
+    write: |ctx, hw, v| {
+        if let Some(r) = pmxev_target(ctx, hw, true) {
+            ctx.guest_store(hw, r, v);
+        }
+    },
+};
+
+pub static PMXEVCNTR_FNS: FnPair = FnPair {
+    read: |ctx, hw| match pmxev_target(ctx, hw, false) {
+        Some(r) => ctx.guest_value(hw, r).unwrap_or(0),
+        None => 0,
+    },
+    write: |ctx, hw, v| {
+        if let Some(r) = pmxev_target(ctx, hw, false) {
+            ctx.guest_store(hw, r, v);
+        }
+    },
+};

@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | ID_AA64PFR0 | EL0, EL1, FP, AdvSIMD, GIC, DIT, CSV2 (at most 1: SCXTNUM is not switched), CSV3 | EL2, EL3 (0 = not implemented: no nested virtualisation, no firmware calls beyond PSCI through the hypervisor), RAS (error records not virtualised), SVE (state not switched), SEL2, MPAM, AMU (not switched), RME |
 //! | ID_AA64PFR1 | BT, SSBS, CSV2_frac | MTE (tags not switched), RAS_frac, MPAM_frac, SME, NMI (GIC NMI not virtualised), GCS, THE, everything newer |
-//! | ID_AA64DFR0 | DebugVer, BRPs, WRPs, CTX_CMPs, DoubleLock | PMUVer (no virtual PMU), TraceVer, PMSVer (SPE), TraceFilt, TraceBuffer, BRBE, MTPMU (trace and profiling are not switched) |
+//! | ID_AA64DFR0 | DebugVer, BRPs, WRPs, CTX_CMPs, DoubleLock; PMUVer (at most PMUv3p1) only for a VM given a PMU (`IdPolicy::pmu_counters`) | PMUVer otherwise, TraceVer, PMSVer (SPE), TraceFilt, TraceBuffer, BRBE, MTPMU (trace and profiling are not switched) |
 //! | ID_AA64ISAR0 | all instruction fields | TME |
 //! | ID_AA64ISAR1 | DPB, JSCVT, FCMA, LRCPC, FRINTTS, SB, SPECRES, BF16, DGH, I8MM | APA, API, GPA, GPI (pointer-authentication keys not switched), XS (no nXS TLBI entries), LS64 (needs HCRX) |
 //! | ID_AA64ISAR2 | RPRES, BC, CLRBHB | WFxT (WFET/WFIT traps not handled), MOPS (needs HCRX), PAuth fields, the rest |
@@ -22,7 +22,7 @@
 //! | ID_PFR0 | State0-3, CSV2, DIT | AMU, RAS |
 //! | ID_PFR1 | ProgMod, MProgMod, GenTimer, GIC | Security, Virtualization (EL3/EL2), their _frac fields |
 //! | ID_PFR2 | CSV3, SSBS | RAS_frac |
-//! | ID_DFR0 | CopDbg, MMapDbg, MProfDbg | CopSDbg (Secure debug), CopTrc, MMapTrc, PerfMon, TraceFilt |
+//! | ID_DFR0 | CopDbg, MMapDbg, MProfDbg; PerfMon (at most PMUv3p1) with a PMU | CopSDbg (Secure debug), CopTrc, MMapTrc, PerfMon otherwise, TraceFilt |
 //! | ID_DFR1, ID_AFR0 | - | all |
 //! | ID_MMFR0-5, ID_ISAR0-6, MVFR0-2 | all | - |
 //! | MIDR, REVIDR, AIDR, CTR, CLIDR, DCZID, CNTFRQ | all (as KVM) | - |
@@ -55,6 +55,9 @@ pub struct IdPolicy {
     /// The stage-2 input-address size in bits (32, 36, 40, 42, 44, 48, 52):
     /// ID_AA64MMFR0.PARange is capped to it.
     pub ipa_bits: u8,
+    /// A virtual PMU with this many event counters (0: no PMU, the default; at
+    /// most 8, and only when the host has PMUv3).
+    pub pmu_counters: u8,
 }
 
 impl Default for IdPolicy {
@@ -62,6 +65,7 @@ impl Default for IdPolicy {
         IdPolicy {
             aarch32_el1: true,
             ipa_bits: 40,
+            pmu_counters: 0,
         }
     }
 }
@@ -71,6 +75,8 @@ impl Default for IdPolicy {
 pub struct GuestIds {
     pub values: [u64; NUM_IDS],
     pub ccsidr: [u64; 16],
+    /// Event counters of the virtual PMU (0: none).
+    pub pmu_counters: u8,
 }
 
 fn position(reg: Reg) -> Option<usize> {
@@ -226,6 +232,7 @@ impl GuestIds {
         let mut g = GuestIds {
             values: host.values,
             ccsidr: host.ccsidr,
+            pmu_counters: 0,
         };
         for &(reg, keep) in KEEP {
             g.set(reg, host.get(reg) & keep);
@@ -243,6 +250,22 @@ impl GuestIds {
         let pfr0 = g.get(Reg::ID_AA64PFR0_EL1);
         if field(pfr0, 4) >= 2 && !policy.aarch32_el1 {
             g.set(Reg::ID_AA64PFR0_EL1, (pfr0 & !0xf0) | (1 << 4));
+        }
+        // A virtual PMU: the host's PMUv3, offered as at most PMUv3p1 (the table has
+        // PMUv3p1's registers; HPMD keeps EL2 out of the counts), with the AArch32
+        // PerfMon field to match.
+        let pmuver = field(host.get(Reg::ID_AA64DFR0_EL1), 8);
+        if policy.pmu_counters > 0 && pmuver != 0 && pmuver != 0xf {
+            let v = pmuver.min(4);
+            let dfr0 = g.get(Reg::ID_AA64DFR0_EL1);
+            g.set(Reg::ID_AA64DFR0_EL1, dfr0 | (v << 8));
+            let perfmon = field(host.get(Reg::ID_DFR0_EL1), 24).min(4);
+            let d = g.get(Reg::ID_DFR0_EL1);
+            g.set(Reg::ID_DFR0_EL1, d | (perfmon << 24));
+            g.pmu_counters = policy.pmu_counters.min(8);
+        } else {
+            g.set(Reg::PMCEID0_EL0, 0);
+            g.set(Reg::PMCEID1_EL0, 0);
         }
         if field(g.get(Reg::ID_AA64PFR0_EL1), 4) < 2 {
             for &r in AARCH32_IDS {
@@ -273,7 +296,12 @@ impl GuestIds {
         let pmuver = field(dfr0, 8);
         Features {
             aarch32_el1: field(pfr0, 4) >= 2,
-            pmu: pmuver != 0 && pmuver != 0xf,
+            pmu: pmuver != 0 && pmuver != 0xf && self.pmu_counters > 0,
+            pmu_counters: if pmuver != 0 && pmuver != 0xf {
+                self.pmu_counters
+            } else {
+                0
+            },
             brps: field(dfr0, 12) as u8 + 1,
             wrps: field(dfr0, 20) as u8 + 1,
             tlbi_os: field(isar0, 56) >= 1,
@@ -395,6 +423,36 @@ mod tests {
         assert_eq!(field(g.get(Reg::ID_AA64MMFR0_EL1), 0), 5, "host's 48 bits");
     }
 
+    /// A VM given a PMU (issue 13) sees PMUv3p1 at most, with as many counters as
+    /// the policy gives it; without a PMU on the host it gets none whatever it asks.
+    #[test]
+    fn a_vm_given_a_pmu_sees_pmuv3p1_and_its_counters() {
+        let with = GuestIds::sanitise(
+            &host_max(),
+            &IdPolicy {
+                pmu_counters: 6,
+                ..IdPolicy::default()
+            },
+        );
+        assert_eq!(field(with.get(Reg::ID_AA64DFR0_EL1), 8), 4, "PMUVer");
+        let f = with.features();
+        assert!(f.pmu);
+        assert_eq!(f.pmu_counters, 6);
+        let mut no_pmu_host = host_max();
+        let dfr0 = no_pmu_host.get(Reg::ID_AA64DFR0_EL1) & !(0xf << 8);
+        no_pmu_host.set(Reg::ID_AA64DFR0_EL1, dfr0);
+        let without = GuestIds::sanitise(
+            &no_pmu_host,
+            &IdPolicy {
+                pmu_counters: 6,
+                ..IdPolicy::default()
+            },
+        );
+        assert_eq!(field(without.get(Reg::ID_AA64DFR0_EL1), 8), 0);
+        assert!(!without.features().pmu);
+        assert_eq!(without.features().pmu_counters, 0);
+    }
+
     #[test]
     fn no_aarch32_zeroes_aarch32_ids() {
         let g = GuestIds::sanitise(
@@ -424,6 +482,7 @@ mod tests {
             &IdPolicy {
                 aarch32_el1: true,
                 ipa_bits: 52,
+                pmu_counters: 0,
             },
         );
         for &(reg, keep) in KEEP {

@@ -81,7 +81,7 @@ const OP_KINDS: [OpKind; 11] = [
     OpKind::Nop,
 ];
 const WRITE_OPS: [WriteOp; 3] = [WriteOp::Store, WriteOp::Set, WriteOp::Clear];
-const GROUPS: [Group; 4] = [Group::None, Group::El1, Group::Debug, Group::Fp];
+const GROUPS: [Group; 5] = [Group::None, Group::El1, Group::Debug, Group::Fp, Group::Pmu];
 
 const fn pack_presence(p: Presence) -> (u8, u8) {
     match p {
@@ -97,6 +97,7 @@ const fn pack_presence(p: Presence) -> (u8, u8) {
         Presence::Dpb2 => (9, 0),
         Presence::Ccidx => (10, 0),
         Presence::GicV3 => (11, 0),
+        Presence::PmuCounter(n) => (12, n),
     }
 }
 
@@ -113,6 +114,7 @@ const fn unpack_presence(p: u8, n: u8) -> Presence {
         8 => Presence::Dpb,
         9 => Presence::Dpb2,
         10 => Presence::Ccidx,
+        12 => Presence::PmuCounter(n),
         _ => Presence::GicV3,
     }
 }

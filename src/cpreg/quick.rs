@@ -140,6 +140,7 @@ mod tests {
             &IdPolicy {
                 aarch32_el1: true,
                 ipa_bits: 40,
+                pmu_counters: 0,
             },
         );
         SysRegFile::new(&ids, 1)

@@ -235,24 +235,47 @@ macro_rules! with_cpreg_rows {
         DBGDTR_EL0:        [2, 3, 0, 4, 0]   []                    -  => konst(0).el0_rw().wi();
         // DBGDTRRX_EL0 on read, DBGDTRTX_EL0 on write: one encoding.
         DBGDTRRX_EL0:      [2, 3, 0, 5, 0]   []                    -  => konst(0).el0_rw().wi();
-        // Performance monitors: present only when the VM has a PMU (hidden by default, see
-        // idregs.rs). State only, no counting: a placeholder for a virtual PMU.
-        PMINTENSET_EL1:    [3, 0, 9, 14, 1]  []                    -  => own(0).el1_rw().write_op(WriteOp::Set).presence(Presence::Pmu);
+        // Performance monitors (Arm ARM D13): present only for a VM given a PMU (a VM option;
+        // without one MDCR_EL2.TPM traps them all and they UNDEF). Such a guest uses the hardware
+        // PMU directly, its counters partitioned by MDCR_EL2.HPMN (at most 8 event counters) and
+        // EL2 excluded (HPMD), and these rows are switched with its vCPU (group Pmu, only for
+        // VMs with a PMU). Row order is restore order: counters and filters first, the enables
+        // last, so nothing counts until its own count is back. SET/CLR pairs: the SET register
+        // owns the state, CLR is an alias clearing bits; PMSWINC and PMCR's P/C bits are actions.
+        PMEVCNTR0_EL0:      [3, 3, 14, 8, 0]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(0));
+        PMEVCNTR1_EL0:      [3, 3, 14, 8, 1]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(1));
+        PMEVCNTR2_EL0:      [3, 3, 14, 8, 2]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(2));
+        PMEVCNTR3_EL0:      [3, 3, 14, 8, 3]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(3));
+        PMEVCNTR4_EL0:      [3, 3, 14, 8, 4]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(4));
+        PMEVCNTR5_EL0:      [3, 3, 14, 8, 5]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(5));
+        PMEVCNTR6_EL0:      [3, 3, 14, 8, 6]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(6));
+        PMEVCNTR7_EL0:      [3, 3, 14, 8, 7]  []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(7));
+        PMEVTYPER0_EL0:     [3, 3, 14, 12, 0] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(0));
+        PMEVTYPER1_EL0:     [3, 3, 14, 12, 1] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(1));
+        PMEVTYPER2_EL0:     [3, 3, 14, 12, 2] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(2));
+        PMEVTYPER3_EL0:     [3, 3, 14, 12, 3] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(3));
+        PMEVTYPER4_EL0:     [3, 3, 14, 12, 4] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(4));
+        PMEVTYPER5_EL0:     [3, 3, 14, 12, 5] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(5));
+        PMEVTYPER6_EL0:     [3, 3, 14, 12, 6] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(6));
+        PMEVTYPER7_EL0:     [3, 3, 14, 12, 7] []                    hw => own(0).el0_rw().pmu().presence(Presence::PmuCounter(7));
+        PMCCNTR_EL0:       [3, 3, 9, 13, 0]  []                    hw => own(0).el0_rw().pmu().presence(Presence::Pmu);
+        PMCCFILTR_EL0:     [3, 3, 14, 15, 7] []                    hw => own(0).el0_rw().pmu().presence(Presence::Pmu);
+        PMSELR_EL0:        [3, 3, 9, 12, 5]  []                    hw => own(0).el0_rw().wmask(0x1f).pmu().presence(Presence::Pmu);
+        PMUSERENR_EL0:     [3, 3, 9, 14, 0]  []                    hw => own(0).el0_r_el1_rw().wmask(0xf).pmu().presence(Presence::Pmu);
+        PMCR_EL0:          [3, 3, 9, 12, 0]  []                    hw => own(0).el0_rw().wmask(PMCR_WMASK).pmu().presence(Presence::Pmu);
+        PMOVSSET_EL0:      [3, 3, 9, 14, 3]  []                    hw => own(0).el0_rw().write_op(WriteOp::Set).pmu().presence(Presence::Pmu);
+        PMOVSCLR_EL0:      [3, 3, 9, 12, 3]  []                    -  => alias(Reg::PMOVSSET_EL0, 0, 64).el0_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
+        PMINTENSET_EL1:    [3, 0, 9, 14, 1]  []                    hw => own(0).el1_rw().write_op(WriteOp::Set).pmu().presence(Presence::Pmu);
         PMINTENCLR_EL1:    [3, 0, 9, 14, 2]  []                    -  => alias(Reg::PMINTENSET_EL1, 0, 64).el1_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
-        PMCR_EL0:          [3, 3, 9, 12, 0]  []                    -  => own(0).el0_rw().wmask(PMCR_WMASK).presence(Presence::Pmu);
-        PMCNTENSET_EL0:    [3, 3, 9, 12, 1]  []                    -  => own(0).el0_rw().write_op(WriteOp::Set).presence(Presence::Pmu);
+        PMCNTENSET_EL0:    [3, 3, 9, 12, 1]  []                    hw => own(0).el0_rw().write_op(WriteOp::Set).pmu().presence(Presence::Pmu);
         PMCNTENCLR_EL0:    [3, 3, 9, 12, 2]  []                    -  => alias(Reg::PMCNTENSET_EL0, 0, 64).el0_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
-        PMOVSCLR_EL0:      [3, 3, 9, 12, 3]  []                    -  => own(0).el0_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
         PMSWINC_EL0:       [3, 3, 9, 12, 4]  []                    -  => op(OpKind::Nop).el0_w().presence(Presence::Pmu);
-        PMSELR_EL0:        [3, 3, 9, 12, 5]  []                    -  => own(0).el0_rw().wmask(0x1f).presence(Presence::Pmu);
-        PMCEID0_EL0:       [3, 3, 9, 12, 6]  []                    -  => konst(0).el0_r().presence(Presence::Pmu);
-        PMCEID1_EL0:       [3, 3, 9, 12, 7]  []                    -  => konst(0).el0_r().presence(Presence::Pmu);
-        PMCCNTR_EL0:       [3, 3, 9, 13, 0]  []                    -  => own(0).el0_rw().presence(Presence::Pmu);
-        PMXEVTYPER_EL0:    [3, 3, 9, 13, 1]  []                    -  => own(0).el0_rw().presence(Presence::Pmu);
-        PMXEVCNTR_EL0:     [3, 3, 9, 13, 2]  []                    -  => own(0).el0_rw().presence(Presence::Pmu);
-        PMUSERENR_EL0:     [3, 3, 9, 14, 0]  []                    -  => own(0).el0_r_el1_rw().wmask(0xf).presence(Presence::Pmu);
-        PMOVSSET_EL0:      [3, 3, 9, 14, 3]  []                    -  => alias(Reg::PMOVSCLR_EL0, 0, 64).el0_rw().write_op(WriteOp::Set).presence(Presence::Pmu);
-        PMCCFILTR_EL0:     [3, 3, 14, 15, 7] []                    -  => own(0).el0_rw().presence(Presence::Pmu);
+        // The common events the hardware counts, as the host reports them.
+        PMCEID0_EL0:       [3, 3, 9, 12, 6]  []                    ro => id().el0_r().presence(Presence::Pmu);
+        PMCEID1_EL0:       [3, 3, 9, 12, 7]  []                    ro => id().el0_r().presence(Presence::Pmu);
+        // PMSELR's window onto one counter: a view of the selected PMEVxxxn_EL0 / PMCCFILTR.
+        PMXEVTYPER_EL0:    [3, 3, 9, 13, 1]  []                    -  => func(&PMXEVTYPER_FNS).el0_rw().presence(Presence::Pmu);
+        PMXEVCNTR_EL0:     [3, 3, 9, 13, 2]  []                    -  => func(&PMXEVCNTR_FNS).el0_rw().presence(Presence::Pmu);
         // AArch64 system instructions (Arm ARM C5.3): NO_RAW operations.
         IC_IALLUIS:        [1, 0, 7, 1, 0]   []                    -  => op(OpKind::IcAll);
         IC_IALLU:          [1, 0, 7, 5, 0]   []                    -  => op(OpKind::IcAll);
@@ -350,6 +373,40 @@ macro_rules! with_cpreg_rows {
         CNTV_TVAL:         []                [p15, 0, 14, 3, 0]    -  => func(&CNTV_TVAL_FNS).el0_rw().io();
         CNTPCT:            []                [p15_64, 0, 14]       -  => func(&CNTPCT_FNS).el0_r().io();
         CNTVCT:            []                [p15_64, 1, 14]       -  => func(&CNTVCT_FNS).el0_r().io();
+        // AArch32 PMU views (cp15 c9 and c14, Arm ARM G8.4): aliases of the AArch64 state.
+        PMCR:              []                [p15, 0, 9, 12, 0]    -  => alias(Reg::PMCR_EL0, 0, 32).el0_rw().wmask(PMCR_WMASK).presence(Presence::Pmu);
+        PMCNTENSET:        []                [p15, 0, 9, 12, 1]    -  => alias(Reg::PMCNTENSET_EL0, 0, 32).el0_rw().write_op(WriteOp::Set).presence(Presence::Pmu);
+        PMCNTENCLR:        []                [p15, 0, 9, 12, 2]    -  => alias(Reg::PMCNTENSET_EL0, 0, 32).el0_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
+        PMOVSR:            []                [p15, 0, 9, 12, 3]    -  => alias(Reg::PMOVSSET_EL0, 0, 32).el0_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
+        PMSWINC:           []                [p15, 0, 9, 12, 4]    -  => op(OpKind::Nop).el0_w().presence(Presence::Pmu);
+        PMSELR:            []                [p15, 0, 9, 12, 5]    -  => alias(Reg::PMSELR_EL0, 0, 32).el0_rw().wmask(0x1f).presence(Presence::Pmu);
+        PMCEID0:           []                [p15, 0, 9, 12, 6]    -  => alias(Reg::PMCEID0_EL0, 0, 32).el0_r().presence(Presence::Pmu);
+        PMCEID1:           []                [p15, 0, 9, 12, 7]    -  => alias(Reg::PMCEID1_EL0, 0, 32).el0_r().presence(Presence::Pmu);
+        PMCCNTR:           []                [p15, 0, 9, 13, 0]    -  => alias(Reg::PMCCNTR_EL0, 0, 32).el0_rw().presence(Presence::Pmu);
+        PMXEVTYPER:        []                [p15, 0, 9, 13, 1]    -  => func(&PMXEVTYPER_FNS).el0_rw().presence(Presence::Pmu);
+        PMXEVCNTR:         []                [p15, 0, 9, 13, 2]    -  => func(&PMXEVCNTR_FNS).el0_rw().presence(Presence::Pmu);
+        PMUSERENR:         []                [p15, 0, 9, 14, 0]    -  => alias(Reg::PMUSERENR_EL0, 0, 32).el0_r_el1_rw().wmask(0xf).presence(Presence::Pmu);
+        PMINTENSET:        []                [p15, 0, 9, 14, 1]    -  => alias(Reg::PMINTENSET_EL1, 0, 32).el1_rw().write_op(WriteOp::Set).presence(Presence::Pmu);
+        PMINTENCLR:        []                [p15, 0, 9, 14, 2]    -  => alias(Reg::PMINTENSET_EL1, 0, 32).el1_rw().write_op(WriteOp::Clear).presence(Presence::Pmu);
+        PMOVSSET:          []                [p15, 0, 9, 14, 3]    -  => alias(Reg::PMOVSSET_EL0, 0, 32).el0_rw().write_op(WriteOp::Set).presence(Presence::Pmu);
+        PMCCNTR_64:        []                [p15_64, 0, 9]        -  => alias(Reg::PMCCNTR_EL0, 0, 64).el0_rw().presence(Presence::Pmu);
+        PMEVCNTR0:         []                [p15, 0, 14, 8, 0]    -  => alias(Reg::PMEVCNTR0_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(0));
+        PMEVCNTR1:         []                [p15, 0, 14, 8, 1]    -  => alias(Reg::PMEVCNTR1_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(1));
+        PMEVCNTR2:         []                [p15, 0, 14, 8, 2]    -  => alias(Reg::PMEVCNTR2_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(2));
+        PMEVCNTR3:         []                [p15, 0, 14, 8, 3]    -  => alias(Reg::PMEVCNTR3_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(3));
+        PMEVCNTR4:         []                [p15, 0, 14, 8, 4]    -  => alias(Reg::PMEVCNTR4_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(4));
+        PMEVCNTR5:         []                [p15, 0, 14, 8, 5]    -  => alias(Reg::PMEVCNTR5_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(5));
+        PMEVCNTR6:         []                [p15, 0, 14, 8, 6]    -  => alias(Reg::PMEVCNTR6_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(6));
+        PMEVCNTR7:         []                [p15, 0, 14, 8, 7]    -  => alias(Reg::PMEVCNTR7_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(7));
+        PMEVTYPER0:        []                [p15, 0, 14, 12, 0]   -  => alias(Reg::PMEVTYPER0_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(0));
+        PMEVTYPER1:        []                [p15, 0, 14, 12, 1]   -  => alias(Reg::PMEVTYPER1_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(1));
+        PMEVTYPER2:        []                [p15, 0, 14, 12, 2]   -  => alias(Reg::PMEVTYPER2_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(2));
+        PMEVTYPER3:        []                [p15, 0, 14, 12, 3]   -  => alias(Reg::PMEVTYPER3_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(3));
+        PMEVTYPER4:        []                [p15, 0, 14, 12, 4]   -  => alias(Reg::PMEVTYPER4_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(4));
+        PMEVTYPER5:        []                [p15, 0, 14, 12, 5]   -  => alias(Reg::PMEVTYPER5_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(5));
+        PMEVTYPER6:        []                [p15, 0, 14, 12, 6]   -  => alias(Reg::PMEVTYPER6_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(6));
+        PMEVTYPER7:        []                [p15, 0, 14, 12, 7]   -  => alias(Reg::PMEVTYPER7_EL0, 0, 32).el0_rw().presence(Presence::PmuCounter(7));
+        PMCCFILTR:         []                [p15, 0, 14, 15, 7]   -  => alias(Reg::PMCCFILTR_EL0, 0, 32).el0_rw().presence(Presence::Pmu);
         // AArch32 identification views.
         MIDR:              []                [p15, 0, 0, 0, 0]     -  => alias(Reg::MIDR_EL1, 0, 32).el1_r();
         CTR:               []                [p15, 0, 0, 0, 1]     -  => alias(Reg::CTR_EL0, 0, 32).el1_r();

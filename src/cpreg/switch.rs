@@ -14,7 +14,7 @@
 use super::context::SysRegFile;
 use super::entry::{Group, Presence};
 use super::hw::SysRegHw;
-use super::table::{Reg, DEBUG_SET, EL1_SET, FP_SET, TABLE_CONST};
+use super::table::{Reg, DEBUG_SET, EL1_SET, FP_SET, PMU_SET, TABLE_CONST};
 
 /// How the world switch moves an entry, from its group and presence: decided at
 /// compile time, so the generated switch (`arch::sysreg`) is straight-line code
@@ -35,6 +35,10 @@ pub enum Switched {
     DebugWrp(u8),
     /// With the FP/SIMD state, on an AArch32 VM.
     FpAarch32,
+    /// With the PMU group (VMs with a PMU), always present there.
+    Pmu,
+    /// With the PMU group, event counter `n`'s registers.
+    PmuCounter(u8),
 }
 
 /// How `reg` is switched. A row whose group and presence do not fit one of the
@@ -49,6 +53,8 @@ pub const fn switched(reg: Reg) -> Switched {
         (Group::Debug, Presence::Brp(n)) => Switched::DebugBrp(n),
         (Group::Debug, Presence::Wrp(n)) => Switched::DebugWrp(n),
         (Group::Fp, Presence::Aarch32El1) => Switched::FpAarch32,
+        (Group::Pmu, Presence::Pmu) => Switched::Pmu,
+        (Group::Pmu, Presence::PmuCounter(n)) => Switched::PmuCounter(n),
         _ => panic!("a switched register with a presence the switch does not handle"),
     }
 }
@@ -90,4 +96,14 @@ pub fn save_fp_with(ctx: &mut SysRegFile, hw: &mut impl SysRegHw) {
 /// Restore the registers switched with the FP/SIMD state.
 pub fn restore_fp_with(ctx: &SysRegFile, hw: &mut impl SysRegHw) {
     ctx.restore_to(hw, &FP_SET);
+}
+
+/// Save the PMU registers of a VM with a PMU.
+pub fn save_pmu_with(ctx: &mut SysRegFile, hw: &mut impl SysRegHw) {
+    ctx.save_from(hw, &PMU_SET);
+}
+
+/// Restore the PMU registers of a VM with a PMU.
+pub fn restore_pmu_with(ctx: &SysRegFile, hw: &mut impl SysRegHw) {
+    ctx.restore_to(hw, &PMU_SET);
 }

@@ -30,7 +30,7 @@ use super::entry::{
 };
 use super::funcs::{
     CCSIDR2_FNS, CCSIDR_FNS, CNTPCT_FNS, CNTP_TVAL_FNS, CNTVCT_FNS, CNTV_TVAL_FNS, DBGCLAIMSET_FNS,
-    DBGDIDR_FNS,
+    DBGDIDR_FNS, PMXEVCNTR_FNS, PMXEVTYPER_FNS,
 };
 use super::packed::PACKED;
 
@@ -53,6 +53,8 @@ pub const CLAIM_TAGS: u64 = 0xff;
 pub const DBGAUTHSTATUS: u64 = 0x0a;
 /// PMCR_EL0 bits a guest may write: E, D, X, DP, LC, LP (P and C are actions).
 pub const PMCR_WMASK: u64 = 0xf9;
+/// PMCR_EL0's action bits: P (reset the event counters) and C (the cycle counter).
+pub const PMCR_ACTIONS: u64 = 0b110;
 
 macro_rules! enc64 {
     () => {
@@ -455,12 +457,16 @@ const fn list_group<const N: usize>(g: Group) -> [Reg; N] {
 const NUM_EL1_SET: usize = count_group(Group::El1);
 const NUM_DEBUG_SET: usize = count_group(Group::Debug);
 const NUM_FP_SET: usize = count_group(Group::Fp);
+const NUM_PMU_SET: usize = count_group(Group::Pmu);
 /// The EL1/EL0 world-switch set (row order), before presence filtering.
 pub static EL1_SET: [Reg; NUM_EL1_SET] = list_group(Group::El1);
 /// The debug registers, switched lazily (row order), before presence filtering.
 pub static DEBUG_SET: [Reg; NUM_DEBUG_SET] = list_group(Group::Debug);
 /// Registers switched with the FP/SIMD state.
 pub static FP_SET: [Reg; NUM_FP_SET] = list_group(Group::Fp);
+/// The PMU registers, switched only for VMs with a PMU (row order), before presence
+/// filtering.
+pub static PMU_SET: [Reg; NUM_PMU_SET] = list_group(Group::Pmu);
 
 const fn count_ids() -> usize {
     let mut n = 0;

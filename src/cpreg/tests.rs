@@ -9,7 +9,7 @@ extern crate std;
 use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
-use super::table::{COUNT, DEBUG_SET, EL1_SET, FP_SET, KVM_ORDER, NUM_A32, NUM_A64};
+use super::table::{COUNT, DEBUG_SET, EL1_SET, FP_SET, KVM_ORDER, NUM_A32, NUM_A64, PMU_SET};
 use super::*;
 use crate::esr::{Conditional, CpRrtIss, CpRtIss, Esr, ExceptionClass, SysRegIss};
 
@@ -26,6 +26,16 @@ fn owner_of(reg: Reg) -> Option<(Reg, u8, u8)> {
     match reg.entry().state {
         State::Alias { owner, lsb, width } => Some((owner, lsb, width)),
         _ => None,
+    }
+}
+
+/// The bits of a register's value that are state: all, except PMCR_EL0's P and C
+/// (actions, dropped by a raw write so a restore never resets the counters).
+fn raw_state_bits(reg: Reg) -> u64 {
+    if reg == Reg::PMCR_EL0 {
+        !super::table::PMCR_ACTIONS
+    } else {
+        u64::MAX
     }
 }
 
@@ -217,9 +227,10 @@ fn every_non_no_raw_entry_has_working_raw_read_and_write() {
             );
             assert_eq!(c.raw_read(r), Ok(v), "{}", e.name);
         } else {
-            // Stored state takes any value of its width.
-            let p = PATTERN & mask(e.width());
-            c.raw_write(r, p).unwrap();
+            // Stored state takes any value of its width (but PMCR's P and C, which
+            // are actions: see `raw_state_bits`).
+            let p = PATTERN & mask(e.width()) & raw_state_bits(r.owner());
+            c.raw_write(r, PATTERN & mask(e.width())).unwrap();
             assert_eq!(c.raw_read(r), Ok(p), "{}: raw write then read", e.name);
             c.raw_write(r, v).unwrap();
         }
@@ -291,10 +302,10 @@ fn raw_write_through_every_alias_changes_the_right_bits_of_its_owner() {
             assert_eq!(c.raw_read(r), Ok((own >> lsb) & mask(width)), "{name}");
             continue;
         }
-        let before = 0x5555_5555_5555_5555u64;
+        let before = 0x5555_5555_5555_5555u64 & raw_state_bits(owner);
         c.raw_write(owner, before).unwrap();
-        let p = PATTERN & mask(width);
-        c.raw_write(r, p).unwrap();
+        let p = PATTERN & mask(width) & (raw_state_bits(owner) >> lsb);
+        c.raw_write(r, PATTERN & mask(width)).unwrap();
         let after = c.raw_read(owner).unwrap();
         let m = mask(width) << lsb;
         assert_eq!((after & m) >> lsb, p, "{name}: bits written");
@@ -307,7 +318,7 @@ fn raw_write_through_every_alias_changes_the_right_bits_of_its_owner() {
         assert_eq!(c.raw_read(r), Ok(p), "{name}");
         // The inverse of the owner's bits: the owner must change.
         c.raw_write(owner, before).unwrap();
-        let inv = !(before >> lsb) & mask(width);
+        let inv = !(before >> lsb) & mask(width) & (raw_state_bits(owner) >> lsb);
         c.raw_write(r, inv).unwrap();
         let after = c.raw_read(owner).unwrap();
         assert_ne!(after, before, "{name}: owner unchanged");
@@ -418,6 +429,135 @@ fn saved_list_is_sorted_and_holds_only_state() {
     assert!(!some.contains(&Reg::DACR32_EL2) && !some.contains(&Reg::PMCR_EL0));
 }
 
+/// Issue 13: the import rules for the PMU and the EL1 physical timer. State
+/// (counters, their types, the enables, CNTP_CTL/CVAL) imports; an AArch32 view or
+/// a CLR register imports by writing through to its owner; operations (PMSWINC,
+/// the PMXEV* windows, CNTP_TVAL) are NO_RAW and refused; the saved list holds
+/// owners only, each present exactly when the VM has a PMU with that counter.
+#[test]
+fn import_rules_for_the_pmu_and_the_physical_timer() {
+    let mut c = ctx_all();
+    let idx = |r: Reg| r.entry().kvm_index();
+    // CNTP: CVAL and CTL are state (ISTATUS, bit 2, is the hardware's: the wmask
+    // keeps it out of guest writes, a raw import keeps what it is given).
+    c.import(idx(Reg::CNTP_CVAL_EL0), 0x1234_5678_9abc).unwrap();
+    c.import(idx(Reg::CNTP_CTL_EL0), 0b001).unwrap();
+    assert_eq!(c.raw_read(Reg::CNTP_CVAL_EL0), Ok(0x1234_5678_9abc));
+    // The AArch32 views: CNTP_CVAL (MCRR, 64 bits) and CNTP_CTL write the owners.
+    c.import(idx(Reg::CNTP_CVAL), 0x42).unwrap();
+    assert_eq!(c.raw_read(Reg::CNTP_CVAL_EL0), Ok(0x42));
+    c.import(idx(Reg::CNTP_CTL), 0b011).unwrap();
+    assert_eq!(c.raw_read(Reg::CNTP_CTL_EL0), Ok(0b011));
+    for op in [Reg::CNTP_TVAL_EL0, Reg::CNTP_TVAL, Reg::CNTPCT] {
+        assert_eq!(
+            c.import(idx(op), 0),
+            Err(ImportError::NotState(op)),
+            "{}",
+            op.name()
+        );
+    }
+    // PMU state.
+    c.import(idx(Reg::PMCCNTR_EL0), 0xffff_0000_1234).unwrap();
+    c.import(idx(Reg::PMEVCNTR5_EL0), 77).unwrap();
+    c.import(idx(Reg::PMEVTYPER5_EL0), 0x08).unwrap();
+    c.import(idx(Reg::PMCNTENSET_EL0), (1 << 31) | 0b10_0001)
+        .unwrap();
+    c.import(idx(Reg::PMOVSSET_EL0), 0b1).unwrap();
+    // PMCR: P and C (bits 1, 2) are actions, never state: an import carrying them
+    // does not read back.
+    c.import(idx(Reg::PMCR_EL0), 0x41).unwrap();
+    assert!(matches!(
+        c.import(idx(Reg::PMCR_EL0), 0x47),
+        Err(ImportError::Mismatch {
+            wrote: 0x47,
+            read: 0x41,
+            ..
+        })
+    ));
+    // Aliases write through: the CLR registers and the AArch32 views are views of
+    // the SET registers' and the AArch64 counters' state.
+    c.import(idx(Reg::PMOVSCLR_EL0), 0b110).unwrap();
+    assert_eq!(c.raw_read(Reg::PMOVSSET_EL0), Ok(0b110));
+    c.import(idx(Reg::PMCNTENCLR_EL0), 0b1).unwrap();
+    assert_eq!(c.raw_read(Reg::PMCNTENSET_EL0), Ok(0b1));
+    c.import(idx(Reg::PMEVCNTR3), 0x5555).unwrap();
+    assert_eq!(c.raw_read(Reg::PMEVCNTR3_EL0), Ok(0x5555));
+    c.import(idx(Reg::PMCCNTR_64), 0x1_0000_0002).unwrap();
+    assert_eq!(c.raw_read(Reg::PMCCNTR_EL0), Ok(0x1_0000_0002));
+    c.import(idx(Reg::PMCCNTR), 7).unwrap();
+    assert_eq!(c.raw_read(Reg::PMCCNTR_EL0), Ok(0x1_0000_0007));
+    c.import(idx(Reg::PMINTENSET), 0b11).unwrap();
+    assert_eq!(c.raw_read(Reg::PMINTENSET_EL1), Ok(0b11));
+    // A 32-bit view refuses what does not fit (read back differs).
+    assert!(matches!(
+        c.import(idx(Reg::PMEVTYPER3), 0x1_0000_0000),
+        Err(ImportError::Mismatch { .. })
+    ));
+    // Operations are not state.
+    for op in [
+        Reg::PMSWINC_EL0,
+        Reg::PMSWINC,
+        Reg::PMXEVCNTR_EL0,
+        Reg::PMXEVTYPER_EL0,
+        Reg::PMXEVCNTR,
+        Reg::PMXEVTYPER,
+    ] {
+        assert!(op.entry().is(Flags::NO_RAW), "{}", op.name());
+        assert_eq!(
+            c.import(idx(op), 1),
+            Err(ImportError::NotState(op)),
+            "{}",
+            op.name()
+        );
+    }
+    // The saved list: owners only; with a PMU of 2 counters, counters 0-1 and
+    // not 2-7; without a PMU, none of it.
+    let names =
+        |f: Features| -> BTreeSet<&'static str> { saved_list(f).map(|(_, r)| r.name()).collect() };
+    let two = names(Features {
+        pmu_counters: 2,
+        ..Features::ALL
+    });
+    for want in [
+        "PMCR_EL0",
+        "PMCNTENSET_EL0",
+        "PMINTENSET_EL1",
+        "PMOVSSET_EL0",
+        "PMSELR_EL0",
+        "PMUSERENR_EL0",
+        "PMCCNTR_EL0",
+        "PMCCFILTR_EL0",
+        "PMEVCNTR0_EL0",
+        "PMEVTYPER1_EL0",
+        "CNTP_CTL_EL0",
+        "CNTP_CVAL_EL0",
+    ] {
+        assert!(two.contains(want), "{want} not saved");
+    }
+    for gone in [
+        "PMEVCNTR2_EL0",
+        "PMEVTYPER7_EL0",
+        "PMCNTENCLR_EL0",
+        "PMOVSCLR_EL0",
+        "PMINTENCLR_EL1",
+        "PMSWINC_EL0",
+        "PMXEVCNTR_EL0",
+        "PMCR",
+        "PMEVCNTR0",
+        "CNTP_TVAL_EL0",
+        "CNTP_CTL",
+    ] {
+        assert!(!two.contains(gone), "{gone} saved");
+    }
+    let none = names(Features {
+        pmu: false,
+        pmu_counters: 0,
+        ..Features::ALL
+    });
+    assert!(none.iter().all(|n| !n.starts_with("PM")), "{none:?}");
+    assert!(none.contains("CNTP_CVAL_EL0"));
+}
+
 #[test]
 fn import_writes_through_aliases_and_checks_every_index() {
     let mut c = ctx_all();
@@ -461,7 +601,12 @@ fn import_writes_through_aliases_and_checks_every_index() {
 
 #[test]
 fn el1_switch_set_is_the_hardware_backed_state() {
-    for &r in EL1_SET.iter().chain(&DEBUG_SET).chain(&FP_SET) {
+    for &r in EL1_SET
+        .iter()
+        .chain(&DEBUG_SET)
+        .chain(&FP_SET)
+        .chain(&PMU_SET)
+    {
         let e = r.entry();
         assert!(e.is(Flags::HW), "{}", e.name);
         for f in [Flags::ALIAS, Flags::NO_RAW, Flags::CONST] {
@@ -473,7 +618,10 @@ fn el1_switch_set_is_the_hardware_backed_state() {
         let e = r.entry();
         if e.is(Flags::HW) && matches!(e.state, State::Own) && !e.is(Flags::CONST) {
             assert!(
-                EL1_SET.contains(&r) || DEBUG_SET.contains(&r) || FP_SET.contains(&r),
+                EL1_SET.contains(&r)
+                    || DEBUG_SET.contains(&r)
+                    || FP_SET.contains(&r)
+                    || PMU_SET.contains(&r),
                 "{}",
                 e.name
             );

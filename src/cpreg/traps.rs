@@ -45,7 +45,8 @@ pub const HCR_EL2_TRACE_VM_REGS: u64 = hcr::TVM | hcr::TRVM;
 pub mod mdcr {
     /// Trap PMCR_EL0 / PMCR.
     pub const TPMCR: u64 = 1 << 5;
-    /// Trap every PMU register: the PMU is hidden (see `idregs`), so these UNDEF.
+    /// Trap every PMU register: for a VM without a PMU (see `idregs`), so these
+    /// UNDEF. Clear for a VM given one: it uses the hardware PMU.
     pub const TPM: u64 = 1 << 6;
     /// Trap debug registers other than the OS lock and power-down group.
     pub const TDA: u64 = 1 << 9;
@@ -54,6 +55,9 @@ pub mod mdcr {
     pub const TDOSA: u64 = 1 << 10;
     /// Trap the debug ROM address registers (MDRAR, DBGDRAR, DBGDSAR): read 0.
     pub const TDRA: u64 = 1 << 11;
+    /// Counters below HPMN do not count at EL2 (PMUv3p1): a VM with a PMU counts
+    /// only its own time, never the hypervisor's.
+    pub const HPMD: u64 = 1 << 17;
 }
 
 /// The MDCR_EL2 trap bits to OR into the VM's MDCR_EL2 (HPMN is the runtime's).

@@ -66,6 +66,9 @@ pub struct GuestDtbParams<'p> {
     /// `console_path` is not copied (it names the physical UART behind it).
     /// `None`: the host's `console_path` node is copied as it is.
     pub uart: Option<EmulatedUart>,
+    /// The VM has a virtual PMU: the host's PMU node (`arm,armv8-pmuv3`, its
+    /// overflow PPI) is copied.
+    pub pmu: bool,
 }
 
 /// What happens to a host node in a guest's tree.
@@ -101,6 +104,8 @@ pub enum Match {
     Console,
     /// A clock provider the console references (transitively).
     ConsoleClock,
+    /// The PMU node (`compatible` `arm,*pmuv3`), when the VM has a PMU.
+    Pmu,
     /// Any node with children.
     HasChildren,
     /// Any node.
@@ -178,6 +183,11 @@ pub const KEEP_RULES: &[KeepRule] = &[
         Match::CompatiblePrefix("arm,armv7-timer"),
         Keep::Copy,
         "the architected timer's PPIs",
+    ),
+    rule(
+        Match::Pmu,
+        Keep::Copy,
+        "the PMU's overflow PPI, for a VM given a virtual PMU",
     ),
     rule(
         Match::Console,
@@ -289,6 +299,12 @@ impl Ctx<'_> {
             Match::ConsoleClock => prop(node, "phandle")
                 .and_then(u32_prop)
                 .is_some_and(|ph| self.clocks.contains(&ph)),
+            Match::Pmu => {
+                self.params.pmu
+                    && compatible()
+                        .iter()
+                        .any(|s| s.starts_with("arm,") && s.ends_with("pmuv3"))
+            }
             Match::HasChildren => node.children().next().is_some(),
             Match::Any => true,
         }

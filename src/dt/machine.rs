@@ -55,6 +55,8 @@ pub struct MachineInfo<'a> {
     pub gic: Option<GicInfo>,
     /// The architected timer.
     pub timer: Option<TimerInfo>,
+    /// The PMU's overflow interrupt (`arm,armv8-pmuv3` and the like: a PPI).
+    pub pmu_irq: Option<Irq>,
     /// UARTs a driver knows (PL011, BCM2835 mini-UART, Cadence, i.MX),
     /// enabled or not, in DT order.
     pub uarts: heapless::Vec<UartInfo<'a>, MAX_UARTS>,
@@ -484,6 +486,12 @@ pub fn parse(dtb: &[u8]) -> Result<MachineInfo<'_>, DtError> {
                 clock_frequency: v.prop("clock-frequency").and_then(u32_prop),
                 always_on: v.prop("always-on").is_some(),
             });
+        } else if compatible
+            .iter()
+            .any(|c| c.starts_with("arm,") && c.ends_with("pmuv3"))
+            && info.pmu_irq.is_none()
+        {
+            info.pmu_irq = irq_of(v, 0);
         } else if let Some(kind) = crate::drivers::uart::lookup(compatible.iter()) {
             // A UART we cannot locate is left out, not fatal: the machine may
             // still boot with the others.

@@ -478,6 +478,7 @@ fn params<'p>(hidden: &'p [&'p str]) -> GuestDtbParams<'p> {
         console_path: "/pl011@9000000",
         hidden_paths: hidden,
         uart: None,
+        pmu: false,
     }
 }
 
@@ -573,6 +574,32 @@ fn guest_dtb_from_virt() {
         assert!(chosen.property("kaslr-seed").is_none());
         let psci = f.find_node("/psci").unwrap();
         assert!(psci.property("cpu_on").is_none());
+    }
+}
+
+/// Issue 13: the host's PMU node (QEMU `virt`: `/pmu`, `arm,armv8-pmuv3`, PPI 7 =
+/// INTID 23) reaches a VM given a PMU, and only such a VM.
+#[test]
+fn guest_dtb_has_the_pmu_node_only_for_a_vm_with_a_pmu() {
+    let m = parse(VIRT_V3).unwrap();
+    let host = fdt::Fdt::new(VIRT_V3).unwrap();
+    let Some(host_pmu) = host.find_compatible(&["arm,armv8-pmuv3"]) else {
+        panic!("the QEMU virt fixture has no PMU node");
+    };
+    assert_eq!(m.pmu_irq.map(|i| i.intid), Some(23));
+    for pmu in [false, true] {
+        let p = GuestDtbParams { pmu, ..params(&[]) };
+        let dtb = guest_dtb(VIRT_V3, &m, &p).unwrap();
+        let f = fdt::Fdt::new(&dtb).unwrap();
+        let node = f.find_compatible(&["arm,armv8-pmuv3"]);
+        assert_eq!(node.is_some(), pmu, "pmu = {pmu}");
+        if let Some(n) = node {
+            assert_eq!(
+                n.property("interrupts").map(|p| p.value),
+                host_pmu.property("interrupts").map(|p| p.value)
+            );
+            assert_eq!(parse(&dtb).unwrap().pmu_irq.map(|i| i.intid), Some(23));
+        }
     }
 }
 

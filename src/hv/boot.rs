@@ -181,7 +181,12 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     if hv_option(info, "hv.stay") == Some(1) {
         sched::set_stay(true);
     }
-    check_trace_option(info);
+    check_vm_list_option(
+        info,
+        "hv.trace_vm_regs",
+        "tracing the memory-control registers of",
+    );
+    check_vm_list_option(info, "hv.pmu", "a virtual PMU for");
     let Some(gic) = info.gic.as_ref() else {
         stop(format_args!("no GIC in the device tree"))
     };
@@ -267,13 +272,29 @@ fn el2_guest_defaults() {
     let pa_range = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
     stage2::configure(pa_range);
     let vtcr = stage2::vtcr(pa_range);
-    // EL1PCTEN | EL1PCEN: the guest reads the physical counter and uses its timer.
+    // EL1PCTEN | EL1PCEN: the guest reads the physical counter and owns the EL1
+    // physical timer (CNTP_*), switched with its vCPU like the virtual one.
     let cnthctl: u64 = 0b11;
     let mdcr: u64;
     // SAFETY: reading MDCR_EL2 has no side effects.
     unsafe { core::arch::asm!("mrs {}, mdcr_el2", out(reg) mdcr) };
     // Keep HPMN (the counters the firmware gave EL1), add the cpreg table's traps.
-    let mdcr = (mdcr & 0x1f) | cpreg::MDCR_EL2_TRAPS;
+    let hpmn = mdcr & 0x1f;
+    let mdcr = hpmn | cpreg::MDCR_EL2_TRAPS;
+    // A VM given a PMU: its registers are not trapped, EL1 gets at most 8 event
+    // counters (HPMN), and EL2 is never counted (HPMD).
+    let pmu_counters = if arch::pmu::present() { hpmn.min(8) } else { 0 };
+    let _ = MDCR.call_once(|| Mdcr {
+        default: mdcr,
+        pmu: (mdcr & !(cpreg::traps::mdcr::TPM | cpreg::traps::mdcr::TPMCR | 0x1f))
+            | cpreg::traps::mdcr::HPMD
+            | pmu_counters,
+        pmu_counters: pmu_counters as u8,
+    });
+    if arch::pmu::present() {
+        // Nothing counts or interrupts until a VM with a PMU loads its own state.
+        arch::pmu::quiesce();
+    }
     // SAFETY: these registers only configure how guests run; none is running here.
     unsafe {
         core::arch::asm!(
@@ -294,6 +315,27 @@ fn el2_guest_defaults() {
     };
 }
 
+/// MDCR_EL2 for guests: the same on every CPU (the boot CPU's decides).
+pub struct Mdcr {
+    /// For VMs without a PMU: every PMU register traps (and UNDEFs).
+    pub default: u64,
+    /// For VMs with a PMU: no PMU traps, HPMN event counters, HPMD.
+    pub pmu: u64,
+    /// The event counters a VM with a PMU gets (0: the host has no PMU).
+    pub pmu_counters: u8,
+}
+
+static MDCR: Once<Mdcr> = Once::new();
+
+/// The MDCR_EL2 values for guests (after the boot CPU's `el2_guest_defaults`).
+pub fn mdcr() -> &'static Mdcr {
+    MDCR.get().unwrap_or(&Mdcr {
+        default: cpreg::MDCR_EL2_TRAPS,
+        pmu: cpreg::MDCR_EL2_TRAPS,
+        pmu_counters: 0,
+    })
+}
+
 /// A numeric `key=value` from the hypervisor's own command line (`/chosen/bootargs`
 /// of the host DTB; QEMU `-append`).
 fn hv_option(info: &MachineInfo, key: &str) -> Option<u64> {
@@ -310,12 +352,10 @@ fn hv_option(info: &MachineInfo, key: &str) -> Option<u64> {
     }
 }
 
-/// Says which `hv.trace_vm_regs` entries mean nothing (they are ignored).
-fn check_trace_option(info: &MachineInfo) {
-    let Some(list) = info.bootargs.and_then(|a| {
-        a.split_ascii_whitespace()
-            .find_map(|w| w.strip_prefix("hv.trace_vm_regs="))
-    }) else {
+/// Says which entries of a `key=vmN[,vmM...]|all` option mean nothing (they are
+/// ignored), and what the option applies to.
+fn check_vm_list_option(info: &MachineInfo, key: &str, what: &str) {
+    let Some(list) = vm_list_option(info, key) else {
         return;
     };
     for v in list.split(',') {
@@ -323,27 +363,40 @@ fn check_trace_option(info: &MachineInfo) {
             || v.strip_prefix("vm")
                 .is_some_and(|n| n.parse::<usize>().is_ok());
         if !ok {
-            println!("hv: ignoring hv.trace_vm_regs entry '{v}': use vmN (e.g. vm0) or all");
+            println!("hv: ignoring {key} entry '{v}': use vmN (e.g. vm0) or all");
         }
     }
-    println!("hv: tracing the memory-control registers of {list}");
+    println!("hv: {what} {list}");
+}
+
+fn vm_list_option<'a>(info: &MachineInfo<'a>, key: &str) -> Option<&'a str> {
+    info.bootargs?
+        .split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Whether a `key=vmN[,vmM...]|all` option names VM `vm`.
+fn vm_listed(info: &MachineInfo, key: &str, vm: usize) -> bool {
+    vm_list_option(info, key).is_some_and(|list| {
+        list.split(',').any(|v| {
+            v == "all"
+                || v.strip_prefix("vm")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| n == vm)
+        })
+    })
 }
 
 /// `hv.trace_vm_regs=vmN[,vmM...]` or `=all`: the VMs whose memory-control
 /// registers are trapped on every access (TVM/TRVM) and counted in `traps`.
 pub fn traces_vm_regs(info: &MachineInfo, vm: usize) -> bool {
-    let Some(list) = info.bootargs.and_then(|a| {
-        a.split_ascii_whitespace()
-            .find_map(|w| w.strip_prefix("hv.trace_vm_regs="))
-    }) else {
-        return false;
-    };
-    list.split(',').any(|v| {
-        v == "all"
-            || v.strip_prefix("vm")
-                .and_then(|n| n.parse::<usize>().ok())
-                .is_some_and(|n| n == vm)
-    })
+    vm_listed(info, "hv.trace_vm_regs", vm)
+}
+
+/// `hv.pmu=vmN[,vmM...]` or `=all`: the VMs given a virtual PMU (when the host has
+/// one). The others get none: their PMU registers UNDEF.
+pub fn gives_pmu(info: &MachineInfo, vm: usize) -> bool {
+    vm_listed(info, "hv.pmu", vm)
 }
 
 /// Normal memory for the identity map: the RAM banks, and the image and the DTB

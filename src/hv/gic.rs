@@ -152,7 +152,7 @@ pub fn enable_private(intid: u32, cpu: usize) {
 }
 
 /// Enables or disables (without reconfiguring) a private interrupt on `cpu`: the
-/// vGIC masks the virtual timer's PPI while the guest handles its virtual one.
+/// vGIC masks the EL1 timers' PPIs while the guest handles its virtual one.
 pub fn set_private_enabled(intid: u32, cpu: usize, enable: bool) {
     let id = if intid < 16 {
         IntId::sgi(intid)

@@ -619,6 +619,13 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
     ctx.frame.copy_from(frame);
     let own_mdscr = ctx.sysregs.slots()[MDSCR_SLOT];
     sysreg::save_el1(ctx.sysregs.slots_mut(), aarch32);
+    // PMU: a VM given one has the hardware's while it runs; stop it counting and
+    // interrupting for whoever runs next, and trap it again.
+    if let Some(vm) = vm.filter(|vm| vm.pmu != 0) {
+        sysreg::save_pmu(ctx.sysregs.slots_mut(), vm.pmu);
+        arch::pmu::quiesce();
+        arch::pmu::set_mdcr(super::boot::mdcr().default);
+    }
     // Debug: only if this run loaded the vCPU's own debug registers. With the
     // debugger's values in the hardware (`debug_override`), the context already
     // holds the guest's own (its trapped accesses keep it up to date).
@@ -671,6 +678,11 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) {
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
     sysreg::restore_el1(ctx.sysregs.slots(), vm.aarch32);
+    // PMU: only a VM given one (its counters enabled last, by the row order).
+    if vm.pmu != 0 {
+        arch::pmu::set_mdcr(super::boot::mdcr().pmu);
+        sysreg::restore_pmu(ctx.sysregs.slots(), vm.pmu);
+    }
     // Debug: only a vCPU with debug enabled in its MDSCR_EL1 (breakpoints,
     // watchpoints or stepping must fire) gets its debug registers now; any other
     // gets them at its first (trapped) access, `ensure_debug_loaded`.

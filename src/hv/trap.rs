@@ -262,7 +262,7 @@ fn irq(frame: &mut TrapFrame) {
         }
         // A kick (control::KICK_SGI) needs nothing but this exit: `schedule` below
         // sees why it was sent.
-        // vGIC: the virtual timer's PPI or the maintenance interrupt.
+        // vGIC: an EL1 timer's PPI or the maintenance interrupt.
         vgic::physical_irq(acked.id.raw_value());
         gic::end(acked);
     }

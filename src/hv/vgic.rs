@@ -1,5 +1,5 @@
 //! The virtual GIC's runtime glue: the portable model ([`crate::vgic`]) wired to
-//! stage-2 data aborts, the hardware virtual CPU interface, the virtual timer, the
+//! stage-2 data aborts, the hardware virtual CPU interface, the EL1 timers, the
 //! emulated UART's interrupt and the scheduler.
 //!
 //! * **Distributor / redistributors**: guest accesses to the host GIC's GICD (and,
@@ -12,12 +12,16 @@
 //!   rebuilt on every entry ([`on_entry`]), so the model is the truth whenever the
 //!   hypervisor runs and nothing but ICH_VMCR and the active-priority registers needs
 //!   switching with a vCPU ([`save`]/[`restore`]).
-//! * **Virtual timer**: the guest's CNTV state is switched with the vCPU (cpreg
-//!   table). Its PPI is taken at EL2; the line the model sees is resampled from
-//!   CNTV_CTL_EL0.ISTATUS on every entry. The physical PPI stays disabled on this
-//!   CPU while the loaded vCPU's virtual timer interrupt is pending or active (so it
-//!   cannot storm), and the list register asks for an EOI maintenance interrupt, so
-//!   the guest's deactivation brings us back to re-enable it.
+//! * **EL1 timers**: the guest's virtual (CNTV) and physical (CNTP) timer state is
+//!   switched with the vCPU (cpreg table): while a vCPU runs, the hardware timers
+//!   are its own (CNTHCTL_EL2.EL1PCEN lets it program CNTP; the hypervisor keeps the
+//!   EL2 timer, CNTHP, for its slices). Each timer's PPI (the host DT's, which the
+//!   guest's DT repeats: 27 and 30 on QEMU) is taken at EL2; the line the model sees
+//!   is resampled from CNTx_CTL_EL0.ISTATUS on every entry. A timer's physical PPI
+//!   stays disabled on this CPU while the loaded vCPU's interrupt for it is pending
+//!   or active (so it cannot storm), and the list register asks for an EOI
+//!   maintenance interrupt, so the guest's deactivation brings us back to re-enable
+//!   it.
 //! * **WFI**: a vCPU with nothing to take blocks ([`wfi`]); the scheduler runs it
 //!   again when [`runnable`] sees an interrupt pending for it or its saved timer
 //!   expired. An idle CPU waits in [`idle_wait`]: WFI until the earliest such
@@ -33,7 +37,7 @@ use crate::esr::Esr;
 use crate::vgic::{Kicks, Lr, Version, Vgic, GICD_SIZE_V2, GICD_SIZE_V3, MAX_LRS};
 use alloc::vec::Vec;
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 /// SPIs every guest distributor describes (INTIDs 32-159): more than QEMU `virt`'s
@@ -53,7 +57,11 @@ struct Config {
     gicv_pa: u64,
     gicv_size: u64,
     gicc_size: u64,
-    vtimer: u32,
+    /// The EL1 timers' PPIs (INTIDs), in [`TIMERS`] order: virtual, physical; then
+    /// the PMU's overflow PPI (0: none). Level lines resampled on every entry.
+    timers: [u32; 3],
+    /// The bits of [`TIMER_PPI_ON`] with a PPI: both timers, and the PMU's if any.
+    all_lines: u8,
     maintenance: Option<u32>,
     uart_spi: Option<u32>,
     nr_lrs: usize,
@@ -78,9 +86,14 @@ const BUSY: u64 = u64::MAX;
 
 static CFG: Once<Config> = Once::new();
 static VGICS: Once<Vec<VmGic>> = Once::new();
-/// Whether the virtual timer's physical PPI is enabled, per physical CPU.
-static TIMER_PPI_ON: [AtomicBool; sched::MAX_CPUS] =
-    [const { AtomicBool::new(false) }; sched::MAX_CPUS];
+/// Whether each EL1 timer's (and the PMU's) physical PPI is enabled, per physical
+/// CPU (bit n: `Config::timers[n]`).
+static TIMER_PPI_ON: [AtomicU8; sched::MAX_CPUS] = [const { AtomicU8::new(0) }; sched::MAX_CPUS];
+
+fn all_lines(c: &Config) -> u8 {
+    c.all_lines
+}
+
 /// The vCPU each physical CPU last entered (`vm << 16 | vcpu`, plus one; 0: none):
 /// the entry fast path holds only for the same vCPU.
 static LAST_ENTERED: [AtomicUsize; sched::MAX_CPUS] =
@@ -144,6 +157,41 @@ fn v3_read_lr(n: usize) -> u64 {
 
 fn v3_write_lr(n: usize, v: u64) {
     lr_switch!(n, msr, v)
+}
+
+/// The EL1 timers a guest owns: virtual, physical.
+#[derive(Clone, Copy)]
+enum Timer {
+    Virt,
+    Phys,
+}
+const TIMERS: [Timer; 2] = [Timer::Virt, Timer::Phys];
+
+impl Timer {
+    /// The live CNTx_CTL_EL0 (the loaded vCPU's).
+    fn ctl(self) -> u64 {
+        match self {
+            Timer::Virt => mrs!("cntv_ctl_el0"),
+            Timer::Phys => mrs!("cntp_ctl_el0"),
+        }
+    }
+    /// The saved control and compare value of a vCPU not loaded.
+    fn saved(self, s: &crate::cpreg::SysRegFile) -> (u64, u64) {
+        use crate::cpreg::Reg;
+        let (ctl, cval) = match self {
+            Timer::Virt => (Reg::CNTV_CTL_EL0, Reg::CNTV_CVAL_EL0),
+            Timer::Phys => (Reg::CNTP_CTL_EL0, Reg::CNTP_CVAL_EL0),
+        };
+        (
+            s.raw_read(ctl).unwrap_or(0),
+            s.raw_read(cval).unwrap_or(u64::MAX),
+        )
+    }
+}
+
+/// A timer's output line from its CTL: ENABLE, not IMASK, ISTATUS.
+fn timer_line(ctl: u64) -> bool {
+    ctl & 0b111 == 0b101
 }
 
 /// GICH register offsets (IHI 0048B 5.3).
@@ -211,6 +259,10 @@ pub fn init(info: &MachineInfo) {
     // The emulated PL011's SPI (`board::emulated_uart`: the guest console UART's).
     let uart_spi = super::boot::emulated_uart_intid();
     let gicr = g.redistributors.first();
+    let pmu_ppi = info
+        .pmu_irq
+        .filter(|i| (16..32).contains(&i.intid))
+        .map_or(0, |i| i.intid);
     CFG.call_once(|| Config {
         version,
         gicd: g.distributor.start.0,
@@ -221,7 +273,12 @@ pub fn init(info: &MachineInfo) {
         gicv_pa: g.vcpu_interface.map_or(0, |r| r.start.0),
         gicv_size: g.vcpu_interface.map_or(0, |r| r.size),
         gicc_size: g.cpu_interface.map_or(0, |r| r.size),
-        vtimer: info.timer.as_ref().map_or(27, |t| t.virt.intid),
+        timers: [
+            info.timer.as_ref().map_or(27, |t| t.virt.intid),
+            info.timer.as_ref().map_or(30, |t| t.phys.intid),
+            pmu_ppi,
+        ],
+        all_lines: 0b011 | ((pmu_ppi != 0) as u8) << 2,
         maintenance: g.maintenance_irq.map(|i| i.intid),
         uart_spi,
         nr_lrs: nr_lrs.min(MAX_LRS),
@@ -237,13 +294,14 @@ pub fn init(info: &MachineInfo) {
         None => core::fmt::write(&mut irqs, format_args!(", console without interrupt")),
     };
     crate::println!(
-        "hv: vgic: {} guests, {} list registers, virtual timer INTID {}, {}",
+        "hv: vgic: {} guests, {} list registers, timer INTIDs {} (virtual) {} (physical), {}",
         match version {
             Version::V2 => "GICv2",
             Version::V3 => "GICv3",
         },
         nr_lrs.min(MAX_LRS),
-        cfg().map_or(0, |c| c.vtimer),
+        cfg().map_or(0, |c| c.timers[0]),
+        cfg().map_or(0, |c| c.timers[1]),
         irqs
     );
 }
@@ -255,8 +313,10 @@ pub fn init_cpu(cpu: usize) {
     if let Some(m) = c.maintenance {
         gic::enable_private(m, cpu);
     }
-    gic::enable_private(c.vtimer, cpu);
-    TIMER_PPI_ON[cpu].store(true, Ordering::Relaxed);
+    for intid in c.timers.into_iter().filter(|&i| i != 0) {
+        gic::enable_private(intid, cpu);
+    }
+    TIMER_PPI_ON[cpu].store(all_lines(c), Ordering::Relaxed);
     if c.version == Version::V3 {
         // The EL1 view: system registers (SRE), as every GICv3 guest expects.
         msr!("icc_sre_el1", 0x7);
@@ -343,34 +403,56 @@ pub fn on_exit() {
     write_hcr(v3, false);
 }
 
-/// Right before entering the guest: resample the virtual timer, fill the list
-/// registers, and keep the timer's physical PPI masked while its virtual one is in
+/// Right before entering the guest: resample the EL1 timers, fill the list
+/// registers, and keep a timer's physical PPI masked while its virtual one is in
 /// flight.
 pub fn on_entry() {
     let (Some(c), Some((vm, v))) = (cfg(), sched::current()) else {
         return;
     };
     let Some(g) = vgic_of(vm) else { return };
-    // ENABLE, not IMASK, ISTATUS: the timer's output line.
-    let ctl = mrs!("cntv_ctl_el0");
-    let line = ctl & 0b111 == 0b101;
+    // Bit n: the level of `Config::timers[n]` (the PMU's only for a VM with one).
+    let lines = timer_line(Timer::Virt.ctl()) as u8
+        | (timer_line(Timer::Phys.ctl()) as u8) << 1
+        | ((vm.pmu != 0 && arch::pmu::overflow_line()) as u8) << 2;
+    let all = all_lines(c);
     let v3 = c.version == Version::V3;
     let me = arch::cpu_index();
     let who = (vm.id << 16 | v.index) + 1;
     let same_vcpu = LAST_ENTERED[me].swap(who, Ordering::Relaxed) == who;
     // Fast path: same vCPU as last time here, its last flush was empty, nothing
-    // changed since, and its timer is quiet with its physical PPI armed (so a
+    // changed since, and its timers are quiet with their physical PPIs armed (so a
     // firing timer still exits): the list registers stay empty.
     if same_vcpu
-        && !line
-        && TIMER_PPI_ON[me].load(Ordering::Relaxed)
+        && lines == 0
+        && TIMER_PPI_ON[me].load(Ordering::Relaxed) == all
         && g.flushed[v.index].load(Ordering::Relaxed) == g.epoch.load(Ordering::Acquire)
     {
         return;
     }
-    let (flush, timer_busy) = {
+    let (flush, busy) = {
         let mut gic = g.gic.lock();
-        gic.set_line(v.index, c.vtimer, line);
+        // The PMU's line only for a VM with a PMU (no other VM can raise it).
+        let sources = &c.timers[..if vm.pmu != 0 { 3 } else { 2 }];
+        for (t, intid) in sources.iter().enumerate() {
+            // While the guest handles it (active), a level line still high is not
+            // made pending again: the guest may lower it (disable the timer, clear
+            // the overflow) before its EOI, which the list register could not see,
+            // and it would take the interrupt twice. Its deactivation exits (EOI
+            // maintenance) and the next entry samples it again. A line that did not
+            // change is left alone (driving it marks the interrupt for the flush).
+            let Some((now, active)) = gic
+                .irq(v.index, *intid)
+                .filter(|_| *intid != 0)
+                .map(|i| (i.line_level, i.active))
+            else {
+                continue;
+            };
+            let level = lines & (1 << t) != 0 && !active;
+            if level != now {
+                gic.set_line(v.index, *intid, level);
+            }
+        }
         // Straight into the list registers (the ones left unused are empty: the
         // last exit emptied them).
         let f = gic.flush_with(v.index, c.nr_lrs, |n, lr| {
@@ -383,28 +465,41 @@ pub fn on_entry() {
         let empty = f.count == 0 && !f.overflow;
         let epoch = g.epoch.load(Ordering::Relaxed);
         g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
-        (f, gic.is_pending_or_active(v.index, c.vtimer))
+        let mut busy = 0u8;
+        for (t, intid) in sources.iter().enumerate() {
+            if *intid != 0 {
+                busy |= (gic.is_pending_or_active(v.index, *intid) as u8) << t;
+            }
+        }
+        (f, busy)
     };
     write_hcr(v3, flush.overflow);
-    if TIMER_PPI_ON[me].load(Ordering::Relaxed) == timer_busy {
-        gic::set_private_enabled(c.vtimer, me, !timer_busy);
-        TIMER_PPI_ON[me].store(!timer_busy, Ordering::Relaxed);
+    let on = TIMER_PPI_ON[me].load(Ordering::Relaxed);
+    let want = all & !busy;
+    if on != want {
+        for (t, intid) in c.timers.iter().enumerate() {
+            if (on ^ want) & (1 << t) != 0 {
+                gic::set_private_enabled(*intid, me, want & (1 << t) != 0);
+            }
+        }
+        TIMER_PPI_ON[me].store(want, Ordering::Relaxed);
     }
 }
 
 /// A physical interrupt the vGIC owns was acknowledged at EL2 (before its EOI).
-/// The virtual timer: keep it quiet until `on_entry` has injected it. The
-/// maintenance interrupt: nothing (the exit itself was the point).
+/// An EL1 timer: keep it quiet until `on_entry` has injected it. The maintenance
+/// interrupt: nothing (the exit itself was the point).
 pub fn physical_irq(intid: u32) {
     // Passthrough: a forwarded SPI goes to its VM as a hardware-linked interrupt.
     if super::passthrough::physical_irq(intid) {
         return;
     }
     let Some(c) = cfg() else { return };
-    if intid == c.vtimer {
+    if let Some(t) = c.timers.iter().position(|&i| i == intid && i != 0) {
         let me = arch::cpu_index();
-        if TIMER_PPI_ON[me].swap(false, Ordering::Relaxed) {
-            gic::set_private_enabled(c.vtimer, me, false);
+        let bit = 1u8 << t;
+        if TIMER_PPI_ON[me].fetch_and(!bit, Ordering::Relaxed) & bit != 0 {
+            gic::set_private_enabled(intid, me, false);
         }
     }
 }
@@ -620,13 +715,12 @@ fn kick(vm: &Vm, kicks: Kicks) {
 // Scheduling.
 
 /// The guest executed WFI: block it unless an interrupt is already there for it or
-/// its virtual timer has fired (the hardware is the vCPU's: it is loaded).
+/// one of its timers has fired (the hardware is the vCPU's: it is loaded).
 pub fn wfi(vm: &Vm, v: &Vcpu) {
     let Some(g) = vgic_of(vm) else {
         return;
     };
-    let ctl = mrs!("cntv_ctl_el0");
-    if ctl & 0b111 == 0b101 {
+    if TIMERS.iter().any(|t| timer_line(t.ctl())) || (vm.pmu != 0 && arch::pmu::overflow_line()) {
         return;
     }
     let gic = g.gic.lock();
@@ -656,11 +750,10 @@ fn set_blocked(g: &VmGic, v: &Vcpu, on: bool) {
     }
 }
 
-/// The earliest saved virtual-timer deadline (counter value) among the vCPUs of CPU
+/// The earliest saved EL1 timer deadline (counter value) among the vCPUs of CPU
 /// `me` that are blocked in WFI and could run (not paused): when one of them must
 /// be woken. The scheduler ends a slice there, and an idle CPU sleeps until then.
 pub fn blocked_deadline(me: usize) -> Option<u64> {
-    use crate::cpreg::Reg;
     if BLOCKED_HERE
         .get(me)
         .is_none_or(|n| n.load(Ordering::Acquire) == 0)
@@ -680,10 +773,11 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
             let Some(ctx) = v.ctx.try_lock() else {
                 continue;
             };
-            let ctl = ctx.sysregs.raw_read(Reg::CNTV_CTL_EL0).unwrap_or(0);
-            if ctl & 0b11 == 0b01 {
-                let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
-                deadline = Some(deadline.map_or(cval, |d| d.min(cval)));
+            for t in TIMERS {
+                let (ctl, cval) = t.saved(&ctx.sysregs);
+                if ctl & 0b11 == 0b01 {
+                    deadline = Some(deadline.map_or(cval, |d| d.min(cval)));
+                }
             }
         }
     }
@@ -714,7 +808,7 @@ pub fn idle_wait(me: usize, sleep: bool) {
     timer::disarm();
     for _ in 0..16 {
         let Some(a) = gic::acknowledge() else { break };
-        // The virtual timer of the last vCPU here: masked until it runs again.
+        // The EL1 timers of the last vCPU here: masked until it runs again.
         physical_irq(a.id.raw_value());
         gic::end(a);
     }
@@ -752,7 +846,7 @@ pub fn is_blocked(vm: &Vm, v: &Vcpu) -> bool {
 
 /// For the scheduler's pick: false while the vCPU waits in WFI with nothing to
 /// wake it. Wakes it (clears the block) when an interrupt is pending for it or the
-/// virtual timer it left behind has expired. Not for the loaded vCPU.
+/// timers it left behind has expired. Not for the loaded vCPU.
 pub fn runnable(vm: &Vm, v: &Vcpu) -> bool {
     let Some(g) = vgic_of(vm) else { return true };
     if !g.blocked[v.index].load(Ordering::Relaxed) {
@@ -765,16 +859,17 @@ pub fn runnable(vm: &Vm, v: &Vcpu) -> bool {
     wake
 }
 
-/// The vCPU's saved virtual timer condition (CNTVOFF_EL2 is zero: the virtual
-/// count is the physical one).
+/// The vCPU's saved EL1 timer conditions (CNTVOFF_EL2 is zero: the virtual count
+/// is the physical one, so both compare with the same counter).
 fn saved_timer_fired(v: &Vcpu) -> bool {
-    use crate::cpreg::Reg;
     let Some(ctx) = v.ctx.try_lock() else {
         return true;
     };
-    let ctl = ctx.sysregs.raw_read(Reg::CNTV_CTL_EL0).unwrap_or(0);
-    let cval = ctx.sysregs.raw_read(Reg::CNTV_CVAL_EL0).unwrap_or(u64::MAX);
-    ctl & 0b11 == 0b01 && arch::timer::now() >= cval
+    let now = arch::timer::now();
+    TIMERS.iter().any(|t| {
+        let (ctl, cval) = t.saved(&ctx.sysregs);
+        ctl & 0b11 == 0b01 && now >= cval
+    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ pub struct Vm {
     /// Its memory-control registers are traced (`hv.trace_vm_regs`): TVM and TRVM
     /// stay set, so every access is trapped and counted.
     pub traced: bool,
+    /// Event counters of its virtual PMU (`hv.pmu`); 0: no PMU (its PMU registers
+    /// trap and UNDEF).
+    pub pmu: u8,
     pub ram: GuestRam,
     pub vttbr: u64,
     pub vcpus: Vec<Vcpu>,
@@ -85,6 +88,7 @@ impl Vm {
         uart_ipa: u64,
         traced: bool,
         reset: super::reset::VmReset,
+        pmu: u8,
     ) -> Self {
         let base = if aarch32 {
             super::sched::HCR_VM & !super::sched::HCR_RW
@@ -100,6 +104,7 @@ impl Vm {
                 base
             },
             traced,
+            pmu,
             ram,
             vttbr,
             vcpus,

@@ -32,6 +32,8 @@ use core::fmt;
 use spin::Once;
 
 static GUEST_IDS: Once<cpreg::GuestIds> = Once::new();
+/// The same for VMs given a virtual PMU (`hv.pmu`).
+static GUEST_IDS_PMU: Once<cpreg::GuestIds> = Once::new();
 
 /// Why one VM cannot start; printed after its source.
 enum Refused<'a> {
@@ -306,8 +308,14 @@ pub fn build_vms(
     let policy = cpreg::IdPolicy {
         aarch32_el1: true,
         ipa_bits: stage2::IPA_BITS as u8,
+        pmu_counters: 0,
     };
     let ids = GUEST_IDS.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &policy));
+    let pmu_policy = cpreg::IdPolicy {
+        pmu_counters: super::boot::mdcr().pmu_counters,
+        ..policy
+    };
+    let ids_pmu = GUEST_IDS_PMU.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &pmu_policy));
     let hidden: heapless::Vec<&str, 1> = debug_path.into_iter().collect();
     let env = Env {
         info,
@@ -317,6 +325,7 @@ pub fn build_vms(
         console_path,
         hidden: &hidden,
         ids,
+        ids_pmu,
     };
     let mut vms = Vec::new();
     // The passthrough plan's number (`slot`) of each VM that starts.
@@ -355,6 +364,8 @@ struct Env<'e> {
     console_path: &'e str,
     hidden: &'e [&'e str],
     ids: &'static cpreg::GuestIds,
+    /// For VMs given a virtual PMU.
+    ids_pmu: &'static cpreg::GuestIds,
 }
 
 /// Builds VM `id` from `spec` in `ram`: everything that can fail is decided
@@ -367,6 +378,13 @@ fn build_one<'s>(
     ram: memplan::GuestRam,
 ) -> Result<vm::Vm, Refused<'s>> {
     let nvcpus = spec.vcpus.unwrap_or(env.cpus).clamp(1, dt::MAX_VCPUS);
+    // A virtual PMU: asked for (`hv.pmu`) and the host has one.
+    let pmu_asked = super::boot::gives_pmu(env.info, id);
+    let pmu = pmu_asked && env.ids_pmu.pmu_counters > 0;
+    if pmu_asked && !pmu {
+        println!("vm{id}: no virtual PMU: this CPU has no PMUv3 for EL1");
+    }
+    let ids = if pmu { env.ids_pmu } else { env.ids };
     let kernel = phys_slice(spec.kernel);
     let placement = guest_image::place(kernel).map_err(Refused::Kernel)?;
     let initrd = spec.ramdisk.map(phys_slice);
@@ -389,6 +407,7 @@ fn build_one<'s>(
             console_path: env.console_path,
             hidden_paths: env.hidden,
             uart: super::boot::emulated_uart(),
+            pmu,
         },
     )
     .map_err(Refused::GuestDtb)?;
@@ -418,7 +437,7 @@ fn build_one<'s>(
     println!("vm{id}: from {}", spec.source);
     let vttbr = s2.vttbr((id + 1) as u8);
     let vcpus: Vec<Vcpu> = (0..nvcpus)
-        .map(|j| Vcpu::new(id, j, (j + id) % env.cpus, env.ids))
+        .map(|j| Vcpu::new(id, j, (j + id) % env.cpus, ids))
         .collect();
     for v in &vcpus {
         sched::assign(id, v.index, v.pcpu);
@@ -499,7 +518,14 @@ fn build_one<'s>(
         env.uart_ipa,
         super::boot::traces_vm_regs(env.info, id),
         super::reset::VmReset::new(reload),
+        if pmu { ids.pmu_counters } else { 0 },
     );
+    if pmu {
+        println!(
+            "vm{id}: virtual PMU: PMUv3, {} event counters",
+            ids.pmu_counters
+        );
+    }
     if refused {
         vm.power_off("not started: its device assignment was refused");
     }

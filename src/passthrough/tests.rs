@@ -565,6 +565,7 @@ fn guest_base(host: &[u8]) -> Vec<u8> {
             console_path: "/pl011@9000000",
             hidden_paths: &hidden,
             uart,
+            pmu: false,
         },
     )
     .unwrap()

@@ -31,7 +31,11 @@ fn host_ids(fixture: &str) -> HostIds {
 }
 
 fn check(model: &str, fixture: &str, blessed: &str) {
-    let ids = GuestIds::sanitise(&host_ids(fixture), &IdPolicy::default());
+    check_with(model, fixture, blessed, IdPolicy::default())
+}
+
+fn check_with(model: &str, fixture: &str, blessed: &str, policy: IdPolicy) {
+    let ids = GuestIds::sanitise(&host_ids(fixture), &policy);
     let list: Vec<(u64, Reg)> = saved_list(ids.features()).collect();
     let actual: BTreeSet<String> = list
         .iter()
@@ -130,5 +134,23 @@ fn blessed_saved_list_max() {
         "max",
         include_str!("../../tests/fixtures/ids-max.txt"),
         include_str!("../../tests/blessed/max.txt"),
+    );
+}
+
+/// A QEMU `max` VM given a virtual PMU (`hv.pmu`) with QEMU's 6 event counters: the
+/// `max` list plus the PMU's state (PMCR, the enables, overflow flags, the cycle
+/// counter and its filter, counters 0-5 and their types; PMCEID0/1 as constants),
+/// never its operations (PMSWINC) or its aliases (the CLR registers, the AArch32
+/// views).
+#[test]
+fn blessed_saved_list_max_with_a_pmu() {
+    check_with(
+        "max-pmu",
+        include_str!("../../tests/fixtures/ids-max.txt"),
+        include_str!("../../tests/blessed/max-pmu.txt"),
+        IdPolicy {
+            pmu_counters: 6,
+            ..IdPolicy::default()
+        },
     );
 }

@@ -21,6 +21,7 @@ pub mod console;
 pub mod dt;
 pub mod exception;
 pub mod fail;
+pub mod gic;
 mod macros;
 mod panic;
 pub mod probe;

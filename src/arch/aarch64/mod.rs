@@ -5,6 +5,7 @@ pub mod cache;
 pub mod fpsimd;
 pub mod mmio;
 pub mod mmu;
+pub mod pmu;
 pub mod smc;
 pub mod sysreg;
 pub mod timer;

@@ -101,6 +101,16 @@ const fn slot(reg: Reg) -> usize {
     }
 }
 
+/// The event counter a PMU row belongs to (`Some(n)`), or `None` (for the rows
+/// of the PMU group, `Some(u8::MAX)`: always moved with the group).
+const fn pmu_counter(reg: Reg) -> Option<u8> {
+    match switched(reg) {
+        Switched::Pmu => Some(u8::MAX),
+        Switched::PmuCounter(n) => Some(n),
+        _ => None,
+    }
+}
+
 /// The breakpoint (`b`) or watchpoint pair a debug row belongs to, or `None`.
 const fn pair(reg: Reg) -> Option<(bool, u8)> {
     match switched(reg) {
@@ -160,6 +170,25 @@ macro_rules! define_switch {
                 write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
             } else if let Some((b, n)) = const { pair(Reg::$name) } {
                 if n < if b { brps } else { wrps } {
+                    write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+                }
+            } )*
+        }
+
+        /// Saves the PMU group of a VM with a PMU: its first `counters` event
+        /// counters, the cycle counter and the controls.
+        pub fn save_pmu(slots: &mut [u64; SLOT_SPACE], counters: u8) {
+            $( if let Some(n) = const { pmu_counter(Reg::$name) } {
+                if n == u8::MAX || n < counters {
+                    slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+                }
+            } )*
+        }
+
+        /// Loads what [`save_pmu`] saves (in row order: the enables last).
+        pub fn restore_pmu(slots: &[u64; SLOT_SPACE], counters: u8) {
+            $( if let Some(n) = const { pmu_counter(Reg::$name) } {
+                if n == u8::MAX || n < counters {
                     write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
                 }
             } )*
