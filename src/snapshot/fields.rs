@@ -34,7 +34,7 @@ pub fn read_head(r: &mut Reader, version: u32) -> Result<Header, SnapshotError> 
         ram_size: r.u64()?,
         cntvoff: r.u64()?,
     };
-    if header.ram_size % PAGE as u64 != 0 || header.ram_ipa % PAGE as u64 != 0 {
+    if !header.ram_size.is_multiple_of(PAGE as u64) || !header.ram_ipa.is_multiple_of(PAGE as u64) {
         return Err(SnapshotError::Malformed("RAM range", header.ram_size));
     }
     if header.vcpus == 0 || header.vcpus > MAX_VCPUS {
