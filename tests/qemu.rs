@@ -828,7 +828,10 @@ fn a_snapshot_saved_to_a_file_by_xtask_restores_into_a_fresh_boot() {
     );
     b.check(
         bad.stderr
-            .contains(&format!("xtask: {}: bad checksum", corrupt.display())),
+            .contains(&format!("xtask: {}: frame ", corrupt.display()))
+            && bad
+                .stderr
+                .contains(" is damaged: its contents do not match its CRC-32"),
         &format!("cargo xtask snapshot restore of a corrupted file did not say why: {bad}"),
     );
     b.reconnect_debug();
