@@ -94,6 +94,9 @@ fn print(c: &Command) -> String {
             format!("snapshot restore vm{vm} {slot}{}", force(*f))
         }
         Command::SnapshotList => "snapshot list".into(),
+        Command::SnapshotDelete(slot) => format!("snapshot delete {slot}"),
+        Command::SnapshotSendHex(vm, f) => format!("snapshot send vm{vm} --hex{}", force(*f)),
+        Command::SnapshotReceiveStream(vm, f) => format!("snapshot receive vm{vm}{}", force(*f)),
         Command::SnapshotSend(vm, f) => format!("snapshot send vm{vm}{}", force(*f)),
         Command::SnapshotReceive(vm, len, crc, f) => {
             format!("snapshot receive vm{vm} {len} {crc:x}{}", force(*f))

@@ -283,15 +283,62 @@ fn execute(
         }
         Command::SnapshotList => {
             let slots = super::snapshot::list();
+            let (size, used) = super::snapshot::pool_usage();
             if slots.is_empty() {
-                return w(writeln!(out, "no snapshots (snapshot save VM [SLOT])"));
+                w(writeln!(out, "no snapshots (snapshot save VM [SLOT])"))?;
             }
             for (name, vm, size) in slots {
                 w(writeln!(out, "{name}: vm{vm}, {} KiB", size.div_ceil(1024)))?;
             }
+            if size > 0 {
+                w(writeln!(
+                    out,
+                    "pool: {} of {} MiB used",
+                    used.div_ceil(1 << 20),
+                    size >> 20
+                ))?;
+            }
             Ok(())
         }
+        Command::SnapshotDelete(slot) => {
+            super::snapshot::delete_slot(slot).map_err(|e| alloc::format!("{e}"))?;
+            w(writeln!(out, "deleted slot '{slot}'"))
+        }
         Command::SnapshotSend(id, force) => {
+            let vm = vm_or_err(id)?;
+            passthrough_check(vm, force)?;
+            let s = super::snapshot::send_stream(vm, frame.as_deref())
+                .map_err(|e| alloc::format!("{e}; vm{id} runs on as it was"))?;
+            w(writeln!(
+                out,
+                "vm{id}: sent {} MiB of RAM ({} pages, {} with data) as {} KiB in {} ms, {} KiB/s of RAM, {} frame(s) sent again",
+                (s.pages * 4096) >> 20,
+                s.pages,
+                s.data_pages,
+                s.bytes.div_ceil(1024),
+                s.ticks * 1000 / arch::timer::frequency().max(1),
+                s.kib_per_s(),
+                s.repeated
+            ))
+        }
+        Command::SnapshotReceiveStream(id, force) => {
+            let vm = vm_or_err(id)?;
+            passthrough_check(vm, force)?;
+            let s =
+                super::snapshot::receive_stream(vm, frame).map_err(|e| alloc::format!("{e}"))?;
+            w(writeln!(
+                out,
+                "vm{id}: restored from the host: {} MiB of RAM ({} pages, {} with data) from {} KiB in {} ms, {} KiB/s of RAM, {} damaged frame(s) sent again",
+                (s.pages * 4096) >> 20,
+                s.pages,
+                s.data_pages,
+                s.bytes.div_ceil(1024),
+                s.ticks * 1000 / arch::timer::frequency().max(1),
+                s.kib_per_s(),
+                s.repeated
+            ))
+        }
+        Command::SnapshotSendHex(id, force) => {
             let vm = vm_or_err(id)?;
             passthrough_check(vm, force)?;
             let bytes = super::snapshot::capture(vm, frame.as_deref())

@@ -2,14 +2,21 @@
 //! (checkpoint and rollback within a boot). The format and its import rules are
 //! portable (`crate::snapshot`); this module only gathers the live state, through
 //! the one path that stops a VM with its registers saved (`control::pause_vm`).
+//!
+//! Slots live in the snapshot pool, RAM reserved at boot (`hv.snapshot_pool=SIZE`)
+//! and never given to a guest, so a VM of any size can be checkpointed in memory:
+//! a save writes the snapshot frame by frame straight into the pool as it reads
+//! guest RAM. Without a pool, slots are kept in the heap (small VMs only).
 
 use super::control::{self, ControlError};
 use super::sched;
 use super::vcpu::RunState;
 use super::vm::Vm;
+use crate::addr::{PhysAddr, Range};
 use crate::arch::{cache, trap_frame::TrapFrame};
 use crate::cpreg::SysRegFile;
-use crate::snapshot::{self, CpuState, Header, SnapshotError, PAGE};
+use crate::snapshot::pool::{self, PoolFull, Slot, Slots};
+use crate::snapshot::{self, CpuState, Encoder, Header, SnapshotError, PAGE};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -24,6 +31,10 @@ pub enum Error {
     /// Not enough hypervisor memory to hold the snapshot (bytes needed).
     NoMemory(usize),
     NoSlot(String),
+    /// The pool (or, without one, the heap) cannot hold the snapshot.
+    Full(PoolFull),
+    /// A streamed transfer failed (what happened, and what became of the VM).
+    Transfer(String),
 }
 
 impl core::fmt::Display for Error {
@@ -38,12 +49,79 @@ impl core::fmt::Display for Error {
                 n / 1024
             ),
             Error::NoSlot(s) => write!(f, "no snapshot slot named '{s}' (see 'snapshot list')"),
+            Error::Full(e) => write!(f, "{e}"),
+            Error::Transfer(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// Named in-memory snapshots: slot name -> (VM id, bytes).
-static SLOTS: Mutex<BTreeMap<String, (usize, Vec<u8>)>> = Mutex::new(BTreeMap::new());
+/// Named in-memory snapshots: in the pool (its physical base and slots), or,
+/// without a pool, in the heap (slot name -> (VM id, bytes)).
+struct Store {
+    base: u64,
+    pool: Slots,
+    heap: BTreeMap<String, (usize, Vec<u8>)>,
+}
+
+static STORE: Mutex<Store> = Mutex::new(Store {
+    base: 0,
+    pool: Slots::new(),
+    heap: BTreeMap::new(),
+});
+
+/// Reserves the snapshot pool that `hv.snapshot_pool=SIZE` (in the hypervisor's
+/// boot arguments) asks for, out of the free RAM that guests are planned from:
+/// adds it to `taken`. Called once at boot, before guest RAM is planned.
+pub fn reserve_pool(
+    bootargs: Option<&str>,
+    ram: &[Range<PhysAddr>],
+    taken: &mut Vec<Range<PhysAddr>>,
+) {
+    let Some(value) = bootargs.and_then(|a| {
+        a.split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix("hv.snapshot_pool="))
+    }) else {
+        return;
+    };
+    let Some(size) = pool::parse_size(value) else {
+        crate::println!(
+            "hv: ignoring hv.snapshot_pool={value}: give a size in bytes, or with K, M or G (e.g. 512M)"
+        );
+        return;
+    };
+    if size == 0 {
+        return;
+    }
+    let free = crate::memplan::free_ranges(ram, taken);
+    let Some(r) = pool::place(&free, size) else {
+        let largest = free.iter().map(|r| r.size).max().unwrap_or(0);
+        crate::println!(
+            "hv: no snapshot pool: hv.snapshot_pool={value} does not fit the free RAM ({} MiB in one piece at most)",
+            largest >> 20
+        );
+        return;
+    };
+    taken.push(r);
+    let mut st = STORE.lock();
+    st.base = r.start.0;
+    st.pool.size = r.size;
+    crate::println!(
+        "hv: snapshot pool: {} MiB at {:#x} (not given to guests)",
+        r.size >> 20,
+        r.start.0
+    );
+}
+
+/// The pool's bytes from `offset`, `len` long.
+///
+/// # Safety
+/// `offset + len` is within the pool, and no one else uses those bytes while the
+/// slice lives (the caller holds the store's lock).
+unsafe fn pool_bytes<'a>(base: u64, offset: u64, len: u64) -> &'a mut [u8] {
+    // SAFETY: the pool is RAM reserved at boot for this alone, identity-mapped at
+    // EL2 as normal memory; the caller keeps within it and serialises access.
+    unsafe { core::slice::from_raw_parts_mut((base + offset) as *mut u8, len as usize) }
+}
 
 fn midr() -> u64 {
     use aarch64_cpu::registers::{Readable, MIDR_EL1};
@@ -64,12 +142,6 @@ fn read_page(vm: &Vm, ipa: u64, buf: &mut [u8; PAGE]) {
     }
 }
 
-fn is_zero_page(vm: &Vm, ipa: u64) -> bool {
-    let mut b = [0u8; PAGE];
-    read_page(vm, ipa, &mut b);
-    snapshot::is_zero_page(&b)
-}
-
 /// Takes a snapshot of `vm` (paused for the duration, then resumed unless it was
 /// already paused). `frame`: the caller's trap frame if it runs in an exit.
 pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
@@ -82,7 +154,8 @@ pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
     result
 }
 
-fn capture_paused(vm: &Vm) -> Result<Vec<u8>, Error> {
+/// The paused VM's header, vCPUs and vGIC state: everything but RAM.
+fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
     let header = Header {
         version: snapshot::VERSION,
         midr: midr(),
@@ -110,26 +183,33 @@ fn capture_paused(vm: &Vm) -> Result<Vec<u8>, Error> {
         })
         .collect();
     let gic = super::vgic::export(vm);
-    let pages = header.ram_size / PAGE as u64;
-    let data_pages = (0..pages)
-        .filter(|&p| !is_zero_page(vm, header.ram_ipa + p * PAGE as u64))
-        .count() as u64;
-    let size = snapshot::encoded_size(
-        &cpus,
-        gic.as_ref().map_or(0, |g| g.len()),
-        data_pages,
-        pages,
-    );
-    let mut out = Vec::new();
-    out.try_reserve_exact(size)
-        .map_err(|_| Error::NoMemory(size))?;
-    snapshot::encode(
-        &header,
-        &cpus,
-        gic.as_deref(),
-        |ipa, b| read_page(vm, ipa, b),
-        &mut out,
-    );
+    (header, cpus, gic)
+}
+
+/// Encodes the paused VM frame by frame, handing each frame's bytes to `sink`
+/// (after the magic); stops at the first error `sink` returns.
+fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    let (header, cpus, gic) = prelude(vm);
+    let enc = Encoder::new(&header, &cpus, gic.as_deref());
+    sink(&snapshot::MAGIC)?;
+    let mut buf = Vec::new();
+    let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
+    for seq in 0..enc.frames() {
+        buf.clear();
+        enc.frame(seq, &mut read, &mut buf);
+        sink(&buf)?;
+    }
+    Ok(())
+}
+
+fn capture_paused(vm: &Vm) -> Result<Vec<u8>, Error> {
+    let mut out: Vec<u8> = Vec::new();
+    encode_paused(vm, |b| {
+        out.try_reserve(b.len())
+            .map_err(|_| Error::NoMemory(out.len() + b.len()))?;
+        out.extend_from_slice(b);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -173,7 +253,15 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
         super::vgic::import(vm, gic).map_err(|_| Error::Gic)?;
     }
     // From here on nothing can fail.
-    for ((v, cpu), file) in vm.vcpus.iter().zip(&parsed.cpus).zip(files) {
+    apply_cpus(vm, &parsed.cpus, files);
+    parsed.for_each_page(|ipa, page| write_page(vm, ipa, page));
+    finish_ram();
+    Ok(())
+}
+
+/// Installs checked vCPU states and register files.
+fn apply_cpus(vm: &Vm, cpus: &[CpuState], files: Vec<SysRegFile>) {
+    for ((v, cpu), file) in vm.vcpus.iter().zip(cpus).zip(files) {
         let mut ctx = v.ctx.lock();
         ctx.frame.x = cpu.x;
         ctx.frame.elr = cpu.pc;
@@ -189,44 +277,425 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
             RunState::Off
         });
     }
-    parsed.for_each_page(|ipa, page| {
-        if let Some((pa, _)) = vm.ram.translate(crate::addr::Ipa(ipa)) {
-            // SAFETY: the page is this VM's RAM and the VM is paused.
-            let dst = unsafe { core::slice::from_raw_parts_mut(pa.0 as *mut u8, PAGE) };
-            match page {
-                Some(p) => dst.copy_from_slice(p),
-                None => dst.fill(0),
-            }
-            cache::clean_inval_dcache(pa.0 as usize, PAGE);
+}
+
+/// Writes one guest page (`None`: zeros) of the paused VM.
+fn write_page(vm: &Vm, ipa: u64, page: Option<&[u8]>) {
+    if let Some((pa, n)) = vm.ram.translate(crate::addr::Ipa(ipa)) {
+        if n < PAGE as u64 {
+            return;
         }
-    });
+        // SAFETY: the page is this VM's RAM, identity-mapped at EL2, and the VM is
+        // paused.
+        let dst = unsafe { core::slice::from_raw_parts_mut(pa.0 as *mut u8, PAGE) };
+        match page {
+            Some(p) if p.len() == PAGE => dst.copy_from_slice(p),
+            _ => dst.fill(0),
+        }
+        cache::clean_inval_dcache(pa.0 as usize, PAGE);
+    }
+}
+
+/// After a restore wrote guest RAM: no stale instructions or translations.
+fn finish_ram() {
     cache::invalidate_icache_all();
     // SAFETY: drops stale stage-1 translations of every VMID: the guest's page tables
     // in RAM may have changed under it.
     unsafe { core::arch::asm!("tlbi alle1is", "dsb ish", "isb", options(nostack)) };
-    Ok(())
 }
 
-/// Saves a snapshot of `vm` in slot `name` (replacing one of that name).
+/// Saves a snapshot of `vm` in slot `name` (replacing one of that name): into the
+/// pool if there is one, else into the heap. Returns its size in bytes.
 pub fn save_slot(vm: &Vm, name: &str, frame: Option<&TrapFrame>) -> Result<usize, Error> {
-    let bytes = capture(vm, frame)?;
-    let n = bytes.len();
-    SLOTS.lock().insert(name.into(), (vm.id, bytes));
-    Ok(n)
+    let mut st = STORE.lock();
+    if st.pool.size == 0 {
+        drop(st);
+        let bytes = capture(vm, frame).map_err(|e| match e {
+            Error::NoMemory(_) => Error::Full(Slots::new().full(None)),
+            e => e,
+        })?;
+        let n = bytes.len();
+        STORE.lock().heap.insert(name.into(), (vm.id, bytes));
+        return Ok(n);
+    }
+    let was_paused = control::is_paused(vm);
+    control::pause_vm(vm, frame).map_err(Error::Control)?;
+    let mut result = save_paused(&mut st, vm, name);
+    if result.is_err() && st.pool.remove(name).is_some() {
+        // The slot being replaced may be what filled the pool: the VM is still
+        // paused, so the same snapshot is written again in the room it leaves.
+        result = save_paused(&mut st, vm, name);
+    }
+    if !was_paused {
+        control::resume_vm(vm);
+    }
+    result
+}
+
+/// Writes the paused VM into the pool's largest free gap and records the slot.
+fn save_paused(st: &mut Store, vm: &Vm, name: &str) -> Result<usize, Error> {
+    let (offset, room) = st.pool.largest_gap();
+    // SAFETY: the gap is inside the pool and no slot uses it; the store is locked.
+    let dst = unsafe { pool_bytes(st.base, offset, room) };
+    let mut at = 0usize;
+    encode_paused(vm, |b| {
+        let end = at + b.len();
+        if end > dst.len() {
+            return Err(Error::Full(st.pool.full(Some(end as u64))));
+        }
+        dst[at..end].copy_from_slice(b);
+        at = end;
+        Ok(())
+    })?;
+    st.pool.insert(
+        name,
+        Slot {
+            vm: vm.id,
+            offset,
+            len: at as u64,
+        },
+    );
+    Ok(at)
 }
 
 /// Restores `vm` from slot `name`.
 pub fn restore_slot(vm: &Vm, name: &str, frame: Option<&mut TrapFrame>) -> Result<(), Error> {
-    let slots = SLOTS.lock();
-    let (_, bytes) = slots.get(name).ok_or_else(|| Error::NoSlot(name.into()))?;
+    let st = STORE.lock();
+    if let Some(slot) = st.pool.get(name) {
+        // SAFETY: the slot is inside the pool and the store stays locked while the
+        // bytes are read.
+        let bytes = unsafe { pool_bytes(st.base, slot.offset, slot.len) };
+        return restore(vm, bytes, frame);
+    }
+    let (_, bytes) = st
+        .heap
+        .get(name)
+        .ok_or_else(|| Error::NoSlot(name.into()))?;
     restore(vm, bytes, frame)
+}
+
+/// Frees slot `name`.
+pub fn delete_slot(name: &str) -> Result<(), Error> {
+    let mut st = STORE.lock();
+    if st.pool.remove(name).is_some() || st.heap.remove(name).is_some() {
+        Ok(())
+    } else {
+        Err(Error::NoSlot(name.into()))
+    }
 }
 
 /// (name, VM id, size in bytes) of every slot.
 pub fn list() -> Vec<(String, usize, usize)> {
-    SLOTS
-        .lock()
+    let st = STORE.lock();
+    st.pool
         .iter()
-        .map(|(k, (vm, b))| (k.clone(), *vm, b.len()))
+        .map(|(k, s)| (String::from(k), s.vm, s.len as usize))
+        .chain(st.heap.iter().map(|(k, (vm, b))| (k.clone(), *vm, b.len())))
         .collect()
+}
+
+/// The pool's size and the bytes its slots use (0, 0 without a pool).
+pub fn pool_usage() -> (u64, u64) {
+    let st = STORE.lock();
+    (st.pool.size, st.pool.used())
+}
+
+/// What a streamed transfer moved.
+pub struct Stats {
+    /// Bytes on the line (frames), RAM pages, pages that carried data.
+    pub bytes: u64,
+    pub pages: u64,
+    pub data_pages: u64,
+    /// Counter ticks from the first frame to the last acknowledgement.
+    pub ticks: u64,
+    /// Frames sent again (damaged on the line, or after a silence).
+    pub repeated: u64,
+}
+
+impl Stats {
+    /// RAM moved per second, in KiB.
+    pub fn kib_per_s(&self) -> u64 {
+        let hz = crate::arch::timer::frequency().max(1);
+        let ram = self.pages * PAGE as u64;
+        (ram as u128 * hz as u128 / self.ticks.max(1) as u128 / 1024) as u64
+    }
+}
+
+/// How long the other side may be silent before frames are sent again, and
+/// before the transfer is given up as a dropped connection (seconds).
+const RESEND_S: u64 = 1;
+const GIVE_UP_S: u64 = 10;
+
+/// A progress line on the console (between frames), at most once a second.
+struct Progress {
+    vm: usize,
+    what: &'static str,
+    start: u64,
+    last: u64,
+    total_pages: u64,
+}
+
+impl Progress {
+    fn new(vm: usize, what: &'static str, total_pages: u64) -> Self {
+        let now = crate::arch::timer::now();
+        Self {
+            vm,
+            what,
+            start: now,
+            last: now,
+            total_pages,
+        }
+    }
+
+    fn tick(&mut self, bytes: u64, pages: u64) {
+        let now = crate::arch::timer::now();
+        let hz = crate::arch::timer::frequency().max(1);
+        if now - self.last < hz {
+            return;
+        }
+        self.last = now;
+        let kib_s =
+            (pages * PAGE as u64) as u128 * hz as u128 / (now - self.start).max(1) as u128 / 1024;
+        crate::println!(
+            "\nhv: vm{}: {} {} of {} pages ({} MiB of RAM), {} KiB on the line, {} KiB/s of RAM",
+            self.vm,
+            self.what,
+            pages,
+            self.total_pages,
+            (pages * PAGE as u64) >> 20,
+            bytes / 1024,
+            kib_s
+        );
+    }
+}
+
+/// Streams a snapshot of `vm` over the debug line: format 2, binary frames as
+/// they are encoded from guest RAM, acknowledged by the host (`snapshot::link`).
+/// The VM is paused for the transfer and resumed after it, whatever happens: a
+/// dropped connection leaves it running as it was.
+pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
+    use crate::snapshot::link::{MessageReader, Sender};
+    let was_paused = control::is_paused(vm);
+    control::pause_vm(vm, frame).map_err(Error::Control)?;
+    let result = (|| {
+        let (header, cpus, gic) = prelude(vm);
+        let enc = Encoder::new(&header, &cpus, gic.as_deref());
+        let hz = crate::arch::timer::frequency().max(1);
+        crate::println!(
+            "HVSNAP-STREAM 2 frames={} pages={}",
+            enc.frames(),
+            enc.pages()
+        );
+        super::console::debug_write_raw(&snapshot::MAGIC);
+        let mut tx = Sender::new(enc.frames());
+        let mut msgs = MessageReader::new();
+        let mut buf = Vec::new();
+        let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
+        let start = crate::arch::timer::now();
+        let (mut heard, mut moved) = (start, start);
+        let mut stats = Stats {
+            bytes: snapshot::MAGIC.len() as u64,
+            pages: 0,
+            data_pages: 0,
+            ticks: 0,
+            repeated: 0,
+        };
+        let mut progress = Progress::new(vm.id, "sent", enc.pages());
+        while !tx.done() {
+            while let Some(b) = super::console::debug_read() {
+                if let Some((kind, n)) = msgs.push(b) {
+                    heard = crate::arch::timer::now();
+                    let before = tx.acked();
+                    if !tx.on_message(kind, n) {
+                        return Err(Error::Transfer("the host gave up the transfer".into()));
+                    }
+                    if tx.acked() > before {
+                        moved = heard;
+                    }
+                }
+            }
+            if let Some(seq) = tx.next() {
+                buf.clear();
+                stats.data_pages += enc.frame(seq, &mut read, &mut buf);
+                super::console::debug_write_raw(&buf);
+                stats.bytes += buf.len() as u64;
+                let pages = ((tx.acked() as i64 - (1 + cpus.len() as i64 + gic.is_some() as i64))
+                    .max(0) as u64
+                    * snapshot::stream::PAGES_PER_FRAME)
+                    .min(enc.pages());
+                progress.tick(stats.bytes, pages);
+                continue;
+            }
+            let now = crate::arch::timer::now();
+            if now - moved > GIVE_UP_S * hz {
+                return Err(Error::Transfer(alloc::format!(
+                    "no acknowledgement from the host for {GIVE_UP_S} s after {} of {} frames: the connection dropped",
+                    tx.acked(),
+                    enc.frames()
+                )));
+            }
+            if now - heard > RESEND_S * hz {
+                tx.on_silence();
+                heard = now;
+            }
+            core::hint::spin_loop();
+        }
+        stats.ticks = crate::arch::timer::now() - start;
+        stats.pages = enc.pages();
+        stats.repeated = tx.repeated;
+        Ok(stats)
+    })();
+    if !was_paused {
+        control::resume_vm(vm);
+    }
+    result
+}
+
+/// Receives a format-2 snapshot streamed by the host and restores `vm` from it.
+/// The header, registers and vGIC state come first and are checked (the import
+/// rules of the cpreg table, read back) before the VM is touched; RAM pages are
+/// then written as their frames arrive. A transfer that stops before RAM leaves
+/// the VM as it was; one that stops during RAM leaves it paused (its RAM partly
+/// restored) for the restore to be tried again.
+pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stats, Error> {
+    use crate::snapshot::link::{message, Receiver, Rx, ABORT};
+    use crate::snapshot::Item;
+    let hz = crate::arch::timer::frequency().max(1);
+    let was_paused = control::is_paused(vm);
+    let mut rx = Receiver::new();
+    let mut dec = snapshot::Decoder::new();
+    let mut cpus: Vec<CpuState> = Vec::new();
+    let mut gic: Option<Vec<u8>> = None;
+    let mut files: Option<Vec<SysRegFile>> = None;
+    let mut bytes = 0u64;
+    let mut progress = Progress::new(vm.id, "received", vm.ram.ipa.size / PAGE as u64);
+    crate::println!("HVSNAP-READY 2");
+    let start = crate::arch::timer::now();
+    // Whatever fails: tell the host to stop, and say what became of the VM.
+    let fail = |e: Error, paused_by_us: bool| -> Error {
+        super::console::debug_write_raw(&message(ABORT, 0));
+        if paused_by_us {
+            Error::Transfer(alloc::format!(
+                "{e}; vm{} stays paused with its RAM partly restored: run the restore again",
+                vm.id
+            ))
+        } else {
+            e
+        }
+    };
+    loop {
+        let Some(b) = super::console::debug_read_wait(GIVE_UP_S * hz) else {
+            let e = Error::Transfer(alloc::format!(
+                "no data from the host for {GIVE_UP_S} s after {} of {} pages: the connection dropped",
+                dec.pages().0,
+                vm.ram.ipa.size / PAGE as u64
+            ));
+            return Err(fail(e, files.is_some()));
+        };
+        bytes += 1;
+        match rx.push(b) {
+            Rx::None => continue,
+            Rx::Reply(m) => {
+                super::console::debug_write_raw(&m);
+                continue;
+            }
+            Rx::Frame => {}
+        }
+        let item = match dec.feed(rx.frame()) {
+            Ok(item) => item,
+            Err(e) => return Err(fail(Error::Snapshot(e), files.is_some())),
+        };
+        let mut end = false;
+        match item {
+            Item::Head(_) => {}
+            Item::Cpu(c) => cpus.push(c),
+            Item::Gic(g) => {
+                let mut v = Vec::new();
+                if v.try_reserve_exact(g.len()).is_err() {
+                    return Err(fail(Error::NoMemory(g.len()), false));
+                }
+                v.extend_from_slice(g);
+                gic = Some(v);
+            }
+            Item::Pages { .. } | Item::End => {
+                if files.is_none() {
+                    // Everything before RAM is here: check it all, then pause.
+                    let header = *dec.header().unwrap_or(&Header {
+                        version: 0,
+                        midr: 0,
+                        vcpus: 0,
+                        reg_encoding: 0,
+                        ram_ipa: 0,
+                        ram_size: 0,
+                        cntvoff: 0,
+                    });
+                    let checked = check_prelude(vm, &header, &cpus, gic.as_deref());
+                    let checked = checked.and_then(|f| {
+                        control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
+                        Ok(f)
+                    });
+                    match checked {
+                        Ok(f) => files = Some(f),
+                        Err(e) => return Err(fail(e, false)),
+                    }
+                }
+                item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+                end = item == Item::End;
+                progress.tick(bytes, dec.pages().0);
+            }
+        }
+        super::console::debug_write_raw(&rx.accept());
+        if end {
+            break;
+        }
+    }
+    // Everything arrived and was checked: the registers and the vGIC go in.
+    let files = files.unwrap_or_default();
+    if let Some(g) = &gic {
+        super::vgic::import(vm, g).map_err(|_| Error::Gic)?;
+    }
+    apply_cpus(vm, &cpus, files);
+    finish_ram();
+    if let (Some(frame), Some((cur, _))) = (frame.as_deref_mut(), sched::current()) {
+        if cur.id == vm.id {
+            sched::reload_current(frame);
+        }
+    }
+    if !was_paused {
+        control::resume_vm(vm);
+    }
+    let (pages, data_pages) = dec.pages();
+    Ok(Stats {
+        bytes,
+        pages,
+        data_pages,
+        ticks: crate::arch::timer::now() - start,
+        repeated: rx.damaged,
+    })
+}
+
+/// Checks a streamed snapshot's header, registers and vGIC state against `vm`;
+/// the register files to install.
+fn check_prelude(
+    vm: &Vm,
+    header: &Header,
+    cpus: &[CpuState],
+    gic: Option<&[u8]>,
+) -> Result<Vec<SysRegFile>, Error> {
+    let current: Vec<SysRegFile> = vm
+        .vcpus
+        .iter()
+        .map(|v| v.ctx.lock().sysregs.clone())
+        .collect();
+    let target = snapshot::Target {
+        midr: midr(),
+        ram_ipa: vm.ram.ipa.start.0,
+        ram_size: vm.ram.ipa.size,
+        sysregs: &current,
+    };
+    let files = snapshot::prepare(header, cpus, &target).map_err(Error::Snapshot)?;
+    if let Some(g) = gic {
+        super::vgic::check_import(vm, g).map_err(|_| Error::Gic)?;
+    }
+    Ok(files)
 }

@@ -900,6 +900,16 @@ pub fn reset(vm: &Vm) -> Vec<u32> {
     active
 }
 
+/// Whether `bytes` would import into the VM's vGIC: checked on a copy, nothing
+/// changes (a streamed restore checks it before it writes any RAM).
+pub fn check_import(vm: &Vm, bytes: &[u8]) -> Result<(), crate::vgic::StateError> {
+    let Some(g) = vgic_of(vm) else {
+        return Err(crate::vgic::StateError::Mismatch);
+    };
+    let mut copy = g.gic.lock().clone();
+    copy.import(bytes)
+}
+
 /// Replaces the VM's vGIC state (paused VM); nothing changes on error.
 pub fn import(vm: &Vm, bytes: &[u8]) -> Result<(), crate::vgic::StateError> {
     let Some(g) = vgic_of(vm) else {

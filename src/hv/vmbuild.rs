@@ -273,6 +273,8 @@ pub fn build_vms(
     let mut taken: Vec<Range<PhysAddr>> = fixed.iter().map(|r| r.range).collect();
     taken.extend(inputs.iter().map(|r| r.range));
     taken.extend(initrd.map(|r| r.range));
+    // The snapshot pool (hv.snapshot_pool=SIZE) is RAM no guest gets.
+    super::snapshot::reserve_pool(info.bootargs, ram, &mut taken);
     let chosen: Vec<&GuestSpec<'static>> = specs
         .iter()
         .zip(&ok)

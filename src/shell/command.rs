@@ -75,7 +75,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     },
     CommandInfo {
         name: "snapshot",
-        args: "save VM [SLOT] | restore VM SLOT | list",
+        args: "save VM [SLOT] | restore VM SLOT | list | delete SLOT",
         help: "checkpoint and roll back VMs in memory (--force: one with passed-through devices)",
     },
     CommandInfo {
@@ -170,9 +170,16 @@ pub enum Command<'a> {
     /// Restore a VM from a slot; `true`: even with passed-through devices.
     SnapshotRestore(usize, &'a str, bool),
     SnapshotList,
-    /// Stream a snapshot of the VM to the host (a transfer on this console);
-    /// `true`: even with passed-through devices.
+    /// Free a slot (its memory goes back to the snapshot pool or the heap).
+    SnapshotDelete(&'a str),
+    /// Stream a snapshot of the VM to the host (binary frames, acknowledged, on
+    /// this console); `true`: even with passed-through devices.
     SnapshotSend(usize, bool),
+    /// The same as checksummed hex text (`--hex`: the fallback for a line that
+    /// cannot carry binary); the snapshot is gathered in the heap first.
+    SnapshotSendHex(usize, bool),
+    /// Receive a snapshot streamed by the host (binary frames) and restore it.
+    SnapshotReceiveStream(usize, bool),
     /// Receive a snapshot of this length and CRC-32 from the host and restore it;
     /// `true`: even with passed-through devices.
     SnapshotReceive(usize, usize, u32, bool),
@@ -247,9 +254,13 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
             // passed-through devices be saved or restored.
             let rest: heapless::Vec<&str, 8> = words.by_ref().take(8).collect();
             let force = rest.contains(&"--force");
-            let mut args = rest.iter().copied().filter(|w| *w != "--force");
+            let hex = rest.contains(&"--hex");
+            let mut args = rest
+                .iter()
+                .copied()
+                .filter(|w| *w != "--force" && *w != "--hex");
             let mut next = |what: &'static str| args.next().ok_or(ParseError::Missing(what));
-            let c = match next("save, restore or list")? {
+            let c = match next("save, restore, list or delete")? {
                 "save" => {
                     let vm = parse_vm(next("a VM (vmN)")?)?;
                     Command::SnapshotSave(vm, next("").unwrap_or("default"), force)
@@ -259,10 +270,15 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
                     Command::SnapshotRestore(vm, next("a slot name")?, force)
                 }
                 "list" => Command::SnapshotList,
+                "delete" => Command::SnapshotDelete(next("a slot name")?),
+                "send" if hex => Command::SnapshotSendHex(parse_vm(next("a VM (vmN)")?)?, force),
                 "send" => Command::SnapshotSend(parse_vm(next("a VM (vmN)")?)?, force),
                 "receive" => {
                     let vm = parse_vm(next("a VM (vmN)")?)?;
-                    let len = parse_number(next("the length in bytes")?)? as usize;
+                    let Ok(len) = next("") else {
+                        return Ok(Some(Command::SnapshotReceiveStream(vm, force)));
+                    };
+                    let len = parse_number(len)? as usize;
                     let crc = next("the CRC-32 in hex")?;
                     let crc = u32::from_str_radix(crc, 16)
                         .map_err(|_| ParseError::BadNumber(short(crc)))?;
@@ -272,7 +288,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
                     return Err(ParseError::BadWord {
                         what: "snapshot command",
                         found: short(other),
-                        accepted: "save, restore, list, send or receive",
+                        accepted: "save, restore, list, delete, send or receive",
                     })
                 }
             };

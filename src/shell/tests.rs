@@ -216,6 +216,10 @@ fn commands_parse_with_their_arguments() {
         Some(Command::SnapshotRestore(1, "before", false))
     );
     assert_eq!(parse("snapshot list").unwrap(), Some(Command::SnapshotList));
+    assert_eq!(
+        parse("snapshot delete before").unwrap(),
+        Some(Command::SnapshotDelete("before"))
+    );
     // --force (for VMs with passed-through devices) goes anywhere after the verb.
     assert_eq!(
         parse("snapshot save vm0 --force").unwrap(),
@@ -255,6 +259,14 @@ fn commands_parse_with_their_arguments() {
         Some(Command::SnapshotSend(1, false))
     );
     assert_eq!(
+        parse("snapshot send vm1 --hex").unwrap(),
+        Some(Command::SnapshotSendHex(1, false))
+    );
+    assert_eq!(
+        parse("snapshot receive vm2 --force").unwrap(),
+        Some(Command::SnapshotReceiveStream(2, true))
+    );
+    assert_eq!(
         parse("snapshot receive vm0 4096 deadbeef").unwrap(),
         Some(Command::SnapshotReceive(0, 4096, 0xdead_beef, false))
     );
@@ -289,7 +301,7 @@ fn errors_say_what_was_wrong_and_what_is_accepted() {
     assert_eq!(msg("snapshot restore vm0"), "missing a slot name");
     assert_eq!(
         msg("snapshot drop"),
-        "'drop' is not a snapshot command: use save, restore, list, send or receive"
+        "'drop' is not a snapshot command: use save, restore, list, delete, send or receive"
     );
     assert_eq!(msg("snapshot receive vm0 12"), "missing the CRC-32 in hex");
 }

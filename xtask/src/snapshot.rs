@@ -2,12 +2,16 @@
 //!
 //! `save` and `restore` talk to the hypervisor's debug console (QEMU's TCP serial,
 //! `--port`, or a board's serial device, `--device`) with the console's
-//! `snapshot send` and `snapshot receive` commands; the format and the transfer are
-//! the hypervisor's own code (`hypervisor::snapshot`), so both sides agree by
-//! construction. `show` prints a file's registers by name, `diff` compares two.
+//! `snapshot send` and `snapshot receive` commands: binary frames with a CRC-32
+//! each, acknowledged and repeated when damaged (`hypervisor::snapshot::link`), or
+//! with `--hex` the older checksummed hex text. The format and the transfer are
+//! the hypervisor's own code, so both sides agree by construction. A progress line
+//! (pages, MiB, rate) is redrawn on stderr as frames go. `show` prints a file's
+//! registers by name, `diff` compares two.
 
 use hypervisor::cpreg::lookup_kvm;
-use hypervisor::snapshot::{self, transfer, Parsed, PAGE};
+use hypervisor::snapshot::link::{self, MessageReader, Receiver, Rx, Sender};
+use hypervisor::snapshot::{self, frame, transfer, Decoder, Item, Parsed, PAGE};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -91,10 +95,176 @@ fn force_flag(force: bool) -> &'static str {
     }
 }
 
-pub fn save(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), String> {
+/// A progress line on stderr, redrawn at most 10 times a second.
+struct Progress {
+    start: Instant,
+    last: Instant,
+    total_pages: u64,
+    what: &'static str,
+}
+
+impl Progress {
+    fn new(what: &'static str, total_pages: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            start: now,
+            last: now,
+            total_pages,
+            what,
+        }
+    }
+
+    fn show(&mut self, pages: u64, bytes: u64, force: bool) {
+        if !force && self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let mib = (pages * PAGE as u64) as f64 / (1 << 20) as f64;
+        let width = 30u64;
+        let filled = (pages * width)
+            .checked_div(self.total_pages)
+            .unwrap_or(width);
+        eprint!(
+            "\r{} [{}{}] {pages}/{} pages, {mib:.1} MiB of RAM, {:.1} MiB on the line, {:.2} MiB/s ",
+            self.what,
+            "#".repeat(filled as usize),
+            " ".repeat((width - filled.min(width)) as usize),
+            self.total_pages,
+            bytes as f64 / (1 << 20) as f64,
+            mib / secs
+        );
+        if force {
+            eprintln!();
+        }
+    }
+}
+
+/// `key=value` from a console line.
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
+
+pub fn save(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Result<(), String> {
+    if hex {
+        return save_hex(t, vm, file, force);
+    }
+    let mut link = connect(t)?;
+    let cmd = format!("\rsnapshot send vm{vm}{}\r", force_flag(force));
+    link.write_all(cmd.as_bytes()).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    read_until(&mut *link, &mut text, Duration::from_secs(120), |t| {
+        t.contains("HVSNAP-STREAM 2") && t[t.find("HVSNAP-STREAM 2").unwrap()..].contains('\n')
+            || console_error(t).is_some()
+    })?;
+    if let Some(e) = console_error(&text) {
+        return Err(format!("the hypervisor refused: {e}"));
+    }
+    let at = text.find("HVSNAP-STREAM 2").unwrap();
+    let line = text[at..].lines().next().unwrap_or("");
+    let total_pages = field(line, "pages").unwrap_or(0);
+    // The bytes after the announcement line are frames (and the odd console line).
+    let after = text.as_bytes()[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |i| at + i + 1);
+    let mut pending: Vec<u8> = text.as_bytes()[after..].to_vec();
+    let mut rx = Receiver::new();
+    let mut dec = Decoder::new();
+    let mut out = snapshot::MAGIC.to_vec();
+    let mut progress = Progress::new("saving", total_pages);
+    let mut bytes = 0u64;
+    let mut buf = vec![0u8; 65536];
+    let mut last = Instant::now();
+    let mut tail_text = String::new();
+    loop {
+        for b in std::mem::take(&mut pending) {
+            bytes += 1;
+            match rx.push(b) {
+                Rx::None => {}
+                Rx::Reply(m) => link.write_all(&m).map_err(|e| e.to_string())?,
+                Rx::Frame => {
+                    let f = rx.frame();
+                    frame::write(&mut out, f.kind, f.seq, f.payload);
+                    let end = dec.feed(f).map_err(|e| {
+                        let _ = link.write_all(&link::message(link::ABORT, 0));
+                        format!("the hypervisor sent a bad snapshot: {e}")
+                    })? == Item::End;
+                    link.write_all(&rx.accept()).map_err(|e| e.to_string())?;
+                    progress.show(dec.pages().0, bytes, false);
+                    if end {
+                        progress.show(dec.pages().0, bytes, true);
+                        break;
+                    }
+                }
+            }
+        }
+        if dec.ended() {
+            break;
+        }
+        if last.elapsed() > Duration::from_secs(30) {
+            return Err(format!(
+                "no data from the hypervisor for 30 s after {} of {total_pages} pages; last output:\n{}",
+                dec.pages().0,
+                tail(&tail_text)
+            ));
+        }
+        match link.read(&mut buf) {
+            Ok(0) => return Err("the console closed during the transfer".into()),
+            Ok(n) => {
+                last = Instant::now();
+                pending.extend_from_slice(&buf[..n]);
+                // Console text between frames (for an error message): printable only.
+                tail_text.extend(
+                    buf[..n]
+                        .iter()
+                        .filter(|&&b| b == b'\n' || (b' '..=b'~').contains(&b))
+                        .map(|&b| b as char),
+                );
+                if tail_text.len() > 8192 {
+                    tail_text.drain(..tail_text.len() - 4096);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("reading the console: {e}")),
+        }
+    }
+    let p = snapshot::decode(&out).map_err(|e| format!("the received snapshot is invalid: {e}"))?;
+    std::fs::write(file, &out).map_err(|e| format!("{}: {e}", file.display()))?;
+    // The hypervisor's own summary (rate, frames sent again).
+    let mut text = String::new();
+    let done = format!("vm{vm}: sent ");
+    if read_until(&mut *link, &mut text, Duration::from_secs(30), |t| {
+        t.contains(&done) && t[t.find(&done).unwrap()..].contains('\n')
+    })
+    .is_ok()
+    {
+        if let Some(l) = text.lines().find(|l| l.contains(&done)) {
+            println!("hypervisor: {}", l.trim());
+        }
+    }
+    println!(
+        "saved vm{vm} to {} ({} bytes, {} vCPU(s), {} MiB of RAM, {} data pages)",
+        file.display(),
+        out.len(),
+        p.header.vcpus,
+        p.header.ram_size >> 20,
+        dec.pages().1
+    );
+    Ok(())
+}
+
+fn save_hex(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), String> {
     let mut link = connect(t)?;
     let force = force_flag(force);
-    link.write_all(format!("\rsnapshot send vm{vm}{force}\r").as_bytes())
+    link.write_all(format!("\rsnapshot send vm{vm}{force} --hex\r").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut text = String::new();
     read_until(&mut *link, &mut text, Duration::from_secs(120), |t| {
@@ -119,7 +289,136 @@ pub fn save(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), Strin
     Ok(())
 }
 
-pub fn restore(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), String> {
+pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Result<(), String> {
+    if hex {
+        return restore_hex(t, vm, file, force);
+    }
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // Refuse a bad file here, before the hypervisor sees a byte.
+    let p = snapshot::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    let total_pages = p.header.ram_size / PAGE as u64;
+    // A version-1 file is sent as version 2 (the same snapshot, in frames).
+    let bytes = if bytes[snapshot::MAGIC.len()..].starts_with(&frame::SYNC) {
+        bytes
+    } else {
+        let mut pages: Vec<Option<Vec<u8>>> = Vec::new();
+        p.for_each_page(|_, d| pages.push(d.map(<[u8]>::to_vec)));
+        let mut out = Vec::new();
+        snapshot::encode(
+            &p.header,
+            &p.cpus,
+            p.gic,
+            |ipa, page| match &pages[((ipa - p.header.ram_ipa) / PAGE as u64) as usize] {
+                Some(d) => page.copy_from_slice(d),
+                None => page.fill(0),
+            },
+            &mut out,
+        );
+        out
+    };
+    let frames: Vec<(usize, usize, u64)> =
+        frame::split(&bytes[snapshot::MAGIC.len()..], snapshot::MAGIC.len())
+            .map(|f| {
+                let (at, f) = f.map_err(|e| {
+                    format!("{}: {}", file.display(), snapshot::SnapshotError::from(e))
+                })?;
+                let pages = if f.kind == frame::KIND_PAGES {
+                    f.payload.get(8).copied().unwrap_or(0) as u64
+                } else {
+                    0
+                };
+                Ok((at, at + frame::HEADER_LEN + f.payload.len() + 4, pages))
+            })
+            .collect::<Result<_, String>>()?;
+    let mut link = connect(t)?;
+    let cmd = format!("\rsnapshot receive vm{vm}{}\r", force_flag(force));
+    link.write_all(cmd.as_bytes()).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    read_until(&mut *link, &mut text, Duration::from_secs(60), |t| {
+        t.contains("HVSNAP-READY 2") || console_error(t).is_some()
+    })?;
+    if let Some(e) = console_error(&text) {
+        return Err(format!("the hypervisor refused: {e}"));
+    }
+    let mut tx = Sender::new(frames.len() as u64);
+    let mut msgs = MessageReader::new();
+    let mut buf = vec![0u8; 4096];
+    let mut progress = Progress::new("restoring", total_pages);
+    let mut heard = Instant::now();
+    let mut moved = Instant::now();
+    let mut sent_bytes = 0u64;
+    let mut reply_text = String::new();
+    let pages_before = |n: u64| frames[..n as usize].iter().map(|f| f.2).sum::<u64>();
+    while !tx.done() {
+        while let Some(seq) = tx.next() {
+            let (a, b, _) = frames[seq as usize];
+            link.write_all(&bytes[a..b])
+                .map_err(|e| format!("the console closed during the transfer: {e}"))?;
+            sent_bytes += (b - a) as u64;
+        }
+        match link.read(&mut buf) {
+            Ok(0) => return Err("the console closed during the transfer".into()),
+            Ok(n) => {
+                reply_text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                for &b in &buf[..n] {
+                    if let Some((kind, n)) = msgs.push(b) {
+                        heard = Instant::now();
+                        let before = tx.acked();
+                        if !tx.on_message(kind, n) {
+                            let _ = read_until(
+                                &mut *link,
+                                &mut reply_text,
+                                Duration::from_secs(5),
+                                |t| console_error(t).is_some(),
+                            );
+                            return Err(format!(
+                                "the hypervisor refused the snapshot: {}",
+                                console_error(&reply_text)
+                                    .unwrap_or_else(|| "(no reason given)".into())
+                            ));
+                        }
+                        if tx.acked() > before {
+                            moved = heard;
+                        }
+                    }
+                }
+                progress.show(pages_before(tx.acked()), sent_bytes, false);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("reading the console: {e}")),
+        }
+        if moved.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "no acknowledgement from the hypervisor for 60 s; last output:\n{}",
+                tail(&reply_text)
+            ));
+        }
+        if heard.elapsed() > Duration::from_secs(2) {
+            tx.on_silence();
+            heard = Instant::now();
+        }
+    }
+    progress.show(total_pages, sent_bytes, true);
+    let done = format!("vm{vm}: restored from the host");
+    read_until(&mut *link, &mut reply_text, Duration::from_secs(120), |t| {
+        (t.contains(&done) && t[t.find(&done).unwrap()..].contains('\n'))
+            || console_error(t).is_some()
+    })?;
+    if let Some(e) = console_error(&reply_text) {
+        return Err(format!("the hypervisor refused the snapshot: {e}"));
+    }
+    if let Some(l) = reply_text.lines().find(|l| l.contains(&done)) {
+        println!("hypervisor: {}", l.trim());
+    }
+    println!("restored vm{vm} from {}", file.display());
+    Ok(())
+}
+
+fn restore_hex(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), String> {
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     // Refuse a bad file here, before the hypervisor sees a byte.
     snapshot::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;

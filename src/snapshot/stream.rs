@@ -1,0 +1,380 @@
+//! Format version 2: the snapshot as a stream of frames (`frame.rs`), so it is
+//! written and read a page at a time and never needs to be whole in memory.
+//!
+//! ```text
+//! magic "HVSNAP\r\n", then frames numbered from 0:
+//!   H       the header (the v1 HEAD payload, version 2)
+//!   C ...   one per vCPU, in index order (the v1 VCPU payload)
+//!   G       the vGIC state (optional)
+//!   P ...   RAM, 16 pages per frame, in order: first page u64 | count u8 | map u16 | data
+//!   E       pages u64 | frames u32
+//! ```
+//!
+//! Frame `n` is a pure function of the paused VM ([`Encoder::frame`]), so a sender
+//! that must repeat a frame (a damaged one on the line) encodes it again from guest
+//! RAM instead of keeping what it sent. [`Decoder`] checks each frame's number and
+//! place as it arrives, so a receiver applies RAM frames as they come.
+#![forbid(unsafe_code)]
+
+use super::fields::{read_cpu, read_head, write_cpu, write_head};
+use super::frame::{self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_VCPU};
+use super::wire::{Reader, Writer};
+use super::{CpuState, Header, Parsed, Ram, SnapshotError, MAGIC, PAGE};
+use alloc::vec::Vec;
+
+pub const VERSION: u32 = 2;
+/// Pages per RAM frame (a frame is at most 64 KiB of data).
+pub const PAGES_PER_FRAME: u64 = 16;
+/// RAM frame payload: first page, count, map.
+const PAGES_HEAD: usize = 8 + 1 + 2;
+
+/// Writes a VM's snapshot frame by frame.
+pub struct Encoder<'a> {
+    pub header: Header,
+    pub cpus: &'a [CpuState],
+    pub gic: Option<&'a [u8]>,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(header: &Header, cpus: &'a [CpuState], gic: Option<&'a [u8]>) -> Self {
+        Self {
+            header: *header,
+            cpus,
+            gic,
+        }
+    }
+
+    /// Pages of RAM.
+    pub fn pages(&self) -> u64 {
+        self.header.ram_size / PAGE as u64
+    }
+
+    /// The number of the first RAM frame.
+    fn first_ram_frame(&self) -> u64 {
+        1 + self.cpus.len() as u64 + self.gic.is_some() as u64
+    }
+
+    /// Frames in the snapshot, the end frame included.
+    pub fn frames(&self) -> u64 {
+        self.first_ram_frame() + self.pages().div_ceil(PAGES_PER_FRAME) + 1
+    }
+
+    /// Appends frame `seq` to `out`; returns how many data (non-zero) pages it
+    /// carries. `read_page(ipa, buf)` fills `buf` with the guest page at `ipa`.
+    pub fn frame(
+        &self,
+        seq: u64,
+        read_page: &mut impl FnMut(u64, &mut [u8; PAGE]),
+        out: &mut Vec<u8>,
+    ) -> u64 {
+        let ram = self.first_ram_frame();
+        let n = seq as u32;
+        let mut w = Writer {
+            buf: core::mem::take(out),
+        };
+        let mut data = 0;
+        if seq == 0 {
+            let at = frame::begin(&mut w.buf, KIND_HEAD, n);
+            write_head(&mut w, VERSION, &self.header, self.cpus.len() as u32);
+            frame::finish(&mut w.buf, at);
+        } else if seq <= self.cpus.len() as u64 {
+            let i = seq as usize - 1;
+            let at = frame::begin(&mut w.buf, KIND_VCPU, n);
+            write_cpu(&mut w, i as u32, &self.cpus[i]);
+            frame::finish(&mut w.buf, at);
+        } else if seq < ram {
+            frame::write(&mut w.buf, KIND_GIC, n, self.gic.unwrap_or(&[]));
+        } else if seq < self.frames() - 1 {
+            let first = (seq - ram) * PAGES_PER_FRAME;
+            let count = PAGES_PER_FRAME.min(self.pages() - first);
+            let at = frame::begin(&mut w.buf, KIND_PAGES, n);
+            w.u64(first);
+            w.u8(count as u8);
+            let map_at = w.buf.len();
+            w.bytes(&[0, 0]);
+            let mut map = 0u16;
+            for i in 0..count {
+                let start = w.buf.len();
+                w.buf.resize(start + PAGE, 0);
+                let page: &mut [u8; PAGE] = (&mut w.buf[start..]).try_into().unwrap();
+                read_page(self.header.ram_ipa + (first + i) * PAGE as u64, page);
+                if is_zero(page) {
+                    w.buf.truncate(start);
+                } else {
+                    map |= 1 << i;
+                    data += 1;
+                }
+            }
+            w.buf[map_at..map_at + 2].copy_from_slice(&map.to_le_bytes());
+            frame::finish(&mut w.buf, at);
+        } else {
+            let at = frame::begin(&mut w.buf, KIND_END, n);
+            w.u64(self.pages());
+            w.u32(self.frames() as u32);
+            frame::finish(&mut w.buf, at);
+        }
+        *out = w.buf;
+        data
+    }
+}
+
+/// Whether a page is all zeros (compared 8 bytes at a time: most of a big VM's
+/// RAM is zero pages, and each is read once per save).
+pub fn is_zero(page: &[u8; PAGE]) -> bool {
+    page.chunks_exact(8)
+        .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
+}
+
+/// Encodes a whole snapshot into `out` (the magic, then every frame).
+pub fn encode(
+    header: &Header,
+    cpus: &[CpuState],
+    gic: Option<&[u8]>,
+    mut read_page: impl FnMut(u64, &mut [u8; PAGE]),
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(&MAGIC);
+    let e = Encoder::new(header, cpus, gic);
+    for seq in 0..e.frames() {
+        e.frame(seq, &mut read_page, out);
+    }
+}
+
+/// A frame's contents, checked against the frames before it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Item<'f> {
+    Head(Header),
+    Cpu(CpuState),
+    Gic(&'f [u8]),
+    /// RAM pages from `ipa`: `count` of them, those whose bit is set in `map` with
+    /// their 4 KiB in `data` in order, the others zero.
+    Pages {
+        ipa: u64,
+        count: u32,
+        map: u16,
+        data: &'f [u8],
+    },
+    End,
+}
+
+impl Item<'_> {
+    /// Calls `write(ipa, page)` for each page of a `Pages` item (`None`: zeros).
+    pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
+        if let Item::Pages {
+            ipa,
+            count,
+            map,
+            data,
+        } = *self
+        {
+            let mut at = 0;
+            for i in 0..count as u64 {
+                let page = (map & (1 << i) != 0).then(|| {
+                    at += PAGE;
+                    &data[at - PAGE..at]
+                });
+                write(ipa + i * PAGE as u64, page);
+            }
+        }
+    }
+}
+
+/// Checks frames in order as they arrive: numbers, kinds, places, contents.
+#[derive(Default)]
+pub struct Decoder {
+    next: u32,
+    header: Option<Header>,
+    cpus: u32,
+    gic: bool,
+    /// The next RAM page expected (index from the RAM base).
+    page: u64,
+    data_pages: u64,
+    ended: bool,
+}
+
+impl Decoder {
+    pub const fn new() -> Self {
+        Self {
+            next: 0,
+            header: None,
+            cpus: 0,
+            gic: false,
+            page: 0,
+            data_pages: 0,
+            ended: false,
+        }
+    }
+
+    /// The number of the frame expected next.
+    pub fn next_seq(&self) -> u32 {
+        self.next
+    }
+
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    /// RAM pages received so far, and how many of them carried data.
+    pub fn pages(&self) -> (u64, u64) {
+        (self.page, self.data_pages)
+    }
+
+    /// The end frame has been accepted.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Everything before RAM has arrived (header, every vCPU).
+    pub fn prelude_done(&self) -> bool {
+        self.header.is_some_and(|h| self.cpus == h.vcpus)
+    }
+
+    /// Checks `f` as the next frame. On an error nothing is counted: the same frame
+    /// number is expected again.
+    pub fn feed<'f>(&mut self, f: Frame<'f>) -> Result<Item<'f>, SnapshotError> {
+        if self.ended {
+            return Err(SnapshotError::FrameAfterEnd { seq: f.seq });
+        }
+        if f.seq != self.next {
+            return Err(SnapshotError::FrameOrder {
+                seq: f.seq,
+                expected: self.next,
+            });
+        }
+        let expected: &'static str = match self.header {
+            None => "header",
+            Some(h) if self.cpus < h.vcpus => "vCPU",
+            Some(_) if self.page == 0 && !self.gic => "GIC, RAM or end",
+            Some(_) => "RAM or end",
+        };
+        let wrong = || SnapshotError::FrameKind {
+            seq: f.seq,
+            found: f.kind,
+            expected,
+        };
+        let mut r = Reader::new(f.payload);
+        let item = match (f.kind, self.header) {
+            (KIND_HEAD, None) => {
+                let version = r.u32()?;
+                if version != VERSION {
+                    return Err(SnapshotError::UnsupportedVersion(version));
+                }
+                let h = read_head(&mut r, version)?;
+                if r.remaining() != 0 {
+                    return Err(SnapshotError::TrailingBytes { at: r.pos() });
+                }
+                Item::Head(h)
+            }
+            (KIND_VCPU, Some(h)) if self.cpus < h.vcpus => Item::Cpu(read_cpu(&mut r, self.cpus)?),
+            (KIND_GIC, Some(h)) if self.cpus == h.vcpus && self.page == 0 && !self.gic => {
+                Item::Gic(f.payload)
+            }
+            (KIND_PAGES, Some(h)) if self.cpus == h.vcpus => {
+                let first = r.u64()?;
+                let count = r.u8()? as u64;
+                let map = u16::from_le_bytes([r.u8()?, r.u8()?]);
+                let total = h.ram_size / PAGE as u64;
+                if first != self.page {
+                    return Err(SnapshotError::Malformed("RAM frame's first page", first));
+                }
+                if count == 0 || count > PAGES_PER_FRAME || count > total - first {
+                    return Err(SnapshotError::Malformed("RAM frame's page count", count));
+                }
+                if (map as u64) >> count != 0 {
+                    return Err(SnapshotError::Malformed("RAM frame's page map", map as u64));
+                }
+                let data = map.count_ones() as usize * PAGE;
+                if r.remaining() != data {
+                    return Err(SnapshotError::Malformed(
+                        "RAM frame's length",
+                        (PAGES_HEAD + r.remaining()) as u64,
+                    ));
+                }
+                Item::Pages {
+                    ipa: h.ram_ipa + first * PAGE as u64,
+                    count: count as u32,
+                    map,
+                    data: r.take(data)?,
+                }
+            }
+            (KIND_END, Some(h)) if self.cpus == h.vcpus => {
+                let pages = r.u64()?;
+                let frames = r.u32()?;
+                let total = h.ram_size / PAGE as u64;
+                if self.page != total || pages != total {
+                    return Err(SnapshotError::Malformed("RAM page count", self.page));
+                }
+                if frames != f.seq + 1 || r.remaining() != 0 {
+                    return Err(SnapshotError::Malformed("end frame", frames as u64));
+                }
+                Item::End
+            }
+            _ => return Err(wrong()),
+        };
+        match &item {
+            Item::Head(h) => self.header = Some(*h),
+            Item::Cpu(_) => self.cpus += 1,
+            Item::Gic(_) => self.gic = true,
+            Item::Pages { count, map, .. } => {
+                self.page += *count as u64;
+                self.data_pages += map.count_ones() as u64;
+            }
+            Item::End => self.ended = true,
+        }
+        self.next += 1;
+        Ok(item)
+    }
+}
+
+/// Decodes a whole version-2 snapshot (the magic checked by the caller): every
+/// frame is checked, RAM included, so a restore from it cannot fail half-way.
+pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
+    let mut d = Decoder::new();
+    let mut header = None;
+    let mut cpus = Vec::new();
+    let mut gic = None;
+    let mut ram_at = None;
+    for f in frame::split(&data[MAGIC.len()..], MAGIC.len()) {
+        let (at, f) = f.map_err(SnapshotError::from)?;
+        match d.feed(f)? {
+            Item::Head(h) => header = Some(h),
+            Item::Cpu(c) => cpus.push(c),
+            Item::Gic(g) => gic = Some(g),
+            Item::Pages { .. } | Item::End => {
+                ram_at.get_or_insert(at);
+            }
+        }
+    }
+    let (Some(header), Some(at), true) = (header, ram_at, d.ended()) else {
+        return Err(SnapshotError::Truncated { at: data.len() });
+    };
+    Ok(Parsed {
+        header,
+        cpus,
+        gic,
+        ram: Ram::V2(&data[at..]),
+    })
+}
+
+/// Every page of a checked version-2 RAM (`frames`: from the first RAM frame on).
+pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Option<&[u8]>)) {
+    // Already checked by `decode`: only the RAM frames' layout is read again.
+    for (_, f) in frame::split(frames, 0).flatten() {
+        if f.kind != KIND_PAGES {
+            continue;
+        }
+        let mut r = Reader::new(f.payload);
+        let (Ok(first), Ok(count), Ok(m0), Ok(m1)) = (r.u64(), r.u8(), r.u8(), r.u8()) else {
+            continue;
+        };
+        let data = r.take(r.remaining()).unwrap_or(&[]);
+        Item::Pages {
+            ipa: ram_ipa + first * PAGE as u64,
+            count: count as u32,
+            map: u16::from_le_bytes([m0, m1]),
+            data,
+        }
+        .for_each_page(&mut write);
+    }
+}
