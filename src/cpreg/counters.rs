@@ -131,7 +131,6 @@ impl fmt::Display for TrapCount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpreg::encoding::Sys64;
 
     #[test]
     fn trap_count_line() {
