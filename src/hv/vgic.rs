@@ -175,19 +175,33 @@ impl Timer {
             Timer::Phys => mrs!("cntp_ctl_el0"),
         }
     }
-    /// The saved control and compare value of a vCPU not loaded.
+    /// The saved control and compare value of a vCPU not loaded: straight from
+    /// their context slots (the scheduler's wake path asks for them on every pick,
+    /// so no table look-up per register).
     fn saved(self, s: &crate::cpreg::SysRegFile) -> (u64, u64) {
-        use crate::cpreg::Reg;
         let (ctl, cval) = match self {
-            Timer::Virt => (Reg::CNTV_CTL_EL0, Reg::CNTV_CVAL_EL0),
-            Timer::Phys => (Reg::CNTP_CTL_EL0, Reg::CNTP_CVAL_EL0),
+            Timer::Virt => CNTV_SLOTS,
+            Timer::Phys => CNTP_SLOTS,
         };
-        (
-            s.raw_read(ctl).unwrap_or(0),
-            s.raw_read(cval).unwrap_or(u64::MAX),
-        )
+        (s.slots()[ctl], s.slots()[cval])
     }
 }
+
+/// A timer register's slot in a vCPU context (CTL, CVAL).
+const fn timer_slot(reg: crate::cpreg::Reg) -> usize {
+    match reg.slot() {
+        Some(s) => s,
+        None => panic!("EL1 timer registers have state"),
+    }
+}
+const CNTV_SLOTS: (usize, usize) = (
+    timer_slot(crate::cpreg::Reg::CNTV_CTL_EL0),
+    timer_slot(crate::cpreg::Reg::CNTV_CVAL_EL0),
+);
+const CNTP_SLOTS: (usize, usize) = (
+    timer_slot(crate::cpreg::Reg::CNTP_CTL_EL0),
+    timer_slot(crate::cpreg::Reg::CNTP_CVAL_EL0),
+);
 
 /// A timer's output line from its CTL: ENABLE, not IMASK, ISTATUS.
 fn timer_line(ctl: u64) -> bool {
