@@ -419,6 +419,9 @@ fn gdbs_hardware_breakpoint_survives_world_switches() {
     q.check(
         n.is_some_and(|n| n >= 1000),
         &format!("vm0: too few world switches: {n:?}\n{text}"),
+    );
+}
+
 /// vm1's progress lines (`[vm1] spin: progress I/N counter=C`) in `text`: (I, C).
 fn vm1_progress(text: &str) -> Vec<(u64, u64)> {
     text.lines()
