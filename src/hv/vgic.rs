@@ -77,8 +77,8 @@ struct VmGic {
     /// SGIs, device lines), so an entry can tell that nothing changed.
     epoch: AtomicU64,
     /// Per vCPU: the epoch of its last flush if that flush left the list registers
-    /// empty (nothing to fold on the next exit, nothing new to flush while the epoch
-    /// holds), else `BUSY`.
+    /// empty and its timer (and PMU) lines low in the model (nothing to fold on the
+    /// next exit, nothing new to flush while the epoch holds), else `BUSY`.
     flushed: Vec<AtomicU64>,
 }
 
@@ -466,15 +466,18 @@ pub fn on_entry() {
                 gich_write(gich::LR0 + 4 * n, lr.to_v2());
             }
         });
-        let empty = f.count == 0 && !f.overflow;
-        let epoch = g.epoch.load(Ordering::Relaxed);
-        g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         let mut busy = 0u8;
         for (t, intid) in sources.iter().enumerate() {
             if *intid != 0 {
                 busy |= (gic.is_pending_or_active(v.index, *intid) as u8) << t;
             }
         }
+        // The fast path also needs the model's timer lines low: one left high
+        // (its interrupt not deliverable) is resampled on the next entry, as it
+        // was when a busy line's masked PPI alone kept that entry slow.
+        let empty = f.count == 0 && !f.overflow && busy == 0;
+        let epoch = g.epoch.load(Ordering::Relaxed);
+        g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         (f, busy)
     };
     write_hcr(v3, flush.overflow);
