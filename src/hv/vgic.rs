@@ -77,8 +77,8 @@ struct VmGic {
     /// SGIs, device lines), so an entry can tell that nothing changed.
     epoch: AtomicU64,
     /// Per vCPU: the epoch of its last flush if that flush left the list registers
-    /// empty (nothing to fold on the next exit, nothing new to flush while the epoch
-    /// holds), else `BUSY`.
+    /// empty and its timer (and PMU) lines low in the model (nothing to fold on the
+    /// next exit, nothing new to flush while the epoch holds), else `BUSY`.
     flushed: Vec<AtomicU64>,
 }
 
@@ -94,8 +94,9 @@ fn all_lines(c: &Config) -> u8 {
     c.all_lines
 }
 
-/// The vCPU each physical CPU last entered (`vm << 16 | vcpu`, plus one; 0: none):
-/// the entry fast path holds only for the same vCPU.
+/// The vCPU each physical CPU last entered (`vm << 16 | vcpu`, plus one; 0: none
+/// yet): the entry fast path needs a CPU where some vCPU has entered (`on_entry`'s
+/// slow path has set ICH_HCR_EL2.En, which `init_cpu` leaves clear).
 static LAST_ENTERED: [AtomicUsize; sched::MAX_CPUS] =
     [const { AtomicUsize::new(0) }; sched::MAX_CPUS];
 
@@ -433,11 +434,14 @@ pub fn on_entry() {
     let v3 = c.version == Version::V3;
     let me = arch::cpu_index();
     let who = (vm.id << 16 | v.index) + 1;
-    let same_vcpu = LAST_ENTERED[me].swap(who, Ordering::Relaxed) == who;
-    // Fast path: same vCPU as last time here, its last flush was empty, nothing
-    // changed since, and its timers are quiet with their physical PPIs armed (so a
-    // firing timer still exits): the list registers stay empty.
-    if same_vcpu
+    let entered_here = LAST_ENTERED[me].swap(who, Ordering::Relaxed) != 0;
+    // Fast path: its last flush was empty, nothing changed since, and its timers
+    // are quiet with their physical PPIs armed (so a firing timer still exits): the
+    // list registers stay empty. It holds for a vCPU just switched in too: every
+    // exit's `on_exit` leaves the list registers empty and UIE clear whichever vCPU
+    // ran, the model is per VM (a change from outside bumps its epoch), and the
+    // PPIs are per CPU (`TIMER_PPI_ON`, checked here).
+    if entered_here
         && lines == 0
         && TIMER_PPI_ON[me].load(Ordering::Relaxed) == all
         && g.flushed[v.index].load(Ordering::Relaxed) == g.epoch.load(Ordering::Acquire)
@@ -476,15 +480,18 @@ pub fn on_entry() {
                 gich_write(gich::LR0 + 4 * n, lr.to_v2());
             }
         });
-        let empty = f.count == 0 && !f.overflow;
-        let epoch = g.epoch.load(Ordering::Relaxed);
-        g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         let mut busy = 0u8;
         for (t, intid) in sources.iter().enumerate() {
             if *intid != 0 {
                 busy |= (gic.is_pending_or_active(v.index, *intid) as u8) << t;
             }
         }
+        // The fast path also needs the model's timer lines low: one left high
+        // (its interrupt not deliverable) is resampled on the next entry, as it
+        // was when a busy line's masked PPI alone kept that entry slow.
+        let empty = f.count == 0 && !f.overflow && busy == 0;
+        let epoch = g.epoch.load(Ordering::Relaxed);
+        g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         (f, busy)
     };
     write_hcr(v3, flush.overflow);
