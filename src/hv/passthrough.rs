@@ -80,6 +80,19 @@ pub fn prepare(
         println!("hv: ignoring an option: {e}");
     }
     requests.extend(cmdline);
+    let dma_trusted = match pt::dma_option(info.bootargs.unwrap_or("")) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("hv: ignoring an option: {e}");
+            false
+        }
+    };
+    if dma_trusted {
+        println!(
+            "hv: hv.passthrough_dma=trusted: DMA masters behind an SMMU may be given to VMs; \
+             their DMA is not confined"
+        );
+    }
     let mut early: Vec<(usize, String)> = Vec::new();
     for (vm, c) in configs.iter().enumerate().take(vms) {
         match c.map(|c| pt::parse_config(vm, c)) {
@@ -127,6 +140,7 @@ pub fn prepare(
                         intid_end: 32 + vgic::GUEST_SPIS as u32,
                         ipa_bits: stage2::IPA_BITS,
                     },
+                    dma_trusted,
                 };
                 plan = pt::resolve(&machine, vms, &requests, &partial_devices);
                 tree = Some(t);

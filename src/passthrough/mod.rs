@@ -35,7 +35,7 @@ mod tests;
 
 pub use dom0less::{devices as partial_devices, PartialDevice, PartialError};
 pub use guest_dt::{add_devices, Additions};
-pub use request::{parse_cmdline, parse_config, Request, SyntaxError, Target};
+pub use request::{dma_option, parse_cmdline, parse_config, Request, SyntaxError, Target};
 pub use resolve::{
     ipa_clash, kept, resolve, Device, Keep, Limits, Machine, Mapping, Message, Mmio, Plan, Spi,
     VmDevices, PAGE,

@@ -76,6 +76,27 @@ fn vm_number(word: &str) -> Option<usize> {
     n.parse().ok()
 }
 
+/// `hv.passthrough_dma=trusted` (or `=confined`, the default): whether DMA
+/// masters behind an SMMU the hypervisor does not program may be given to VMs.
+pub fn dma_option(cmdline: &str) -> Result<bool, String> {
+    let mut trusted = false;
+    for value in cmdline
+        .split_ascii_whitespace()
+        .filter_map(|a| a.strip_prefix("hv.passthrough_dma="))
+    {
+        trusted = match value {
+            "trusted" => true,
+            "confined" => false,
+            other => {
+                return Err(alloc::format!(
+                    "hv.passthrough_dma={other}: use hv.passthrough_dma=trusted or =confined"
+                ))
+            }
+        };
+    }
+    Ok(trusted)
+}
+
 /// Every `hv.passthrough=` option of a command line, in order. Options that
 /// do not parse are returned as errors; the others still count.
 pub fn parse_cmdline(cmdline: &str) -> (Vec<Request<'_>>, Vec<SyntaxError>) {

@@ -241,6 +241,10 @@ pub struct Machine<'t, 'a> {
     pub keep: Keep<'t>,
     /// Limits.
     pub limits: Limits,
+    /// `hv.passthrough_dma=trusted`: a DMA master behind an SMMU may be given
+    /// although the hypervisor does not program the SMMU (its DMA then reaches
+    /// all memory). Otherwise such a device is refused.
+    pub dma_trusted: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -343,6 +347,27 @@ impl Machine<'_, '_> {
                 };
                 if !spis.iter().any(|s| s.intid == spi.intid) {
                     spis.push(spi);
+                }
+            }
+            // A master behind an SMMU: the hypervisor does not program SMMUs
+            // yet, so its DMA would not be confined to the VM's memory, and
+            // where an SMMU exists the promise is that it is.
+            let smmu = n.iommu.and_then(|ph| tree.by_phandle(ph)).filter(|&s| {
+                tree.nodes[s]
+                    .compatible
+                    .iter()
+                    .any(|c| SMMU_COMPATIBLE.contains(&c))
+            });
+            if let Some(smmu) = smmu {
+                if !self.dma_trusted {
+                    return Err(alloc::format!(
+                        "{} masters DMA through the SMMU {}, which the hypervisor does not \
+                         program, so its DMA could reach the hypervisor and other VMs; \
+                         give it with hv.passthrough_dma=trusted if you trust the VM as \
+                         much as the hypervisor",
+                        n.path,
+                        tree.nodes[smmu].path
+                    ));
                 }
             }
             let no_dma = n.compatible.iter().any(|c| NO_DMA_COMPATIBLE.contains(&c));

@@ -35,6 +35,7 @@ fn plan_with(host: &[u8], vms: usize, cmdline: &str, partials: &[&[u8]]) -> Plan
             gic: info.gic.as_ref().map(|g| g.path.as_str()),
         },
         limits: LIMITS,
+        dma_trusted: cmdline.contains("hv.passthrough_dma=trusted"),
     };
     let partials: Vec<Vec<PartialDevice<'_>>> = (0..vms)
         .map(|vm| {
@@ -538,6 +539,7 @@ fn interrupts_beyond_the_vgic_or_shared_between_vms_are_refused() {
             intid_end: 64,
             ipa_bits: 40,
         },
+        dma_trusted: false,
     };
     let (r, _) = parse_cmdline("hv.passthrough=vm0:/virtio_mmio@a003e00");
     let p = resolve(&m, 1, &r, &[]);
@@ -782,4 +784,70 @@ fn broken_inputs_are_errors_not_panics() {
     for n in (0..PARTIAL.len()).step_by(7) {
         let _ = partial_devices(&PARTIAL[..n]);
     }
+}
+
+// ---- DMA masters behind an SMMU -------------------------------------------------
+
+const ZCU102: &[u8] = include_bytes!("../../tests/fixtures/zynqmp-zcu102-rev1.0.dtb");
+
+/// The hypervisor does not program SMMUs: a device whose DMA goes through one
+/// (ZynqMP's DMA controllers, `iommus` to the MMU-500) is refused by name, so
+/// its DMA can never reach the hypervisor or another VM unless the user says
+/// the VM is trusted; `all` skips it with a note; a device without `iommus`
+/// is unaffected.
+#[test]
+fn a_dma_master_behind_an_smmu_is_refused_unless_trusted() {
+    let dma = "/axi/dma-controller@fd500000";
+    let p = plan_with(ZCU102, 1, &format!("hv.passthrough=vm0:{dma}"), &[]);
+    let r = refusals(&p);
+    assert_eq!(r.len(), 1, "{:?}", p.messages);
+    assert!(
+        r[0].contains(dma)
+            && r[0].contains("the SMMU /axi/iommu@fd800000")
+            && r[0].contains("hv.passthrough_dma=trusted"),
+        "{}",
+        r[0]
+    );
+    assert!(p.vms[0].refused && p.vms[0].devices.is_empty());
+
+    let p = plan_with(
+        ZCU102,
+        1,
+        &format!("hv.passthrough=vm0:{dma} hv.passthrough_dma=trusted"),
+        &[],
+    );
+    assert!(refusals(&p).is_empty(), "{:?}", p.messages);
+    assert_eq!(paths(&p.vms[0]), [dma]);
+
+    let p = plan_with(ZCU102, 1, "hv.passthrough=vm0:all", &[]);
+    let given = paths(&p.vms[0]);
+    assert!(!given.contains(&dma), "{given:?}");
+    assert!(
+        p.messages
+            .iter()
+            .any(|m| !m.refusal && m.text.contains(dma) && m.text.contains("SMMU")),
+        "{:?}",
+        p.messages
+    );
+    // The serial ports have no `iommus`: `all` still gives them.
+    assert!(
+        given.iter().any(|g| g.contains("serial@ff010000")),
+        "{given:?}"
+    );
+}
+
+#[test]
+fn the_dma_option_is_trusted_or_confined() {
+    use crate::passthrough::dma_option;
+    assert_eq!(dma_option("console=ttyAMA0"), Ok(false));
+    assert_eq!(dma_option("hv.passthrough_dma=trusted"), Ok(true));
+    assert_eq!(
+        dma_option("hv.passthrough_dma=trusted hv.passthrough_dma=confined"),
+        Ok(false)
+    );
+    let e = dma_option("hv.passthrough_dma=yes").unwrap_err();
+    assert!(
+        e.contains("use hv.passthrough_dma=trusted or =confined"),
+        "{e}"
+    );
 }

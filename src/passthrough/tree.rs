@@ -66,6 +66,8 @@ pub struct Node<'a> {
     pub simple_bus: bool,
     /// Phandles its properties reference (property name, phandle).
     pub refs: Vec<(&'a str, u32)>,
+    /// The IOMMU its DMA goes through: the first phandle of `iommus`.
+    pub iommu: Option<u32>,
 }
 
 /// The host tree's nodes in DT order (parents before children).
@@ -216,6 +218,10 @@ fn read_node<'a>(
         provider,
         simple_bus: !has_reg && compatible.contains("simple-bus"),
         refs: phandles::node_references(fdt, &v.node),
+        iommu: v
+            .prop("iommus")
+            .and_then(|p| p.get(..4))
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
     }
 }
 

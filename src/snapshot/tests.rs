@@ -498,7 +498,10 @@ fn a_single_non_zero_byte_anywhere_makes_a_page_non_zero() {
     for at in [0, 1, 7, 8, 2049, PAGE - 1] {
         for bit in [0x01, 0x80] {
             page[at] = bit;
-            assert!(!crate::snapshot::stream::is_zero(&page), "byte {at} = {bit:#x}");
+            assert!(
+                !crate::snapshot::stream::is_zero(&page),
+                "byte {at} = {bit:#x}"
+            );
             page[at] = 0;
         }
     }

@@ -10,8 +10,8 @@
 
 mod bench;
 mod bench_disk;
-mod bench_latency;
 mod bench_gdb;
+mod bench_latency;
 mod board;
 mod budget;
 mod build;
