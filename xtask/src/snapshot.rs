@@ -441,7 +441,10 @@ fn restore_hex(t: &Target, vm: usize, file: &Path, force: bool) -> Result<(), St
     transfer::write_body(&bytes, &mut body).unwrap();
     link.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
     let done = format!("vm{vm}: restored from the host");
-    read_until(&mut *link, &mut text, Duration::from_secs(120), |t| {
+    // The line carries the body at what the board's (or QEMU's) UART takes: allow
+    // 10 KB/s at the worst, plus the import, before calling the hypervisor silent.
+    let deadline = Duration::from_secs(120 + body.len() as u64 / 10_000);
+    read_until(&mut *link, &mut text, deadline, |t| {
         t.contains(&done) || console_error(t).is_some()
     })?;
     if let Some(e) = console_error(&text) {
