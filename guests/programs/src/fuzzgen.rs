@@ -515,11 +515,7 @@ impl Gen {
             35..=49 => r.below(256),
             50..=59 => {
                 let b = 1u64 << r.below(64);
-                if r.chance(50) {
-                    b
-                } else {
-                    !b
-                }
+                if r.chance(50) { b } else { !b }
             }
             60..=69 => r.pick(&[
                 0,

@@ -33,8 +33,14 @@ pub fn init(boot: &Boot, ppis: u32) -> Result<(), Fail> {
         .find_compatible(&["arm,gic-v3"])
         .ok_or_else(|| fail!("no arm,gic-v3 node: this guest needs a GICv3"))?;
     let mut regs = node.reg().ok_or_else(|| fail!("the GIC node has no reg"))?;
-    let gicd = regs.next().ok_or_else(|| fail!("no GICD"))?.starting_address as u64;
-    let gicr = regs.next().ok_or_else(|| fail!("no GICR"))?.starting_address as u64;
+    let gicd = regs
+        .next()
+        .ok_or_else(|| fail!("no GICD"))?
+        .starting_address as u64;
+    let gicr = regs
+        .next()
+        .ok_or_else(|| fail!("no GICR"))?
+        .starting_address as u64;
     write32(gicd, GICD_CTLR_ARE_GRP1);
     write32(gicr + GICR_WAKER, 0);
     write32(gicr + GICR_ISENABLER0, ppis);

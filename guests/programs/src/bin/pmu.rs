@@ -141,7 +141,9 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     wr!("pmcntenclr_el0", 0b10);
     say!("software increments counted {swinc}, {after_reset} after PMCR.P");
     if swinc != 3 || after_reset != 0 {
-        return Err(fail!("PMSWINC x3 counted {swinc}; PMCR.P left {after_reset}"));
+        return Err(fail!(
+            "PMSWINC x3 counted {swinc}; PMCR.P left {after_reset}"
+        ));
     }
 
     // 3. The overflow interrupt.
@@ -157,12 +159,16 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     gic::end(intid);
     say!("overflow interrupt INTID {intid}, PMOVSSET {ovs:#x}");
     if intid != pmu_ppi || ovs & 1 == 0 {
-        return Err(fail!("overflow: INTID {intid} (not {pmu_ppi}), PMOVSSET {ovs:#x}"));
+        return Err(fail!(
+            "overflow: INTID {intid} (not {pmu_ppi}), PMOVSSET {ovs:#x}"
+        ));
     }
     // Ended, with the overflow flag clear: nothing is pending any more.
     let again = gic::ack();
     if again != gic::SPURIOUS {
-        return Err(fail!("INTID {again} pending after the overflow was handled"));
+        return Err(fail!(
+            "INTID {again} pending after the overflow was handled"
+        ));
     }
     Ok(())
 }

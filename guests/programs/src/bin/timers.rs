@@ -43,9 +43,13 @@ impl Which {
         let v: u64;
         match self {
             // SAFETY: reading a timer control has no side effects.
-            Which::Phys => unsafe { asm!("mrs {}, cntp_ctl_el0", out(reg) v, options(nomem, nostack)) },
+            Which::Phys => unsafe {
+                asm!("mrs {}, cntp_ctl_el0", out(reg) v, options(nomem, nostack))
+            },
             // SAFETY: as above.
-            Which::Virt => unsafe { asm!("mrs {}, cntv_ctl_el0", out(reg) v, options(nomem, nostack)) },
+            Which::Virt => unsafe {
+                asm!("mrs {}, cntv_ctl_el0", out(reg) v, options(nomem, nostack))
+            },
         }
         v
     }
@@ -54,9 +58,13 @@ impl Which {
         let v: u64;
         match self {
             // SAFETY: reading a counter has no side effects.
-            Which::Phys => unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack)) },
+            Which::Phys => unsafe {
+                asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack))
+            },
             // SAFETY: as above.
-            Which::Virt => unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack)) },
+            Which::Virt => unsafe {
+                asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack))
+            },
         }
         v
     }
@@ -114,9 +122,10 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         while late.iter().take(timers.len()).any(|l| l.is_none()) {
             let intid = gic::wait(1_000_000)
                 .map_err(|e| fail!("round {round}: waiting for a timer: {e}"))?;
-            let Some(i) = timers.iter().position(|t| {
-                intid == if *t == Which::Phys { p_intid } else { v_intid }
-            }) else {
+            let Some(i) = timers
+                .iter()
+                .position(|t| intid == if *t == Which::Phys { p_intid } else { v_intid })
+            else {
                 return Err(fail!("round {round}: unexpected INTID {intid}"));
             };
             let t = timers[i];
