@@ -311,13 +311,8 @@ fn execute(
                 .map_err(|e| alloc::format!("{e}; vm{id} runs on as it was"))?;
             w(writeln!(
                 out,
-                "vm{id}: sent {} MiB of RAM ({} pages, {} with data) as {} KiB in {} ms, {} KiB/s of RAM, {} frame(s) sent again",
-                (s.pages * 4096) >> 20,
-                s.pages,
-                s.data_pages,
-                s.bytes.div_ceil(1024),
-                s.ticks * 1000 / arch::timer::frequency().max(1),
-                s.kib_per_s(),
+                "vm{id}: sent {s} as {}, {} frame(s) sent again",
+                s.line(),
                 s.repeated
             ))
         }
@@ -328,13 +323,8 @@ fn execute(
                 super::snapshot::receive_stream(vm, frame).map_err(|e| alloc::format!("{e}"))?;
             w(writeln!(
                 out,
-                "vm{id}: restored from the host: {} MiB of RAM ({} pages, {} with data) from {} KiB in {} ms, {} KiB/s of RAM, {} damaged frame(s) sent again",
-                (s.pages * 4096) >> 20,
-                s.pages,
-                s.data_pages,
-                s.bytes.div_ceil(1024),
-                s.ticks * 1000 / arch::timer::frequency().max(1),
-                s.kib_per_s(),
+                "vm{id}: restored from the host: {s} from {}, {} damaged frame(s) sent again",
+                s.line(),
                 s.repeated
             ))
         }

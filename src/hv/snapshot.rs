@@ -235,18 +235,27 @@ pub fn restore(vm: &Vm, bytes: &[u8], frame: Option<&mut TrapFrame>) -> Result<(
     result
 }
 
-fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
-    let current: Vec<SysRegFile> = vm
-        .vcpus
+/// Copies of the VM's register files, for an import to work on.
+fn current_sysregs(vm: &Vm) -> Vec<SysRegFile> {
+    vm.vcpus
         .iter()
         .map(|v| v.ctx.lock().sysregs.clone())
-        .collect();
-    let target = snapshot::Target {
+        .collect()
+}
+
+/// What a snapshot must match to restore into `vm`.
+fn target<'r>(vm: &Vm, current: &'r [SysRegFile]) -> snapshot::Target<'r> {
+    snapshot::Target {
         midr: midr(),
         ram_ipa: vm.ram.ipa.start.0,
         ram_size: vm.ram.ipa.size,
-        sysregs: &current,
-    };
+        sysregs: current,
+    }
+}
+
+fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
+    let current = current_sysregs(vm);
+    let target = target(vm, &current);
     let files = snapshot::prepare_restore(parsed, &target).map_err(Error::Snapshot)?;
     // The vGIC validates before it changes anything: the last check.
     if let Some(gic) = parsed.gic {
@@ -401,6 +410,7 @@ pub fn pool_usage() -> (u64, u64) {
 }
 
 /// What a streamed transfer moved.
+#[derive(Clone, Copy)]
 pub struct Stats {
     /// Bytes on the line (frames), RAM pages, pages that carried data.
     pub bytes: u64,
@@ -412,7 +422,39 @@ pub struct Stats {
     pub repeated: u64,
 }
 
+impl core::fmt::Display for Stats {
+    /// "N MiB of RAM (P pages, D with data) ... in T ms, R KiB/s of RAM": the
+    /// direction-specific words around it are the caller's.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} MiB of RAM ({} pages, {} with data)",
+            (self.pages * PAGE as u64) >> 20,
+            self.pages,
+            self.data_pages
+        )
+    }
+}
+
 impl Stats {
+    /// The transfer's size on the line, time and rate: "K KiB in T ms, R KiB/s of RAM".
+    pub fn line(&self) -> impl core::fmt::Display {
+        struct Line(Stats);
+        impl core::fmt::Display for Line {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                let s = &self.0;
+                write!(
+                    f,
+                    "{} KiB in {} ms, {} KiB/s of RAM",
+                    s.bytes.div_ceil(1024),
+                    s.ticks * 1000 / crate::arch::timer::frequency().max(1),
+                    s.kib_per_s()
+                )
+            }
+        }
+        Line(*self)
+    }
+
     /// RAM moved per second, in KiB.
     pub fn kib_per_s(&self) -> u64 {
         let hz = crate::arch::timer::frequency().max(1);
@@ -682,17 +724,8 @@ fn check_prelude(
     cpus: &[CpuState],
     gic: Option<&[u8]>,
 ) -> Result<Vec<SysRegFile>, Error> {
-    let current: Vec<SysRegFile> = vm
-        .vcpus
-        .iter()
-        .map(|v| v.ctx.lock().sysregs.clone())
-        .collect();
-    let target = snapshot::Target {
-        midr: midr(),
-        ram_ipa: vm.ram.ipa.start.0,
-        ram_size: vm.ram.ipa.size,
-        sysregs: &current,
-    };
+    let current = current_sysregs(vm);
+    let target = target(vm, &current);
     let files = snapshot::prepare(header, cpus, &target).map_err(Error::Snapshot)?;
     if let Some(g) = gic {
         super::vgic::check_import(vm, g).map_err(|_| Error::Gic)?;
