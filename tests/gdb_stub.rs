@@ -32,7 +32,8 @@ fn last_tick(q: &Qemu) -> u64 {
 }
 
 /// Why a test fails without gdb: it never skips, it says what to install.
-const NO_GDB: &str = "gdb-multiarch could not be started: install it with `apt-get install \
+pub(crate) const NO_GDB: &str =
+    "gdb-multiarch could not be started: install it with `apt-get install \
                       gdb-multiarch` (or run `cargo xtask setup`)";
 
 fn gdb(port: u16, commands: &[String]) -> Command {
@@ -55,7 +56,11 @@ fn finish(q: &Qemu, child: std::process::Child) -> String {
 }
 
 /// [`finish`] with a deadline of its own (a session that waits for the guest).
-fn finish_within(q: &Qemu, mut child: std::process::Child, deadline: Duration) -> String {
+pub(crate) fn finish_within(
+    q: &Qemu,
+    mut child: std::process::Child,
+    deadline: Duration,
+) -> String {
     let start = Instant::now();
     loop {
         match child.try_wait() {

@@ -163,31 +163,8 @@ fn gdb_cycles(q: &Qemu, n: usize) -> String {
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = c.spawn().expect(
-        "gdb-multiarch could not be started: install it with `apt-get install gdb-multiarch` (or run `cargo xtask setup`)",
-    );
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > BATCH_DEADLINE => {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                q.fail(&format!(
-                    "gdb did not finish {n} cycles within {BATCH_DEADLINE:?}:\n{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let child = c.spawn().expect(crate::gdb_stub::NO_GDB);
+    crate::gdb_stub::finish_within(q, child, BATCH_DEADLINE)
 }
 
 #[test]
