@@ -61,9 +61,15 @@ fn main() {
             "{}: `debug_uart` (a DT alias or \"stdout\") is missing",
             file.display()
         );
+        let virq_by_hcr = match t.get("virtual_irq_by_hcr") {
+            None => false,
+            Some(v) => v.as_bool().unwrap_or_else(|| {
+                panic!("{}: `virtual_irq_by_hcr` is true or false", file.display())
+            }),
+        };
         writeln!(
             out,
-            "    Board {{ name: {name:?}, compatible: &{compatible:?}, debug_uart: {}, guest_uart: {} }},",
+            "    Board {{ name: {name:?}, compatible: &{compatible:?}, debug_uart: {}, guest_uart: {}, virq_by_hcr: {virq_by_hcr} }},",
             uart("debug_uart"),
             uart("guest_uart"),
         )

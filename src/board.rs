@@ -33,6 +33,10 @@ pub struct Board {
     /// The UART that carries the guests' consoles; `None`: the debug UART
     /// (one serial cable).
     pub guest_uart: Option<UartChoice>,
+    /// The GIC's virtual IRQ/FIQ outputs reach no CPU (QEMU's `imx8mp-evk`): the
+    /// hypervisor raises a guest's virtual interrupts through HCR_EL2.VI/VF
+    /// (`virtual_irq_by_hcr` in the board file; `hv::vgic`).
+    pub virq_by_hcr: bool,
 }
 
 include!(concat!(env!("OUT_DIR"), "/boards.rs"));
@@ -44,6 +48,7 @@ pub const GENERIC: Board = Board {
     compatible: &[],
     debug_uart: Some(UartChoice::StdoutPath),
     guest_uart: None,
+    virq_by_hcr: false,
 };
 
 /// The board whose `compatible` matches the DTB's root `compatible` (the

@@ -122,6 +122,7 @@ fn a_missing_alias_falls_back_to_stdout_path() {
         compatible: &[],
         debug_uart: Some(UartChoice::Alias("serial7")),
         guest_uart: Some(UartChoice::Alias("serial9")),
+        virq_by_hcr: false,
     };
     let c = consoles(&board, &m);
     assert_eq!(c.debug.map(|u| u.base), Some(PhysAddr(0x900_0000)));

@@ -37,6 +37,12 @@ pub fn board_name() -> &'static str {
     BOARD.get().map_or("generic", |b| b.name)
 }
 
+/// Whether the board's GIC cannot raise virtual interrupts itself
+/// ([`crate::board::Board::virq_by_hcr`]).
+pub fn virq_by_hcr() -> bool {
+    BOARD.get().is_some_and(|b| b.virq_by_hcr)
+}
+
 /// Every guest's emulated PL011 (where its node goes, and its SPI), once the
 /// board's consoles are known.
 pub fn emulated_uart() -> Option<dt::EmulatedUart> {

@@ -67,6 +67,11 @@ struct Config {
     nr_lrs: usize,
     /// GICv3: active-priority registers per group (1, 2 or 4).
     nr_apr: usize,
+    /// GICv3: 8 minus the bits of group priority (ICH_VTR_EL2.PREbits + 1).
+    pri_shift: u32,
+    /// GICv3 whose virtual IRQ/FIQ outputs reach no CPU (the board's
+    /// `virq_by_hcr`): [`on_entry`] raises HCR_EL2.VI/VF itself.
+    virq_by_hcr: bool,
 }
 
 struct VmGic {
@@ -233,7 +238,13 @@ fn gich_write(off: usize, v: u32) {
 
 /// ICH_HCR_EL2 / GICH_HCR: En, plus UIE (underflow maintenance) when asked.
 fn write_hcr(v3: bool, underflow: bool) {
-    let hcr = 1 | ((underflow as u64) << 1);
+    write_hcr_np(v3, underflow, false);
+}
+
+/// [`write_hcr`], plus (GICv3) NPIE: a maintenance interrupt once no list
+/// register is pending (the guest acknowledged what HCR_EL2.VI signalled).
+fn write_hcr_np(v3: bool, underflow: bool, no_pending: bool) {
+    let hcr = 1 | ((underflow as u64) << 1) | ((no_pending as u64) << 3);
     if v3 {
         msr!("ich_hcr_el2", hcr);
     } else {
@@ -253,12 +264,13 @@ pub fn init(info: &MachineInfo) {
         _ => Version::V3,
     };
     let v3 = version == Version::V3;
-    let (nr_lrs, nr_apr) = if v3 {
+    let (nr_lrs, nr_apr, pri_shift) = if v3 {
         let vtr = mrs!("ich_vtr_el2");
         let pre = ((vtr >> 26) & 7) + 1;
         (
             (vtr & 0x1f) as usize + 1,
             1usize << (pre.saturating_sub(5).min(2)),
+            8u32.saturating_sub(pre as u32),
         )
     } else {
         let gich = g.hyp_interface.map_or(0, |r| r.start.0 as usize);
@@ -269,7 +281,7 @@ pub fn init(info: &MachineInfo) {
         // SAFETY: GICH_VTR of this CPU's virtual interface control frame (DTB,
         // identity-mapped device memory).
         let vtr = unsafe { core::ptr::read_volatile((gich + gich::VTR) as *const u32) };
-        ((vtr & 0x3f) as usize + 1, 1)
+        ((vtr & 0x3f) as usize + 1, 1, 3)
     };
     // The emulated PL011's SPI (`board::emulated_uart`: the guest console UART's).
     let uart_spi = super::boot::emulated_uart_intid();
@@ -298,6 +310,8 @@ pub fn init(info: &MachineInfo) {
         uart_spi,
         nr_lrs: nr_lrs.min(MAX_LRS),
         nr_apr,
+        pri_shift,
+        virq_by_hcr: v3 && super::boot::virq_by_hcr(),
     });
     let mut irqs = heapless::String::<64>::new();
     let _ = match cfg().and_then(|c| c.maintenance) {
@@ -308,6 +322,11 @@ pub fn init(info: &MachineInfo) {
         Some(i) => core::fmt::write(&mut irqs, format_args!(", console INTID {i}")),
         None => core::fmt::write(&mut irqs, format_args!(", console without interrupt")),
     };
+    if cfg().is_some_and(|c| c.virq_by_hcr) {
+        crate::println!(
+            "hv: vgic: the GIC raises no virtual interrupts on this board: HCR_EL2.VI/VF do"
+        );
+    }
     crate::println!(
         "hv: vgic: {} guests, {} list registers, timer INTIDs {} (virtual) {} (physical), {}",
         match version {
@@ -448,6 +467,9 @@ pub fn on_entry() {
     {
         return;
     }
+    // What went into the list registers, for HCR_EL2.VI/VF (`virq_by_hcr` only).
+    let mut lrs = [Lr::INVALID; MAX_LRS];
+    let written: &mut [Lr] = if c.virq_by_hcr { &mut lrs } else { &mut [] };
     let (flush, busy) = {
         let mut gic = g.gic.lock();
         // The PMU's line only for a VM with a PMU (no other VM can raise it).
@@ -474,6 +496,9 @@ pub fn on_entry() {
         // Straight into the list registers (the ones left unused are empty: the
         // last exit emptied them).
         let f = gic.flush_with(v.index, c.nr_lrs, |n, lr| {
+            if let Some(w) = written.get_mut(n) {
+                *w = lr;
+            }
             if v3 {
                 v3_write_lr(n, lr.to_v3());
             } else {
@@ -494,7 +519,11 @@ pub fn on_entry() {
         g.flushed[v.index].store(if empty { epoch } else { BUSY }, Ordering::Relaxed);
         (f, busy)
     };
-    write_hcr(v3, flush.overflow);
+    if c.virq_by_hcr {
+        drive_virtual_lines(c, &lrs[..flush.count], flush.overflow);
+    } else {
+        write_hcr(v3, flush.overflow);
+    }
     let on = TIMER_PPI_ON[me].load(Ordering::Relaxed);
     let want = all & !busy;
     if on != want {
@@ -504,6 +533,40 @@ pub fn on_entry() {
             }
         }
         TIMER_PPI_ON[me].store(want, Ordering::Relaxed);
+    }
+}
+
+/// HCR_EL2.VI and VF (bits 7 and 6).
+const HCR_VI: u64 = 1 << 7;
+const HCR_VF: u64 = 1 << 6;
+
+/// For a GICv3 whose virtual IRQ/FIQ outputs reach no CPU (QEMU's `imx8mp-evk`
+/// wires only the physical ones): raise HCR_EL2.VI/VF when the virtual CPU
+/// interface would signal one of the list registers `lrs` just written, and ask
+/// for a maintenance interrupt (NPIE) once none is pending, so the exit after the
+/// guest's acknowledge drops the line again. Pending entries that cannot be
+/// signalled yet (priority mask, running priority, group disabled) are looked at
+/// again on the next entry: the guest's WFI and its timer both exit.
+fn drive_virtual_lines(c: &Config, lrs: &[Lr], overflow: bool) {
+    let vmcr = mrs!("ich_vmcr_el2");
+    let mut active = (mrs!("ich_ap0r0_el2") | mrs!("ich_ap1r0_el2")) as u32 as u128;
+    if c.nr_apr > 1 {
+        active |= ((mrs!("ich_ap0r1_el2") | mrs!("ich_ap1r1_el2")) as u32 as u128) << 32;
+    }
+    if c.nr_apr > 2 {
+        active |= ((mrs!("ich_ap0r2_el2") | mrs!("ich_ap1r2_el2")) as u32 as u128) << 64;
+        active |= ((mrs!("ich_ap0r3_el2") | mrs!("ich_ap1r3_el2")) as u32 as u128) << 96;
+    }
+    let lines = crate::vgic::virt_lines(lrs, vmcr, active, c.pri_shift);
+    write_hcr_np(true, overflow, lines.irq || lines.fiq);
+    let hcr = mrs!("hcr_el2");
+    let want = (hcr & !(HCR_VI | HCR_VF))
+        | if lines.irq { HCR_VI } else { 0 }
+        | if lines.fiq { HCR_VF } else { 0 };
+    if want != hcr {
+        // SAFETY: only the loaded vCPU's virtual IRQ/FIQ lines change (the rest of
+        // HCR_EL2 is written back as read); the ERET into the guest synchronises it.
+        unsafe { asm!("msr hcr_el2, {}", in(reg) want, options(nomem, nostack)) };
     }
 }
 

@@ -123,3 +123,54 @@ impl Lr {
         }
     }
 }
+
+/// Which virtual exception lines the GICv3 virtual CPU interface would raise,
+/// worked out in software for a machine whose GIC virtual IRQ/FIQ outputs reach no
+/// CPU (QEMU's `imx8mp-evk`): the runtime then drives HCR_EL2.VI/VF from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VirtLines {
+    /// A virtual IRQ (HCR_EL2.VI).
+    pub irq: bool,
+    /// A virtual FIQ (HCR_EL2.VF).
+    pub fiq: bool,
+    /// Some list register holds a pending interrupt (signalled or not).
+    pub pending: bool,
+}
+
+/// The GICv3 pseudocode's CanSignalVirtualInterrupt over the list registers:
+/// the highest-priority pending entry of an enabled group is signalled if its
+/// priority is below the priority mask and its group priority above the running
+/// priority. `vmcr` is ICH_VMCR_EL2 (VENG0 [0], VENG1 [1], VFIQEn [3], VPMR
+/// [31:24]); `active_bits` the active-priority bits of both groups ORed
+/// (ICH_AP0Rn | ICH_AP1Rn, register n in bits 32n..), each bit one group
+/// priority of `8 - pri_shift` bits (`pri_shift` = 8 - ICH_VTR_EL2.PREbits - 1).
+/// Group 0 is a virtual FIQ when VFIQEn is set, else an IRQ. Group priorities are
+/// compared at the finest grouping (the smallest binary point).
+pub fn virt_lines(lrs: &[Lr], vmcr: u64, active_bits: u128, pri_shift: u32) -> VirtLines {
+    let pending = lrs.iter().filter(|l| l.state.pending());
+    let mut out = VirtLines {
+        pending: pending.clone().next().is_some(),
+        ..VirtLines::default()
+    };
+    let enabled = |g1: bool| vmcr & if g1 { 0b10 } else { 0b01 } != 0;
+    let Some(best) = pending
+        .filter(|l| enabled(l.group1))
+        .min_by_key(|l| l.priority)
+    else {
+        return out;
+    };
+    let pmr = (vmcr >> 24) as u8;
+    // The running priority: the lowest active group priority (none: idle).
+    let running = match active_bits {
+        0 => u32::MAX,
+        b => b.trailing_zeros(),
+    };
+    if best.priority < pmr && ((best.priority as u32) >> pri_shift) < running {
+        if !best.group1 && vmcr & (1 << 3) != 0 {
+            out.fiq = true;
+        } else {
+            out.irq = true;
+        }
+    }
+    out
+}

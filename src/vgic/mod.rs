@@ -50,7 +50,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use lr::{Lr, LrState};
+pub use lr::{virt_lines, Lr, LrState, VirtLines};
 pub use state::{StateError, STATE_VERSION};
 
 use alloc::vec::Vec;

@@ -967,3 +967,58 @@ fn a_reset_forgets_the_guests_state_but_keeps_the_hardware_links() {
     g.reset();
     assert_eq!(g.export(), v2(2).export());
 }
+
+/// QEMU's `imx8mp-evk` leaves the GIC's virtual IRQ output unconnected, so the
+/// runtime raises HCR_EL2.VI itself when the virtual CPU interface would: what
+/// Linux's first IPI (an SGI at priority 0xa0, PMR 0xf0, group 1 enabled) needs.
+#[test]
+fn virtual_lines_follow_the_cpu_interface_rules() {
+    use crate::vgic::{virt_lines, LrState, VirtLines};
+    let lr = |intid, state, priority, group1| Lr {
+        intid,
+        state,
+        priority,
+        group1,
+        ..Lr::INVALID
+    };
+    let sgi = lr(1, LrState::Pending, 0xa0, true);
+    let linux = 0xf000_0002; // VPMR 0xf0, VENG1
+    let irq = VirtLines {
+        irq: true,
+        fiq: false,
+        pending: true,
+    };
+    let quiet = VirtLines {
+        pending: true,
+        ..VirtLines::default()
+    };
+    // A53: 5 bits of preemption (32 group priorities, shift 3).
+    assert_eq!(virt_lines(&[sgi], linux, 0, 3), irq);
+    assert_eq!(virt_lines(&[Lr::INVALID, sgi], linux, 0, 3), irq);
+    // Nothing pending: no line (an active entry alone raises nothing).
+    assert_eq!(virt_lines(&[], linux, 0, 3), VirtLines::default());
+    let active = lr(27, LrState::Active, 0xa0, true);
+    assert_eq!(virt_lines(&[active], linux, 0, 3), VirtLines::default());
+    // Group 1 disabled, or masked by the PMR: pending but not signalled.
+    assert_eq!(virt_lines(&[sgi], 0xf000_0001, 0, 3), quiet);
+    assert_eq!(virt_lines(&[sgi], 0xa000_0002, 0, 3), quiet);
+    // An active interrupt of the same group priority (0xa0 >> 3 = 20) blocks it;
+    // a higher-priority one (0x80: 16) preempts it.
+    assert_eq!(virt_lines(&[sgi], linux, 1 << 20, 3), quiet);
+    let urgent = lr(2, LrState::Pending, 0x80, true);
+    assert_eq!(virt_lines(&[sgi, urgent], linux, 1 << 20, 3), irq);
+    // Active bits beyond the first register (6 and 7 bits of priority).
+    assert_eq!(virt_lines(&[sgi], linux, 1 << 40, 2), quiet);
+    assert_eq!(virt_lines(&[sgi], linux, 1 << 41, 2), irq);
+    // Group 0: a virtual FIQ with VFIQEn, else an IRQ.
+    let g0 = lr(3, LrState::Pending, 0x10, false);
+    let fiq = VirtLines {
+        fiq: true,
+        irq: false,
+        pending: true,
+    };
+    assert_eq!(virt_lines(&[g0], 0xf000_0009, 0, 3), fiq);
+    assert_eq!(virt_lines(&[g0], 0xf000_0001, 0, 3), irq);
+    // The best of the enabled group decides: group 0 disabled, group 1 signals.
+    assert_eq!(virt_lines(&[g0, sgi], linux, 0, 3), irq);
+}
