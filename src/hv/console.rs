@@ -46,6 +46,7 @@ impl Slot {
         self.base.store(base, Ordering::SeqCst);
     }
 
+    #[inline(always)]
     fn uart(&self) -> Option<Uart<DeviceMmio>> {
         let base = self.base.load(Ordering::Relaxed);
         if base == 0 {

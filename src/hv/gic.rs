@@ -289,6 +289,7 @@ pub fn set_forwarded(intid: u32) {
     }
 }
 
+#[inline(always)]
 fn is_forwarded(intid: u32) -> bool {
     FORWARDED
         .get(intid as usize / 32)

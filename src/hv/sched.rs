@@ -226,6 +226,7 @@ pub fn is_online(pcpu: usize) -> bool {
     CPUS[pcpu].online.load(Ordering::Acquire)
 }
 
+#[inline(always)]
 fn vcpu_at(me: usize, pos: usize) -> Option<(&'static Vm, &'static Vcpu)> {
     let v = *CPUS.get(me)?.list.get()?.get(pos)?;
     Some((vm::get(v.vm)?, v))
@@ -241,7 +242,7 @@ pub fn current_vcpu() -> Option<&'static Vcpu> {
 }
 
 /// The vCPU loaded on this CPU, if any, and its VM.
-#[inline]
+#[inline(always)]
 pub fn current() -> Option<(&'static Vm, &'static Vcpu)> {
     let v = current_vcpu()?;
     Some((vm::get(v.vm)?, v))

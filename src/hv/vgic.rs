@@ -109,6 +109,7 @@ fn cfg() -> Option<&'static Config> {
     CFG.get()
 }
 
+#[inline(always)]
 fn vgic_of(vm: &Vm) -> Option<&'static VmGic> {
     VGICS.get()?.get(vm.id)
 }

@@ -68,10 +68,12 @@ pub fn install(vms: Vec<Vm>) -> &'static [Vm] {
 }
 
 /// Every VM (empty before boot has built them).
+#[inline(always)]
 pub fn all() -> &'static [Vm] {
     VMS.get().map_or(&[], |v| v.as_slice())
 }
 
+#[inline(always)]
 pub fn get(id: usize) -> Option<&'static Vm> {
     all().get(id)
 }

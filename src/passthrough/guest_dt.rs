@@ -26,7 +26,6 @@
 //! `GUEST_PHANDLE_GIC`, the partial's own GIC stub) pointed at the guest's GIC.
 #![forbid(unsafe_code)]
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use fdt::node::FdtNode;
@@ -65,6 +64,45 @@ enum Mode {
     Shell,
     /// Name, phandle and cell counts, disabled.
     Stub,
+}
+
+/// Host node index -> how it is added, in index order: the subset of a
+/// `BTreeMap<usize, Mode>` this file uses, over a vector indexed by node (a
+/// `BTreeMap` of its own cost the Image about 4 KiB of code).
+struct Modes(Vec<Option<Mode>>);
+
+impl Modes {
+    fn new(nodes: usize) -> Self {
+        Self(alloc::vec![None; nodes])
+    }
+    /// `i` is an index into the same host tree; one outside it is ignored.
+    fn insert(&mut self, i: usize, mode: Mode) {
+        if let Some(m) = self.0.get_mut(i) {
+            *m = Some(mode);
+        }
+    }
+    fn get(&self, i: usize) -> Option<Mode> {
+        self.0.get(i).copied().flatten()
+    }
+    fn or_insert(&mut self, i: usize, mode: Mode) {
+        if let Some(m) = self.0.get_mut(i) {
+            m.get_or_insert(mode);
+        }
+    }
+    fn remove(&mut self, i: usize) {
+        if let Some(m) = self.0.get_mut(i) {
+            *m = None;
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (usize, Mode)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, (*m)?)))
+    }
+    fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.iter().map(|(i, _)| i)
+    }
 }
 
 fn werr(e: vm_fdt::Error) -> DtError {
@@ -113,7 +151,7 @@ pub fn add_devices(
     }
 
     // Host nodes to add, and how.
-    let mut modes: BTreeMap<usize, Mode> = BTreeMap::new();
+    let mut modes = Modes::new(tree.nodes.len());
     let mut queue: Vec<usize> = Vec::new();
     for d in add.devices.devices.iter().filter(|d| !d.from_partial) {
         if let Some(i) = d.node {
@@ -121,10 +159,10 @@ pub fn add_devices(
             queue.push(i);
         }
     }
-    let full = |modes: &BTreeMap<usize, Mode>, j: usize| {
+    let full = |modes: &Modes, j: usize| {
         modes
             .iter()
-            .any(|(&k, &m)| m == Mode::Full && tree.is_within(j, k))
+            .any(|(k, m)| m == Mode::Full && tree.is_within(j, k))
     };
     while let Some(i) = queue.pop() {
         for j in tree.subtree(i) {
@@ -139,7 +177,7 @@ pub fn add_devices(
                     ));
                     continue;
                 };
-                if full(&modes, t) || modes.get(&t) == Some(&Mode::Stub) {
+                if full(&modes, t) || modes.get(t) == Some(Mode::Stub) {
                     continue;
                 }
                 let n = &tree.nodes[t];
@@ -156,22 +194,22 @@ pub fn add_devices(
             }
         }
     }
-    let wanted: Vec<usize> = modes.keys().copied().collect();
+    let wanted: Vec<usize> = modes.keys().collect();
     for i in wanted {
         let mut p = tree.nodes[i].parent;
         while let Some(j) = p {
             if tree.nodes[j].depth == 0 {
                 break;
             }
-            modes.entry(j).or_insert(Mode::Shell);
+            modes.or_insert(j, Mode::Shell);
             p = tree.nodes[j].parent;
         }
     }
     // A node inside a Full one needs no entry of its own: it is copied with it.
-    let entries: Vec<usize> = modes.keys().copied().collect();
+    let entries: Vec<usize> = modes.keys().collect();
     for i in entries {
         if tree.nodes[i].parent.is_some_and(|p| full(&modes, p)) {
-            modes.remove(&i);
+            modes.remove(i);
         }
     }
 
@@ -228,7 +266,7 @@ fn join(parent: &str, name: &str) -> String {
 struct Ctx<'c, 'a> {
     tree: &'c HostTree<'a>,
     hfdt: &'c fdt::Fdt<'a>,
-    modes: &'c BTreeMap<usize, Mode>,
+    modes: &'c Modes,
     memory: &'c [Range<Ipa>],
     root_cells: (u32, u32),
 }
@@ -270,7 +308,7 @@ impl Ctx<'_, '_> {
         parent: usize,
         present: &[&str],
     ) -> Result<(), DtError> {
-        for (&i, &mode) in self.modes.iter() {
+        for (i, mode) in self.modes.iter() {
             if self.tree.nodes[i].parent != Some(parent) {
                 continue;
             }

@@ -108,6 +108,7 @@ const CPTR_TFP: u64 = 1 << 10;
 /// the loaded vCPU's FP/SIMD state is not in the registers (the lazy switch).
 /// Nothing at EL2 may touch FP/SIMD while it is set; the hypervisor is built
 /// soft-float, so only `FpState::save`/`restore` do, after clearing it.
+#[inline(always)]
 pub fn trap(on: bool) {
     use core::sync::atomic::Ordering::Relaxed;
     let Some(t) = TRAPPED.get(super::cpu_index()) else {
