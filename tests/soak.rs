@@ -470,15 +470,18 @@ fn linux_runs_on_through_200_pause_snapshot_and_gdb_cycles() {
             t_gdb.as_secs_f64()
         );
     }
-    let slot = q.debug.text();
-    let size = slot
+    let debug = q.debug.text();
+    let size = debug
         .lines()
         .rev()
-        .find_map(|l| l.strip_prefix("vm0: saved to slot 'soak' ("))
+        .find_map(|l| {
+            l.strip_prefix("vm0: saved to slot 'soak' (")?
+                .strip_suffix(')')
+        })
         .unwrap_or("?")
         .to_string();
     eprintln!(
-        "soak: {CYCLES} cycles and {} rollbacks in {:.0} s; a snapshot of the {VM_RAM} VM is ({size}",
+        "soak: {CYCLES} cycles and {} rollbacks in {:.0} s; a snapshot of the {VM_RAM} VM is {size}",
         rollbacks.len(),
         start.elapsed().as_secs_f64()
     );
