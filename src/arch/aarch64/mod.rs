@@ -2,6 +2,7 @@
 //! devices the hypervisor itself uses. Nothing here knows about VMs.
 
 pub mod cache;
+pub mod crc;
 pub mod fpsimd;
 pub mod mmio;
 pub mod mmu;
