@@ -301,7 +301,9 @@ fn linux_on_with(board: &str, more: &[&str]) -> (Qemu, Scratch) {
             .expect("HV_LINUX_GENERIC_KERNEL: run through cargo xtask test"),
     );
     let (_, initrd, _) = crate::common::linux();
-    let dir = Scratch::new(&format!("{board}-linux"));
+    // Its own directory per option set: the 1- and 4-vCPU tests of a board run
+    // side by side in one process.
+    let dir = Scratch::new(&format!("{board}-linux{}", more.concat().replace('-', "")));
     let b = bundle_with(
         &dir,
         &kernel,
