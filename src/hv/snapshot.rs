@@ -190,14 +190,16 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
 /// (after the magic); stops at the first error `sink` returns.
 fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
     let (header, cpus, gic) = prelude(vm);
-    let enc = Encoder::new(&header, &cpus, gic.as_deref());
+    let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
     sink(&snapshot::MAGIC)?;
     let mut buf = Vec::new();
     let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
-    for seq in 0..enc.frames() {
+    let mut seq = 0;
+    while enc.frames().is_none() {
         buf.clear();
         enc.frame(seq, &mut read, &mut buf);
         sink(&buf)?;
+        seq += 1;
     }
     Ok(())
 }
@@ -521,15 +523,12 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
     control::pause_vm(vm, frame).map_err(Error::Control)?;
     let result = (|| {
         let (header, cpus, gic) = prelude(vm);
-        let enc = Encoder::new(&header, &cpus, gic.as_deref());
+        let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
         let hz = crate::arch::timer::frequency().max(1);
-        crate::println!(
-            "HVSNAP-STREAM 2 frames={} pages={}",
-            enc.frames(),
-            enc.pages()
-        );
+        crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
-        let mut tx = Sender::new(enc.frames());
+        // How many RAM frames there are is known when the encoder gets to the end.
+        let mut tx = Sender::new(u64::from(u32::MAX));
         let mut msgs = MessageReader::new();
         let mut buf = Vec::new();
         let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
@@ -543,6 +542,7 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
             repeated: 0,
         };
         let mut progress = Progress::new(vm.id, "sent", enc.pages());
+        let mut sent = 0;
         while !tx.done() {
             while let Some(b) = super::console::debug_read() {
                 if let Some((kind, n)) = msgs.push(b) {
@@ -558,22 +558,27 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
             }
             if let Some(seq) = tx.next() {
                 buf.clear();
-                stats.data_pages += enc.frame(seq, &mut read, &mut buf);
+                let data = enc.frame(seq, &mut read, &mut buf);
+                if seq >= sent {
+                    // Counted once, however often the frame is sent.
+                    stats.data_pages += data;
+                    sent = seq + 1;
+                }
+                if let Some(total) = enc.frames() {
+                    tx.set_total(total);
+                }
                 super::console::debug_write_raw(&buf);
                 stats.bytes += buf.len() as u64;
-                let pages = ((tx.acked() as i64 - (1 + cpus.len() as i64 + gic.is_some() as i64))
-                    .max(0) as u64
-                    * snapshot::stream::PAGES_PER_FRAME)
-                    .min(enc.pages());
-                progress.tick(stats.bytes, pages);
+                progress.tick(stats.bytes, enc.pages_reached());
                 continue;
             }
             let now = crate::arch::timer::now();
             if now - moved > GIVE_UP_S * hz {
                 return Err(Error::Transfer(alloc::format!(
-                    "no acknowledgement from the host for {GIVE_UP_S} s after {} of {} frames: the connection dropped",
+                    "no acknowledgement from the host for {GIVE_UP_S} s after {} frames ({} of {} pages sent): the connection dropped",
                     tx.acked(),
-                    enc.frames()
+                    enc.pages_reached(),
+                    enc.pages()
                 )));
             }
             if now - heard > RESEND_S * hz {
@@ -659,7 +664,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 v.extend_from_slice(g);
                 gic = Some(v);
             }
-            Item::Pages { .. } | Item::End => {
+            Item::Pages { .. } | Item::Run { .. } | Item::End => {
                 if files.is_none() {
                     // Everything before RAM is here: check it all, then pause.
                     let header = *dec.header().unwrap_or(&Header {

@@ -109,6 +109,14 @@ impl Sender {
         }
     }
 
+    /// The number of frames, once the sender knows it (its encoder reached the
+    /// end frame); until then `new` was given an upper bound.
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+        self.next = self.next.min(total);
+        self.acked = self.acked.min(total);
+    }
+
     /// Frames the receiver has.
     pub fn acked(&self) -> u64 {
         self.acked

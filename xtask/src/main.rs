@@ -164,11 +164,11 @@ enum SnapshotCmd {
         /// meanwhile, and keep their own state).
         #[arg(long)]
         force: bool,
-        /// Move it as binary frames (acknowledged, per-frame CRC). Not yet the
-        /// default: over QEMU's PL011 the hypervisor receives ~25 KiB/s, and the
-        /// zero-page frames of a large VM make that slower than hex for now.
+        /// Move it as checksummed hex text (the fallback for a line that cannot
+        /// carry binary; slower, and the snapshot must fit the hypervisor's heap).
+        /// The default is binary frames (acknowledged, per-frame CRC-32).
         #[arg(long)]
-        binary: bool,
+        hex: bool,
         file: PathBuf,
     },
     /// Print a snapshot file: header, every register by name, RAM pages.
@@ -395,9 +395,9 @@ fn main() -> ExitCode {
                 console,
                 vm,
                 force,
-                binary,
+                hex,
                 file,
-            } => snapshot::restore(&console.target(), vm, &file, force, !binary),
+            } => snapshot::restore(&console.target(), vm, &file, force, hex),
             SnapshotCmd::Show { file } => snapshot::show(&file),
             SnapshotCmd::Diff { a, b } => snapshot::diff(&a, &b),
         },

@@ -322,10 +322,13 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
                 let (at, f) = f.map_err(|e| {
                     format!("{}: {}", file.display(), snapshot::SnapshotError::from(e))
                 })?;
-                let pages = if f.kind == frame::KIND_PAGES {
-                    f.payload.get(8).copied().unwrap_or(0) as u64
-                } else {
-                    0
+                let pages = match f.kind {
+                    frame::KIND_PAGES => f.payload.get(8).copied().unwrap_or(0) as u64,
+                    frame::KIND_RUN => f
+                        .payload
+                        .get(8..12)
+                        .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64),
+                    _ => 0,
                 };
                 Ok((at, at + frame::HEADER_LEN + f.payload.len() + 4, pages))
             })
