@@ -12,6 +12,7 @@ mod latency;
 mod load;
 mod passthrough;
 mod reboot;
+mod snapshot_drop;
 mod soak;
 mod timers_pmu_mte;
 
