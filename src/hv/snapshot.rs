@@ -299,9 +299,22 @@ fn write_page(vm: &Vm, ipa: u64, page: Option<&[u8]>) {
         // SAFETY: the page is this VM's RAM, identity-mapped at EL2, and the VM is
         // paused.
         let dst = unsafe { core::slice::from_raw_parts_mut(pa.0 as *mut u8, PAGE) };
+        // A page that already holds these bytes (most of a fresh VM's zero pages,
+        // a kernel's text restored into a boot of the same kernel) is left alone:
+        // reading it is cheaper than writing it and cleaning it to memory.
         match page {
-            Some(p) if p.len() == PAGE => dst.copy_from_slice(p),
-            _ => dst.fill(0),
+            Some(p) if p.len() == PAGE => {
+                if dst[..] == *p {
+                    return;
+                }
+                dst.copy_from_slice(p)
+            }
+            _ => {
+                if <&[u8; PAGE]>::try_from(&dst[..]).is_ok_and(snapshot::stream::is_zero) {
+                    return;
+                }
+                dst.fill(0)
+            }
         }
         cache::clean_inval_dcache(pa.0 as usize, PAGE);
     }
@@ -568,6 +581,9 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
                     tx.set_total(total);
                 }
                 super::console::debug_write_raw(&buf);
+                // The line is slow (the write returns once the frame is out): the
+                // host's silence is counted from the end of the last frame.
+                heard = crate::arch::timer::now();
                 stats.bytes += buf.len() as u64;
                 progress.tick(stats.bytes, enc.pages_reached());
                 continue;

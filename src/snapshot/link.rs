@@ -117,6 +117,12 @@ impl Sender {
         self.acked = self.acked.min(total);
     }
 
+    /// The number of the next frame [`Sender::next`] gives (frames below it and
+    /// from [`Sender::acked`] on are in flight).
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
     /// Frames the receiver has.
     pub fn acked(&self) -> u64 {
         self.acked

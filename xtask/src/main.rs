@@ -12,6 +12,7 @@ mod bench;
 mod bench_disk;
 mod bench_gdb;
 mod bench_latency;
+mod bench_snapshot;
 mod board;
 mod budget;
 mod build;
@@ -83,6 +84,9 @@ enum Cmd {
         /// Only the GDB row (the debug line against QEMU's gdbstub).
         #[arg(long)]
         gdb_only: bool,
+        /// Only the snapshot rows (save and restore, binary against hex).
+        #[arg(long)]
+        snapshot_only: bool,
         /// A row (by a word of its name, e.g. `image`) whose budget is known to be
         /// missed: reported as such without failing the run. Every other row is
         /// still enforced. Repeatable.
@@ -381,8 +385,9 @@ fn main() -> ExitCode {
         } => fuzz_guest::fuzz_guest(seed, seconds, trace_from, gic),
         Cmd::Bench {
             gdb_only,
+            snapshot_only,
             known_over,
-        } => bench::bench(gdb_only, &known_over),
+        } => bench::bench(gdb_only, snapshot_only, &known_over),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save {
                 console,
