@@ -13,6 +13,7 @@ mod load;
 mod passthrough;
 mod reboot;
 mod snapshot_drop;
+mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;
 
