@@ -712,6 +712,13 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
             break;
         }
     }
+    // Frames the host sent again before it heard the last acknowledgement are
+    // still on the line: swallow them (until the line is quiet for half a
+    // second, 5 s at most), or the console would take them for typing.
+    let quiet_from = crate::arch::timer::now();
+    while crate::arch::timer::now() - quiet_from < 5 * hz
+        && super::console::debug_read_wait(hz / 2).is_some()
+    {}
     // Everything arrived and was checked: the registers and the vGIC go in.
     let files = files.unwrap_or_default();
     if let Some(g) = &gic {
