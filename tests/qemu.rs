@@ -12,6 +12,8 @@ mod latency;
 mod load;
 mod passthrough;
 mod reboot;
+mod snapshot_drop;
+mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;
 

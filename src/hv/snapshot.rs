@@ -190,14 +190,16 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
 /// (after the magic); stops at the first error `sink` returns.
 fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
     let (header, cpus, gic) = prelude(vm);
-    let enc = Encoder::new(&header, &cpus, gic.as_deref());
+    let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
     sink(&snapshot::MAGIC)?;
     let mut buf = Vec::new();
     let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
-    for seq in 0..enc.frames() {
+    let mut seq = 0;
+    while enc.frames().is_none() {
         buf.clear();
         enc.frame(seq, &mut read, &mut buf);
         sink(&buf)?;
+        seq += 1;
     }
     Ok(())
 }
@@ -297,9 +299,22 @@ fn write_page(vm: &Vm, ipa: u64, page: Option<&[u8]>) {
         // SAFETY: the page is this VM's RAM, identity-mapped at EL2, and the VM is
         // paused.
         let dst = unsafe { core::slice::from_raw_parts_mut(pa.0 as *mut u8, PAGE) };
+        // A page that already holds these bytes (most of a fresh VM's zero pages,
+        // a kernel's text restored into a boot of the same kernel) is left alone:
+        // reading it is cheaper than writing it and cleaning it to memory.
         match page {
-            Some(p) if p.len() == PAGE => dst.copy_from_slice(p),
-            _ => dst.fill(0),
+            Some(p) if p.len() == PAGE => {
+                if dst[..] == *p {
+                    return;
+                }
+                dst.copy_from_slice(p)
+            }
+            _ => {
+                if <&[u8; PAGE]>::try_from(&dst[..]).is_ok_and(snapshot::stream::is_zero) {
+                    return;
+                }
+                dst.fill(0)
+            }
         }
         cache::clean_inval_dcache(pa.0 as usize, PAGE);
     }
@@ -521,15 +536,12 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
     control::pause_vm(vm, frame).map_err(Error::Control)?;
     let result = (|| {
         let (header, cpus, gic) = prelude(vm);
-        let enc = Encoder::new(&header, &cpus, gic.as_deref());
+        let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
         let hz = crate::arch::timer::frequency().max(1);
-        crate::println!(
-            "HVSNAP-STREAM 2 frames={} pages={}",
-            enc.frames(),
-            enc.pages()
-        );
+        crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
-        let mut tx = Sender::new(enc.frames());
+        // How many RAM frames there are is known when the encoder gets to the end.
+        let mut tx = Sender::new(u64::from(u32::MAX));
         let mut msgs = MessageReader::new();
         let mut buf = Vec::new();
         let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
@@ -543,6 +555,7 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
             repeated: 0,
         };
         let mut progress = Progress::new(vm.id, "sent", enc.pages());
+        let mut sent = 0;
         while !tx.done() {
             while let Some(b) = super::console::debug_read() {
                 if let Some((kind, n)) = msgs.push(b) {
@@ -558,22 +571,30 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
             }
             if let Some(seq) = tx.next() {
                 buf.clear();
-                stats.data_pages += enc.frame(seq, &mut read, &mut buf);
+                let data = enc.frame(seq, &mut read, &mut buf);
+                if seq >= sent {
+                    // Counted once, however often the frame is sent.
+                    stats.data_pages += data;
+                    sent = seq + 1;
+                }
+                if let Some(total) = enc.frames() {
+                    tx.set_total(total);
+                }
                 super::console::debug_write_raw(&buf);
+                // The line is slow (the write returns once the frame is out): the
+                // host's silence is counted from the end of the last frame.
+                heard = crate::arch::timer::now();
                 stats.bytes += buf.len() as u64;
-                let pages = ((tx.acked() as i64 - (1 + cpus.len() as i64 + gic.is_some() as i64))
-                    .max(0) as u64
-                    * snapshot::stream::PAGES_PER_FRAME)
-                    .min(enc.pages());
-                progress.tick(stats.bytes, pages);
+                progress.tick(stats.bytes, enc.pages_reached());
                 continue;
             }
             let now = crate::arch::timer::now();
             if now - moved > GIVE_UP_S * hz {
                 return Err(Error::Transfer(alloc::format!(
-                    "no acknowledgement from the host for {GIVE_UP_S} s after {} of {} frames: the connection dropped",
+                    "no acknowledgement from the host for {GIVE_UP_S} s after {} frames ({} of {} pages sent): the connection dropped",
                     tx.acked(),
-                    enc.frames()
+                    enc.pages_reached(),
+                    enc.pages()
                 )));
             }
             if now - heard > RESEND_S * hz {
@@ -659,7 +680,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 v.extend_from_slice(g);
                 gic = Some(v);
             }
-            Item::Pages { .. } | Item::End => {
+            Item::Pages { .. } | Item::Run { .. } | Item::End => {
                 if files.is_none() {
                     // Everything before RAM is here: check it all, then pause.
                     let header = *dec.header().unwrap_or(&Header {
@@ -691,6 +712,13 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
             break;
         }
     }
+    // Frames the host sent again before it heard the last acknowledgement are
+    // still on the line: swallow them (until the line is quiet for half a
+    // second, 5 s at most), or the console would take them for typing.
+    let quiet_from = crate::arch::timer::now();
+    while crate::arch::timer::now() - quiet_from < 5 * hz
+        && super::console::debug_read_wait(hz / 2).is_some()
+    {}
     // Everything arrived and was checked: the registers and the vGIC go in.
     let files = files.unwrap_or_default();
     if let Some(g) = &gic {

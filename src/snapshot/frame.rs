@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! sync     2 bytes  0xf5 0x5f
-//! kind     u8       'H' header, 'C' vCPU, 'G' GIC, 'P' RAM pages, 'E' end
+//! kind     u8       'H' header, 'C' vCPU, 'G' GIC, 'P' RAM pages, 'R' RAM run, 'E' end
 //! seq      u32      the frame's number: 0, 1, 2, ...
 //! len      u32      payload bytes (at most MAX_PAYLOAD)
 //! hcrc     u32      CRC-32 of the 11 bytes before it
@@ -30,6 +30,8 @@ pub const KIND_HEAD: u8 = b'H';
 pub const KIND_VCPU: u8 = b'C';
 pub const KIND_GIC: u8 = b'G';
 pub const KIND_PAGES: u8 = b'P';
+/// A run of RAM pages all of one byte (zero pages, mostly).
+pub const KIND_RUN: u8 = b'R';
 pub const KIND_END: u8 = b'E';
 
 /// One frame, checked.
@@ -47,6 +49,7 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_VCPU => "vCPU",
         KIND_GIC => "GIC",
         KIND_PAGES => "RAM",
+        KIND_RUN => "RAM run",
         KIND_END => "end",
         _ => "unknown",
     }

@@ -109,6 +109,20 @@ impl Sender {
         }
     }
 
+    /// The number of frames, once the sender knows it (its encoder reached the
+    /// end frame); until then `new` was given an upper bound.
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+        self.next = self.next.min(total);
+        self.acked = self.acked.min(total);
+    }
+
+    /// The number of the next frame [`Sender::next`] gives (frames below it and
+    /// from [`Sender::acked`] on are in flight).
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
     /// Frames the receiver has.
     pub fn acked(&self) -> u64 {
         self.acked

@@ -11,12 +11,12 @@ use super::*;
 fn transfer(mut damage: impl FnMut(u64, &mut Vec<u8>)) -> Result<(Vec<u8>, u64), SnapshotError> {
     let (h, cpus, ram) = sample();
     let gic = b"gic-state".to_vec();
-    let enc = Encoder::new(&h, &cpus, Some(&gic));
+    let mut enc = Encoder::new(&h, &cpus, Some(&gic));
     let mut read = |ipa: u64, page: &mut [u8; PAGE]| {
         let off = (ipa - RAM_IPA) as usize;
         page.copy_from_slice(&ram[off..off + PAGE]);
     };
-    let mut tx = Sender::new(enc.frames());
+    let mut tx = Sender::new(u32::MAX as u64);
     let mut rx = Receiver::new();
     let mut dec = Decoder::new();
     let mut acks = MessageReader::new();
@@ -30,6 +30,9 @@ fn transfer(mut damage: impl FnMut(u64, &mut Vec<u8>)) -> Result<(Vec<u8>, u64),
         while let Some(seq) = tx.next() {
             let mut buf = b"noise\r\n".to_vec();
             enc.frame(seq, &mut read, &mut buf);
+            if let Some(total) = enc.frames() {
+                tx.set_total(total);
+            }
             damage(sent, &mut buf);
             sent += 1;
             for b in buf {

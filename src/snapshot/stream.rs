@@ -6,9 +6,14 @@
 //!   H       the header (the v1 HEAD payload, version 2)
 //!   C ...   one per vCPU, in index order (the v1 VCPU payload)
 //!   G       the vGIC state (optional)
-//!   P ...   RAM, 16 pages per frame, in order: first page u64 | count u8 | map u16 | data
+//!   P | R   RAM in order, each frame from where the one before ended:
+//!     P     up to 16 pages: first page u64 | count u8 | map u16 | data of the set bits
+//!     R     a run of pages all of one byte: first page u64 | count u32 | byte u8
 //!   E       pages u64 | frames u32
 //! ```
+//!
+//! A run frame makes the zero (or 0xff, ...) RAM of a big VM nearly free: a 1 GiB
+//! VM that is mostly zero is a few hundred frames, not 16384.
 //!
 //! Frame `n` is a pure function of the paused VM ([`Encoder::frame`]), so a sender
 //! that must repeat a frame (a damaged one on the line) encodes it again from guest
@@ -17,7 +22,7 @@
 #![forbid(unsafe_code)]
 
 use super::fields::{read_cpu, read_head, write_cpu, write_head};
-use super::frame::{self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_VCPU};
+use super::frame::{self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_RUN, KIND_VCPU};
 use super::wire::{Reader, Writer};
 use super::{CpuState, Header, Parsed, Ram, SnapshotError, MAGIC, PAGE};
 use alloc::vec::Vec;
@@ -33,6 +38,29 @@ pub struct Encoder<'a> {
     pub header: Header,
     pub cpus: &'a [CpuState],
     pub gic: Option<&'a [u8]>,
+    /// Where recent RAM frames start, (frame number, page), at `seq % STARTS`: a
+    /// frame repeated within the transfer window is found without a walk.
+    starts: [(u64, u64); STARTS],
+    /// The number of frames, once the end frame has been encoded.
+    total: Option<u64>,
+    /// The pages covered by the frames encoded so far.
+    reached: u64,
+    scratch: Vec<u8>,
+}
+
+/// Frame starts remembered (more than the transfer's window of 8).
+const STARTS: usize = 32;
+/// The most pages one run frame covers (64 MiB): a receiver writes them all before
+/// it acknowledges the frame, so a frame's work stays short of the sender's timeout.
+pub const MAX_RUN: u64 = 16384;
+
+/// A page whose 4096 bytes are all the same: that byte.
+pub fn uniform(page: &[u8; PAGE]) -> Option<u8> {
+    let b = page[0];
+    let pattern = u64::from_ne_bytes([b; 8]);
+    page.chunks_exact(8)
+        .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == pattern)
+        .then_some(b)
 }
 
 impl<'a> Encoder<'a> {
@@ -41,6 +69,10 @@ impl<'a> Encoder<'a> {
             header: *header,
             cpus,
             gic,
+            starts: [(u64::MAX, 0); STARTS],
+            total: None,
+            reached: 0,
+            scratch: alloc::vec![0; PAGE],
         }
     }
 
@@ -54,15 +86,114 @@ impl<'a> Encoder<'a> {
         1 + self.cpus.len() as u64 + self.gic.is_some() as u64
     }
 
-    /// Frames in the snapshot, the end frame included.
-    pub fn frames(&self) -> u64 {
-        self.first_ram_frame() + self.pages().div_ceil(PAGES_PER_FRAME) + 1
+    /// Frames in the snapshot, the end frame included: known once the end frame
+    /// has been encoded (how many RAM frames there are depends on the RAM).
+    pub fn frames(&self) -> Option<u64> {
+        self.total
     }
 
-    /// Appends frame `seq` to `out`; returns how many data (non-zero) pages it
-    /// carries. `read_page(ipa, buf)` fills `buf` with the guest page at `ipa`.
+    /// RAM pages covered by the frames encoded so far.
+    pub fn pages_reached(&self) -> u64 {
+        self.reached
+    }
+
+    /// The page RAM frame `seq` starts at (`pages()` for the end frame), walking
+    /// from the nearest frame before it whose start is known; `None` past the end.
+    fn start_of(
+        &mut self,
+        seq: u64,
+        read_page: &mut impl FnMut(u64, &mut [u8; PAGE]),
+    ) -> Option<u64> {
+        let ram = self.first_ram_frame();
+        let (mut s, mut page) = self
+            .starts
+            .iter()
+            .copied()
+            .filter(|&(s, _)| s != u64::MAX && s <= seq)
+            .max()
+            .unwrap_or((ram, 0));
+        while s < seq {
+            if page >= self.pages() {
+                return None;
+            }
+            page += self.ram_frame(page, read_page, None).0;
+            s += 1;
+            self.starts[s as usize % STARTS] = (s, page);
+        }
+        Some(page)
+    }
+
+    /// The RAM frame that starts at page `first`: a run of pages all of one byte
+    /// (`R`), or up to 16 pages of which the zero ones carry no data (`P`), ending
+    /// before a page of another single byte. Appends it to `out` if given; returns
+    /// (pages covered, data pages).
+    fn ram_frame(
+        &mut self,
+        first: u64,
+        read_page: &mut impl FnMut(u64, &mut [u8; PAGE]),
+        out: Option<(&mut Vec<u8>, u32)>,
+    ) -> (u64, u64) {
+        let pages = self.pages();
+        let ipa = self.header.ram_ipa;
+        let at = |p: u64| ipa + p * PAGE as u64;
+        let page: &mut [u8; PAGE] = (&mut self.scratch[..]).try_into().unwrap();
+        read_page(at(first), page);
+        if let Some(byte) = uniform(page) {
+            let mut count = 1;
+            while count < MAX_RUN && first + count < pages {
+                read_page(at(first + count), page);
+                if uniform(page) != Some(byte) {
+                    break;
+                }
+                count += 1;
+            }
+            if let Some((out, seq)) = out {
+                let f = frame::begin(out, KIND_RUN, seq);
+                out.extend_from_slice(&first.to_le_bytes());
+                out.extend_from_slice(&(count as u32).to_le_bytes());
+                out.push(byte);
+                frame::finish(out, f);
+            }
+            return (count, 0);
+        }
+        let mut out = out.map(|(out, seq)| {
+            let f = frame::begin(out, KIND_PAGES, seq);
+            out.extend_from_slice(&first.to_le_bytes());
+            out.extend_from_slice(&[0; 3]);
+            out.extend_from_slice(page);
+            (out, f)
+        });
+        let (mut count, mut data, mut map) = (1, 1, 1u16);
+        while count < PAGES_PER_FRAME && first + count < pages {
+            read_page(at(first + count), page);
+            match uniform(page) {
+                Some(0) => {}
+                Some(_) => break,
+                None => {
+                    map |= 1 << count;
+                    data += 1;
+                    if let Some((out, _)) = &mut out {
+                        out.extend_from_slice(page);
+                    }
+                }
+            }
+            count += 1;
+        }
+        if let Some((out, f)) = out {
+            let head = f + frame::HEADER_LEN + 8;
+            out[head] = count as u8;
+            out[head + 1..head + 3].copy_from_slice(&map.to_le_bytes());
+            frame::finish(out, f);
+        }
+        (count, data)
+    }
+
+    /// Appends frame `seq` to `out`; returns how many data pages it carries.
+    /// `read_page(ipa, buf)` fills `buf` with the guest page at `ipa`. Frame `seq`
+    /// is the same bytes whenever it is asked for (the VM is paused), so a frame
+    /// to repeat is encoded again. Past the end frame, nothing is appended.
     pub fn frame(
-        &self,
+        &mut self,
         seq: u64,
         read_page: &mut impl FnMut(u64, &mut [u8; PAGE]),
         out: &mut Vec<u8>,
@@ -84,34 +215,19 @@ impl<'a> Encoder<'a> {
             frame::finish(&mut w.buf, at);
         } else if seq < ram {
             frame::write(&mut w.buf, KIND_GIC, n, self.gic.unwrap_or(&[]));
-        } else if seq < self.frames() - 1 {
-            let first = (seq - ram) * PAGES_PER_FRAME;
-            let count = PAGES_PER_FRAME.min(self.pages() - first);
-            let at = frame::begin(&mut w.buf, KIND_PAGES, n);
-            w.u64(first);
-            w.u8(count as u8);
-            let map_at = w.buf.len();
-            w.bytes(&[0, 0]);
-            let mut map = 0u16;
-            for i in 0..count {
-                let start = w.buf.len();
-                w.buf.resize(start + PAGE, 0);
-                let page: &mut [u8; PAGE] = (&mut w.buf[start..]).try_into().unwrap();
-                read_page(self.header.ram_ipa + (first + i) * PAGE as u64, page);
-                if is_zero(page) {
-                    w.buf.truncate(start);
-                } else {
-                    map |= 1 << i;
-                    data += 1;
-                }
+        } else if let Some(first) = self.start_of(seq, read_page) {
+            if first < self.pages() {
+                let (count, d) = self.ram_frame(first, read_page, Some((&mut w.buf, n)));
+                data = d;
+                self.reached = self.reached.max(first + count);
+                self.starts[(seq + 1) as usize % STARTS] = (seq + 1, first + count);
+            } else {
+                let at = frame::begin(&mut w.buf, KIND_END, n);
+                w.u64(self.pages());
+                w.u32(seq as u32 + 1);
+                frame::finish(&mut w.buf, at);
+                self.total = Some(seq + 1);
             }
-            w.buf[map_at..map_at + 2].copy_from_slice(&map.to_le_bytes());
-            frame::finish(&mut w.buf, at);
-        } else {
-            let at = frame::begin(&mut w.buf, KIND_END, n);
-            w.u64(self.pages());
-            w.u32(self.frames() as u32);
-            frame::finish(&mut w.buf, at);
         }
         *out = w.buf;
         data
@@ -121,8 +237,7 @@ impl<'a> Encoder<'a> {
 /// Whether a page is all zeros (compared 8 bytes at a time: most of a big VM's
 /// RAM is zero pages, and each is read once per save).
 pub fn is_zero(page: &[u8; PAGE]) -> bool {
-    page.chunks_exact(8)
-        .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == 0)
+    uniform(page) == Some(0)
 }
 
 /// Encodes a whole snapshot into `out` (the magic, then every frame).
@@ -135,9 +250,11 @@ pub fn encode(
 ) {
     out.clear();
     out.extend_from_slice(&MAGIC);
-    let e = Encoder::new(header, cpus, gic);
-    for seq in 0..e.frames() {
+    let mut e = Encoder::new(header, cpus, gic);
+    let mut seq = 0;
+    while e.frames().is_none() {
         e.frame(seq, &mut read_page, out);
+        seq += 1;
     }
 }
 
@@ -155,12 +272,24 @@ pub enum Item<'f> {
         map: u16,
         data: &'f [u8],
     },
+    /// `count` RAM pages from `ipa`, every byte of them `byte`.
+    Run {
+        ipa: u64,
+        count: u32,
+        byte: u8,
+    },
     End,
 }
 
 impl Item<'_> {
     /// Calls `write(ipa, page)` for each page of a `Pages` item (`None`: zeros).
     pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
+        if let Item::Run { ipa, count, byte } = *self {
+            let fill = (byte != 0).then(|| alloc::vec![byte; PAGE]);
+            for i in 0..count as u64 {
+                write(ipa + i * PAGE as u64, fill.as_deref());
+            }
+        }
         if let Item::Pages {
             ipa,
             count,
@@ -298,6 +427,26 @@ impl Decoder {
                     data: r.take(data)?,
                 }
             }
+            (KIND_RUN, Some(h)) if self.cpus == h.vcpus => {
+                let first = r.u64()?;
+                let count = r.u32()? as u64;
+                let byte = r.u8()?;
+                let total = h.ram_size / PAGE as u64;
+                if first != self.page {
+                    return Err(SnapshotError::Malformed("run frame's first page", first));
+                }
+                if count == 0 || count > MAX_RUN || count > total - first {
+                    return Err(SnapshotError::Malformed("run frame's page count", count));
+                }
+                if r.remaining() != 0 {
+                    return Err(SnapshotError::TrailingBytes { at: r.pos() });
+                }
+                Item::Run {
+                    ipa: h.ram_ipa + first * PAGE as u64,
+                    count: count as u32,
+                    byte,
+                }
+            }
             (KIND_END, Some(h)) if self.cpus == h.vcpus => {
                 let pages = r.u64()?;
                 let frames = r.u32()?;
@@ -320,6 +469,7 @@ impl Decoder {
                 self.page += *count as u64;
                 self.data_pages += map.count_ones() as u64;
             }
+            Item::Run { count, .. } => self.page += *count as u64,
             Item::End => self.ended = true,
         }
         self.next += 1;
@@ -341,7 +491,7 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
             Item::Head(h) => header = Some(h),
             Item::Cpu(c) => cpus.push(c),
             Item::Gic(g) => gic = Some(g),
-            Item::Pages { .. } | Item::End => {
+            Item::Pages { .. } | Item::Run { .. } | Item::End => {
                 ram_at.get_or_insert(at);
             }
         }
@@ -361,20 +511,32 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
 pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Option<&[u8]>)) {
     // Already checked by `decode`: only the RAM frames' layout is read again.
     for (_, f) in frame::split(frames, 0).flatten() {
-        if f.kind != KIND_PAGES {
-            continue;
-        }
         let mut r = Reader::new(f.payload);
-        let (Ok(first), Ok(count), Ok(m0), Ok(m1)) = (r.u64(), r.u8(), r.u8(), r.u8()) else {
-            continue;
+        let item = match f.kind {
+            KIND_PAGES => {
+                let (Ok(first), Ok(count), Ok(m0), Ok(m1)) = (r.u64(), r.u8(), r.u8(), r.u8())
+                else {
+                    continue;
+                };
+                Item::Pages {
+                    ipa: ram_ipa + first * PAGE as u64,
+                    count: count as u32,
+                    map: u16::from_le_bytes([m0, m1]),
+                    data: r.take(r.remaining()).unwrap_or(&[]),
+                }
+            }
+            KIND_RUN => {
+                let (Ok(first), Ok(count), Ok(byte)) = (r.u64(), r.u32(), r.u8()) else {
+                    continue;
+                };
+                Item::Run {
+                    ipa: ram_ipa + first * PAGE as u64,
+                    count,
+                    byte,
+                }
+            }
+            _ => continue,
         };
-        let data = r.take(r.remaining()).unwrap_or(&[]);
-        Item::Pages {
-            ipa: ram_ipa + first * PAGE as u64,
-            count: count as u32,
-            map: u16::from_le_bytes([m0, m1]),
-            data,
-        }
-        .for_each_page(&mut write);
+        item.for_each_page(&mut write);
     }
 }

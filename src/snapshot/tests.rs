@@ -507,3 +507,274 @@ fn a_single_non_zero_byte_anywhere_makes_a_page_non_zero() {
     }
     assert!(crate::snapshot::stream::is_zero(&page));
 }
+
+/// A big VM's RAM, read page by page without holding it: zero but for a few data
+/// pages and a run of 0xff pages.
+fn sparse_page(ipa: u64, page: &mut [u8; PAGE]) {
+    let n = (ipa - RAM_IPA) / PAGE as u64;
+    page.fill(0);
+    match n {
+        // A kernel-like block of data pages, one zero page inside it.
+        100..=139 if n != 120 => page[..8].copy_from_slice(&n.to_le_bytes()),
+        // 0xff pages (a run frame of another byte).
+        5000..=5999 => page.fill(0xff),
+        // A lone data page far up, and one right at the end.
+        200_000 => page[PAGE - 1] = 1,
+        _ if n == (1 << 30) / PAGE as u64 - 1 => page[0] = 9,
+        _ => {}
+    }
+}
+
+fn sparse_header(ram_size: u64) -> Header {
+    let (mut h, _, _) = sample();
+    h.ram_size = ram_size;
+    h
+}
+
+#[test]
+fn a_mostly_zero_vm_of_1_gib_is_a_few_frames_and_round_trips() {
+    let h = sparse_header(1 << 30);
+    let (_, cpus, _) = sample();
+    let mut bytes = Vec::new();
+    encode(&h, &cpus, None, sparse_page, &mut bytes);
+    let frames = frame::split(&bytes[MAGIC.len()..], MAGIC.len()).count();
+    // 42 data pages: 3 RAM frames of them (16, 16 and 8 pages) and a lone one at
+    // 200000 and at the end; runs between them of at most 16384 pages each: about
+    // 16 run frames, where one frame per 16 pages was 16384 frames (610 KB).
+    assert!(frames < 40, "{frames} frames");
+    let data = 42 * PAGE;
+    assert!(
+        bytes.len() < data + 8 * 1024,
+        "{} bytes for {data} bytes of data",
+        bytes.len()
+    );
+    let p = decode(&bytes).unwrap();
+    let (mut seen, mut data_pages) = (0u64, 0);
+    let mut want = [0u8; PAGE];
+    p.for_each_page(|ipa, page| {
+        let n = (ipa - RAM_IPA) / PAGE as u64;
+        assert_eq!(n, seen, "pages out of order");
+        seen += 1;
+        // Zero pages are None: only the others are compared.
+        if let Some(d) = page {
+            sparse_page(ipa, &mut want);
+            assert_eq!(d, &want[..], "page {n}");
+            data_pages += 1;
+        } else {
+            assert!(
+                !(100..140).contains(&n) || n == 120,
+                "page {n} came as zeros"
+            );
+            assert!(!(5000..6000).contains(&n), "page {n} came as zeros");
+        }
+    });
+    assert_eq!(seen, (1 << 30) / PAGE as u64);
+    assert_eq!(data_pages, 39 + 1000 + 2);
+}
+
+#[test]
+fn every_frame_encoded_again_in_any_order_is_the_same_bytes() {
+    // 256 MiB: the lone page at 200000 and the page at the end are outside it.
+    let h = sparse_header(256 << 20);
+    let (_, cpus, _) = sample();
+    let mut file = Vec::new();
+    encode(&h, &cpus, Some(b"gic"), sparse_page, &mut file);
+    let frames: Vec<&[u8]> = frame::split(&file[MAGIC.len()..], MAGIC.len())
+        .map(|f| {
+            let (at, f) = f.unwrap();
+            &file[at..at + frame::HEADER_LEN + f.payload.len() + 4]
+        })
+        .collect();
+    let mut read = sparse_page;
+    let mut enc = Encoder::new(&h, &cpus, Some(b"gic"));
+    let n = frames.len() as u64;
+    // Forward, back by a window (a go-back-N), far back (a walk from the start),
+    // and past the end (nothing).
+    let order: Vec<u64> = (0..n)
+        .chain((n - 9..n).rev())
+        .chain([4, n - 1, 5, 3, 0])
+        .collect();
+    for seq in order {
+        let mut out = Vec::new();
+        enc.frame(seq, &mut read, &mut out);
+        assert_eq!(out, frames[seq as usize], "frame {seq}");
+    }
+    assert_eq!(enc.frames(), Some(n));
+    let mut out = Vec::new();
+    enc.frame(n + 3, &mut read, &mut out);
+    assert!(out.is_empty());
+}
+
+/// Format 2 as written before run frames: every RAM frame 16 pages, zero pages
+/// only in the map (files of that kind are on users' disks).
+fn encode_fixed_16(h: &Header, cpus: &[CpuState], ram: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(h, cpus, None, |_, p| p.fill(0), &mut out);
+    // The same header and vCPU frames, then RAM frames of 16 pages each.
+    let prelude: Vec<_> = frame::split(&out[MAGIC.len()..], MAGIC.len())
+        .map(|f| f.unwrap().1)
+        .filter(|f| f.kind == frame::KIND_HEAD || f.kind == frame::KIND_VCPU)
+        .map(|f| (f.kind, f.payload.to_vec()))
+        .collect();
+    let mut file = MAGIC.to_vec();
+    for (seq, (kind, payload)) in prelude.iter().enumerate() {
+        frame::write(&mut file, *kind, seq as u32, payload);
+    }
+    let mut seq = prelude.len() as u32;
+    for (i, chunk) in ram.chunks(16 * PAGE).enumerate() {
+        let mut payload = ((i * 16) as u64).to_le_bytes().to_vec();
+        payload.push((chunk.len() / PAGE) as u8);
+        let mut map = 0u16;
+        let mut data = Vec::new();
+        for (j, page) in chunk.chunks(PAGE).enumerate() {
+            if page.iter().any(|&b| b != 0) {
+                map |= 1 << j;
+                data.extend_from_slice(page);
+            }
+        }
+        payload.extend_from_slice(&map.to_le_bytes());
+        payload.extend_from_slice(&data);
+        frame::write(&mut file, frame::KIND_PAGES, seq, &payload);
+        seq += 1;
+    }
+    let mut end = ((ram.len() / PAGE) as u64).to_le_bytes().to_vec();
+    end.extend_from_slice(&(seq + 1).to_le_bytes());
+    frame::write(&mut file, frame::KIND_END, seq, &end);
+    file
+}
+
+#[test]
+fn a_format_2_file_without_run_frames_still_imports() {
+    let (h, cpus, mut ram) = sample();
+    ram.resize(64 * PAGE, 0);
+    let h = Header {
+        ram_size: ram.len() as u64,
+        ..h
+    };
+    let old = encode_fixed_16(&h, &cpus, &ram);
+    let p = decode(&old).unwrap();
+    assert_eq!(p.cpus, cpus);
+    let mut back = vec![0x55u8; ram.len()];
+    p.for_each_page(|ipa, page| {
+        let off = (ipa - RAM_IPA) as usize;
+        match page {
+            Some(d) => back[off..off + PAGE].copy_from_slice(d),
+            None => back[off..off + PAGE].fill(0),
+        }
+    });
+    assert_eq!(back, ram);
+    // The same snapshot written now is smaller (the 48 zero pages at the end are
+    // one run frame) and holds the same RAM.
+    let mut new = Vec::new();
+    let read = |ipa: u64, page: &mut [u8; PAGE]| {
+        let off = (ipa - RAM_IPA) as usize;
+        page.copy_from_slice(&ram[off..off + PAGE]);
+    };
+    encode(&h, &cpus, None, read, &mut new);
+    assert!(new.len() < old.len(), "{} vs {}", new.len(), old.len());
+}
+
+/// The sample's frames, split (start, end in the file).
+fn frames_of(file: &[u8]) -> Vec<(u8, usize, usize)> {
+    frame::split(&file[MAGIC.len()..], MAGIC.len())
+        .map(|f| {
+            let (at, f) = f.unwrap();
+            (f.kind, at, at + frame::HEADER_LEN + f.payload.len() + 4)
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_frame_that_does_not_fit_is_refused_by_name() {
+    let (file, _, _) = encode_sample();
+    let frames = frames_of(&file);
+    let &(_, at, _) = frames
+        .iter()
+        .find(|f| f.0 == frame::KIND_RUN)
+        .expect("the sample starts its RAM with zero pages");
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut bad = file.clone();
+        f(&mut bad);
+        frame::fix_checksums(&mut bad[MAGIC.len()..]);
+        decode(&bad).unwrap_err().to_string()
+    };
+    let p = at + frame::HEADER_LEN;
+    // The sample's first run: pages 0-2 of zeros.
+    assert_eq!(file[p + 8..p + 13], [3, 0, 0, 0, 0]);
+    assert_eq!(edit(&|b| b[p] = 1), "malformed run frame's first page: 0x1");
+    assert_eq!(
+        edit(&|b| b[p + 8] = 0),
+        "malformed run frame's page count: 0x0"
+    );
+    // More pages than the VM has, and more than a run frame may hold.
+    assert_eq!(
+        edit(&|b| b[p + 8] = 17),
+        "malformed run frame's page count: 0x11"
+    );
+    assert_eq!(
+        edit(&|b| b[p + 9..p + 12].copy_from_slice(&[0x40, 0, 0])),
+        "malformed run frame's page count: 0x4003"
+    );
+    // Covering one page too many or too few: the next frame does not fit.
+    assert_eq!(
+        edit(&|b| b[p + 8] = 2),
+        "malformed RAM frame's first page: 0x3"
+    );
+    // A byte too many, or a damaged run frame.
+    let mut long = file[..at].to_vec();
+    let payload = &file[p..p + 13];
+    let mut extra = payload.to_vec();
+    extra.push(0);
+    frame::write(&mut long, frame::KIND_RUN, file[at + 3] as u32, &extra);
+    long.extend_from_slice(&file[at + frame::HEADER_LEN + 13 + 4..]);
+    assert_eq!(
+        decode(&long).unwrap_err().to_string(),
+        "unexpected bytes at 13"
+    );
+    let mut damaged = file.clone();
+    damaged[p + 12] ^= 0xff;
+    let seq = u32::from_le_bytes(file[at + 3..at + 7].try_into().unwrap());
+    assert_eq!(
+        decode(&damaged).unwrap_err(),
+        SnapshotError::FrameDamaged { seq }
+    );
+    // A run frame before the registers are in.
+    let mut d = Decoder::new();
+    assert_eq!(
+        d.feed(frame::Frame {
+            kind: frame::KIND_RUN,
+            seq: 0,
+            payload: &[],
+        })
+        .unwrap_err()
+        .to_string(),
+        "frame 0 is a RAM run frame where a header frame was expected"
+    );
+}
+
+#[test]
+fn pages_of_one_byte_are_a_run_and_come_back() {
+    let (h, cpus, mut ram) = sample();
+    // Pages 6-9 all 0xff, page 10 all 0x01: two runs between data frames.
+    ram[6 * PAGE..10 * PAGE].fill(0xff);
+    ram[10 * PAGE..11 * PAGE].fill(1);
+    let read = |ipa: u64, page: &mut [u8; PAGE]| {
+        let off = (ipa - RAM_IPA) as usize;
+        page.copy_from_slice(&ram[off..off + PAGE]);
+    };
+    let mut bytes = Vec::new();
+    encode(&h, &cpus, None, read, &mut bytes);
+    let kinds: Vec<u8> = frames_of(&bytes).iter().map(|f| f.0).collect();
+    // H C C | R(0-2) P(3-5: 5 is zero) R(6-9 0xff) R(10 0x01) R(11-14) P(15) | E
+    assert_eq!(kinds, b"HCCRPRRRPE");
+    let p = decode(&bytes).unwrap();
+    let mut back = vec![0x55u8; ram.len()];
+    p.for_each_page(|ipa, page| {
+        let off = (ipa - RAM_IPA) as usize;
+        match page {
+            Some(d) => back[off..off + PAGE].copy_from_slice(d),
+            None => back[off..off + PAGE].fill(0),
+        }
+    });
+    assert_eq!(back, ram);
+}

@@ -64,7 +64,7 @@ const SWITCH_BUDGET: u64 = 1500;
 /// The release Image's size budget.
 const IMAGE_BUDGET: u64 = 256 * 1024;
 
-pub fn bench(gdb_only: bool, known_over: &[String]) -> Result<(), String> {
+pub fn bench(gdb_only: bool, snapshot_only: bool, known_over: &[String]) -> Result<(), String> {
     crate::setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
     let guests = build::guests()?;
@@ -91,6 +91,13 @@ pub fn bench(gdb_only: bool, known_over: &[String]) -> Result<(), String> {
         )
         .budget(Budget::RatioAtMost(crate::bench_gdb::RATIO_BUDGET)))
     };
+    let snapshot_rows =
+        || crate::bench_snapshot::bench(&q.binary, &image, &guests.join("spin.img"), module_base);
+    if snapshot_only {
+        let rows = snapshot_rows()?;
+        print!("{}", budget::table(&rows));
+        return budget::verdict(&rows, known_over);
+    }
     if gdb_only {
         let rows = [gdb_row()?];
         print!("{}", budget::table(&rows));
@@ -244,8 +251,12 @@ pub fn bench(gdb_only: bool, known_over: &[String]) -> Result<(), String> {
     // The debug line: GDB through the stub against QEMU's own gdbstub, in seconds
     // (a ratio of two times taken side by side; the one wall-clock row).
     rows.push(gdb_row()?);
+    // Snapshots over the same line: binary frames against hex text, same VM.
+    rows.extend(snapshot_rows()?);
     println!("QEMU -icount {ICOUNT}, -cpu max, GICv3, 1 CPU; per operation: 1000 iterations.");
-    println!("The GDB row: wall-clock seconds without -icount, 2 CPUs; its budget is a ratio.");
+    println!(
+        "The GDB and snapshot rows: wall-clock seconds without -icount; their budgets are ratios."
+    );
     println!();
     print!("{}", budget::table(&rows));
     // Interrupt latency: a pair of vCPUs on one CPU against two (issue 12, item 3).

@@ -64,7 +64,9 @@ fn read_until(
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => return Err(format!("reading the console: {e}")),
         }
@@ -231,7 +233,9 @@ pub fn save(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Resul
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => return Err(format!("reading the console: {e}")),
         }
@@ -246,7 +250,7 @@ pub fn save(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Resul
     })
     .is_ok()
     {
-        if let Some(l) = text.lines().find(|l| l.contains(&done)) {
+        if let Some(l) = text.lines().find_map(|l| l.find(&done).map(|i| &l[i..])) {
             println!("hypervisor: {}", l.trim());
         }
     }
@@ -322,10 +326,13 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
                 let (at, f) = f.map_err(|e| {
                     format!("{}: {}", file.display(), snapshot::SnapshotError::from(e))
                 })?;
-                let pages = if f.kind == frame::KIND_PAGES {
-                    f.payload.get(8).copied().unwrap_or(0) as u64
-                } else {
-                    0
+                let pages = match f.kind {
+                    frame::KIND_PAGES => f.payload.get(8).copied().unwrap_or(0) as u64,
+                    frame::KIND_RUN => f
+                        .payload
+                        .get(8..12)
+                        .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64),
+                    _ => 0,
                 };
                 Ok((at, at + frame::HEADER_LEN + f.payload.len() + 4, pages))
             })
@@ -387,17 +394,29 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => return Err(format!("reading the console: {e}")),
         }
-        if moved.elapsed() > Duration::from_secs(60) {
+        // Silence: send again from the first frame not acknowledged, once the
+        // frames in flight have had time to get through a slow line (QEMU's PL011
+        // hands the hypervisor tens of KiB/s; a fixed 2 s would send a window of
+        // 64 KiB frames again and again before the first one is through).
+        let in_flight: usize = frames[tx.acked() as usize..tx.next_seq() as usize]
+            .iter()
+            .map(|f| f.1 - f.0)
+            .sum();
+        let patience = Duration::from_secs(2) + Duration::from_millis(in_flight as u64 / 8);
+        if moved.elapsed() > Duration::from_secs(60) + 2 * patience {
             return Err(format!(
-                "no acknowledgement from the hypervisor for 60 s; last output:\n{}",
+                "no acknowledgement from the hypervisor for {} s; last output:\n{}",
+                moved.elapsed().as_secs(),
                 tail(&reply_text)
             ));
         }
-        if heard.elapsed() > Duration::from_secs(2) {
+        if heard.elapsed() > patience {
             tx.on_silence();
             heard = Instant::now();
         }
@@ -411,7 +430,11 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
     if let Some(e) = console_error(&reply_text) {
         return Err(format!("the hypervisor refused the snapshot: {e}"));
     }
-    if let Some(l) = reply_text.lines().find(|l| l.contains(&done)) {
+    // From "vmN:" on: acknowledgements may precede it on its line.
+    if let Some(l) = reply_text
+        .lines()
+        .find_map(|l| l.find(&done).map(|i| &l[i..]))
+    {
         println!("hypervisor: {}", l.trim());
     }
     println!("restored vm{vm} from {}", file.display());
