@@ -9,7 +9,9 @@ extern crate std;
 use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
-use super::table::{COUNT, DEBUG_SET, EL1_SET, FP_SET, KVM_ORDER, NUM_A32, NUM_A64, PMU_SET};
+use super::table::{
+    COUNT, DEBUG_SET, EL1_SET, FP_SET, KVM_ORDER, MTE_SET, NUM_A32, NUM_A64, PMU_SET,
+};
 use super::*;
 use crate::esr::{Conditional, CpRrtIss, CpRtIss, Esr, ExceptionClass, SysRegIss};
 
@@ -606,6 +608,7 @@ fn el1_switch_set_is_the_hardware_backed_state() {
         .chain(&DEBUG_SET)
         .chain(&FP_SET)
         .chain(&PMU_SET)
+        .chain(&MTE_SET)
     {
         let e = r.entry();
         assert!(e.is(Flags::HW), "{}", e.name);
@@ -621,7 +624,8 @@ fn el1_switch_set_is_the_hardware_backed_state() {
                 EL1_SET.contains(&r)
                     || DEBUG_SET.contains(&r)
                     || FP_SET.contains(&r)
-                    || PMU_SET.contains(&r),
+                    || PMU_SET.contains(&r)
+                    || MTE_SET.contains(&r),
                 "{}",
                 e.name
             );

@@ -31,6 +31,8 @@ pub const KIND_VCPU: u8 = b'C';
 pub const KIND_GIC: u8 = b'G';
 pub const KIND_PAGES: u8 = b'P';
 pub const KIND_END: u8 = b'E';
+/// Allocation tags of RAM pages (MTE), after the RAM frames.
+pub const KIND_TAGS: u8 = b'T';
 
 /// One frame, checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -48,6 +50,7 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_GIC => "GIC",
         KIND_PAGES => "RAM",
         KIND_END => "end",
+        KIND_TAGS => "tags",
         _ => "unknown",
     }
 }

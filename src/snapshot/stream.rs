@@ -7,6 +7,7 @@
 //!   C ...   one per vCPU, in index order (the v1 VCPU payload)
 //!   G       the vGIC state (optional)
 //!   P ...   RAM, 16 pages per frame, in order: first page u64 | count u8 | map u16 | data
+//!   T ...   allocation tags (MTE) of the pages with any: count u8 | (page u64 | 128 bytes)...
 //!   E       pages u64 | frames u32
 //! ```
 //!
@@ -17,7 +18,7 @@
 #![forbid(unsafe_code)]
 
 use super::fields::{read_cpu, read_head, write_cpu, write_head};
-use super::frame::{self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_VCPU};
+use super::frame::{self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_TAGS, KIND_VCPU};
 use super::wire::{Reader, Writer};
 use super::{CpuState, Header, Parsed, Ram, SnapshotError, MAGIC, PAGE};
 use alloc::vec::Vec;
@@ -27,12 +28,27 @@ pub const VERSION: u32 = 2;
 pub const PAGES_PER_FRAME: u64 = 16;
 /// RAM frame payload: first page, count, map.
 const PAGES_HEAD: usize = 8 + 1 + 2;
+/// Allocation-tag bytes of a page: a 4-bit tag per 16-byte granule, the
+/// granule at the lower address in the low nibble.
+pub const TAG_BYTES: usize = PAGE / 32;
+/// Tagged pages per tag frame.
+pub const TAGGED_PER_FRAME: usize = 32;
+
+/// The pages with allocation tags (MTE) of the VM being encoded: their indexes
+/// from the RAM base, ascending, and how to read a page's tags by IPA.
+#[derive(Clone, Copy)]
+pub struct Tags<'a> {
+    pub pages: &'a [u64],
+    pub read: &'a dyn Fn(u64, &mut [u8; TAG_BYTES]),
+}
 
 /// Writes a VM's snapshot frame by frame.
 pub struct Encoder<'a> {
     pub header: Header,
     pub cpus: &'a [CpuState],
     pub gic: Option<&'a [u8]>,
+    /// Allocation tags, for a VM with MTE (none: no tag frames).
+    pub tags: Option<Tags<'a>>,
 }
 
 impl<'a> Encoder<'a> {
@@ -41,7 +57,20 @@ impl<'a> Encoder<'a> {
             header: *header,
             cpus,
             gic,
+            tags: None,
         }
+    }
+
+    /// Adds tag frames for `tags.pages` after the RAM frames.
+    pub fn with_tags(mut self, tags: Tags<'a>) -> Self {
+        self.tags = Some(tags);
+        self
+    }
+
+    /// The number of tag frames.
+    fn tag_frames(&self) -> u64 {
+        self.tags
+            .map_or(0, |t| t.pages.len().div_ceil(TAGGED_PER_FRAME) as u64)
     }
 
     /// Pages of RAM.
@@ -56,7 +85,7 @@ impl<'a> Encoder<'a> {
 
     /// Frames in the snapshot, the end frame included.
     pub fn frames(&self) -> u64 {
-        self.first_ram_frame() + self.pages().div_ceil(PAGES_PER_FRAME) + 1
+        self.first_ram_frame() + self.pages().div_ceil(PAGES_PER_FRAME) + self.tag_frames() + 1
     }
 
     /// Appends frame `seq` to `out`; returns how many data (non-zero) pages it
@@ -84,6 +113,19 @@ impl<'a> Encoder<'a> {
             frame::finish(&mut w.buf, at);
         } else if seq < ram {
             frame::write(&mut w.buf, KIND_GIC, n, self.gic.unwrap_or(&[]));
+        } else if seq >= self.frames() - 1 - self.tag_frames() && seq < self.frames() - 1 {
+            let t = self.tags.expect("tag frames only with tags");
+            let k = (seq - (self.frames() - 1 - self.tag_frames())) as usize * TAGGED_PER_FRAME;
+            let pages = &t.pages[k..t.pages.len().min(k + TAGGED_PER_FRAME)];
+            let at = frame::begin(&mut w.buf, KIND_TAGS, n);
+            w.u8(pages.len() as u8);
+            let mut tags = [0; TAG_BYTES];
+            for &p in pages {
+                w.u64(p);
+                (t.read)(self.header.ram_ipa + p * PAGE as u64, &mut tags);
+                w.bytes(&tags);
+            }
+            frame::finish(&mut w.buf, at);
         } else if seq < self.frames() - 1 {
             let first = (seq - ram) * PAGES_PER_FRAME;
             let count = PAGES_PER_FRAME.min(self.pages() - first);
@@ -155,6 +197,12 @@ pub enum Item<'f> {
         map: u16,
         data: &'f [u8],
     },
+    /// Allocation tags: `data` is `(page index u64 | TAG_BYTES)` repeated, the
+    /// indexes ascending and inside RAM ([`Item::for_each_tagged`]).
+    Tags {
+        ram_ipa: u64,
+        data: &'f [u8],
+    },
     End,
 }
 
@@ -180,6 +228,18 @@ impl Item<'_> {
     }
 }
 
+impl Item<'_> {
+    /// Calls `write(ipa, tags)` for each page of a `Tags` item.
+    pub fn for_each_tagged(&self, mut write: impl FnMut(u64, &[u8; TAG_BYTES])) {
+        if let Item::Tags { ram_ipa, data } = *self {
+            for e in data.chunks_exact(8 + TAG_BYTES) {
+                let page = u64::from_le_bytes(e[..8].try_into().unwrap());
+                write(ram_ipa + page * PAGE as u64, e[8..].try_into().unwrap());
+            }
+        }
+    }
+}
+
 /// Checks frames in order as they arrive: numbers, kinds, places, contents.
 #[derive(Default)]
 pub struct Decoder {
@@ -190,6 +250,9 @@ pub struct Decoder {
     /// The next RAM page expected (index from the RAM base).
     page: u64,
     data_pages: u64,
+    /// Tag frames: the lowest page index the next one may name, and pages tagged.
+    tag_page: u64,
+    tagged: u64,
     ended: bool,
 }
 
@@ -202,8 +265,15 @@ impl Decoder {
             gic: false,
             page: 0,
             data_pages: 0,
+            tag_page: 0,
+            tagged: 0,
             ended: false,
         }
+    }
+
+    /// Pages whose allocation tags arrived (tag frames).
+    pub fn tagged(&self) -> u64 {
+        self.tagged
     }
 
     /// The number of the frame expected next.
@@ -246,6 +316,8 @@ impl Decoder {
             None => "header",
             Some(h) if self.cpus < h.vcpus => "vCPU",
             Some(_) if self.page == 0 && !self.gic => "GIC, RAM or end",
+            Some(h) if self.page == h.ram_size / PAGE as u64 => "tags or end",
+            Some(_) if self.tagged > 0 => "tags or end",
             Some(_) => "RAM or end",
         };
         let wrong = || SnapshotError::FrameKind {
@@ -270,7 +342,37 @@ impl Decoder {
             (KIND_GIC, Some(h)) if self.cpus == h.vcpus && self.page == 0 && !self.gic => {
                 Item::Gic(f.payload)
             }
-            (KIND_PAGES, Some(h)) if self.cpus == h.vcpus => {
+            (KIND_TAGS, Some(h))
+                if self.cpus == h.vcpus && self.page == h.ram_size / PAGE as u64 =>
+            {
+                let count = r.u8()? as usize;
+                if count == 0 || count > TAGGED_PER_FRAME {
+                    return Err(SnapshotError::Malformed(
+                        "tag frame's page count",
+                        count as u64,
+                    ));
+                }
+                if r.remaining() != count * (8 + TAG_BYTES) {
+                    return Err(SnapshotError::Malformed(
+                        "tag frame's length",
+                        (1 + r.remaining()) as u64,
+                    ));
+                }
+                let data = r.take(count * (8 + TAG_BYTES))?;
+                let mut next = self.tag_page;
+                for e in data.chunks_exact(8 + TAG_BYTES) {
+                    let page = u64::from_le_bytes(e[..8].try_into().unwrap());
+                    if page < next || page >= self.page {
+                        return Err(SnapshotError::Malformed("tag frame's page", page));
+                    }
+                    next = page + 1;
+                }
+                Item::Tags {
+                    ram_ipa: h.ram_ipa,
+                    data,
+                }
+            }
+            (KIND_PAGES, Some(h)) if self.cpus == h.vcpus && self.tagged == 0 => {
                 let first = r.u64()?;
                 let count = r.u8()? as u64;
                 let map = u16::from_le_bytes([r.u8()?, r.u8()?]);
@@ -320,6 +422,11 @@ impl Decoder {
                 self.page += *count as u64;
                 self.data_pages += map.count_ones() as u64;
             }
+            Item::Tags { data, .. } => {
+                let last = data.len() - (8 + TAG_BYTES);
+                self.tag_page = u64::from_le_bytes(data[last..last + 8].try_into().unwrap()) + 1;
+                self.tagged += (data.len() / (8 + TAG_BYTES)) as u64;
+            }
             Item::End => self.ended = true,
         }
         self.next += 1;
@@ -341,7 +448,7 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
             Item::Head(h) => header = Some(h),
             Item::Cpu(c) => cpus.push(c),
             Item::Gic(g) => gic = Some(g),
-            Item::Pages { .. } | Item::End => {
+            Item::Pages { .. } | Item::Tags { .. } | Item::End => {
                 ram_at.get_or_insert(at);
             }
         }
@@ -376,5 +483,20 @@ pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Opt
             data,
         }
         .for_each_page(&mut write);
+    }
+}
+
+/// The allocation tags of a checked version-2 RAM (`frames`: from the first RAM
+/// frame on), page by page: `write(ipa, tags)`.
+pub fn for_each_tagged(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, &[u8; TAG_BYTES])) {
+    // Already checked by `decode`.
+    for (_, f) in frame::split(frames, 0).flatten() {
+        if f.kind == KIND_TAGS && !f.payload.is_empty() {
+            Item::Tags {
+                ram_ipa,
+                data: &f.payload[1..],
+            }
+            .for_each_tagged(&mut write);
+        }
     }
 }

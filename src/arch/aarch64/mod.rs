@@ -5,6 +5,7 @@ pub mod cache;
 pub mod fpsimd;
 pub mod mmio;
 pub mod mmu;
+pub mod mte;
 pub mod pmu;
 pub mod smc;
 pub mod sysreg;
