@@ -403,4 +403,6 @@ mod blessed;
 #[cfg(test)]
 mod link_tests;
 #[cfg(test)]
+mod tags_tests;
+#[cfg(test)]
 mod tests;
