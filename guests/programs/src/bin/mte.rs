@@ -181,7 +181,10 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         .map(|t| t.parse::<u64>().map_err(|_| fail!("bad retag={t}")))
         .transpose()?;
     mmu_on();
-    say!("MTE level {level}; MMU on, RAM Tagged, synchronous tag checks, GCR_EL1 {:#x}", read_gcr());
+    say!(
+        "MTE level {level}; MMU on, RAM Tagged, synchronous tag checks, GCR_EL1 {:#x}",
+        read_gcr()
+    );
     set_tag(5);
     say!("granule at {:#x} tagged 5", granule());
     let mut round = 0;
@@ -194,11 +197,18 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         let expect = EXPECT.load(Ordering::SeqCst);
         let tag = read_tag();
         let good = load(tag).map_err(|t| {
-            fail!("round {round}: load with the granule's tag {tag} faulted (ESR {:#x})", t.esr)
+            fail!(
+                "round {round}: load with the granule's tag {tag} faulted (ESR {:#x})",
+                t.esr
+            )
         })?;
         let wrong = (tag + 1) & 0xf;
         let fault = match load(wrong) {
-            Ok(v) => return Err(fail!("round {round}: load with tag {wrong} read {v:#x}: no tag check")),
+            Ok(v) => {
+                return Err(fail!(
+                    "round {round}: load with tag {wrong} read {v:#x}: no tag check"
+                ));
+            }
             Err(t) => t,
         };
         let gcr = read_gcr();
@@ -208,7 +218,9 @@ fn main(boot: &Boot) -> Result<(), Fail> {
             fault.fsc()
         );
         if tag != expect {
-            return Err(fail!("round {round}: the granule's tag is {tag}, not {expect}"));
+            return Err(fail!(
+                "round {round}: the granule's tag is {tag}, not {expect}"
+            ));
         }
         if fault.ec() != rt::exception::EC_DATA_ABORT_SAME_EL || fault.fsc() != 0x11 {
             return Err(fail!(
