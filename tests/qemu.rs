@@ -10,6 +10,7 @@ mod guestfuzz;
 mod isolation;
 mod latency;
 mod load;
+mod mte;
 mod passthrough;
 mod reboot;
 mod snapshot_drop;

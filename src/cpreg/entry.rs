@@ -177,6 +177,9 @@ pub enum Presence {
     Ccidx,
     /// The GICv3 system-register interface (`ID_AA64PFR0_EL1.GIC != 0`).
     GicV3,
+    /// `FEAT_MTE2` offered to the VM (`ID_AA64PFR1_EL1.MTE >= 2`): a VM option, on
+    /// by default when the CPU has it (`hv.mte`).
+    Mte,
 }
 
 /// The optional parts of the architecture a VM has.
@@ -197,6 +200,8 @@ pub struct Features {
     pub dpb2: bool,
     pub ccidx: bool,
     pub gicv3: bool,
+    /// Memory tagging (`FEAT_MTE2`): its registers, and tags in its RAM.
+    pub mte: bool,
 }
 
 impl Features {
@@ -214,6 +219,7 @@ impl Features {
         dpb2: true,
         ccidx: true,
         gicv3: true,
+        mte: true,
     };
 
     pub const fn has(&self, p: Presence) -> bool {
@@ -231,6 +237,7 @@ impl Features {
             Presence::Dpb2 => self.dpb2,
             Presence::Ccidx => self.ccidx,
             Presence::GicV3 => self.gicv3,
+            Presence::Mte => self.mte,
         }
     }
 }
@@ -255,6 +262,10 @@ pub enum Group {
     /// partitioned by MDCR_EL2.HPMN), so they are switched, but only for a VM
     /// given a PMU ([`save_pmu_with`](super::save_pmu_with)).
     Pmu,
+    /// The memory-tagging registers (GCR_EL1, RGSR_EL1, TFSR_EL1, TFSRE0_EL1): the
+    /// guest reaches them directly (HCR_EL2.ATA), so they are switched, but only
+    /// for a VM offered MTE ([`save_mte_with`](super::save_mte_with)).
+    Mte,
 }
 
 /// A read/write function pair for state computed on access. Always NO_RAW: the
@@ -444,6 +455,9 @@ impl Entry {
     }
     pub const fn pmu(self) -> Self {
         self.group(Group::Pmu)
+    }
+    pub const fn mte(self) -> Self {
+        self.group(Group::Mte).presence(Presence::Mte)
     }
     pub const fn presence(mut self, p: Presence) -> Self {
         self.presence = p;

@@ -10,7 +10,7 @@
 //! | register | kept | hidden, and why |
 //! |---|---|---|
 //! | ID_AA64PFR0 | EL0, EL1, FP, AdvSIMD, GIC, DIT, CSV2 (at most 1: SCXTNUM is not switched), CSV3 | EL2, EL3 (0 = not implemented: no nested virtualisation, no firmware calls beyond PSCI through the hypervisor), RAS (error records not virtualised), SVE (state not switched), SEL2, MPAM, AMU (not switched), RME |
-//! | ID_AA64PFR1 | BT, SSBS, CSV2_frac | MTE (tags not switched), RAS_frac, MPAM_frac, SME, NMI (GIC NMI not virtualised), GCS, THE, everything newer |
+//! | ID_AA64PFR1 | BT, SSBS, CSV2_frac; MTE (at least FEAT_MTE2, at most FEAT_MTE3) and MTE_frac only for a VM offered MTE (`IdPolicy::mte`) | MTE otherwise (and a host with FEAT_MTE alone: no tag storage), MTEX (FEAT_MTE4's controls are not in the table), RAS_frac, MPAM_frac, SME, NMI (GIC NMI not virtualised), GCS, THE, everything newer |
 //! | ID_AA64DFR0 | DebugVer, BRPs, WRPs, CTX_CMPs, DoubleLock; PMUVer (at most PMUv3p1) only for a VM given a PMU (`IdPolicy::pmu_counters`) | PMUVer otherwise, TraceVer, PMSVer (SPE), TraceFilt, TraceBuffer, BRBE, MTPMU (trace and profiling are not switched) |
 //! | ID_AA64ISAR0 | all instruction fields | TME |
 //! | ID_AA64ISAR1 | DPB, JSCVT, FCMA, LRCPC, FRINTTS, SB, SPECRES, BF16, DGH, I8MM | APA, API, GPA, GPI (pointer-authentication keys not switched), XS (no nXS TLBI entries), LS64 (needs HCRX) |
@@ -58,6 +58,9 @@ pub struct IdPolicy {
     /// A virtual PMU with this many event counters (0: no PMU, the default; at
     /// most 8, and only when the host has PMUv3).
     pub pmu_counters: u8,
+    /// Offer memory tagging when the host has FEAT_MTE2 (`hv.mte`, on by default
+    /// at boot; off here, so a policy names it).
+    pub mte: bool,
 }
 
 impl Default for IdPolicy {
@@ -66,6 +69,7 @@ impl Default for IdPolicy {
             aarch32_el1: true,
             ipa_bits: 40,
             pmu_counters: 0,
+            mte: false,
         }
     }
 }
@@ -267,6 +271,17 @@ impl GuestIds {
             g.set(Reg::PMCEID0_EL0, 0);
             g.set(Reg::PMCEID1_EL0, 0);
         }
+        // Memory tagging: FEAT_MTE2 or FEAT_MTE3 as the host has it (their state is
+        // GCR/RGSR/TFSR/TFSRE0, switched for such a VM, and the tags in its RAM),
+        // with MTE_frac (whether asynchronous faults are reported). FEAT_MTE alone
+        // (instructions without tag storage, QEMU `max` without `mte=on`) is not
+        // offered: there are no tags to give.
+        let mte = field(host.get(Reg::ID_AA64PFR1_EL1), 8);
+        if policy.mte && mte >= 2 {
+            let pfr1 = g.get(Reg::ID_AA64PFR1_EL1);
+            let frac = host.get(Reg::ID_AA64PFR1_EL1) & (0xf << 40);
+            g.set(Reg::ID_AA64PFR1_EL1, pfr1 | (mte.min(3) << 8) | frac);
+        }
         if field(g.get(Reg::ID_AA64PFR0_EL1), 4) < 2 {
             for &r in AARCH32_IDS {
                 g.set(r, 0);
@@ -311,6 +326,7 @@ impl GuestIds {
             dpb2: field(isar1, 0) >= 2,
             ccidx: field(mmfr2, 20) != 0,
             gicv3: field(pfr0, 24) != 0,
+            mte: field(self.get(Reg::ID_AA64PFR1_EL1), 8) >= 2,
         }
     }
 }
@@ -453,6 +469,51 @@ mod tests {
         assert_eq!(without.features().pmu_counters, 0);
     }
 
+    /// `host_max` with `mte=on`: QEMU `max` then reports FEAT_MTE3 (MTE 3), and
+    /// MTEX set to see that FEAT_MTE4's field stays hidden.
+    fn host_max_mte() -> HostIds {
+        let mut h = host_max();
+        let pfr1 = h.get(Reg::ID_AA64PFR1_EL1) & !(0xf << 8);
+        h.set(Reg::ID_AA64PFR1_EL1, pfr1 | (3 << 8) | (1 << 52));
+        h
+    }
+
+    /// Issue 13 item 3: a VM offered MTE on a host with FEAT_MTE2/3 sees the host's
+    /// MTE level (and has the MTE registers, `features().mte`); a VM not offered it,
+    /// or any VM on a host with FEAT_MTE alone (no tag storage) or none, sees 0.
+    #[test]
+    fn mte_is_offered_only_with_tag_storage_and_only_when_asked() {
+        let offer = IdPolicy {
+            mte: true,
+            ..IdPolicy::default()
+        };
+        let with = GuestIds::sanitise(&host_max_mte(), &offer);
+        let pfr1 = with.get(Reg::ID_AA64PFR1_EL1);
+        assert_eq!(field(pfr1, 8), 3, "MTE");
+        assert_eq!(field(pfr1, 52), 0, "MTEX");
+        assert_eq!(field(pfr1, 0), 1, "BT kept");
+        assert!(with.features().mte);
+        // Capped at FEAT_MTE3 (a later value promises state the table lacks).
+        let mut later = host_max_mte();
+        let p = later.get(Reg::ID_AA64PFR1_EL1) & !(0xf << 8);
+        later.set(Reg::ID_AA64PFR1_EL1, p | (5 << 8));
+        let g = GuestIds::sanitise(&later, &offer);
+        assert_eq!(field(g.get(Reg::ID_AA64PFR1_EL1), 8), 3);
+
+        let not_asked = GuestIds::sanitise(&host_max_mte(), &IdPolicy::default());
+        assert_eq!(field(not_asked.get(Reg::ID_AA64PFR1_EL1), 8), 0);
+        assert!(!not_asked.features().mte);
+        // QEMU `max` without `mte=on`: MTE 1, instructions only (no tag storage).
+        let mut no_storage = host_max();
+        let p = no_storage.get(Reg::ID_AA64PFR1_EL1) & !(0xf << 8);
+        no_storage.set(Reg::ID_AA64PFR1_EL1, p | (1 << 8));
+        let insns_only = GuestIds::sanitise(&no_storage, &offer);
+        assert_eq!(field(insns_only.get(Reg::ID_AA64PFR1_EL1), 8), 0);
+        assert!(!insns_only.features().mte);
+        let none = GuestIds::sanitise(&HostIds::zeroed(), &offer);
+        assert!(!none.features().mte);
+    }
+
     #[test]
     fn no_aarch32_zeroes_aarch32_ids() {
         let g = GuestIds::sanitise(
@@ -483,6 +544,7 @@ mod tests {
                 aarch32_el1: true,
                 ipa_bits: 52,
                 pmu_counters: 0,
+                mte: false,
             },
         );
         for &(reg, keep) in KEEP {

@@ -51,8 +51,8 @@ pub use hw::{FakeHw, SysRegHw};
 pub use idregs::{mpidr_for_vcpu, GuestIds, HostIds, IdPolicy};
 pub use quick::emulate_quick;
 pub use switch::{
-    restore_debug_with, restore_el1_with, restore_fp_with, restore_pmu_with, save_debug_with,
-    save_el1_with, save_fp_with, save_pmu_with,
+    restore_debug_with, restore_el1_with, restore_fp_with, restore_mte_with, restore_pmu_with,
+    save_debug_with, save_el1_with, save_fp_with, save_mte_with, save_pmu_with,
 };
 pub use table::{entries, lookup_a32, lookup_a64, lookup_kvm, Reg, NUM_SLOTS};
 pub use traps::{HCR_EL2_TRACE_VM_REGS, HCR_EL2_TRAPS, MDCR_EL2_TRAPS};

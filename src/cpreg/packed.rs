@@ -81,7 +81,14 @@ const OP_KINDS: [OpKind; 11] = [
     OpKind::Nop,
 ];
 const WRITE_OPS: [WriteOp; 3] = [WriteOp::Store, WriteOp::Set, WriteOp::Clear];
-const GROUPS: [Group; 5] = [Group::None, Group::El1, Group::Debug, Group::Fp, Group::Pmu];
+const GROUPS: [Group; 6] = [
+    Group::None,
+    Group::El1,
+    Group::Debug,
+    Group::Fp,
+    Group::Pmu,
+    Group::Mte,
+];
 
 const fn pack_presence(p: Presence) -> (u8, u8) {
     match p {
@@ -98,6 +105,7 @@ const fn pack_presence(p: Presence) -> (u8, u8) {
         Presence::Ccidx => (10, 0),
         Presence::GicV3 => (11, 0),
         Presence::PmuCounter(n) => (12, n),
+        Presence::Mte => (13, 0),
     }
 }
 
@@ -115,6 +123,7 @@ const fn unpack_presence(p: u8, n: u8) -> Presence {
         9 => Presence::Dpb2,
         10 => Presence::Ccidx,
         12 => Presence::PmuCounter(n),
+        13 => Presence::Mte,
         _ => Presence::GicV3,
     }
 }

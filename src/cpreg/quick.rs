@@ -141,6 +141,7 @@ mod tests {
                 aarch32_el1: true,
                 ipa_bits: 40,
                 pmu_counters: 0,
+                mte: false,
             },
         );
         SysRegFile::new(&ids, 1)

@@ -273,6 +273,15 @@ macro_rules! with_cpreg_rows {
         // The common events the hardware counts, as the host reports them.
         PMCEID0_EL0:       [3, 3, 9, 12, 6]  []                    ro => id().el0_r().presence(Presence::Pmu);
         PMCEID1_EL0:       [3, 3, 9, 12, 7]  []                    ro => id().el0_r().presence(Presence::Pmu);
+        // Memory tagging (FEAT_MTE2, Arm ARM D10): present only for a VM offered MTE (a VM option,
+        // on by default when the CPU has it). Such a guest reaches them directly (HCR_EL2.ATA:
+        // without it they trap and UNDEF), so they are switched with its vCPU (group Mte, only
+        // for VMs offered MTE). SCTLR_EL1's ATA/ATA0/TCF/TCF0 and TCR_EL1's TBI/TCMA bits are
+        // in their El1 rows. GMID_EL1 is an ID register the guest reads directly (TID5 clear).
+        GCR_EL1:           [3, 0, 1, 0, 6]   []                    hw => own(0).el1_rw().wmask(0x1_ffff).mte();
+        RGSR_EL1:          [3, 0, 1, 0, 5]   []                    hw => own(0).el1_rw().wmask(0xff_ff0f).mte();
+        TFSR_EL1:          [3, 0, 5, 6, 0]   []                    hw => own(0).el1_rw().wmask(0b11).mte();
+        TFSRE0_EL1:        [3, 0, 5, 6, 1]   []                    hw => own(0).el1_rw().wmask(0b1).mte();
         // PMSELR's window onto one counter: a view of the selected PMEVxxxn_EL0 / PMCCFILTR.
         PMXEVTYPER_EL0:    [3, 3, 9, 13, 1]  []                    -  => func(&PMXEVTYPER_FNS).el0_rw().presence(Presence::Pmu);
         PMXEVCNTR_EL0:     [3, 3, 9, 13, 2]  []                    -  => func(&PMXEVCNTR_FNS).el0_rw().presence(Presence::Pmu);

@@ -14,7 +14,7 @@
 use super::context::SysRegFile;
 use super::entry::{Group, Presence};
 use super::hw::SysRegHw;
-use super::table::{Reg, DEBUG_SET, EL1_SET, FP_SET, PMU_SET, TABLE_CONST};
+use super::table::{Reg, DEBUG_SET, EL1_SET, FP_SET, MTE_SET, PMU_SET, TABLE_CONST};
 
 /// How the world switch moves an entry, from its group and presence: decided at
 /// compile time, so the generated switch (`arch::sysreg`) is straight-line code
@@ -39,6 +39,8 @@ pub enum Switched {
     Pmu,
     /// With the PMU group, event counter `n`'s registers.
     PmuCounter(u8),
+    /// With the MTE group (VMs offered MTE).
+    Mte,
 }
 
 /// How `reg` is switched. A row whose group and presence do not fit one of the
@@ -55,6 +57,7 @@ pub const fn switched(reg: Reg) -> Switched {
         (Group::Fp, Presence::Aarch32El1) => Switched::FpAarch32,
         (Group::Pmu, Presence::Pmu) => Switched::Pmu,
         (Group::Pmu, Presence::PmuCounter(n)) => Switched::PmuCounter(n),
+        (Group::Mte, Presence::Mte) => Switched::Mte,
         _ => panic!("a switched register with a presence the switch does not handle"),
     }
 }
@@ -106,4 +109,14 @@ pub fn save_pmu_with(ctx: &mut SysRegFile, hw: &mut impl SysRegHw) {
 /// Restore the PMU registers of a VM with a PMU.
 pub fn restore_pmu_with(ctx: &SysRegFile, hw: &mut impl SysRegHw) {
     ctx.restore_to(hw, &PMU_SET);
+}
+
+/// Save the memory-tagging registers of a VM offered MTE.
+pub fn save_mte_with(ctx: &mut SysRegFile, hw: &mut impl SysRegHw) {
+    ctx.save_from(hw, &MTE_SET);
+}
+
+/// Restore the memory-tagging registers of a VM offered MTE.
+pub fn restore_mte_with(ctx: &SysRegFile, hw: &mut impl SysRegHw) {
+    ctx.restore_to(hw, &MTE_SET);
 }

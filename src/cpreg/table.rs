@@ -458,6 +458,7 @@ const NUM_EL1_SET: usize = count_group(Group::El1);
 const NUM_DEBUG_SET: usize = count_group(Group::Debug);
 const NUM_FP_SET: usize = count_group(Group::Fp);
 const NUM_PMU_SET: usize = count_group(Group::Pmu);
+const NUM_MTE_SET: usize = count_group(Group::Mte);
 /// The EL1/EL0 world-switch set (row order), before presence filtering.
 pub static EL1_SET: [Reg; NUM_EL1_SET] = list_group(Group::El1);
 /// The debug registers, switched lazily (row order), before presence filtering.
@@ -467,6 +468,8 @@ pub static FP_SET: [Reg; NUM_FP_SET] = list_group(Group::Fp);
 /// The PMU registers, switched only for VMs with a PMU (row order), before presence
 /// filtering.
 pub static PMU_SET: [Reg; NUM_PMU_SET] = list_group(Group::Pmu);
+/// The memory-tagging registers, switched only for VMs offered MTE (row order).
+pub static MTE_SET: [Reg; NUM_MTE_SET] = list_group(Group::Mte);
 
 const fn count_ids() -> usize {
     let mut n = 0;

@@ -29,6 +29,10 @@ pub mod hcr {
     pub const TVM: u64 = 1 << 26;
     /// Trap reads of the same registers (only for a traced VM).
     pub const TRVM: u64 = 1 << 30;
+    /// Allocation tag access at EL1/EL0 (FEAT_MTE2): set only for a VM offered MTE.
+    /// Clear, GCR_EL1, RGSR_EL1, TFSR_EL1 and TFSRE0_EL1 trap (and UNDEF: they are
+    /// absent from such a VM's table) and the tag instructions see no tags.
+    pub const ATA: u64 = 1 << 56;
 }
 
 /// The HCR_EL2 trap bits every VM runs with: what emulation needs (sanitised ID

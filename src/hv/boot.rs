@@ -193,6 +193,11 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         "tracing the memory-control registers of",
     );
     check_vm_list_option(info, "hv.pmu", "a virtual PMU for");
+    if vm_list_option(info, "hv.mte") == Some("none") {
+        println!("hv: memory tagging offered to no VM");
+    } else {
+        check_vm_list_option(info, "hv.mte", "memory tagging (when the CPU has it) for");
+    }
     let Some(gic) = info.gic.as_ref() else {
         stop(format_args!("no GIC in the device tree"))
     };
@@ -403,6 +408,18 @@ pub fn traces_vm_regs(info: &MachineInfo, vm: usize) -> bool {
 /// one). The others get none: their PMU registers UNDEF.
 pub fn gives_pmu(info: &MachineInfo, vm: usize) -> bool {
     vm_listed(info, "hv.pmu", vm)
+}
+
+/// `hv.mte=vmN[,vmM...]`, `=all` (the default) or `=none`: the VMs offered memory
+/// tagging when the CPU has FEAT_MTE2. Returns (offered, named by the option).
+pub fn gives_mte(info: &MachineInfo, vm: usize) -> (bool, bool) {
+    match vm_list_option(info, "hv.mte") {
+        None => (true, false),
+        Some(_) => {
+            let named = vm_listed(info, "hv.mte", vm);
+            (named, named)
+        }
+    }
 }
 
 /// Normal memory for the identity map: the RAM banks, and the image and the DTB

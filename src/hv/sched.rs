@@ -627,6 +627,10 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
         arch::pmu::quiesce();
         arch::pmu::set_mdcr(super::boot::mdcr().default);
     }
+    // MTE: only a VM offered it can reach (or change) its registers.
+    if vm.is_some_and(|vm| vm.mte) {
+        sysreg::save_mte(ctx.sysregs.slots_mut());
+    }
     // Debug: only if this run loaded the vCPU's own debug registers. With the
     // debugger's values in the hardware (`debug_override`), the context already
     // holds the guest's own (its trapped accesses keep it up to date).
@@ -683,6 +687,9 @@ fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
     if vm.pmu != 0 {
         arch::pmu::set_mdcr(super::boot::mdcr().pmu);
         sysreg::restore_pmu(ctx.sysregs.slots(), vm.pmu);
+    }
+    if vm.mte {
+        sysreg::restore_mte(ctx.sysregs.slots());
     }
     // Debug: only a vCPU with debug enabled in its MDSCR_EL1 (breakpoints,
     // watchpoints or stepping must fire) gets its debug registers now; any other

@@ -35,6 +35,8 @@ pub enum Error {
     Full(PoolFull),
     /// A streamed transfer failed (what happened, and what became of the VM).
     Transfer(String),
+    /// Allocation tags (this many pages) for a VM not offered MTE.
+    Tags(u64),
 }
 
 impl core::fmt::Display for Error {
@@ -51,6 +53,10 @@ impl core::fmt::Display for Error {
             Error::NoSlot(s) => write!(f, "no snapshot slot named '{s}' (see 'snapshot list')"),
             Error::Full(e) => write!(f, "{e}"),
             Error::Transfer(e) => write!(f, "{e}"),
+            Error::Tags(n) => write!(
+                f,
+                "the snapshot holds memory tags ({n} pages) and this VM has no memory tagging (hv.mte)"
+            ),
         }
     }
 }
@@ -142,6 +148,53 @@ fn read_page(vm: &Vm, ipa: u64, buf: &mut [u8; PAGE]) {
     }
 }
 
+/// The pages of a paused VM offered MTE whose allocation tags are not all zero
+/// (indexes from its RAM base): what its snapshot carries in tag frames. Empty
+/// for a VM without MTE.
+fn tagged_pages(vm: &Vm) -> Vec<u64> {
+    let mut pages = Vec::new();
+    if !vm.mte {
+        return pages;
+    }
+    let mut index = 0u64;
+    for c in &vm.ram.chunks {
+        for off in (0..c.size).step_by(PAGE) {
+            if crate::arch::mte::page_tagged((c.start.0 + off) as usize) {
+                pages.push(index);
+            }
+            index += 1;
+        }
+    }
+    pages
+}
+
+/// Reads the allocation tags of a guest page by IPA (zeros outside its RAM).
+fn read_tags(vm: &Vm, ipa: u64, buf: &mut [u8; snapshot::stream::TAG_BYTES]) {
+    match vm.ram.translate(crate::addr::Ipa(ipa)) {
+        Some((pa, n)) if vm.mte && n >= PAGE as u64 => {
+            crate::arch::mte::read_page(pa.0 as usize, buf)
+        }
+        _ => buf.fill(0),
+    }
+}
+
+/// Sets the allocation tags of a guest page of a paused VM offered MTE.
+fn write_tags(vm: &Vm, ipa: u64, tags: &[u8; snapshot::stream::TAG_BYTES]) {
+    if let Some((pa, n)) = vm.ram.translate(crate::addr::Ipa(ipa)) {
+        if vm.mte && n >= PAGE as u64 {
+            crate::arch::mte::write_page(pa.0 as usize, tags);
+        }
+    }
+}
+
+/// Tag frames must come to a VM that can hold them.
+fn check_tags(vm: &Vm, tagged: u64) -> Result<(), Error> {
+    if tagged > 0 && !vm.mte {
+        return Err(Error::Tags(tagged));
+    }
+    Ok(())
+}
+
 /// Takes a snapshot of `vm` (paused for the duration, then resumed unless it was
 /// already paused). `frame`: the caller's trap frame if it runs in an exit.
 pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
@@ -190,7 +243,15 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
 /// (after the magic); stops at the first error `sink` returns.
 fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
     let (header, cpus, gic) = prelude(vm);
+    let tagged = tagged_pages(vm);
+    let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
     let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
+    if vm.mte {
+        enc = enc.with_tags(snapshot::stream::Tags {
+            pages: &tagged,
+            read: &read_tags,
+        });
+    }
     sink(&snapshot::MAGIC)?;
     let mut buf = Vec::new();
     let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
@@ -259,6 +320,7 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
     let current = current_sysregs(vm);
     let target = target(vm, &current);
     let files = snapshot::prepare_restore(parsed, &target).map_err(Error::Snapshot)?;
+    check_tags(vm, parsed.tagged_pages())?;
     // The vGIC validates before it changes anything: the last check.
     if let Some(gic) = parsed.gic {
         super::vgic::import(vm, gic).map_err(|_| Error::Gic)?;
@@ -266,6 +328,7 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
     // From here on nothing can fail.
     apply_cpus(vm, &parsed.cpus, files);
     parsed.for_each_page(|ipa, page| write_page(vm, ipa, page));
+    parsed.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
     finish_ram();
     Ok(())
 }
@@ -290,11 +353,15 @@ fn apply_cpus(vm: &Vm, cpus: &[CpuState], files: Vec<SysRegFile>) {
     }
 }
 
-/// Writes one guest page (`None`: zeros) of the paused VM.
+/// Writes one guest page (`None`: zeros) of the paused VM; a VM offered MTE
+/// also gets the page's tags cleared (a tag frame after the RAM sets them again).
 fn write_page(vm: &Vm, ipa: u64, page: Option<&[u8]>) {
     if let Some((pa, n)) = vm.ram.translate(crate::addr::Ipa(ipa)) {
         if n < PAGE as u64 {
             return;
+        }
+        if vm.mte {
+            crate::arch::mte::clear_page(pa.0 as usize);
         }
         // SAFETY: the page is this VM's RAM, identity-mapped at EL2, and the VM is
         // paused.
@@ -536,7 +603,15 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
     control::pause_vm(vm, frame).map_err(Error::Control)?;
     let result = (|| {
         let (header, cpus, gic) = prelude(vm);
+        let tagged = tagged_pages(vm);
+        let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
         let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
+        if vm.mte {
+            enc = enc.with_tags(snapshot::stream::Tags {
+                pages: &tagged,
+                read: &read_tags,
+            });
+        }
         let hz = crate::arch::timer::frequency().max(1);
         crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
@@ -705,6 +780,12 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 item.for_each_page(|ipa, page| write_page(vm, ipa, page));
                 end = item == Item::End;
                 progress.tick(bytes, dec.pages().0);
+            }
+            Item::Tags { .. } => {
+                if let Err(e) = check_tags(vm, dec.tagged()) {
+                    return Err(fail(e, files.is_some()));
+                }
+                item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
             }
         }
         super::console::debug_write_raw(&rx.accept());

@@ -28,6 +28,9 @@ pub struct Vm {
     /// Event counters of its virtual PMU (`hv.pmu`); 0: no PMU (its PMU registers
     /// trap and UNDEF).
     pub pmu: u8,
+    /// Offered memory tagging (`hv.mte`, on by default when the CPU has
+    /// FEAT_MTE2): HCR_EL2.ATA, its MTE registers switched, its tags in snapshots.
+    pub mte: bool,
     pub ram: GuestRam,
     pub vttbr: u64,
     pub vcpus: Vec<Vcpu>,
@@ -91,11 +94,17 @@ impl Vm {
         traced: bool,
         reset: super::reset::VmReset,
         pmu: u8,
+        mte: bool,
     ) -> Self {
         let base = if aarch32 {
             super::sched::HCR_VM & !super::sched::HCR_RW
         } else {
             super::sched::HCR_VM
+        };
+        let base = if mte {
+            base | crate::cpreg::traps::hcr::ATA
+        } else {
+            base
         };
         Self {
             id,
@@ -107,6 +116,7 @@ impl Vm {
             },
             traced,
             pmu,
+            mte,
             ram,
             vttbr,
             vcpus,

@@ -31,9 +31,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use spin::Once;
 
-static GUEST_IDS: Once<cpreg::GuestIds> = Once::new();
-/// The same for VMs given a virtual PMU (`hv.pmu`).
-static GUEST_IDS_PMU: Once<cpreg::GuestIds> = Once::new();
+/// What guests may see of this CPU, per VM option: index bit 0 a virtual PMU
+/// (`hv.pmu`), bit 1 memory tagging (`hv.mte`).
+static GUEST_IDS: [Once<cpreg::GuestIds>; 4] = [const { Once::new() }; 4];
 
 /// Why one VM cannot start; printed after its source.
 enum Refused<'a> {
@@ -307,17 +307,19 @@ pub fn build_vms(
 
     // What guests may see of this CPU: the host's ID registers, sanitised once.
     let host_ids = cpreg::HostIds::read(&mut cpreg::Hw);
-    let policy = cpreg::IdPolicy {
-        aarch32_el1: true,
-        ipa_bits: stage2::IPA_BITS as u8,
-        pmu_counters: 0,
-    };
-    let ids = GUEST_IDS.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &policy));
-    let pmu_policy = cpreg::IdPolicy {
-        pmu_counters: super::boot::mdcr().pmu_counters,
-        ..policy
-    };
-    let ids_pmu = GUEST_IDS_PMU.call_once(|| cpreg::GuestIds::sanitise(&host_ids, &pmu_policy));
+    let ids = core::array::from_fn(|i| {
+        let policy = cpreg::IdPolicy {
+            aarch32_el1: true,
+            ipa_bits: stage2::IPA_BITS as u8,
+            pmu_counters: if i & 1 != 0 {
+                super::boot::mdcr().pmu_counters
+            } else {
+                0
+            },
+            mte: i & 2 != 0,
+        };
+        GUEST_IDS[i].call_once(|| cpreg::GuestIds::sanitise(&host_ids, &policy))
+    });
     let hidden: heapless::Vec<&str, 1> = debug_path.into_iter().collect();
     let env = Env {
         info,
@@ -327,7 +329,6 @@ pub fn build_vms(
         console_path,
         hidden: &hidden,
         ids,
-        ids_pmu,
     };
     let mut vms = Vec::new();
     // The passthrough plan's number (`slot`) of each VM that starts.
@@ -365,9 +366,8 @@ struct Env<'e> {
     uart_ipa: u64,
     console_path: &'e str,
     hidden: &'e [&'e str],
-    ids: &'static cpreg::GuestIds,
-    /// For VMs given a virtual PMU.
-    ids_pmu: &'static cpreg::GuestIds,
+    /// Indexed as [`GUEST_IDS`].
+    ids: [&'static cpreg::GuestIds; 4],
 }
 
 /// Builds VM `id` from `spec` in `ram`: everything that can fail is decided
@@ -382,11 +382,18 @@ fn build_one<'s>(
     let nvcpus = spec.vcpus.unwrap_or(env.cpus).clamp(1, dt::MAX_VCPUS);
     // A virtual PMU: asked for (`hv.pmu`) and the host has one.
     let pmu_asked = super::boot::gives_pmu(env.info, id);
-    let pmu = pmu_asked && env.ids_pmu.pmu_counters > 0;
+    let pmu = pmu_asked && env.ids[1].pmu_counters > 0;
     if pmu_asked && !pmu {
         println!("vm{id}: no virtual PMU: this CPU has no PMUv3 for EL1");
     }
-    let ids = if pmu { env.ids_pmu } else { env.ids };
+    // Memory tagging: offered (`hv.mte`, every VM by default) and the CPU has
+    // FEAT_MTE2 (tag storage); the sanitised IDs say both.
+    let (mte_asked, mte_named) = super::boot::gives_mte(env.info, id);
+    let mte = mte_asked && env.ids[2].features().mte;
+    if mte_named && !mte {
+        println!("vm{id}: no memory tagging: this CPU has no FEAT_MTE2 (tag storage)");
+    }
+    let ids = env.ids[pmu as usize | (mte as usize) << 1];
     let kernel = phys_slice(spec.kernel);
     let placement = guest_image::place(kernel).map_err(Refused::Kernel)?;
     let initrd = spec.ramdisk.map(phys_slice);
@@ -521,7 +528,14 @@ fn build_one<'s>(
         super::boot::traces_vm_regs(env.info, id),
         super::reset::VmReset::new(reload),
         if pmu { ids.pmu_counters } else { 0 },
+        mte,
     );
+    if mte {
+        println!(
+            "vm{id}: memory tagging: FEAT_MTE{}",
+            (ids.get(cpreg::Reg::ID_AA64PFR1_EL1) >> 8) & 0xf
+        );
+    }
     if pmu {
         println!(
             "vm{id}: virtual PMU: PMUv3, {} event counters",

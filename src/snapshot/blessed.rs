@@ -154,3 +154,30 @@ fn blessed_saved_list_max_with_a_pmu() {
         },
     );
 }
+
+/// A QEMU `max` VM offered MTE (`-M virt,mte=on`, where `max` reports FEAT_MTE3:
+/// the `max` fixture with ID_AA64PFR1_EL1.MTE = 3): the `max` list plus GCR_EL1,
+/// RGSR_EL1, TFSR_EL1 and TFSRE0_EL1.
+#[test]
+fn blessed_saved_list_max_with_mte() {
+    let fixture = include_str!("../../tests/fixtures/ids-max.txt");
+    let fixture: String = fixture
+        .lines()
+        .map(|l| match l.strip_prefix("ID_AA64PFR1_EL1=0x") {
+            Some(v) => {
+                let v = u64::from_str_radix(v, 16).unwrap();
+                format!("ID_AA64PFR1_EL1={:#x}\n", (v & !(0xf << 8)) | (3 << 8))
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    check_with(
+        "max-mte",
+        &fixture,
+        include_str!("../../tests/blessed/max-mte.txt"),
+        IdPolicy {
+            mte: true,
+            ..IdPolicy::default()
+        },
+    );
+}

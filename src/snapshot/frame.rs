@@ -33,6 +33,8 @@ pub const KIND_PAGES: u8 = b'P';
 /// A run of RAM pages all of one byte (zero pages, mostly).
 pub const KIND_RUN: u8 = b'R';
 pub const KIND_END: u8 = b'E';
+/// Allocation tags of RAM pages (MTE), after the RAM frames.
+pub const KIND_TAGS: u8 = b'T';
 
 /// One frame, checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,6 +53,7 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_PAGES => "RAM",
         KIND_RUN => "RAM run",
         KIND_END => "end",
+        KIND_TAGS => "tags",
         _ => "unknown",
     }
 }

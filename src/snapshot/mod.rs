@@ -316,6 +316,21 @@ impl Parsed<'_> {
             Ram::V2(frames) => stream::for_each_page(self.header.ram_ipa, frames, write),
         }
     }
+
+    /// Calls `write(ipa, tags)` for every page with allocation tags (MTE; only
+    /// version 2 carries them). Pages not named have all tags zero.
+    pub fn for_each_tagged(&self, write: impl FnMut(u64, &[u8; stream::TAG_BYTES])) {
+        if let Ram::V2(frames) = self.ram {
+            stream::for_each_tagged(self.header.ram_ipa, frames, write);
+        }
+    }
+
+    /// How many pages carry allocation tags.
+    pub fn tagged_pages(&self) -> u64 {
+        let mut n = 0;
+        self.for_each_tagged(|_, _| n += 1);
+        n
+    }
 }
 
 /// What a VM looks like, to check a snapshot against before restoring it.
@@ -385,5 +400,7 @@ pub fn prepare(
 mod blessed;
 #[cfg(test)]
 mod link_tests;
+#[cfg(test)]
+mod tags_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 //!   P | R   RAM in order, each frame from where the one before ended:
 //!     P     up to 16 pages: first page u64 | count u8 | map u16 | data of the set bits
 //!     R     a run of pages all of one byte: first page u64 | count u32 | byte u8
+//!   T ...   allocation tags (MTE) of the pages with any: count u8 | (page u64 | 128 bytes)...
 //!   E       pages u64 | frames u32
 //! ```
 //!
@@ -22,7 +23,9 @@
 #![forbid(unsafe_code)]
 
 use super::fields::{read_cpu, read_head, write_cpu, write_head};
-use super::frame::{self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_RUN, KIND_VCPU};
+use super::frame::{
+    self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_RUN, KIND_TAGS, KIND_VCPU,
+};
 use super::wire::{Reader, Writer};
 use super::{CpuState, Header, Parsed, Ram, SnapshotError, MAGIC, PAGE};
 use alloc::vec::Vec;
@@ -32,6 +35,19 @@ pub const VERSION: u32 = 2;
 pub const PAGES_PER_FRAME: u64 = 16;
 /// RAM frame payload: first page, count, map.
 const PAGES_HEAD: usize = 8 + 1 + 2;
+/// Allocation-tag bytes of a page: a 4-bit tag per 16-byte granule, the
+/// granule at the lower address in the low nibble.
+pub const TAG_BYTES: usize = PAGE / 32;
+/// Tagged pages per tag frame.
+pub const TAGGED_PER_FRAME: usize = 32;
+
+/// The pages with allocation tags (MTE) of the VM being encoded: their indexes
+/// from the RAM base, ascending, and how to read a page's tags by IPA.
+#[derive(Clone, Copy)]
+pub struct Tags<'a> {
+    pub pages: &'a [u64],
+    pub read: &'a dyn Fn(u64, &mut [u8; TAG_BYTES]),
+}
 
 /// Writes a VM's snapshot frame by frame.
 pub struct Encoder<'a> {
@@ -45,7 +61,11 @@ pub struct Encoder<'a> {
     total: Option<u64>,
     /// The pages covered by the frames encoded so far.
     reached: u64,
+    /// The first frame after the RAM frames, once known.
+    ram_end: Option<u64>,
     scratch: Vec<u8>,
+    /// Allocation tags, for a VM with MTE (none: no tag frames).
+    pub tags: Option<Tags<'a>>,
 }
 
 /// Frame starts remembered (more than the transfer's window of 8).
@@ -72,8 +92,22 @@ impl<'a> Encoder<'a> {
             starts: [(u64::MAX, 0); STARTS],
             total: None,
             reached: 0,
+            ram_end: None,
             scratch: alloc::vec![0; PAGE],
+            tags: None,
         }
+    }
+
+    /// Adds tag frames for `tags.pages` after the RAM frames.
+    pub fn with_tags(mut self, tags: Tags<'a>) -> Self {
+        self.tags = Some(tags);
+        self
+    }
+
+    /// The number of tag frames.
+    fn tag_frames(&self) -> u64 {
+        self.tags
+            .map_or(0, |t| t.pages.len().div_ceil(TAGGED_PER_FRAME) as u64)
     }
 
     /// Pages of RAM.
@@ -114,6 +148,7 @@ impl<'a> Encoder<'a> {
             .unwrap_or((ram, 0));
         while s < seq {
             if page >= self.pages() {
+                self.ram_end = Some(s);
                 return None;
             }
             page += self.ram_frame(page, read_page, None).0;
@@ -188,6 +223,22 @@ impl<'a> Encoder<'a> {
         (count, data)
     }
 
+    /// Appends tag frame `k` (counted from the first after the RAM frames).
+    fn tag_frame(&self, k: u64, w: &mut Writer, n: u32) {
+        let Some(t) = self.tags else { return };
+        let k = k as usize * TAGGED_PER_FRAME;
+        let pages = &t.pages[k..t.pages.len().min(k + TAGGED_PER_FRAME)];
+        let at = frame::begin(&mut w.buf, KIND_TAGS, n);
+        w.u8(pages.len() as u8);
+        let mut tags = [0; TAG_BYTES];
+        for &p in pages {
+            w.u64(p);
+            (t.read)(self.header.ram_ipa + p * PAGE as u64, &mut tags);
+            w.bytes(&tags);
+        }
+        frame::finish(&mut w.buf, at);
+    }
+
     /// Appends frame `seq` to `out`; returns how many data pages it carries.
     /// `read_page(ipa, buf)` fills `buf` with the guest page at `ipa`. Frame `seq`
     /// is the same bytes whenever it is asked for (the VM is paused), so a frame
@@ -215,18 +266,33 @@ impl<'a> Encoder<'a> {
             frame::finish(&mut w.buf, at);
         } else if seq < ram {
             frame::write(&mut w.buf, KIND_GIC, n, self.gic.unwrap_or(&[]));
-        } else if let Some(first) = self.start_of(seq, read_page) {
-            if first < self.pages() {
-                let (count, d) = self.ram_frame(first, read_page, Some((&mut w.buf, n)));
-                data = d;
-                self.reached = self.reached.max(first + count);
-                self.starts[(seq + 1) as usize % STARTS] = (seq + 1, first + count);
+        } else {
+            let past_ram = self.ram_end.is_some_and(|e| seq >= e);
+            match if past_ram {
+                None
             } else {
-                let at = frame::begin(&mut w.buf, KIND_END, n);
-                w.u64(self.pages());
-                w.u32(seq as u32 + 1);
-                frame::finish(&mut w.buf, at);
-                self.total = Some(seq + 1);
+                self.start_of(seq, read_page)
+            } {
+                Some(first) if first < self.pages() => {
+                    let (count, d) = self.ram_frame(first, read_page, Some((&mut w.buf, n)));
+                    data = d;
+                    self.reached = self.reached.max(first + count);
+                    self.starts[(seq + 1) as usize % STARTS] = (seq + 1, first + count);
+                }
+                Some(_) => self.ram_end = Some(seq),
+                None => {}
+            }
+            // After the RAM: the tag frames (a VM with MTE), then the end frame.
+            if let Some(k) = self.ram_end.and_then(|e| seq.checked_sub(e)) {
+                if k < self.tag_frames() {
+                    self.tag_frame(k, &mut w, n);
+                } else if k == self.tag_frames() {
+                    let at = frame::begin(&mut w.buf, KIND_END, n);
+                    w.u64(self.pages());
+                    w.u32(seq as u32 + 1);
+                    frame::finish(&mut w.buf, at);
+                    self.total = Some(seq + 1);
+                }
             }
         }
         *out = w.buf;
@@ -278,6 +344,12 @@ pub enum Item<'f> {
         count: u32,
         byte: u8,
     },
+    /// Allocation tags: `data` is `(page index u64 | TAG_BYTES)` repeated, the
+    /// indexes ascending and inside RAM ([`Item::for_each_tagged`]).
+    Tags {
+        ram_ipa: u64,
+        data: &'f [u8],
+    },
     End,
 }
 
@@ -309,6 +381,18 @@ impl Item<'_> {
     }
 }
 
+impl Item<'_> {
+    /// Calls `write(ipa, tags)` for each page of a `Tags` item.
+    pub fn for_each_tagged(&self, mut write: impl FnMut(u64, &[u8; TAG_BYTES])) {
+        if let Item::Tags { ram_ipa, data } = *self {
+            for e in data.chunks_exact(8 + TAG_BYTES) {
+                let page = u64::from_le_bytes(e[..8].try_into().unwrap());
+                write(ram_ipa + page * PAGE as u64, e[8..].try_into().unwrap());
+            }
+        }
+    }
+}
+
 /// Checks frames in order as they arrive: numbers, kinds, places, contents.
 #[derive(Default)]
 pub struct Decoder {
@@ -319,6 +403,9 @@ pub struct Decoder {
     /// The next RAM page expected (index from the RAM base).
     page: u64,
     data_pages: u64,
+    /// Tag frames: the lowest page index the next one may name, and pages tagged.
+    tag_page: u64,
+    tagged: u64,
     ended: bool,
 }
 
@@ -331,8 +418,15 @@ impl Decoder {
             gic: false,
             page: 0,
             data_pages: 0,
+            tag_page: 0,
+            tagged: 0,
             ended: false,
         }
+    }
+
+    /// Pages whose allocation tags arrived (tag frames).
+    pub fn tagged(&self) -> u64 {
+        self.tagged
     }
 
     /// The number of the frame expected next.
@@ -375,6 +469,8 @@ impl Decoder {
             None => "header",
             Some(h) if self.cpus < h.vcpus => "vCPU",
             Some(_) if self.page == 0 && !self.gic => "GIC, RAM or end",
+            Some(h) if self.page == h.ram_size / PAGE as u64 => "tags or end",
+            Some(_) if self.tagged > 0 => "tags or end",
             Some(_) => "RAM or end",
         };
         let wrong = || SnapshotError::FrameKind {
@@ -399,7 +495,37 @@ impl Decoder {
             (KIND_GIC, Some(h)) if self.cpus == h.vcpus && self.page == 0 && !self.gic => {
                 Item::Gic(f.payload)
             }
-            (KIND_PAGES, Some(h)) if self.cpus == h.vcpus => {
+            (KIND_TAGS, Some(h))
+                if self.cpus == h.vcpus && self.page == h.ram_size / PAGE as u64 =>
+            {
+                let count = r.u8()? as usize;
+                if count == 0 || count > TAGGED_PER_FRAME {
+                    return Err(SnapshotError::Malformed(
+                        "tag frame's page count",
+                        count as u64,
+                    ));
+                }
+                if r.remaining() != count * (8 + TAG_BYTES) {
+                    return Err(SnapshotError::Malformed(
+                        "tag frame's length",
+                        (1 + r.remaining()) as u64,
+                    ));
+                }
+                let data = r.take(count * (8 + TAG_BYTES))?;
+                let mut next = self.tag_page;
+                for e in data.chunks_exact(8 + TAG_BYTES) {
+                    let page = u64::from_le_bytes(e[..8].try_into().unwrap());
+                    if page < next || page >= self.page {
+                        return Err(SnapshotError::Malformed("tag frame's page", page));
+                    }
+                    next = page + 1;
+                }
+                Item::Tags {
+                    ram_ipa: h.ram_ipa,
+                    data,
+                }
+            }
+            (KIND_PAGES, Some(h)) if self.cpus == h.vcpus && self.tagged == 0 => {
                 let first = r.u64()?;
                 let count = r.u8()? as u64;
                 let map = u16::from_le_bytes([r.u8()?, r.u8()?]);
@@ -470,6 +596,11 @@ impl Decoder {
                 self.data_pages += map.count_ones() as u64;
             }
             Item::Run { count, .. } => self.page += *count as u64,
+            Item::Tags { data, .. } => {
+                let last = data.len() - (8 + TAG_BYTES);
+                self.tag_page = u64::from_le_bytes(data[last..last + 8].try_into().unwrap()) + 1;
+                self.tagged += (data.len() / (8 + TAG_BYTES)) as u64;
+            }
             Item::End => self.ended = true,
         }
         self.next += 1;
@@ -491,7 +622,7 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
             Item::Head(h) => header = Some(h),
             Item::Cpu(c) => cpus.push(c),
             Item::Gic(g) => gic = Some(g),
-            Item::Pages { .. } | Item::Run { .. } | Item::End => {
+            Item::Pages { .. } | Item::Run { .. } | Item::Tags { .. } | Item::End => {
                 ram_at.get_or_insert(at);
             }
         }
@@ -538,5 +669,20 @@ pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Opt
             _ => continue,
         };
         item.for_each_page(&mut write);
+    }
+}
+
+/// The allocation tags of a checked version-2 RAM (`frames`: from the first RAM
+/// frame on), page by page: `write(ipa, tags)`.
+pub fn for_each_tagged(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, &[u8; TAG_BYTES])) {
+    // Already checked by `decode`.
+    for (_, f) in frame::split(frames, 0).flatten() {
+        if f.kind == KIND_TAGS && !f.payload.is_empty() {
+            Item::Tags {
+                ram_ipa,
+                data: &f.payload[1..],
+            }
+            .for_each_tagged(&mut write);
+        }
     }
 }

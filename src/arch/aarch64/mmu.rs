@@ -14,8 +14,14 @@ use aarch64_paging::{
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// MAIR_EL2 index 0: Device-nGnRE; index 1: Normal, inner/outer write-back.
-const MAIR: u64 = 0x04 | (0xff << 8);
+/// MAIR_EL2 index 0: Device-nGnRE; index 1: Normal, inner/outer write-back,
+/// Tagged (0xf0) when the CPU has FEAT_MTE2 so that EL2 can read and write the
+/// allocation tags of guest RAM (`mte`; SCTLR_EL2.TCF stays 0, so nothing EL2
+/// does is tag checked), else plain (0xff; 0xf0 is reserved without MTE2).
+fn mair() -> u64 {
+    let normal = if super::mte::present() { 0xf0 } else { 0xff };
+    0x04 | (normal << 8)
+}
 
 pub const NORMAL: El23Attributes = El23Attributes::VALID
     .union(El23Attributes::ATTRIBUTE_INDEX_1)
@@ -56,7 +62,7 @@ pub fn build(ram: &[(usize, usize)], devices: &[(usize, usize)]) -> IdMap<El2> {
 /// Turns on the MMU and caches on this CPU with `map`, and records it for the
 /// secondaries. `map` must stay alive for ever (the caller leaks it).
 pub fn enable(map: &mut IdMap<El2>) {
-    MAIR_EL2.set(MAIR);
+    MAIR_EL2.set(mair());
     TCR_EL2.set(tcr());
     // SAFETY: the map identity-maps all RAM (code, data, stacks, heap) and the devices
     // in use, so every address in use keeps its meaning.
@@ -70,7 +76,7 @@ pub fn enable(map: &mut IdMap<El2>) {
 
 /// Turns on the map recorded by `enable` on a secondary CPU.
 pub fn enable_secondary() {
-    MAIR_EL2.set(MAIR);
+    MAIR_EL2.set(mair());
     TCR_EL2.set(tcr());
     let ttbr = TTBR0.load(Ordering::SeqCst);
     // SAFETY: the same identity map as the boot CPU's, already complete.
@@ -82,6 +88,20 @@ fn turn_on() {
     // SAFETY: invalidates stale EL2 translations before the MMU goes on.
     unsafe { asm!("tlbi alle2", "dsb ish", "isb", options(nostack)) };
     SCTLR_EL2.modify(SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable);
+    if super::mte::present() {
+        // SAFETY: EL2 may access allocation tags (ATA); TCF stays 0, so no access
+        // of the hypervisor's is ever tag checked.
+        unsafe {
+            asm!(
+                "mrs {t}, sctlr_el2",
+                "orr {t}, {t}, {ata}",
+                "msr sctlr_el2, {t}",
+                t = out(reg) _,
+                ata = in(reg) super::mte::SCTLR_EL2_ATA,
+                options(nostack)
+            )
+        };
+    }
     // SAFETY: synchronises the new translation regime.
     unsafe { asm!("isb", options(nostack)) };
 }

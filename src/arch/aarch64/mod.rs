@@ -6,6 +6,7 @@ pub mod crc;
 pub mod fpsimd;
 pub mod mmio;
 pub mod mmu;
+pub mod mte;
 pub mod pmu;
 pub mod smc;
 pub mod sysreg;

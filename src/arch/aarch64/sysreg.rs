@@ -194,6 +194,20 @@ macro_rules! define_switch {
             } )*
         }
 
+        /// Saves the memory-tagging registers of a VM offered MTE.
+        pub fn save_mte(slots: &mut [u64; SLOT_SPACE]) {
+            $( if const { matches!(switched(Reg::$name), Switched::Mte) } {
+                slots[const { slot(Reg::$name) }] = read_row!($hw [$($a64)*]);
+            } )*
+        }
+
+        /// Loads what [`save_mte`] saves.
+        pub fn restore_mte(slots: &[u64; SLOT_SPACE]) {
+            $( if const { matches!(switched(Reg::$name), Switched::Mte) } {
+                write_row!($hw [$($a64)*], slots[const { slot(Reg::$name) }]);
+            } )*
+        }
+
         /// Saves the registers switched with the FP/SIMD state of an AArch32 VM.
         pub fn save_fp_aarch32(slots: &mut [u64; SLOT_SPACE]) {
             $( if const { matches!(switched(Reg::$name), Switched::FpAarch32) } {
