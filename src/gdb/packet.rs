@@ -230,6 +230,81 @@ pub fn encode(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&hex_byte(sum));
 }
 
+/// Appends `$hex(data)#cs`: exactly what [`encode`] makes of `data` as hex text
+/// ([`push_hex`]), without building that text first. A memory read's reply
+/// (`m`): runs of a byte whose two hex digits are the same (zeros above all)
+/// are counted eight bytes at a time and become `0*~` pieces directly, other
+/// bytes cost two table lookups each. Hex digits never need escaping.
+pub fn encode_hex(data: &[u8], out: &mut Vec<u8>) {
+    /// The run of `c` not yet written: `n` copies.
+    struct Run {
+        c: u8,
+        n: usize,
+        sum: u8,
+    }
+    impl Run {
+        /// Writes the pending run as [`encode`] would: the digit, then up to 97
+        /// more as `*` and a count (never 6 or 7: `#` and `$`), again while
+        /// copies remain.
+        fn flush(&mut self, out: &mut Vec<u8>) {
+            let c = self.c;
+            while self.n > 0 {
+                out.push(c);
+                self.sum = self.sum.wrapping_add(c);
+                self.n -= 1;
+                let mut more = self.n.min(97);
+                if more >= 3 {
+                    if more == 6 || more == 7 {
+                        more = 5;
+                    }
+                    let count = more as u8 + 29;
+                    out.extend_from_slice(&[b'*', count]);
+                    self.sum = self.sum.wrapping_add(b'*').wrapping_add(count);
+                    self.n -= more;
+                }
+            }
+        }
+
+        fn add(&mut self, c: u8, copies: usize, out: &mut Vec<u8>) {
+            if c != self.c {
+                self.flush(out);
+                self.c = c;
+            }
+            self.n += copies;
+        }
+    }
+    out.reserve(data.len() / 8 + 8);
+    out.push(b'$');
+    let mut run = Run { c: 0, n: 0, sum: 0 };
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        if b >> 4 == b & 0xf {
+            // A byte of two equal digits: count its run, a word at a time.
+            let word = u64::from_ne_bytes([b; 8]);
+            let mut end = i + 1;
+            while let Some(w) = data.get(end..end + 8) {
+                if u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])) != word {
+                    break;
+                }
+                end += 8;
+            }
+            while end < data.len() && data[end] == b {
+                end += 1;
+            }
+            run.add(HEX[(b & 0xf) as usize], 2 * (end - i), out);
+            i = end;
+            continue;
+        }
+        run.add(HEX[(b >> 4) as usize], 1, out);
+        run.add(HEX[(b & 0xf) as usize], 1, out);
+        i += 1;
+    }
+    run.flush(out);
+    out.push(b'#');
+    out.extend_from_slice(&hex_byte(run.sum));
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Two lowercase hex digits.

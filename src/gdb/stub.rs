@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::command::{self, Action, BreakKind, Command, ThreadSel};
-use super::packet::{encode, push_hex, Input, MAX_PACKET};
+use super::packet::{encode, encode_hex, push_hex, Input, MAX_PACKET};
 use super::regs::{RegId, FIRST_SYSREG};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -398,9 +398,12 @@ impl Stub {
                     let mut buf = alloc::vec![0u8; len.min(MAX_PACKET / 2)];
                     match target.read_memory(self.general, addr, &mut buf) {
                         Ok(n) if n > 0 => {
-                            let mut r = Vec::with_capacity(2 * n);
-                            push_hex(&buf[..n.min(buf.len())], &mut r);
-                            Ok(r)
+                            // Hex and run lengths in one pass, straight from the
+                            // bytes read (no hex text in between).
+                            self.last.clear();
+                            encode_hex(&buf[..n.min(buf.len())], &mut self.last);
+                            out.extend_from_slice(&self.last);
+                            return After::Stay;
                         }
                         Ok(_) => Err(Error::Fault.code()),
                         Err(e) => Err(e.code()),

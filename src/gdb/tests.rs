@@ -831,3 +831,57 @@ fn replies_are_run_length_encoded_and_decode_to_the_same_body() {
     assert_eq!(wire.len(), 256);
     assert_eq!(&packet(b"0000")[..], b"$0* #7a");
 }
+
+#[test]
+fn memory_replies_encoded_from_binary_match_encoding_the_hex_text() {
+    use super::packet::{encode_hex, push_hex};
+    // Runs of every length around the word size and the 97-copy limit, of
+    // bytes with equal digits (0x00, 0x11, 0xff) and without (0x12), at every
+    // alignment, between other bytes; and a pseudo-random mix.
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for n in 0..120 {
+        for b in [0x00u8, 0x11, 0xff, 0x12] {
+            for lead in 0..3 {
+                let mut d = alloc::vec![0xabu8; lead];
+                d.extend(core::iter::repeat_n(b, n));
+                d.push(0x0f);
+                cases.push(d);
+            }
+        }
+    }
+    let mut x: u32 = 1;
+    let mut mix = Vec::new();
+    for _ in 0..700 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        // Mostly zeros, some runs of other bytes, some noise.
+        let b = match (x >> 16) % 8 {
+            0..=4 => 0,
+            5 => 0x44,
+            6 => 0xf0,
+            _ => (x >> 8) as u8,
+        };
+        let len = 1 + ((x >> 24) % 40) as usize;
+        mix.extend(core::iter::repeat_n(b, len));
+    }
+    cases.push(mix);
+    cases.push(alloc::vec![0u8; 0x4000]);
+    for data in &cases {
+        let mut hex = Vec::new();
+        push_hex(data, &mut hex);
+        let mut want = Vec::new();
+        encode(&hex, &mut want);
+        let mut got = Vec::new();
+        encode_hex(data, &mut got);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{} bytes",
+            data.len()
+        );
+        if hex.len() <= MAX_PACKET {
+            let (ev, bodies) = frame(&got);
+            assert_eq!(ev, [Input::Packet]);
+            assert_eq!(bodies, [hex]);
+        }
+    }
+}

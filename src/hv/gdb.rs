@@ -395,10 +395,15 @@ impl Target for HvTarget<'_> {
                 break;
             };
             let n = (n as usize).min(buf.len() - done);
-            for i in 0..n {
-                // SAFETY: guest RAM of this VM (see `poke`).
-                buf[done + i] = unsafe { core::ptr::read_volatile((pa as usize + i) as *const u8) };
-            }
+            // SAFETY: `pa..pa + n` is guest RAM of this VM (see `poke`), which
+            // never overlaps the hypervisor's heap buffer `buf`.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    pa as usize as *const u8,
+                    buf[done..].as_mut_ptr(),
+                    n,
+                )
+            };
             done += n;
         }
         if done == 0 {

@@ -197,7 +197,9 @@ pub fn bench(qemu: &str, image: &Path, guest: &Path, module_base: u64) -> Result
     })();
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("HV_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 

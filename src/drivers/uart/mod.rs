@@ -20,6 +20,12 @@
 //!   [`Uart::ack_interrupts`] are the interrupt side a ring-buffered console
 //!   needs: receive (data or receive timeout) and transmit (FIFO has room).
 //!
+//! * [`Rings`] drives a UART through a receive and a transmit [`Ring`]: its
+//!   [`Rings::service`] (the interrupt handler's body, or a poll where the
+//!   device tree gives no interrupt) moves what arrived into one and what the
+//!   FIFO takes from the other, and enables exactly the interrupts there is
+//!   work for.
+//!
 //! Registers are reached through [`Mmio`]: the arch layer implements it with
 //! volatile accesses, the host tests with fakes that model each device's
 //! status bits and FIFOs (`fake.rs`), so every register sequence is tested on
@@ -30,6 +36,9 @@ mod bcm2835_aux;
 mod cadence;
 mod imx;
 mod pl011;
+mod ring;
+
+pub use ring::Ring;
 
 #[cfg(test)]
 mod fake;
@@ -291,4 +300,96 @@ fn write_burst<M: Mmio>(m: &M, bytes: &[u8], data: usize, depth: usize) -> usize
         m.write32(data, u32::from(b));
     }
     n
+}
+
+/// A UART driven through rings: received bytes wait in `rx` for the console,
+/// written bytes in `tx` for room in the FIFO. The producers of `tx` and the
+/// consumers of `rx` are the callers' (each side serialised by them); the
+/// other side of each is [`Rings::service`], which the caller serialises with
+/// every other access to the device's registers.
+pub struct Rings<const RX: usize, const TX: usize> {
+    pub rx: Ring<RX>,
+    pub tx: Ring<TX>,
+    /// Interrupt-driven (the device tree gave the UART an interrupt and it is
+    /// enabled at the interrupt controller); else every service is a poll.
+    irq: core::sync::atomic::AtomicBool,
+    /// The interrupts enabled at the device: bit 0 receive, bit 1 transmit.
+    enabled: core::sync::atomic::AtomicU8,
+}
+
+impl<const RX: usize, const TX: usize> Default for Rings<RX, TX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const RX: usize, const TX: usize> Rings<RX, TX> {
+    pub const fn new() -> Self {
+        Self {
+            rx: Ring::new(),
+            tx: Ring::new(),
+            irq: core::sync::atomic::AtomicBool::new(false),
+            enabled: core::sync::atomic::AtomicU8::new(0),
+        }
+    }
+
+    /// Whether the device's interrupt drives the rings.
+    pub fn interrupt_driven(&self) -> bool {
+        self.irq.load(core::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Switches to interrupt-driven service (the interrupt is routed and
+    /// enabled at the interrupt controller) or back to polling (every device
+    /// interrupt masked), and services once.
+    pub fn set_interrupt_driven<M: Mmio>(&self, uart: &Uart<M>, on: bool) {
+        self.irq.store(on, core::sync::atomic::Ordering::Release);
+        // Force the mask to be written.
+        self.enabled
+            .store(0xff, core::sync::atomic::Ordering::Relaxed);
+        self.service(uart);
+    }
+
+    /// Moves bytes between the device and the rings: acknowledges what the
+    /// device latched, takes received bytes while `rx` has room, gives the
+    /// transmit FIFO what it takes from `tx`, then (interrupt-driven) enables
+    /// the receive interrupt while `rx` has room and the transmit interrupt
+    /// while `tx` holds bytes, writing the mask only when it changes. Returns
+    /// how many bytes were received.
+    pub fn service<M: Mmio>(&self, uart: &Uart<M>) -> usize {
+        use core::sync::atomic::Ordering;
+        let irq = self.interrupt_driven();
+        if irq {
+            let pending = uart.pending_interrupts();
+            if pending != Pending::default() {
+                uart.ack_interrupts(pending);
+            }
+        }
+        let mut received = 0;
+        while self.rx.free() > 0 {
+            let Some(b) = uart.read_byte() else { break };
+            self.rx.push(&[b]);
+            received += 1;
+        }
+        let mut chunk = [0u8; 64];
+        loop {
+            let n = self.tx.peek(&mut chunk[..uart.fifo_depth().min(64)]);
+            if n == 0 {
+                break;
+            }
+            let w = uart.write_some(&chunk[..n]);
+            self.tx.consume(w);
+            if w < n {
+                break;
+            }
+        }
+        let want = if irq {
+            u8::from(self.rx.free() > 0) | u8::from(!self.tx.is_empty()) << 1
+        } else {
+            0
+        };
+        if self.enabled.swap(want, Ordering::Relaxed) != want {
+            uart.set_interrupts(want & 1 != 0, want & 2 != 0);
+        }
+        received
+    }
 }

@@ -325,3 +325,179 @@ fn interrupt_enable_bits_per_model() {
     );
     assert_eq!(u.mmio().reg(imx::UCR1) & imx::UCR1_UARTEN, imx::UCR1_UARTEN);
 }
+
+/// The receive and transmit interrupts enabled at the device, as its
+/// registers say.
+fn enabled(model: Model, f: &Fake) -> (bool, bool) {
+    match model {
+        Model::Pl011 => {
+            let m = f.reg(pl011::IMSC);
+            (m & pl011::INT_RX != 0, m & pl011::INT_TX != 0)
+        }
+        Model::Bcm2835Aux => {
+            let m = f.reg(aux::IER);
+            (m & 1 != 0, m & 2 != 0)
+        }
+        Model::Cadence => {
+            let m = f.reg(cdns::IMR);
+            (m & cdns::IXR_RXTRIG != 0, m & cdns::IXR_TXEMPTY != 0)
+        }
+        Model::Imx => {
+            let m = f.reg(imx::UCR1);
+            (m & imx::UCR1_RRDYEN != 0, m & imx::UCR1_TRDYEN != 0)
+        }
+    }
+}
+
+/// The line sends what its FIFO holds (as the wire would, between interrupts).
+fn drain(f: &Fake) {
+    let mut s = f.st.borrow_mut();
+    while let Some(b) = s.tx_fifo.pop_front() {
+        s.sent.push(b);
+    }
+}
+
+#[test]
+fn rings_polled_move_bytes_both_ways_and_enable_no_interrupt() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let rings = super::Rings::<64, 256>::new();
+        rings.set_interrupt_driven(&u, false);
+        let f = u.mmio();
+        f.receive(b"$m0,4#fd");
+        let text: Vec<u8> = (0..200u8).collect();
+        assert_eq!(rings.tx.push(&text), 200);
+        let mut received = 0;
+        while f.st.borrow().sent.len() < text.len() {
+            received += rings.service(&u);
+            drain(f);
+        }
+        assert_eq!(received, 8, "{model}");
+        assert_eq!(f.st.borrow().sent, text, "{model}: order kept");
+        assert_eq!(f.st.borrow().lost, 0, "{model}: never overran the FIFO");
+        let mut got = [0u8; 16];
+        assert_eq!(rings.rx.pop(&mut got), 8);
+        assert_eq!(&got[..8], b"$m0,4#fd");
+        assert_eq!(enabled(model, f), (false, false), "{model}");
+    }
+}
+
+#[test]
+fn rings_enable_transmit_interrupts_only_while_bytes_wait() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let rings = super::Rings::<64, 256>::new();
+        rings.set_interrupt_driven(&u, true);
+        assert!(rings.interrupt_driven());
+        assert_eq!(enabled(model, f), (true, false), "{model}: idle line");
+        let text: Vec<u8> = (0..100u8).map(|i| b'a' + i % 26).collect();
+        rings.tx.push(&text);
+        // The writer's own service fills the FIFO; the rest waits for the
+        // transmit interrupt, which is enabled now.
+        rings.service(&u);
+        assert_eq!(f.st.borrow().tx_fifo.len(), model.fifo_depth(), "{model}");
+        assert_eq!(enabled(model, f), (true, true), "{model}: bytes wait");
+        let mut interrupts = 0;
+        while !rings.tx.is_empty() {
+            drain(f);
+            rings.service(&u);
+            interrupts += 1;
+            assert!(interrupts <= 100, "{model}: the ring never drained");
+        }
+        drain(f);
+        assert_eq!(f.st.borrow().sent, text, "{model}");
+        assert_eq!(f.st.borrow().lost, 0, "{model}");
+        assert_eq!(
+            interrupts,
+            (100 - model.fifo_depth()).div_ceil(model.fifo_depth()),
+            "{model}: a FIFO's worth per interrupt"
+        );
+        assert_eq!(enabled(model, f), (true, false), "{model}: ring empty");
+        // The mask is written only when it changes.
+        f.take_log();
+        rings.service(&u);
+        assert!(
+            f.writes().is_empty(),
+            "{model}: an idle service writes nothing: {:?}",
+            f.writes()
+        );
+    }
+}
+
+#[test]
+fn rings_stop_receive_interrupts_while_the_receive_ring_is_full() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let rings = super::Rings::<16, 16>::new();
+        rings.set_interrupt_driven(&u, true);
+        let input: Vec<u8> = (0..40u8).collect();
+        f.receive(&input);
+        assert_eq!(rings.service(&u), 16, "{model}");
+        assert_eq!(
+            enabled(model, f),
+            (false, false),
+            "{model}: full ring: the device holds the rest"
+        );
+        assert_eq!(f.st.borrow().rx.len(), 24, "{model}: nothing read and lost");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 10];
+        while got.len() < input.len() {
+            let n = rings.rx.pop(&mut buf);
+            got.extend_from_slice(&buf[..n]);
+            rings.service(&u);
+        }
+        assert_eq!(got, input, "{model}");
+        assert_eq!(enabled(model, f), (true, false), "{model}");
+    }
+}
+
+#[test]
+fn rings_acknowledge_latched_interrupts() {
+    for model in [Model::Pl011, Model::Cadence] {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let rings = super::Rings::<64, 64>::new();
+        rings.set_interrupt_driven(&u, true);
+        f.st.borrow_mut().latched |= match model {
+            Model::Pl011 => pl011::INT_TX | pl011::INT_RT,
+            _ => cdns::IXR_TXEMPTY | cdns::IXR_TOUT,
+        };
+        f.receive(b"x");
+        rings.tx.push(b"hello");
+        rings.service(&u);
+        assert_eq!(rings.rx.pop_byte(), Some(b'x'));
+        assert_eq!(f.transmitted(), b"hello");
+        assert_eq!(
+            u.pending_interrupts(),
+            Pending::default(),
+            "{model}: latched conditions acknowledged"
+        );
+    }
+}
+
+#[test]
+fn ring_keeps_order_across_the_wrap_and_refuses_what_does_not_fit() {
+    let r = super::Ring::<8>::new();
+    assert_eq!(r.push(b"abcdef"), 6);
+    let mut out = [0u8; 4];
+    assert_eq!(r.pop(&mut out), 4);
+    assert_eq!(&out, b"abcd");
+    assert_eq!(r.push(b"ghijklmn"), 6, "room for 6 of 8");
+    assert_eq!(r.len(), 8);
+    assert_eq!(r.free(), 0);
+    assert_eq!(r.push(b"z"), 0);
+    let mut all = [0u8; 16];
+    assert_eq!(r.peek(&mut all), 8);
+    assert_eq!(&all[..8], b"efghijkl");
+    r.consume(3);
+    assert_eq!(r.pop(&mut all), 5);
+    assert_eq!(&all[..5], b"hijkl");
+    assert!(r.is_empty());
+    assert_eq!(r.pop_byte(), None);
+}
