@@ -242,6 +242,24 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
 /// Encodes the paused VM frame by frame, handing each frame's bytes to `sink`
 /// (after the magic); stops at the first error `sink` returns.
 fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    with_encoder(vm, |enc| {
+        sink(&snapshot::MAGIC)?;
+        let mut buf = Vec::new();
+        let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
+        let mut seq = 0;
+        while enc.frames().is_none() {
+            buf.clear();
+            enc.frame(seq, &mut read, &mut buf);
+            sink(&buf)?;
+            seq += 1;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `f` with an encoder of the paused VM: its header, vCPUs and vGIC state,
+/// and for a VM with MTE the allocation tags of its tagged pages.
+fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
     let (header, cpus, gic) = prelude(vm);
     let tagged = tagged_pages(vm);
     let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
@@ -252,17 +270,7 @@ fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Re
             read: &read_tags,
         });
     }
-    sink(&snapshot::MAGIC)?;
-    let mut buf = Vec::new();
-    let mut read = |ipa, b: &mut [u8; PAGE]| read_page(vm, ipa, b);
-    let mut seq = 0;
-    while enc.frames().is_none() {
-        buf.clear();
-        enc.frame(seq, &mut read, &mut buf);
-        sink(&buf)?;
-        seq += 1;
-    }
-    Ok(())
+    f(&mut enc)
 }
 
 fn capture_paused(vm: &Vm) -> Result<Vec<u8>, Error> {
@@ -601,17 +609,7 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
     use crate::snapshot::link::{MessageReader, Sender};
     let was_paused = control::is_paused(vm);
     control::pause_vm(vm, frame).map_err(Error::Control)?;
-    let result = (|| {
-        let (header, cpus, gic) = prelude(vm);
-        let tagged = tagged_pages(vm);
-        let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
-        let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
-        if vm.mte {
-            enc = enc.with_tags(snapshot::stream::Tags {
-                pages: &tagged,
-                read: &read_tags,
-            });
-        }
+    let result = with_encoder(vm, |enc| {
         let hz = crate::arch::timer::frequency().max(1);
         crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
@@ -682,7 +680,7 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
         stats.pages = enc.pages();
         stats.repeated = tx.repeated;
         Ok(stats)
-    })();
+    });
     if !was_paused {
         control::resume_vm(vm);
     }
