@@ -33,14 +33,22 @@ impl core::fmt::Display for ControlError {
 /// the middle of one of the VM's own exits (a debug exception).
 pub fn request_pause(vm: &Vm) {
     let me = arch::cpu_index();
-    for v in &vm.vcpus {
-        v.set_paused(true);
-    }
+    mark_paused(vm);
     for v in vm.vcpus.iter().filter(|v| v.state() == RunState::Running) {
         if v.pcpu != me {
             gic::send_sgi(KICK_SGI, sched::mpidr_of(v.pcpu));
         }
     }
+}
+
+/// Marks every vCPU of `vm` paused, then a full barrier before the caller looks for
+/// running ones: the other half of `sched::claim`, so a CPU about to load one of
+/// them either sees the flag or is seen running.
+fn mark_paused(vm: &Vm) {
+    for v in &vm.vcpus {
+        v.set_paused(true);
+    }
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Lets only `vcpu` of a paused VM run (a single step); the others stay paused.
@@ -60,9 +68,7 @@ pub fn resume_vcpu(vm: &Vm, vcpu: usize) {
 /// be saved in place), `None` from the idle loop.
 pub fn pause_vm(vm: &Vm, frame: Option<&TrapFrame>) -> Result<(), ControlError> {
     let me = arch::cpu_index();
-    for v in &vm.vcpus {
-        v.set_paused(true);
-    }
+    mark_paused(vm);
     if let (Some(frame), Some((cur_vm, _))) = (frame, sched::current()) {
         if cur_vm.id == vm.id {
             sched::sync_current(frame);

@@ -493,15 +493,15 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         }
     }
     match next {
-        Some(next) => {
-            load(me, next, frame, short);
+        Some(next) if load(me, next, frame, short) => {
             if saved {
                 // A world switch proper, from one vCPU to another: the exit that
                 // made it measures its cost (`account_switch`).
                 SWITCHED[me].store(true, Ordering::Relaxed);
             }
         }
-        None => idle_until_runnable(frame),
+        // Nothing to run, or the pick was paused before it could be loaded.
+        _ => idle_until_runnable(frame),
     }
 }
 
@@ -538,8 +538,11 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
     loop {
         wake_due(me, timer::now());
         if let Some(next) = pick_woken(me, NONE).or_else(|| pick(me, NONE)) {
-            load(me, next, frame, false);
-            return;
+            if load(me, next, frame, false) {
+                return;
+            }
+            // Paused between the pick and the load: look again.
+            continue;
         }
         if !vm::any_running() {
             if STAY.load(Ordering::Relaxed) {
@@ -652,14 +655,35 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
     }
 }
 
+/// Claims a picked vCPU for this CPU: Runnable -> Running, unless a pause came
+/// between the pick and here. `control::pause_vm` marks vCPUs paused, then looks
+/// for Running ones; this marks the vCPU Running, then looks at its pause flag.
+/// With a full barrier on both sides at least one of them sees the other, so a
+/// pause never returns while a vCPU it did not see is about to run (the VM would
+/// be saved or restored under a running vCPU).
+fn claim(v: &Vcpu) -> bool {
+    v.set_state(RunState::Running);
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if v.is_paused() {
+        v.set_state(RunState::Runnable);
+        return false;
+    }
+    true
+}
+
 /// Loads the vCPU at `pos` for a slice (`short`: the short slice of a vCPU that
-/// preempted another because it was woken).
-fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) {
-    let (vm, v) = vcpu_at(me, pos).expect("picked vCPU exists");
+/// preempted another because it was woken). False, with nothing loaded, if it was
+/// paused since it was picked ([`claim`]).
+fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) -> bool {
+    let Some((vm, v)) = vcpu_at(me, pos) else {
+        return false;
+    };
+    if !claim(v) {
+        return false;
+    }
     // Its wake-up, if it was woken, stays set: the next exit that looks drops it
     // (`pick_woken` never picks the current vCPU), which keeps this path short.
     let pc = &CPUS[me];
-    v.set_state(RunState::Running);
     vm.switches.fetch_add(1, Ordering::Relaxed);
     CPUS[me].set_current(pos);
     CURRENT[me].store(v as *const Vcpu as *mut Vcpu, Ordering::Relaxed);
@@ -679,6 +703,7 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) {
         end = earliest_deadline(me, end).max(now + 1);
     }
     timer::arm_at(end);
+    true
 }
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
