@@ -59,11 +59,13 @@ pub fn hyp_timer_intid() -> u32 {
     HYP_TIMER.load(Ordering::Relaxed)
 }
 
-/// Bytes typed for guests go to their VM's UART (run on the tick of CPU 0): with
-/// two UARTs, the guest console's to VM 0; with one cable, to the VM input was
-/// switched to (`console::guest_input`).
+/// Bytes typed for guests go to their VM's UART (run on the tick of CPU 0, after a
+/// console UART's interrupt, and in its idle loop): with two UARTs, the guest
+/// console's to VM 0; with one cable, to the VM input was switched to
+/// (`console::guest_input`). Returns at once when no input can wait
+/// (`console::guest_input_waiting`: interrupt-driven and the rings empty).
 pub fn poll_input() {
-    if arch::cpu_index() != 0 {
+    if arch::cpu_index() != 0 || !console::guest_input_waiting() {
         return;
     }
     while let Some((id, b)) = console::guest_input() {
@@ -73,9 +75,18 @@ pub fn poll_input() {
     }
 }
 
+/// A UART's interrupt for the console's rings.
+fn uart_irq(irq: dt::Irq) -> console::UartIrq {
+    console::UartIrq {
+        intid: irq.intid,
+        level: irq.is_level(),
+    }
+}
+
 fn stop(msg: core::fmt::Arguments) -> ! {
     println!("hv: {}", msg);
     println!("hv: stopped");
+    console::flush();
     arch::halt()
 }
 
@@ -161,6 +172,10 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     mmu::enable(&mut map);
     core::mem::forget(map);
     let guest_uart = consoles.guest.map(|u| (u.base, u.kind, u.path.clone()));
+    let (debug_irq, guest_irq) = (
+        debug.and_then(|u| u.irq),
+        consoles.guest.and_then(|u| u.irq),
+    );
     let emulated = board::emulated_uart(&consoles);
     let debug_path = debug.map(|u| u.path.clone());
     let info = MACHINE.call_once(|| info);
@@ -230,6 +245,11 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
         ))
     };
     console::set_guest_uart(guest_base.0 as usize, guest_kind);
+    console::start_rings(
+        debug_irq.map(uart_irq),
+        guest_irq.map(uart_irq),
+        hv_option(info, "hv.uart_irq") != Some(0),
+    );
     let vms = super::vmbuild::build_vms(
         info,
         dtb,

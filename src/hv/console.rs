@@ -12,14 +12,23 @@
 //!
 //! Before the MMU is on, no lock can be taken (exclusives need cacheable memory), so
 //! early output goes straight to the device; only the boot CPU runs then. Guest
-//! output only exists once guests run, long after the MMU is on. The console stays
-//! polled, and never waits for input in an exception handler: CPU 0 reads what has
-//! arrived on each tick and in its idle loop (tightly while GDB owns the line and
-//! CPU 0 has nothing else to run); the drivers' interrupt side is there for a
-//! ring-buffered console.
+//! output only exists once guests run, long after the MMU is on.
+//!
+//! **How the line is driven.** Once the GIC is up, each UART runs through a
+//! receive and a transmit ring (`drivers::uart::Port`). Where the device tree
+//! gives the UART a GIC interrupt, that interrupt (routed to CPU 0, taken in the
+//! IRQ exit and in the idle loop: [`interrupt`]) fills the receive ring and
+//! refills the transmit FIFO; writers leave their bytes in the ring; the tick on
+//! CPU 0 only looks whether a ring holds bytes ([`debug_input_waiting`],
+//! [`guest_input_waiting`]) and touches no register otherwise. Where there is no
+//! interrupt (or `hv.uart_irq=0`), every look polls the device as before; boot says
+//! which once. The console, the GDB stub and a snapshot transfer read the ring
+//! (servicing the device themselves when it is empty, so GDB and a transfer still
+//! poll tightly while they own the line); input is never awaited in an exception
+//! handler. Before the machine powers off, [`flush`] sends what waits.
 
 use crate::arch::mmio::DeviceMmio;
-use crate::drivers::uart::{Model, Uart};
+use crate::drivers::uart::{Model, Port, PortStats, Uart};
 use crate::serial_mux::{Event, InputMux, OutputMux, Target, Writer};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -66,6 +75,14 @@ const MODELS: [Model; 4] = [Model::Pl011, Model::Bcm2835Aux, Model::Cadence, Mod
 
 static DEBUG: Slot = Slot::new();
 static GUEST: Slot = Slot::new();
+/// The rings of each UART: a GDB packet's worth of input between two looks, a
+/// screenful of output while the line is slow.
+type ConsolePort = Port<1024, 4096>;
+static DEBUG_PORT: ConsolePort = Port::new();
+static GUEST_PORT: ConsolePort = Port::new();
+/// One cable: bytes sorted into `HV_INPUT` and `VM_INPUT` and not read yet (the
+/// tick's cheap test looks at it without their locks).
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
 /// The debug line: its lock, and who wrote last (a line break goes between a
 /// guest's half line and a hypervisor message when both share it).
 static LINE: Mutex<OutputMux> = Mutex::new(OutputMux::new());
@@ -106,14 +123,20 @@ pub fn single_cable() -> bool {
     g != 0 && g == DEBUG.base.load(Ordering::Relaxed)
 }
 
-/// Writes `s` with each `\n` as `\r\n`, for terminals.
-fn write_crlf(u: &Uart<DeviceMmio>, s: &[u8]) {
+/// Writes `s` with each `\n` as `\r\n`, for terminals, through `port` (straight
+/// to the device before the rings are in use).
+fn write_crlf(port: &ConsolePort, u: &Uart<DeviceMmio>, s: &[u8]) {
     for (i, line) in s.split(|&b| b == b'\n').enumerate() {
         if i > 0 {
-            u.write_all(b"\r\n");
+            port.write(u, b"\r\n");
         }
-        u.write_all(line);
+        port.write(u, line);
     }
+}
+
+/// [`write_crlf`] onto the debug UART.
+fn debug_crlf(u: &Uart<DeviceMmio>, s: &[u8]) {
+    write_crlf(&DEBUG_PORT, u, s)
 }
 
 /// The debug line as a `fmt::Write`, for a writer, with the line's state.
@@ -126,7 +149,7 @@ impl Write for Line<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let u = self.uart;
         self.mux
-            .write(Writer::Hypervisor, s.as_bytes(), |b| write_crlf(u, b));
+            .write(Writer::Hypervisor, s.as_bytes(), |b| debug_crlf(u, b));
         Ok(())
     }
 }
@@ -136,7 +159,12 @@ struct Raw<'a>(&'a Uart<DeviceMmio>);
 
 impl Write for Raw<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_crlf(self.0, s.as_bytes());
+        for (i, line) in s.as_bytes().split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                self.0.write_all(b"\r\n");
+            }
+            self.0.write_all(line);
+        }
         Ok(())
     }
 }
@@ -167,7 +195,7 @@ pub fn set_gdb_mode(on: bool) {
     if on {
         GDB_MODE.store(true, Ordering::SeqCst);
         if let Some(u) = DEBUG.uart() {
-            LINE.lock().set_gdb(true, b"", |b| write_crlf(&u, b));
+            LINE.lock().set_gdb(true, b"", |b| debug_crlf(&u, b));
         }
         return;
     }
@@ -189,7 +217,7 @@ pub fn set_gdb_mode(on: bool) {
     if let Some(u) = DEBUG.uart() {
         LINE.lock()
             .set_gdb(false, b"hv: guest output while GDB was attached:\n", |b| {
-                write_crlf(&u, b)
+                debug_crlf(&u, b)
             });
     }
 }
@@ -201,7 +229,7 @@ pub fn debug_write_raw(bytes: &[u8]) {
     }
     let Some(u) = DEBUG.uart() else { return };
     LINE.lock()
-        .write(Writer::Hypervisor, bytes, |b| u.write_all(b));
+        .write(Writer::Hypervisor, bytes, |b| DEBUG_PORT.write(&u, b));
 }
 
 /// Prints to the debug console; the `println!` macro lands here.
@@ -227,6 +255,9 @@ pub fn print(args: fmt::Arguments) {
 /// be held by the very code that failed. Output may interleave; it is never lost.
 pub fn print_unlocked(args: fmt::Arguments) {
     if let Some(u) = DEBUG.uart() {
+        // What waits in the ring was written first: it goes first (unless whoever
+        // holds the device's lock never lets go).
+        DEBUG_PORT.drain_for_crash(&u);
         let _ = Raw(&u).write_fmt(args);
     }
 }
@@ -242,13 +273,19 @@ fn pump() {
         vms = input.vms();
         let (mut hv, mut vm) = (HV_INPUT.lock(), VM_INPUT.lock());
         while !hv.is_full() && !vm.is_full() {
-            let Some(b) = u.read_byte() else { break };
+            let Some(b) = DEBUG_PORT.read_byte(&u) else {
+                break;
+            };
             input.input(b, |e| match e {
                 Event::Hypervisor(b) => {
-                    let _ = hv.push_back(b);
+                    if hv.push_back(b).is_ok() {
+                        QUEUED.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Event::Vm(n, b) => {
-                    let _ = vm.push_back((n, b));
+                    if vm.push_back((n, b)).is_ok() {
+                        QUEUED.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Event::Switched(t) => switched = Some(t),
             });
@@ -272,11 +309,18 @@ fn pump() {
 pub fn debug_read() -> Option<u8> {
     if single_cable() {
         pump();
-        return HV_INPUT.lock().pop_front();
+        return dequeued(HV_INPUT.lock().pop_front());
     }
     let u = DEBUG.uart()?;
-    let _g = INPUT.lock();
-    u.read_byte()
+    DEBUG_PORT.read_byte(&u)
+}
+
+/// One cable: counts a byte taken from `HV_INPUT` or `VM_INPUT`.
+fn dequeued<T>(item: Option<T>) -> Option<T> {
+    if item.is_some() {
+        QUEUED.fetch_sub(1, Ordering::Relaxed);
+    }
+    item
 }
 
 /// Reads every byte typed on the debug console that fits in `buf` (one cable: that
@@ -292,7 +336,9 @@ pub fn debug_read_some(buf: &mut [u8]) -> usize {
                 break;
             }
             while n < buf.len() {
-                let Some(b) = q.pop_front() else { break };
+                let Some(b) = dequeued(q.pop_front()) else {
+                    break;
+                };
                 buf[n] = b;
                 n += 1;
             }
@@ -300,13 +346,7 @@ pub fn debug_read_some(buf: &mut [u8]) -> usize {
         return n;
     }
     let Some(u) = DEBUG.uart() else { return 0 };
-    let _g = INPUT.lock();
-    while n < buf.len() {
-        let Some(b) = u.read_byte() else { break };
-        buf[n] = b;
-        n += 1;
-    }
-    n
+    DEBUG_PORT.read_some(&u, buf)
 }
 
 /// Runs `f` with the debug console to itself: nothing else is printed in between
@@ -352,12 +392,12 @@ pub fn guest_write(bytes: &[u8]) {
     if single_cable() {
         let Some(u) = DEBUG.uart() else { return };
         LINE.lock()
-            .write(Writer::Guest, bytes, |b| write_crlf(&u, b));
+            .write(Writer::Guest, bytes, |b| debug_crlf(&u, b));
         return;
     }
     let Some(u) = GUEST.uart() else { return };
     let _g = GUEST_LOCK.lock();
-    write_crlf(&u, bytes);
+    write_crlf(&GUEST_PORT, &u, bytes);
 }
 
 /// A byte typed for a guest, and the VM it is for: with two UARTs, whatever was
@@ -366,11 +406,156 @@ pub fn guest_write(bytes: &[u8]) {
 pub fn guest_input() -> Option<(usize, u8)> {
     if single_cable() {
         pump();
-        return VM_INPUT.lock().pop_front();
+        return dequeued(VM_INPUT.lock().pop_front());
     }
     let u = GUEST.uart()?;
-    let _g = GUEST_LOCK.lock();
-    u.read_byte().map(|b| (0, b))
+    GUEST_PORT.read_byte(&u).map(|b| (0, b))
+}
+
+/// A UART's interrupt as the device tree gives it: the GIC INTID and whether it
+/// is level-sensitive.
+#[derive(Clone, Copy)]
+pub struct UartIrq {
+    pub intid: u32,
+    pub level: bool,
+}
+
+/// Why a UART is polled rather than driven by its interrupt (None: it is not).
+fn polled_because(irq: Option<UartIrq>, allowed: bool) -> Option<&'static str> {
+    match irq {
+        _ if !allowed => Some("hv.uart_irq=0"),
+        None => Some("its device-tree node gives it no GIC interrupt"),
+        Some(i) if i.intid < 32 || i.intid >= 1020 => Some("its interrupt is not an SPI"),
+        Some(_) => None,
+    }
+}
+
+/// Puts the debug UART (and the guest console's, with two UARTs) on its rings:
+/// driven by its interrupt, routed to this CPU (the boot CPU, CPU 0), where the
+/// device tree gives one and `allowed`; else polled. Says which, once. Boot CPU,
+/// after the GIC is initialised.
+pub fn start_rings(debug_irq: Option<UartIrq>, guest_irq: Option<UartIrq>, allowed: bool) {
+    let ports: [(&str, &Slot, &ConsolePort, Option<UartIrq>); 2] = [
+        ("debug UART", &DEBUG, &DEBUG_PORT, debug_irq),
+        ("guest console UART", &GUEST, &GUEST_PORT, guest_irq),
+    ];
+    for (i, (name, slot, port, irq)) in ports.into_iter().enumerate() {
+        if i == 1 && single_cable() {
+            continue;
+        }
+        let Some(u) = slot.uart() else { continue };
+        let why = polled_because(irq, allowed);
+        let intid = match (why, irq) {
+            (None, Some(irq)) => {
+                super::gic::enable_own_spi(irq.intid, irq.level, crate::arch::mpidr());
+                Some(irq.intid)
+            }
+            _ => None,
+        };
+        // Started under the writers' lock: no write is half in the ring.
+        if i == 0 {
+            let _line = LINE.lock();
+            port.start(&u, intid);
+        } else {
+            let _g = GUEST_LOCK.lock();
+            port.start(&u, intid);
+        }
+        match (intid, why) {
+            (Some(id), _) => print(format_args!(
+                "hv: {name}: driven by its interrupt (INTID {id}, on CPU 0) through receive and transmit rings\n"
+            )),
+            (None, Some(why)) => print(format_args!(
+                "hv: {name}: polled on CPU 0 ({why})\n"
+            )),
+            (None, None) => {}
+        }
+    }
+}
+
+/// An interrupt acknowledged at EL2: if it is a console UART's, services the
+/// UART (received bytes into the ring, the ring's output into the FIFO) and says
+/// so; the caller then lets the console read ([`debug_input_waiting`]).
+#[inline(always)]
+pub fn interrupt(intid: u32) -> bool {
+    if DEBUG_PORT.intid() == Some(intid) {
+        if let Some(u) = DEBUG.uart() {
+            DEBUG_PORT.interrupt(&u);
+        }
+        return true;
+    }
+    if GUEST_PORT.intid() == Some(intid) {
+        if let Some(u) = GUEST.uart() {
+            GUEST_PORT.interrupt(&u);
+        }
+        return true;
+    }
+    false
+}
+
+/// Whether the debug console has anything to read or do: GDB owns the line
+/// (polled tightly), the UART is polled, or a ring (or, one cable, the input
+/// sorted for the console) holds bytes. A few loads: the tick's test.
+#[inline(always)]
+pub fn debug_input_waiting() -> bool {
+    GDB_MODE.load(Ordering::Relaxed)
+        || DEBUG_PORT.needs_service()
+        || QUEUED.load(Ordering::Relaxed) != 0
+}
+
+/// Whether typed input for guests may wait: the guest console's UART is polled
+/// or its ring holds bytes; one cable, the same for the debug UART.
+#[inline(always)]
+pub fn guest_input_waiting() -> bool {
+    if GUEST.base.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    if single_cable() {
+        return DEBUG_PORT.needs_service() || QUEUED.load(Ordering::Relaxed) != 0;
+    }
+    GUEST_PORT.needs_service()
+}
+
+/// Sends everything waiting in the transmit rings and waits for the UARTs to go
+/// idle (bounded): before the machine powers off or stops, so the last lines of
+/// the log are not lost.
+pub fn flush() {
+    if let Some(u) = DEBUG.uart() {
+        DEBUG_PORT.drain(&u);
+    }
+    if !single_cable() {
+        if let Some(u) = GUEST.uart() {
+            GUEST_PORT.drain(&u);
+        }
+    }
+}
+
+/// The console's `uart`: how each UART is driven and what it did.
+pub fn report(out: &mut dyn Write) -> fmt::Result {
+    let ports: [(&str, &Slot, &ConsolePort); 2] = [
+        ("debug UART", &DEBUG, &DEBUG_PORT),
+        ("guest console UART", &GUEST, &GUEST_PORT),
+    ];
+    for (i, (name, slot, port)) in ports.into_iter().enumerate() {
+        let Some(u) = slot.uart() else { continue };
+        let base = slot.base.load(Ordering::Relaxed);
+        if i == 1 && single_cable() {
+            writeln!(out, "{name}: the debug UART's line (one cable)")?;
+            continue;
+        }
+        let st: PortStats = port.stats();
+        write!(out, "{name}: {} at {base:#x}, ", u.model())?;
+        match (st.started, st.intid) {
+            (false, _) => write!(out, "not started")?,
+            (true, Some(id)) => write!(out, "interrupt-driven (INTID {id})")?,
+            (true, None) => write!(out, "polled")?,
+        }
+        writeln!(
+            out,
+            ": {} interrupts, {} bytes received, {} bytes sent; waiting: {} received, {} to send",
+            st.interrupts, st.received, st.sent, st.rx_waiting, st.tx_waiting
+        )?;
+    }
+    Ok(())
 }
 
 #[macro_export]

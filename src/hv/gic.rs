@@ -354,6 +354,15 @@ pub fn route_spi(intid: u32, mpidr: u64) {
     }
 }
 
+/// Takes SPI `intid` for the hypervisor itself (a console UART's interrupt): its
+/// trigger, a priority, routed to the CPU with MPIDR `mpidr`, enabled. [`end`]
+/// deactivates it (it is not forwarded).
+pub fn enable_own_spi(intid: u32, level: bool, mpidr: u64) {
+    configure_spi(intid, level);
+    route_spi(intid, mpidr);
+    set_spi_enabled(intid, true);
+}
+
 /// Deactivates SPI `intid` through the distributor (GICD_ICACTIVER): a forwarded
 /// interrupt whose guest dropped it without deactivating it.
 pub fn deactivate_spi(intid: u32) {

@@ -1,6 +1,7 @@
 //! The debug console: commands typed on the hypervisor's debug UART, carried out on
-//! the live machine. Input is read on CPU 0, on every scheduling tick and when it is
-//! idle; the line editing and the command language are portable (`crate::shell`).
+//! the live machine. Input is read on CPU 0, after the UART's interrupt filled its
+//! ring, on the scheduling tick and in the idle loop when something waits (always,
+//! where the UART is polled); the line editing and the command language are portable (`crate::shell`).
 //!
 //! Every command that shows or changes a vCPU's state goes through the one path
 //! that stops a VM with its state saved (`control::pause_vm`), so what it prints is
@@ -35,6 +36,10 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
         return;
     }
     super::reset::service(frame.as_deref_mut());
+    // Interrupt-driven and nothing received: no register, no lock.
+    if !super::console::debug_input_waiting() {
+        return;
+    }
     if super::gdb::is_active() {
         super::gdb::poll(frame);
         return;
@@ -232,6 +237,7 @@ fn execute(
         Command::Sysregs(id, pattern) => show_sysregs(id, pattern, frame.as_deref(), out),
         Command::Mem(id, va, len) => show_mem(id, va, len, frame.as_deref(), out),
         Command::Vtop(id, va) => show_vtop(id, va, frame.as_deref(), out),
+        Command::Uart => w(super::console::report(out)),
         Command::Traps => {
             w(writeln!(
                 out,

@@ -788,6 +788,8 @@ fn power_off_machine() -> ! {
         );
         if crate::arch::smc::has_psci() {
             crate::println!("hv: no VM is left: powering off");
+            // The log's last lines leave the UART before the power goes.
+            super::console::flush();
             let _ = crate::arch::smc::system_off();
             crate::println!("hv: the firmware refused SYSTEM_OFF; every CPU stops here");
         } else {
@@ -795,6 +797,7 @@ fn power_off_machine() -> ! {
             crate::println!(
                 "hv: no VM is left; this machine has no PSCI to power it off: every CPU stops here (it is safe to switch the power off)"
             );
+            super::console::flush();
         }
     }
     arch::halt()

@@ -249,26 +249,35 @@ fn data_abort(
 
 fn irq(frame: &mut TrapFrame) {
     let mut tick = false;
+    let mut console = false;
     // Bounded: a device that re-asserts at once cannot keep this CPU here for ever.
     for _ in 0..16 {
         let Some(acked) = gic::acknowledge() else {
             break;
         };
-        if acked.id.raw_value() == super::boot::hyp_timer_intid() {
+        let intid = acked.id.raw_value();
+        if intid == super::boot::hyp_timer_intid() {
             // The timer's line is level: quiet it before EOI, or it fires again at
             // once. `sched::timer_fired` arms it again.
             crate::arch::timer::disarm();
             tick = true;
+        } else if super::console::interrupt(intid) {
+            // A console UART's (CPU 0): serviced into its rings; the console
+            // reads them below.
+            console = true;
         }
         // A kick (control::KICK_SGI) needs nothing but this exit: `schedule` below
         // sees why it was sent.
         // vGIC: an EL1 timer's PPI or the maintenance interrupt.
-        vgic::physical_irq(acked.id.raw_value());
+        vgic::physical_irq(intid);
         gic::end(acked);
     }
-    if tick {
+    if tick || console {
+        // Each returns at once (a few loads) unless its input waits.
         super::boot::poll_input();
         super::monitor::poll(Some(frame));
+    }
+    if tick {
         // The slice's end, or a deadline: a vCPU to wake (see `sched`).
         sched::timer_fired(frame);
     } else {

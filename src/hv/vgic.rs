@@ -893,8 +893,12 @@ pub fn idle_wait(me: usize, sleep: bool) {
     timer::disarm();
     for _ in 0..16 {
         let Some(a) = gic::acknowledge() else { break };
-        // The EL1 timers of the last vCPU here: masked until it runs again.
-        physical_irq(a.id.raw_value());
+        // A console UART's interrupt (CPU 0): serviced into its rings, read by the
+        // idle loop's next look. The EL1 timers of the last vCPU here: masked
+        // until it runs again.
+        if !super::console::interrupt(a.id.raw_value()) {
+            physical_irq(a.id.raw_value());
+        }
         gic::end(a);
     }
 }

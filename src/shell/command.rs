@@ -59,6 +59,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         help: "trapped system-register accesses: name, encoding, reads, writes",
     },
     CommandInfo {
+        name: "uart",
+        args: "",
+        help: "the UARTs: interrupt-driven or polled, interrupts, bytes through the rings",
+    },
+    CommandInfo {
         name: "pause",
         args: "VM",
         help: "stop a VM's vCPUs (e.g. pause vm0)",
@@ -161,6 +166,8 @@ pub enum Command<'a> {
     Mem(VcpuId, u64, u64),
     Vtop(VcpuId, u64),
     Traps,
+    /// How the UARTs are driven, and what went through them.
+    Uart,
     Pause(usize),
     Resume(usize),
     /// Restart a VM (as PSCI SYSTEM_RESET would).
@@ -245,6 +252,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
             Command::Vtop(v, parse_number(next("a virtual address")?)?)
         }
         "traps" => Command::Traps,
+        "uart" => Command::Uart,
         "gdb" => Command::Gdb(parse_vm(next("a VM (vmN)")?)?),
         "pause" => Command::Pause(parse_vm(next("a VM (vmN)")?)?),
         "resume" => Command::Resume(parse_vm(next("a VM (vmN)")?)?),

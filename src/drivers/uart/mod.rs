@@ -25,6 +25,8 @@
 //!   device tree gives no interrupt) moves what arrived into one and what the
 //!   FIFO takes from the other, and enables exactly the interrupts there is
 //!   work for.
+//! * [`Port`] is one UART as the consoles use it: the rings, the lock over its
+//!   registers, interrupt-driven or polled (chosen once at boot), and counters.
 //!
 //! Registers are reached through [`Mmio`]: the arch layer implements it with
 //! volatile accesses, the host tests with fakes that model each device's
@@ -36,8 +38,10 @@ mod bcm2835_aux;
 mod cadence;
 mod imx;
 mod pl011;
+mod port;
 mod ring;
 
+pub use port::{Port, Stats as PortStats};
 pub use ring::Ring;
 
 #[cfg(test)]
