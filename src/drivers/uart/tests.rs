@@ -501,3 +501,148 @@ fn ring_keeps_order_across_the_wrap_and_refuses_what_does_not_fit() {
     assert!(r.is_empty());
     assert_eq!(r.pop_byte(), None);
 }
+
+type TestPort = super::Port<64, 256>;
+
+#[test]
+fn port_before_start_goes_straight_to_the_device() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let port = TestPort::new();
+        port.write(&u, b"early");
+        assert_eq!(u.mmio().transmitted(), b"early", "{model}");
+        u.mmio().receive(b"k");
+        assert_eq!(port.read_byte(&u), Some(b'k'), "{model}");
+        let st = port.stats();
+        assert!(!st.started && st.sent == 0 && st.received == 0, "{model}");
+        assert!(port.needs_service(), "{model}: not started is polled");
+    }
+}
+
+#[test]
+fn port_interrupt_driven_writer_leaves_the_rest_to_the_transmit_interrupt() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let port = TestPort::new();
+        port.start(&u, Some(40));
+        assert_eq!(port.intid(), Some(40));
+        assert!(!port.needs_service(), "{model}: idle, nothing to poll");
+        let text: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
+        port.write(&u, &text);
+        // Returned at once: a FIFO's worth went out, the rest waits in the ring.
+        assert_eq!(f.st.borrow().tx_fifo.len(), model.fifo_depth(), "{model}");
+        assert_eq!(port.stats().tx_waiting, 200 - model.fifo_depth(), "{model}");
+        assert!(port.needs_service(), "{model}: bytes wait to be sent");
+        assert_eq!(enabled(model, f), (true, true), "{model}");
+        let mut taken = 0;
+        while port.stats().tx_waiting > 0 {
+            drain(f);
+            port.interrupt(&u);
+            taken += 1;
+            assert!(taken <= 200, "{model}: the ring never drained");
+        }
+        drain(f);
+        assert_eq!(f.st.borrow().sent, text, "{model}");
+        assert_eq!(f.st.borrow().lost, 0, "{model}");
+        assert_eq!(port.stats().interrupts, taken, "{model}");
+        assert_eq!(port.stats().sent, 200, "{model}");
+        assert_eq!(enabled(model, f), (true, false), "{model}: nothing to send");
+        assert!(!port.needs_service(), "{model}");
+    }
+}
+
+#[test]
+fn port_polled_writer_returns_once_its_bytes_are_in_the_fifo() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        f.st.borrow_mut().drain_per_poll = 4;
+        let port = TestPort::new();
+        port.start(&u, None);
+        let text: Vec<u8> = (0..600u16).map(|i| (i % 251) as u8).collect();
+        port.write(&u, &text);
+        assert_eq!(port.stats().tx_waiting, 0, "{model}");
+        assert_eq!(f.transmitted(), text, "{model}: all of it, in order");
+        assert_eq!(f.st.borrow().lost, 0, "{model}");
+        assert_eq!(enabled(model, f), (false, false), "{model}: polled");
+        assert!(port.needs_service(), "{model}: polled: every look polls");
+    }
+}
+
+#[test]
+fn port_reader_takes_the_ring_then_polls_the_device_itself() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let port = TestPort::new();
+        port.start(&u, Some(33));
+        // The interrupt fills the ring; the console is told by needs_service.
+        f.receive(b"help\r");
+        assert_eq!(port.interrupt(&u), 5, "{model}");
+        assert!(port.needs_service(), "{model}: received bytes wait");
+        let mut buf = [0u8; 16];
+        assert_eq!(port.read_some(&u, &mut buf), 5, "{model}");
+        assert_eq!(&buf[..5], b"help\r");
+        assert!(!port.needs_service(), "{model}: all read");
+        // A reader that owns the line (GDB, a snapshot transfer) with interrupts
+        // masked: an empty ring makes it poll the device.
+        f.receive(b"$g#67");
+        assert_eq!(port.read_some(&u, &mut buf), 5, "{model}");
+        assert_eq!(&buf[..5], b"$g#67");
+        // More than the ring holds: the receive interrupt is masked while it is
+        // full and the device keeps the rest; reading re-enables it.
+        let input: Vec<u8> = (0..100u8).collect();
+        f.receive(&input);
+        port.interrupt(&u);
+        assert_eq!(port.stats().rx_waiting, 64, "{model}");
+        assert_eq!(enabled(model, f).0, false, "{model}: full ring");
+        let mut got = Vec::new();
+        while got.len() < input.len() {
+            let n = port.read_some(&u, &mut buf);
+            assert!(n > 0, "{model}: bytes lost");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, input, "{model}");
+        assert_eq!(port.read_byte(&u), None, "{model}");
+        assert_eq!(enabled(model, f).0, true, "{model}: room again");
+        assert_eq!(port.stats().received, 110, "{model}");
+    }
+}
+
+#[test]
+fn port_drain_sends_everything_before_the_power_goes() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let port = TestPort::new();
+        port.start(&u, Some(40));
+        let log = b"vm0: powered off (system-off)\nhv: 2 world switches, 1409 counter ticks each\nhv: no VM is left: powering off\n";
+        port.write(&u, log);
+        assert!(port.stats().tx_waiting > 0, "{model}: more than a FIFO");
+        // The line drains while the CPU polls, as a real one does.
+        f.st.borrow_mut().drain_per_poll = 2;
+        assert!(port.drain(&u), "{model}");
+        drain(f);
+        assert_eq!(f.st.borrow().sent, log, "{model}");
+        assert_eq!(port.stats().tx_waiting, 0, "{model}");
+    }
+}
+
+#[test]
+fn port_crash_drain_writes_what_waits_unless_the_lock_is_held() {
+    let u = uart(Model::Pl011);
+    u.init();
+    let port = TestPort::new();
+    port.start(&u, Some(40));
+    port.write(&u, &[b'x'; 40]);
+    u.mmio().st.borrow_mut().drain_per_poll = 16;
+    assert!(port.drain_for_crash(&u));
+    assert_eq!(port.stats().tx_waiting, 0);
+    assert_eq!(u.mmio().transmitted(), [b'x'; 40]);
+}

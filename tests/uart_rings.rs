@@ -1,0 +1,94 @@
+//! The debug UART and the guest console's UART driven by their interrupts through
+//! receive and transmit rings (`drivers::uart::Port`), and the polled fallback.
+
+use crate::common::{guest, module, qemu, Qemu};
+
+/// The `uart` line of `name` ("debug UART", "guest console UART"): its count of
+/// interrupts.
+fn interrupts(q: &Qemu, name: &str) -> u64 {
+    let text = q.debug.text();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(&format!("{name}: ")) && l.contains(" interrupts, "))
+        .unwrap_or_else(|| q.fail(&format!("no `uart` line for the {name}")));
+    line.split(": ")
+        .nth(2)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| q.fail(&format!("cannot read the interrupt count in {line:?}")))
+}
+
+/// Issue 12 item 4: with every CPU busy in guests (a VM of two spinning vCPUs on
+/// two CPUs), the console answers and typed guest input arrives, and the `uart`
+/// command shows that the UARTs' interrupts carried them: the scheduling tick no
+/// longer reads the UARTs when their interrupts drive them.
+#[test]
+fn the_debug_console_answers_by_interrupt_while_every_cpu_runs_guests() {
+    let spin =
+        module(guest("spin")).bootargs("console=ttyAMA0 count=1000000000000 every=100000000");
+    let mut q = qemu().smp(2).vm(module(guest("echo"))).vm(spin).start();
+    q.expect_debug("hv: debug UART: driven by its interrupt (INTID 40, on CPU 0)")
+        .expect_debug("hv: guest console UART: driven by its interrupt (INTID 33, on CPU 0)")
+        .expect_debug("hv: debug console: type 'help' for commands")
+        .expect_guest("echo: waiting for input")
+        .expect_guest("spin: progress 100000000/");
+    q.debug.write(b"uart\r");
+    q.expect_debug("debug UART: PL011 at 0x9040000, interrupt-driven (INTID 40): ")
+        .expect_debug("guest console UART: PL011 at 0x9000000, interrupt-driven (INTID 33): ");
+    let first = interrupts(&q, "debug UART");
+    q.check(
+        first > 0,
+        "the console answered, but no UART interrupt was counted",
+    );
+    // Typed input for the guest: the guest console UART's interrupt.
+    q.guest.write(b"a");
+    q.expect_guest("echo: got 'a'");
+    q.debug.write(b"vms\r");
+    q.expect_debug("vm1: running, 2 vCPU(s)");
+    q.debug.write(b"uart\r");
+    q.expect_debug("hv> uart\r\n");
+    // Wait for the second answer (the first one's lines are there already).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while q.debug.text().matches("guest console UART: PL011").count() < 2 {
+        if std::time::Instant::now() > deadline {
+            q.fail("the second `uart` got no answer");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    q.check(
+        interrupts(&q, "debug UART") > first,
+        "typing more took no more debug UART interrupts",
+    );
+    q.check(
+        interrupts(&q, "guest console UART") > 0,
+        "guest input arrived without a guest console UART interrupt",
+    );
+    q.check(
+        !q.debug.contains("PANIC") && !q.debug.contains("CRASH"),
+        "the hypervisor failed",
+    );
+}
+
+/// Without an interrupt (`hv.uart_irq=0` stands for a device tree that gives
+/// none), both UARTs are polled as before, said once at boot, and everything
+/// still works; a guest's last lines and the power-off message are not lost.
+#[test]
+fn the_debug_console_is_polled_without_its_interrupt() {
+    let mut q = qemu()
+        .smp(2)
+        .append("hv.uart_irq=0")
+        .vm(module(guest("echo")))
+        .start();
+    q.expect_debug("hv: debug UART: polled on CPU 0 (hv.uart_irq=0)")
+        .expect_debug("hv: guest console UART: polled on CPU 0 (hv.uart_irq=0)")
+        .expect_guest("echo: waiting for input");
+    q.debug.write(b"uart\r");
+    q.expect_debug("debug UART: PL011 at 0x9040000, polled: 0 interrupts, ");
+    q.guest.write(b"a");
+    q.expect_guest("echo: got 'a'");
+    q.check(
+        q.debug.text().matches("driven by its interrupt").count() == 0,
+        "a UART was driven by its interrupt with hv.uart_irq=0",
+    );
+}
