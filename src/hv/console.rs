@@ -515,6 +515,13 @@ pub fn guest_input_waiting() -> bool {
     GUEST_PORT.needs_service()
 }
 
+/// Whether either console has input that may wait ([`debug_input_waiting`] or
+/// [`guest_input_waiting`]): CPU 0's tick reads nothing when this is false.
+#[inline(always)]
+pub fn input_waiting() -> bool {
+    debug_input_waiting() || guest_input_waiting()
+}
+
 /// Sends everything waiting in the transmit rings and waits for the UARTs to go
 /// idle (bounded): before the machine powers off or stops, so the last lines of
 /// the log are not lost.

@@ -272,10 +272,15 @@ fn irq(frame: &mut TrapFrame) {
         vgic::physical_irq(intid);
         gic::end(acked);
     }
-    if tick || console {
-        // Each returns at once (a few loads) unless its input waits.
-        super::boot::poll_input();
-        super::monitor::poll(Some(frame));
+    if console || (tick && crate::arch::cpu_index() == 0) {
+        if console || super::console::input_waiting() {
+            super::boot::poll_input();
+            super::monitor::poll(Some(frame));
+        } else {
+            // Interrupt-driven UARTs with empty rings: nothing to read; only
+            // a restart a guest asked for is carried out here (CPU 0).
+            super::reset::service(Some(frame));
+        }
     }
     if tick {
         // The slice's end, or a deadline: a vCPU to wake (see `sched`).
