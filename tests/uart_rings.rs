@@ -91,3 +91,38 @@ fn the_debug_console_is_polled_without_its_interrupt() {
         "a UART was driven by its interrupt with hv.uart_irq=0",
     );
 }
+
+/// On a board's QEMU model, with no guest (`hv.stay=1`): the debug UART's
+/// interrupt (the mini-UART's, the Cadence UART's, the i.MX UART's SPI from the
+/// board's own device tree) is what brings typed commands in, since an idle CPU 0
+/// reads no UART register while the rings are empty.
+fn board_uart_by_interrupt(board: &str, uart: &str) {
+    let mut q = qemu().board(board).append("hv.stay=1").start();
+    q.expect_debug("hv: debug UART: driven by its interrupt (INTID ")
+        .expect_debug("hv: no VM is left; staying up for the debug console (hv.stay=1)");
+    q.debug.write(b"uart\r");
+    q.expect_debug(&format!("debug UART: {uart} at 0x"));
+    let n = interrupts(&q, "debug UART");
+    q.check(n > 0, "the console answered without a UART interrupt");
+    q.debug.write(b"vms\r");
+    q.expect_debug("no VMs");
+    q.check(
+        !q.debug.contains("PANIC") && !q.debug.contains("CRASH"),
+        "the hypervisor failed",
+    );
+}
+
+#[test]
+fn rpi4_board_mini_uart_is_driven_by_its_interrupt() {
+    board_uart_by_interrupt("rpi4", "bcm2835 mini-UART");
+}
+
+#[test]
+fn zcu102_board_cadence_uart_is_driven_by_its_interrupt() {
+    board_uart_by_interrupt("zcu102", "Cadence UART");
+}
+
+#[test]
+fn imx8mp_board_imx_uart_is_driven_by_its_interrupt() {
+    board_uart_by_interrupt("imx8mp", "i.MX UART");
+}
