@@ -111,7 +111,8 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
     }
 
     /// Moves bytes between the device and the rings (under the register lock);
-    /// returns how many arrived.
+    /// returns how many arrived. Not inlined: the drivers' code exists once.
+    #[inline(never)]
     pub fn service<M: Mmio>(&self, uart: &Uart<M>) -> usize {
         let _g = self.regs.lock();
         let n = self.rings.service(uart);
