@@ -353,6 +353,27 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
         self.service(uart);
     }
 
+    /// A reader's look at the device while it polls tightly (GDB or a transfer
+    /// owns the line, interrupts masked): takes what arrived while `rx` has
+    /// room, and nothing else, so an idle line costs one status read. Where
+    /// that would not do, it is a full [`Rings::service`]: bytes wait in `tx`
+    /// (they must not wait for an interrupt the reader keeps masked), or the
+    /// receive interrupt was masked for a full `rx` (to enable it again).
+    pub fn poll<M: Mmio>(&self, uart: &Uart<M>) -> usize {
+        use core::sync::atomic::Ordering;
+        let rx_masked = self.interrupt_driven() && self.enabled.load(Ordering::Relaxed) & 1 == 0;
+        if rx_masked || !self.tx.is_empty() {
+            return self.service(uart);
+        }
+        let mut received = 0;
+        while self.rx.free() > 0 {
+            let Some(b) = uart.read_byte() else { break };
+            self.rx.push(&[b]);
+            received += 1;
+        }
+        received
+    }
+
     /// Moves bytes between the device and the rings: acknowledges what the
     /// device latched, takes received bytes while `rx` has room, gives the
     /// transmit FIFO what it takes from `tx`, then (interrupt-driven) enables

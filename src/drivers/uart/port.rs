@@ -23,10 +23,10 @@
 //! runs with interrupts masked, so the handler cannot deadlock against a
 //! writer.
 //!
-//! **Nothing lost.** A reader that finds the ring empty services the device
+//! **Nothing lost.** A reader that finds the ring empty polls the device
 //! itself (a snapshot transfer or GDB polls tightly that way while it owns the
-//! line), which also re-enables a receive interrupt that a full ring had
-//! masked. [`Port::needs_service`] is the scheduler tick's cheap test: false
+//! line): one status read when nothing came, a full service when output waits
+//! in the ring or a full ring had masked the receive interrupt. [`Port::needs_service`] is the scheduler tick's cheap test: false
 //! only while the interrupt drives the port and both rings are empty. Before
 //! the machine powers off, [`Port::drain`] sends whatever waits.
 #![forbid(unsafe_code)]
@@ -122,6 +122,18 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
         n
     }
 
+    /// A reader's poll of the device (its receive side only, unless that would
+    /// not do: [`Rings::poll`]), under the register lock; returns how many bytes
+    /// arrived.
+    fn poll<M: Mmio>(&self, uart: &Uart<M>) -> usize {
+        let _g = self.regs.lock();
+        let n = self.rings.poll(uart);
+        if n > 0 {
+            self.received.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        n
+    }
+
     /// The interrupt handler's body: one interrupt taken, the device serviced.
     /// Returns how many bytes arrived.
     pub fn interrupt<M: Mmio>(&self, uart: &Uart<M>) -> usize {
@@ -191,7 +203,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
         if n > 0 {
             return n;
         }
-        self.service(uart);
+        self.poll(uart);
         self.rings.rx.pop(buf)
     }
 

@@ -646,3 +646,34 @@ fn port_crash_drain_writes_what_waits_unless_the_lock_is_held() {
     assert_eq!(port.stats().tx_waiting, 0);
     assert_eq!(u.mmio().transmitted(), [b'x'; 40]);
 }
+
+#[test]
+fn port_tight_reader_costs_one_status_read_on_an_idle_line() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let port = TestPort::new();
+        port.start(&u, Some(40));
+        f.take_log();
+        let mut buf = [0u8; 8];
+        assert_eq!(port.read_some(&u, &mut buf), 0, "{model}");
+        assert_eq!(
+            f.take_log().len(),
+            1,
+            "{model}: one status read, nothing else"
+        );
+        // Output waiting in the ring is sent by the reader's poll too (the
+        // reader keeps interrupts masked while it owns the line).
+        f.fill_tx(model.fifo_depth());
+        port.write(&u, b"ack");
+        assert_eq!(port.stats().tx_waiting, 3, "{model}: FIFO full");
+        drain(f);
+        port.read_some(&u, &mut buf);
+        assert_eq!(
+            port.stats().tx_waiting,
+            0,
+            "{model}: sent by the reader's poll"
+        );
+    }
+}
