@@ -381,7 +381,6 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
     /// while `tx` holds bytes, writing the mask only when it changes. Returns
     /// how many bytes were received.
     pub fn service<M: Mmio>(&self, uart: &Uart<M>) -> usize {
-        use core::sync::atomic::Ordering;
         let irq = self.interrupt_driven();
         if irq {
             let pending = uart.pending_interrupts();
@@ -395,6 +394,22 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
             self.rx.push(&[b]);
             received += 1;
         }
+        self.fill_fifo(uart);
+        self.update_mask(uart);
+        received
+    }
+
+    /// A writer's service: gives the transmit FIFO what it takes from `tx`,
+    /// and (interrupt-driven) enables the transmit interrupt while bytes
+    /// remain. The receive side is left to its interrupt or to readers, so a
+    /// write costs the status reads a polled write did, no more.
+    pub fn transmit<M: Mmio>(&self, uart: &Uart<M>) {
+        self.fill_fifo(uart);
+        self.update_mask(uart);
+    }
+
+    /// Moves bytes from `tx` into the FIFO while it takes them.
+    fn fill_fifo<M: Mmio>(&self, uart: &Uart<M>) {
         let mut chunk = [0u8; 64];
         loop {
             let n = self.tx.peek(&mut chunk[..uart.fifo_depth().min(64)]);
@@ -407,7 +422,14 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
                 break;
             }
         }
-        let want = if irq {
+    }
+
+    /// Interrupt-driven: the receive interrupt while `rx` has room, the
+    /// transmit interrupt while `tx` holds bytes; polled: none. Writes the
+    /// mask only when it changes.
+    fn update_mask<M: Mmio>(&self, uart: &Uart<M>) {
+        use core::sync::atomic::Ordering;
+        let want = if self.interrupt_driven() {
             u8::from(self.rx.free() > 0) | u8::from(!self.tx.is_empty()) << 1
         } else {
             0
@@ -415,6 +437,5 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
         if self.enabled.swap(want, Ordering::Relaxed) != want {
             uart.set_interrupts(want & 1 != 0, want & 2 != 0);
         }
-        received
     }
 }

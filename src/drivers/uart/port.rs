@@ -16,9 +16,9 @@
 //! **Who calls what.** Readers (the console, the GDB stub, a snapshot transfer:
 //! all on CPU 0) are one consumer of the receive ring; writers are serialised
 //! by the caller's own lock (the console's line). Everything that touches the
-//! registers goes through [`Port::service`] under `regs`, which makes its
-//! holder the one producer of the receive ring and the one consumer of the
-//! transmit ring. A packet costs one ring operation per chunk, never a lock
+//! registers (the interrupt's full [`Port::service`], a writer's transmit, a
+//! reader's poll) runs under `regs`, which makes its holder the one producer
+//! of the receive ring and the one consumer of the transmit ring. A packet costs one ring operation per chunk, never a lock
 //! per byte. The lock is never held while waiting for another one, and EL2
 //! runs with interrupts masked, so the handler cannot deadlock against a
 //! writer.
@@ -162,7 +162,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
         loop {
             let n = self.rings.tx.push(bytes);
             bytes = &bytes[n..];
-            self.service(uart);
+            self.transmit(uart);
             if bytes.is_empty() {
                 break;
             }
@@ -171,9 +171,16 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
         if !self.interrupt_driven() {
             while !self.rings.tx.is_empty() {
                 core::hint::spin_loop();
-                self.service(uart);
+                self.transmit(uart);
             }
         }
+    }
+
+    /// A writer's share: the transmit ring into the FIFO ([`Rings::transmit`]),
+    /// under the register lock.
+    fn transmit<M: Mmio>(&self, uart: &Uart<M>) {
+        let _g = self.regs.lock();
+        self.rings.transmit(uart);
     }
 
     /// A received byte, if one waits (the device is serviced when the ring is
