@@ -192,6 +192,7 @@ impl Write for Hold<'_> {
 /// with how many bytes did not fit).
 pub fn set_gdb_mode(on: bool) {
     INPUT.lock().set_gdb(on);
+    hold_debug(on);
     if on {
         GDB_MODE.store(true, Ordering::SeqCst);
         if let Some(u) = DEBUG.uart() {
@@ -219,6 +220,19 @@ pub fn set_gdb_mode(on: bool) {
             .set_gdb(false, b"hv: guest output while GDB was attached:\n", |b| {
                 debug_crlf(&u, b)
             });
+    }
+}
+
+/// CPU 0 takes the debug line to poll it tightly (a console command such as a
+/// snapshot transfer runs; GDB holds it while attached), or gives it back:
+/// meanwhile its receive interrupt is masked and the tick polls it.
+pub fn hold_line(on: bool) {
+    hold_debug(on || GDB_MODE.load(Ordering::Relaxed));
+}
+
+fn hold_debug(on: bool) {
+    if let Some(u) = DEBUG.uart() {
+        DEBUG_PORT.hold(&u, on);
     }
 }
 

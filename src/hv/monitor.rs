@@ -65,7 +65,10 @@ pub fn poll(mut frame: Option<&mut TrapFrame>) {
                 }
             }
         }
+        // A command (a snapshot transfer) polls the line tightly while it runs.
+        super::console::hold_line(true);
         run(&line, frame.as_deref_mut());
+        super::console::hold_line(false);
         crate::hv::console::print(format_args!("{PROMPT}"));
     }
 }

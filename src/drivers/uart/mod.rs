@@ -319,6 +319,10 @@ pub struct Rings<const RX: usize, const TX: usize> {
     irq: core::sync::atomic::AtomicBool,
     /// The interrupts enabled at the device: bit 0 receive, bit 1 transmit.
     enabled: core::sync::atomic::AtomicU8,
+    /// A reader holds the line and polls it tightly: the receive interrupt
+    /// stays masked (it could not be taken anyway, and on an emulator each
+    /// byte would still cost an interrupt update).
+    held: core::sync::atomic::AtomicBool,
 }
 
 impl<const RX: usize, const TX: usize> Default for Rings<RX, TX> {
@@ -334,6 +338,7 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
             tx: Ring::new(),
             irq: core::sync::atomic::AtomicBool::new(false),
             enabled: core::sync::atomic::AtomicU8::new(0),
+            held: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -361,7 +366,9 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
     /// receive interrupt was masked for a full `rx` (to enable it again).
     pub fn poll<M: Mmio>(&self, uart: &Uart<M>) -> usize {
         use core::sync::atomic::Ordering;
-        let rx_masked = self.interrupt_driven() && self.enabled.load(Ordering::Relaxed) & 1 == 0;
+        let rx_masked = self.interrupt_driven()
+            && !self.held()
+            && self.enabled.load(Ordering::Relaxed) & 1 == 0;
         if rx_masked || !self.tx.is_empty() {
             return self.service(uart);
         }
@@ -372,6 +379,23 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
             received += 1;
         }
         received
+    }
+
+    /// Whether a reader holds the line ([`Rings::set_held`]).
+    pub fn held(&self) -> bool {
+        self.held.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A reader takes the line to poll it tightly (GDB, a console command such
+    /// as a snapshot transfer): the receive interrupt is masked until it gives
+    /// the line back, when the mask is written again and the device serviced.
+    pub fn set_held<M: Mmio>(&self, uart: &Uart<M>, on: bool) {
+        use core::sync::atomic::Ordering;
+        if self.held.swap(on, Ordering::Relaxed) == on {
+            return;
+        }
+        self.enabled.store(0xff, Ordering::Relaxed);
+        self.service(uart);
     }
 
     /// Moves bytes between the device and the rings: acknowledges what the
@@ -424,13 +448,14 @@ impl<const RX: usize, const TX: usize> Rings<RX, TX> {
         }
     }
 
-    /// Interrupt-driven: the receive interrupt while `rx` has room, the
+    /// Interrupt-driven: the receive interrupt while `rx` has room and no
+    /// reader holds the line, the
     /// transmit interrupt while `tx` holds bytes; polled: none. Writes the
     /// mask only when it changes.
     fn update_mask<M: Mmio>(&self, uart: &Uart<M>) {
         use core::sync::atomic::Ordering;
         let want = if self.interrupt_driven() {
-            u8::from(self.rx.free() > 0) | u8::from(!self.tx.is_empty()) << 1
+            u8::from(self.rx.free() > 0 && !self.held()) | u8::from(!self.tx.is_empty()) << 1
         } else {
             0
         };

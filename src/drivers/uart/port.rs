@@ -23,6 +23,12 @@
 //! runs with interrupts masked, so the handler cannot deadlock against a
 //! writer.
 //!
+//! **Holding the line.** While GDB is attached or a console command runs (a
+//! snapshot transfer), CPU 0 polls the line tightly with interrupts masked:
+//! [`Port::hold`] masks the receive interrupt meanwhile (on an emulator every
+//! received byte would otherwise still cost an interrupt update, which made a
+//! transfer several times slower) and the port counts as polled.
+//!
 //! **Nothing lost.** A reader that finds the ring empty polls the device
 //! itself (a snapshot transfer or GDB polls tightly that way while it owns the
 //! line): one status read when nothing came, a full service when output waits
@@ -141,12 +147,26 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
         self.service(uart)
     }
 
-    /// Whether a poll has anything to do: the port is polled, or a ring holds
-    /// bytes (received and not read yet, or waiting for the FIFO). The
+    /// Whether a poll has anything to do: the port is polled (or held by a
+    /// reader), or a ring holds bytes (received and not read yet, or waiting for the FIFO). The
     /// scheduler tick's test: a few loads, no lock, no register.
     #[inline(always)]
     pub fn needs_service(&self) -> bool {
-        !self.interrupt_driven() || !self.rings.rx.is_empty() || !self.rings.tx.is_empty()
+        !self.interrupt_driven()
+            || self.rings.held()
+            || !self.rings.rx.is_empty()
+            || !self.rings.tx.is_empty()
+    }
+
+    /// A reader takes the line to poll it tightly, or gives it back
+    /// ([`Rings::set_held`]): while held, the receive interrupt is masked and
+    /// the port counts as polled ([`Port::needs_service`]).
+    pub fn hold<M: Mmio>(&self, uart: &Uart<M>, on: bool) {
+        if !self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let _g = self.regs.lock();
+        self.rings.set_held(uart, on);
     }
 
     /// Writes all of `bytes`. Interrupt-driven: returns once they are in the

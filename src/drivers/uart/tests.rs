@@ -677,3 +677,31 @@ fn port_tight_reader_costs_one_status_read_on_an_idle_line() {
         );
     }
 }
+
+#[test]
+fn port_held_by_a_reader_masks_the_receive_interrupt_until_given_back() {
+    for model in ALL {
+        let u = uart(model);
+        u.init();
+        let f = u.mmio();
+        let port = TestPort::new();
+        port.start(&u, Some(40));
+        assert_eq!(enabled(model, f), (true, false), "{model}");
+        port.hold(&u, true);
+        assert_eq!(enabled(model, f), (false, false), "{model}: held: masked");
+        assert!(port.needs_service(), "{model}: held: the tick polls");
+        // The holder polls: bytes arrive without an interrupt, cheaply.
+        f.receive(b"frame");
+        f.take_log();
+        let mut buf = [0u8; 8];
+        assert_eq!(port.read_some(&u, &mut buf), 5, "{model}");
+        assert!(
+            f.writes().is_empty(),
+            "{model}: a held poll writes no register: {:?}",
+            f.writes()
+        );
+        port.hold(&u, false);
+        assert_eq!(enabled(model, f), (true, false), "{model}: given back");
+        assert!(!port.needs_service(), "{model}");
+    }
+}
