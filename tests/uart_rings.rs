@@ -2,16 +2,30 @@
 //! receive and transmit rings (`drivers::uart::Port`), and the polled fallback.
 
 use crate::common::{guest, module, qemu, Qemu};
+use std::time::{Duration, Instant};
 
-/// The `uart` line of `name` ("debug UART", "guest console UART"): its count of
-/// interrupts.
-fn interrupts(q: &Qemu, name: &str) -> u64 {
-    let text = q.debug.text();
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with(&format!("{name}: ")) && l.contains(" interrupts, "))
-        .unwrap_or_else(|| q.fail(&format!("no `uart` line for the {name}")));
+/// The interrupt count of the `n`-th (from 1) complete `uart` line of `name`
+/// ("debug UART", "guest console UART"), waiting for it: a slow UART (the
+/// mini-UART) delivers a line in pieces.
+fn interrupts(q: &Qemu, name: &str, n: usize) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let line = loop {
+        let text = q.debug.text();
+        let found = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}: ")) && l.ends_with(" to send"))
+            .nth(n - 1)
+            .map(str::to_owned);
+        if let Some(l) = found {
+            break l;
+        }
+        if Instant::now() > deadline {
+            q.fail(&format!(
+                "no complete `uart` line number {n} for the {name}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     line.split(": ")
         .nth(2)
         .and_then(|r| r.split_whitespace().next())
@@ -36,7 +50,7 @@ fn the_debug_console_answers_by_interrupt_while_every_cpu_runs_guests() {
     q.debug.write(b"uart\r");
     q.expect_debug("debug UART: PL011 at 0x9040000, interrupt-driven (INTID 40): ")
         .expect_debug("guest console UART: PL011 at 0x9000000, interrupt-driven (INTID 33): ");
-    let first = interrupts(&q, "debug UART");
+    let first = interrupts(&q, "debug UART", 1);
     q.check(
         first > 0,
         "the console answered, but no UART interrupt was counted",
@@ -47,20 +61,12 @@ fn the_debug_console_answers_by_interrupt_while_every_cpu_runs_guests() {
     q.debug.write(b"vms\r");
     q.expect_debug("vm1: running, 2 vCPU(s)");
     q.debug.write(b"uart\r");
-    // Wait for the second answer (the first one's lines are there already).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while q.debug.text().matches("guest console UART: PL011").count() < 2 {
-        if std::time::Instant::now() > deadline {
-            q.fail("the second `uart` got no answer");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     q.check(
-        interrupts(&q, "debug UART") > first,
+        interrupts(&q, "debug UART", 2) > first,
         "typing more took no more debug UART interrupts",
     );
     q.check(
-        interrupts(&q, "guest console UART") > 0,
+        interrupts(&q, "guest console UART", 2) > 0,
         "guest input arrived without a guest console UART interrupt",
     );
     q.check(
@@ -102,7 +108,7 @@ fn board_uart_by_interrupt(board: &str, uart: &str) {
         .expect_debug("hv: no VM is left; staying up for the debug console (hv.stay=1)");
     q.debug.write(b"uart\r");
     q.expect_debug(&format!("debug UART: {uart} at 0x"));
-    let n = interrupts(&q, "debug UART");
+    let n = interrupts(&q, "debug UART", 1);
     q.check(n > 0, "the console answered without a UART interrupt");
     q.debug.write(b"vms\r");
     q.expect_debug("no VMs");
