@@ -67,6 +67,9 @@ pub struct Port<const RX: usize, const TX: usize> {
     started: AtomicBool,
     /// The interrupt that drives the port (0: none, polled).
     intid: AtomicU32,
+    /// Every look polls: not interrupt-driven, or a reader holds the line
+    /// (one load for [`Port::needs_service`]).
+    polled: AtomicBool,
     interrupts: AtomicU64,
     received: AtomicU64,
     sent: AtomicU64,
@@ -85,6 +88,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
             regs: spin::Mutex::new(()),
             started: AtomicBool::new(false),
             intid: AtomicU32::new(0),
+            polled: AtomicBool::new(true),
             interrupts: AtomicU64::new(0),
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -97,6 +101,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
     pub fn start<M: Mmio>(&self, uart: &Uart<M>, intid: Option<u32>) {
         let _g = self.regs.lock();
         self.intid.store(intid.unwrap_or(0), Ordering::Relaxed);
+        self.polled.store(intid.is_none(), Ordering::Relaxed);
         self.rings.set_interrupt_driven(uart, intid.is_some());
         self.started.store(true, Ordering::Release);
     }
@@ -152,8 +157,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
     /// scheduler tick's test: a few loads, no lock, no register.
     #[inline(always)]
     pub fn needs_service(&self) -> bool {
-        !self.interrupt_driven()
-            || self.rings.held()
+        self.polled.load(Ordering::Relaxed)
             || !self.rings.rx.is_empty()
             || !self.rings.tx.is_empty()
     }
@@ -166,6 +170,8 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
             return;
         }
         let _g = self.regs.lock();
+        self.polled
+            .store(on || !self.interrupt_driven(), Ordering::Relaxed);
         self.rings.set_held(uart, on);
     }
 
