@@ -67,9 +67,10 @@ pub struct Port<const RX: usize, const TX: usize> {
     started: AtomicBool,
     /// The interrupt that drives the port (0: none, polled).
     intid: AtomicU32,
-    /// Every look polls: not interrupt-driven, or a reader holds the line
-    /// (one load for [`Port::needs_service`]).
-    polled: AtomicBool,
+    /// Interrupt-driven and no reader holds the line: a look needs to poll
+    /// only when a ring holds bytes (one load for [`Port::needs_service`];
+    /// false at first, so the statics stay in .bss, out of the Image file).
+    quiet: AtomicBool,
     interrupts: AtomicU64,
     received: AtomicU64,
     sent: AtomicU64,
@@ -88,7 +89,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
             regs: spin::Mutex::new(()),
             started: AtomicBool::new(false),
             intid: AtomicU32::new(0),
-            polled: AtomicBool::new(true),
+            quiet: AtomicBool::new(false),
             interrupts: AtomicU64::new(0),
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -101,7 +102,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
     pub fn start<M: Mmio>(&self, uart: &Uart<M>, intid: Option<u32>) {
         let _g = self.regs.lock();
         self.intid.store(intid.unwrap_or(0), Ordering::Relaxed);
-        self.polled.store(intid.is_none(), Ordering::Relaxed);
+        self.quiet.store(intid.is_some(), Ordering::Relaxed);
         self.rings.set_interrupt_driven(uart, intid.is_some());
         self.started.store(true, Ordering::Release);
     }
@@ -157,7 +158,7 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
     /// scheduler tick's test: a few loads, no lock, no register.
     #[inline(always)]
     pub fn needs_service(&self) -> bool {
-        self.polled.load(Ordering::Relaxed)
+        !self.quiet.load(Ordering::Relaxed)
             || !self.rings.rx.is_empty()
             || !self.rings.tx.is_empty()
     }
@@ -170,8 +171,8 @@ impl<const RX: usize, const TX: usize> Port<RX, TX> {
             return;
         }
         let _g = self.regs.lock();
-        self.polled
-            .store(on || !self.interrupt_driven(), Ordering::Relaxed);
+        self.quiet
+            .store(!on && self.interrupt_driven(), Ordering::Relaxed);
         self.rings.set_held(uart, on);
     }
 
