@@ -687,12 +687,117 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
     result
 }
 
+/// The pool slot a streamed restore is received into while it arrives (a name no
+/// console command can give: slot names are single words).
+const STAGING: &str = "(restore in progress)";
+
+/// The most a streamed snapshot of `vm` can take: every page as data (a RAM frame
+/// is 16 pages and a few dozen bytes), the tags of every page for a VM with MTE,
+/// and a MiB for the header, vCPUs and vGIC.
+fn stream_bound(vm: &Vm) -> u64 {
+    let ram = vm.ram.ipa.size;
+    let pages = ram / PAGE as u64;
+    let frames = pages.div_ceil(snapshot::stream::PAGES_PER_FRAME);
+    let tags = if vm.mte {
+        pages * (snapshot::stream::TAG_BYTES as u64 + 8) + pages.div_ceil(16) * 64
+    } else {
+        0
+    };
+    ram + frames * 64 + tags + (1 << 20)
+}
+
+/// A streamed restore's frames, kept in the snapshot pool until the stream is
+/// whole and restored from there at once, like a slot: the VM runs on while the
+/// frames arrive, and a transfer cut anywhere leaves it as it was. The pool's room
+/// is reserved as a slot for as long as this lives.
+struct Staging {
+    base: u64,
+    offset: u64,
+    room: u64,
+    at: u64,
+    frame: Vec<u8>,
+}
+
+impl Staging {
+    /// Reserves the pool's largest free extent if it holds the largest stream
+    /// `vm` can send ([`stream_bound`]); `Err((free, needed))` in bytes if the
+    /// pool is there but too small, `Ok(None)` without a pool.
+    fn reserve(vm: &Vm) -> Result<Option<Self>, (u64, u64)> {
+        let mut st = STORE.lock();
+        if st.pool.size == 0 {
+            return Ok(None);
+        }
+        let (offset, room) = st.pool.largest_gap();
+        let needed = stream_bound(vm);
+        if room < needed {
+            return Err((room, needed));
+        }
+        st.pool.insert(
+            STAGING,
+            Slot {
+                vm: vm.id,
+                offset,
+                len: room,
+            },
+        );
+        let mut s = Self {
+            base: st.base,
+            offset,
+            room,
+            at: 0,
+            frame: Vec::new(),
+        };
+        drop(st);
+        s.append(&snapshot::MAGIC)?;
+        Ok(Some(s))
+    }
+
+    fn append(&mut self, b: &[u8]) -> Result<(), (u64, u64)> {
+        let end = self.at + b.len() as u64;
+        if end > self.room {
+            return Err((self.room, end));
+        }
+        // SAFETY: `at..end` is inside the extent this staging reserved as a slot,
+        // which nothing else writes while the slot exists.
+        let dst = unsafe { pool_bytes(self.base, self.offset + self.at, b.len() as u64) };
+        dst.copy_from_slice(b);
+        self.at = end;
+        Ok(())
+    }
+
+    /// Keeps an accepted frame, as the sender framed it.
+    fn push(&mut self, f: &snapshot::frame::Frame) -> Result<(), (u64, u64)> {
+        let mut buf = core::mem::take(&mut self.frame);
+        buf.clear();
+        snapshot::frame::write(&mut buf, f.kind, f.seq, f.payload);
+        let r = self.append(&buf);
+        self.frame = buf;
+        r
+    }
+
+    /// The stream received so far: the magic, then every frame.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the reserved extent's first `at` bytes, written by `append`.
+        unsafe { pool_bytes(self.base, self.offset, self.at) }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        STORE.lock().pool.remove(STAGING);
+    }
+}
+
 /// Receives a format-2 snapshot streamed by the host and restores `vm` from it.
 /// The header, registers and vGIC state come first and are checked (the import
-/// rules of the cpreg table, read back) before the VM is touched; RAM pages are
-/// then written as their frames arrive. A transfer that stops before RAM leaves
-/// the VM as it was; one that stops during RAM leaves it paused (its RAM partly
-/// restored) for the restore to be tried again.
+/// rules of the cpreg table, read back) before anything else.
+///
+/// With a snapshot pool that can hold the whole stream ([`Staging`]), the frames
+/// are kept there as they arrive while the VM runs on, and restored at once when
+/// the end has arrived: a transfer that stops anywhere leaves the VM as it was.
+/// Otherwise RAM pages are written as their frames arrive: a transfer that stops
+/// before RAM leaves the VM as it was; one that stops during RAM leaves it paused
+/// (its RAM partly restored) for the restore to be tried again.
 pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stats, Error> {
     use crate::snapshot::link::{message, Receiver, Rx, ABORT};
     use crate::snapshot::Item;
@@ -705,12 +810,34 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     let mut files: Option<Vec<SysRegFile>> = None;
     let mut bytes = 0u64;
     let mut progress = Progress::new(vm.id, "received", vm.ram.ipa.size / PAGE as u64);
+    let mut staging = match Staging::reserve(vm) {
+        Ok(Some(s)) => {
+            crate::println!(
+                "hv: vm{}: receiving into the snapshot pool: vm{} runs on until the snapshot is whole, then it is restored at once",
+                vm.id,
+                vm.id
+            );
+            Some(s)
+        }
+        Ok(None) => None,
+        Err((free, needed)) => {
+            crate::println!(
+                "hv: vm{}: the snapshot pool has {} MiB free in one piece and a whole vm{} may need {} MiB: its pages are written as they arrive (a transfer cut during RAM leaves it paused)",
+                vm.id,
+                free >> 20,
+                vm.id,
+                needed.div_ceil(1 << 20)
+            );
+            None
+        }
+    };
+    let staged = staging.is_some();
     crate::println!("HVSNAP-READY 2");
     let start = crate::arch::timer::now();
     // Whatever fails: tell the host to stop, and say what became of the VM.
     let fail = |e: Error, paused_by_us: bool| -> Error {
         super::console::debug_write_raw(&message(ABORT, 0));
-        if paused_by_us {
+        if paused_by_us && !staged {
             Error::Transfer(alloc::format!(
                 "{e}; vm{} stays paused with its RAM partly restored: run the restore again",
                 vm.id
@@ -741,6 +868,16 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
             Ok(item) => item,
             Err(e) => return Err(fail(Error::Snapshot(e), files.is_some())),
         };
+        if let Some(st) = staging.as_mut() {
+            if let Err((room, needed)) = st.push(&rx.frame()) {
+                let e = Error::Transfer(alloc::format!(
+                    "the snapshot outgrew the {} MiB the pool had for it (at {} MiB)",
+                    room >> 20,
+                    needed >> 20
+                ));
+                return Err(fail(e, false));
+            }
+        }
         let mut end = false;
         match item {
             Item::Head(_) => {}
@@ -767,7 +904,9 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                     });
                     let checked = check_prelude(vm, &header, &cpus, gic.as_deref());
                     let checked = checked.and_then(|f| {
-                        control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
+                        if !staged {
+                            control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
+                        }
                         Ok(f)
                     });
                     match checked {
@@ -775,7 +914,9 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         Err(e) => return Err(fail(e, false)),
                     }
                 }
-                item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+                if !staged {
+                    item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+                }
                 end = item == Item::End;
                 progress.tick(bytes, dec.pages().0);
             }
@@ -783,7 +924,9 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 if let Err(e) = check_tags(vm, dec.tagged()) {
                     return Err(fail(e, files.is_some()));
                 }
-                item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
+                if !staged {
+                    item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
+                }
             }
         }
         super::console::debug_write_raw(&rx.accept());
@@ -798,6 +941,20 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     while crate::arch::timer::now() - quiet_from < 5 * hz
         && super::console::debug_read_wait(hz / 2).is_some()
     {}
+    let (pages, data_pages) = dec.pages();
+    let stats = Stats {
+        bytes,
+        pages,
+        data_pages,
+        ticks: crate::arch::timer::now() - start,
+        repeated: rx.damaged,
+    };
+    if let Some(st) = staging {
+        // The whole stream is in the pool: restored as a slot is (everything
+        // checked again before anything changes, the VM paused only for the copy).
+        restore(vm, st.bytes(), frame)?;
+        return Ok(stats);
+    }
     // Everything arrived and was checked: the registers and the vGIC go in.
     let files = files.unwrap_or_default();
     if let Some(g) = &gic {
@@ -813,14 +970,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     if !was_paused {
         control::resume_vm(vm);
     }
-    let (pages, data_pages) = dec.pages();
-    Ok(Stats {
-        bytes,
-        pages,
-        data_pages,
-        ticks: crate::arch::timer::now() - start,
-        repeated: rx.damaged,
-    })
+    Ok(stats)
 }
 
 /// Checks a streamed snapshot's header, registers and vGIC state against `vm`;
