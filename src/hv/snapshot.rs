@@ -691,100 +691,142 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
 /// console command can give: slot names are single words).
 const STAGING: &str = "(restore in progress)";
 
-/// The most a streamed snapshot of `vm` can take: every page as data (a RAM frame
-/// is 16 pages and a few dozen bytes), the tags of every page for a VM with MTE,
-/// and a MiB for the header, vCPUs and vGIC.
-fn stream_bound(vm: &Vm) -> u64 {
-    let ram = vm.ram.ipa.size;
-    let pages = ram / PAGE as u64;
-    let frames = pages.div_ceil(snapshot::stream::PAGES_PER_FRAME);
-    let tags = if vm.mte {
-        pages * (snapshot::stream::TAG_BYTES as u64 + 8) + pages.div_ceil(16) * 64
-    } else {
-        0
-    };
-    ram + frames * 64 + tags + (1 << 20)
+/// Without a snapshot pool (or with a full one), a streamed restore is kept in
+/// the heap up to this size.
+const STAGING_HEAP: usize = 2 << 20;
+
+/// Where a streamed restore's frames wait: the pool's largest free extent
+/// (reserved as a slot while it is used), or a buffer in the heap.
+enum Room {
+    Pool { base: u64, offset: u64, room: u64 },
+    Heap(Vec<u8>),
 }
 
-/// A streamed restore's frames, kept in the snapshot pool until the stream is
-/// whole and restored from there at once, like a slot: the VM runs on while the
-/// frames arrive, and a transfer cut anywhere leaves it as it was. The pool's room
-/// is reserved as a slot for as long as this lives.
+/// A streamed restore's frames, kept until the stream is whole and then restored
+/// at once, like a slot: the VM runs on while the frames arrive, and a transfer
+/// cut anywhere leaves it as it was. A stream that outgrows the room is written
+/// out as it arrives from then on (`receive_stream`).
 struct Staging {
-    base: u64,
-    offset: u64,
-    room: u64,
+    room: Room,
+    /// Bytes kept (pool), the frame being copied (pool).
     at: u64,
     frame: Vec<u8>,
 }
 
 impl Staging {
-    /// Reserves the pool's largest free extent if it holds the largest stream
-    /// `vm` can send ([`stream_bound`]); `Err((free, needed))` in bytes if the
-    /// pool is there but too small, `Ok(None)` without a pool.
-    fn reserve(vm: &Vm) -> Result<Option<Self>, (u64, u64)> {
+    /// The pool's largest free extent, reserved, or else room in the heap.
+    fn reserve(vm: &Vm) -> Self {
         let mut st = STORE.lock();
-        if st.pool.size == 0 {
-            return Ok(None);
-        }
         let (offset, room) = st.pool.largest_gap();
-        let needed = stream_bound(vm);
-        if room < needed {
-            return Err((room, needed));
-        }
-        st.pool.insert(
-            STAGING,
-            Slot {
-                vm: vm.id,
+        let room = if room >= STAGING_HEAP as u64 {
+            st.pool.insert(
+                STAGING,
+                Slot {
+                    vm: vm.id,
+                    offset,
+                    len: room,
+                },
+            );
+            Room::Pool {
+                base: st.base,
                 offset,
-                len: room,
-            },
-        );
+                room,
+            }
+        } else {
+            Room::Heap(Vec::new())
+        };
+        drop(st);
         let mut s = Self {
-            base: st.base,
-            offset,
             room,
             at: 0,
             frame: Vec::new(),
         };
-        drop(st);
-        s.append(&snapshot::MAGIC)?;
-        Ok(Some(s))
+        // Room for the magic is there: at least a heap's worth.
+        let _ = s.append(&snapshot::MAGIC);
+        s
     }
 
-    fn append(&mut self, b: &[u8]) -> Result<(), (u64, u64)> {
-        let end = self.at + b.len() as u64;
-        if end > self.room {
-            return Err((self.room, end));
+    /// The most this can keep, in bytes.
+    fn capacity(&self) -> u64 {
+        match &self.room {
+            Room::Pool { room, .. } => *room,
+            Room::Heap(_) => STAGING_HEAP as u64,
         }
-        // SAFETY: `at..end` is inside the extent this staging reserved as a slot,
-        // which nothing else writes while the slot exists.
-        let dst = unsafe { pool_bytes(self.base, self.offset + self.at, b.len() as u64) };
-        dst.copy_from_slice(b);
-        self.at = end;
-        Ok(())
     }
 
-    /// Keeps an accepted frame, as the sender framed it.
-    fn push(&mut self, f: &snapshot::frame::Frame) -> Result<(), (u64, u64)> {
+    /// What the console calls where the frames wait.
+    fn place(&self) -> &'static str {
+        match self.room {
+            Room::Pool { .. } => "the snapshot pool",
+            Room::Heap(_) => "hypervisor memory",
+        }
+    }
+
+    /// Keeps `b`; false if it does not fit.
+    fn append(&mut self, b: &[u8]) -> bool {
+        let end = self.at + b.len() as u64;
+        if end > self.capacity() {
+            return false;
+        }
+        match &mut self.room {
+            Room::Pool { base, offset, .. } => {
+                // SAFETY: `at..end` is inside the extent this staging reserved as a
+                // slot, which nothing else writes while the slot exists.
+                let dst = unsafe { pool_bytes(*base, *offset + self.at, b.len() as u64) };
+                dst.copy_from_slice(b);
+            }
+            Room::Heap(v) => {
+                if v.try_reserve(b.len()).is_err() {
+                    return false;
+                }
+                v.extend_from_slice(b);
+            }
+        }
+        self.at = end;
+        true
+    }
+
+    /// Keeps an accepted frame, as the sender framed it; false if it does not fit.
+    fn push(&mut self, f: &snapshot::frame::Frame) -> bool {
         let mut buf = core::mem::take(&mut self.frame);
         buf.clear();
         snapshot::frame::write(&mut buf, f.kind, f.seq, f.payload);
-        let r = self.append(&buf);
+        let ok = self.append(&buf);
         self.frame = buf;
-        r
+        ok
     }
 
     /// The stream received so far: the magic, then every frame.
     fn bytes(&self) -> &[u8] {
-        // SAFETY: the reserved extent's first `at` bytes, written by `append`.
-        unsafe { pool_bytes(self.base, self.offset, self.at) }
+        match &self.room {
+            // SAFETY: the reserved extent's first `at` bytes, written by `append`.
+            Room::Pool { base, offset, .. } => unsafe { pool_bytes(*base, *offset, self.at) },
+            Room::Heap(v) => v,
+        }
+    }
+
+    /// Writes the RAM and tags of the frames kept so far into the paused VM (the
+    /// stream outgrew the room: from here on it is written as it arrives). They
+    /// were checked as they arrived, so this cannot fail halfway.
+    fn write_out(&self, vm: &Vm) -> Result<(), SnapshotError> {
+        let bytes = self.bytes();
+        let mut dec = snapshot::Decoder::new();
+        let at = snapshot::MAGIC.len();
+        for f in snapshot::frame::split(bytes.get(at..).unwrap_or(&[]), at) {
+            let (_, f) = f.map_err(SnapshotError::from)?;
+            let item = dec.feed(f)?;
+            item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+            item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
+        }
+        Ok(())
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        STORE.lock().pool.remove(STAGING);
+        if matches!(self.room, Room::Pool { .. }) {
+            STORE.lock().pool.remove(STAGING);
+        }
     }
 }
 
@@ -792,12 +834,13 @@ impl Drop for Staging {
 /// The header, registers and vGIC state come first and are checked (the import
 /// rules of the cpreg table, read back) before anything else.
 ///
-/// With a snapshot pool that can hold the whole stream ([`Staging`]), the frames
-/// are kept there as they arrive while the VM runs on, and restored at once when
-/// the end has arrived: a transfer that stops anywhere leaves the VM as it was.
-/// Otherwise RAM pages are written as their frames arrive: a transfer that stops
-/// before RAM leaves the VM as it was; one that stops during RAM leaves it paused
-/// (its RAM partly restored) for the restore to be tried again.
+/// The frames are kept as they arrive ([`Staging`]: in the snapshot pool's
+/// largest free extent, or a little of the heap) while the VM runs on, and
+/// restored at once when the end has arrived: a transfer that stops anywhere
+/// leaves the VM as it was. A stream that outgrows that room is written out from
+/// then on: the VM is paused, what was kept is written, and RAM pages are
+/// written as their frames arrive, so a transfer that stops after that leaves
+/// it paused (its RAM partly restored) for the restore to be tried again.
 pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stats, Error> {
     use crate::snapshot::link::{message, Receiver, Rx, ABORT};
     use crate::snapshot::Item;
@@ -810,34 +853,22 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     let mut files: Option<Vec<SysRegFile>> = None;
     let mut bytes = 0u64;
     let mut progress = Progress::new(vm.id, "received", vm.ram.ipa.size / PAGE as u64);
-    let mut staging = match Staging::reserve(vm) {
-        Ok(Some(s)) => {
-            crate::println!(
-                "hv: vm{}: receiving into the snapshot pool: vm{} runs on until the snapshot is whole, then it is restored at once",
-                vm.id,
-                vm.id
-            );
-            Some(s)
-        }
-        Ok(None) => None,
-        Err((free, needed)) => {
-            crate::println!(
-                "hv: vm{}: the snapshot pool has {} MiB free in one piece and a whole vm{} may need {} MiB: its pages are written as they arrive (a transfer cut during RAM leaves it paused)",
-                vm.id,
-                free >> 20,
-                vm.id,
-                needed.div_ceil(1 << 20)
-            );
-            None
-        }
-    };
-    let staged = staging.is_some();
+    let mut staging = Some(Staging::reserve(vm));
+    if let Some(st) = &staging {
+        crate::println!(
+            "hv: vm{}: receiving into {} (up to {} MiB): vm{} runs on until the snapshot is whole, then it is restored at once",
+            vm.id,
+            st.place(),
+            st.capacity() >> 20,
+            vm.id
+        );
+    }
     crate::println!("HVSNAP-READY 2");
     let start = crate::arch::timer::now();
     // Whatever fails: tell the host to stop, and say what became of the VM.
     let fail = |e: Error, paused_by_us: bool| -> Error {
         super::console::debug_write_raw(&message(ABORT, 0));
-        if paused_by_us && !staged {
+        if paused_by_us {
             Error::Transfer(alloc::format!(
                 "{e}; vm{} stays paused with its RAM partly restored: run the restore again",
                 vm.id
@@ -853,7 +884,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 dec.pages().0,
                 vm.ram.ipa.size / PAGE as u64
             ));
-            return Err(fail(e, files.is_some()));
+            return Err(fail(e, files.is_some() && staging.is_none()));
         };
         bytes += 1;
         match rx.push(b) {
@@ -866,17 +897,27 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         }
         let item = match dec.feed(rx.frame()) {
             Ok(item) => item,
-            Err(e) => return Err(fail(Error::Snapshot(e), files.is_some())),
-        };
-        if let Some(st) = staging.as_mut() {
-            if let Err((room, needed)) = st.push(&rx.frame()) {
-                let e = Error::Transfer(alloc::format!(
-                    "the snapshot outgrew the {} MiB the pool had for it (at {} MiB)",
-                    room >> 20,
-                    needed >> 20
-                ));
-                return Err(fail(e, false));
+            Err(e) => {
+                let partly = files.is_some() && staging.is_none();
+                return Err(fail(Error::Snapshot(e), partly));
             }
+        };
+        if staging.as_mut().is_some_and(|st| !st.push(&rx.frame())) {
+            // Outgrown: pause, write out what was kept, and go on frame by frame.
+            let st = staging.take();
+            if let Some(st) = st.filter(|_| files.is_some()) {
+                if let Err(e) = control::pause_vm(vm, frame.as_deref()) {
+                    return Err(fail(Error::Control(e), false));
+                }
+                if let Err(e) = st.write_out(vm) {
+                    return Err(fail(Error::Snapshot(e), true));
+                }
+            }
+            crate::println!(
+                "\nhv: vm{}: the snapshot outgrew the room kept for it: from here its pages are written as they arrive (a transfer cut now leaves vm{} paused)",
+                vm.id,
+                vm.id
+            );
         }
         let mut end = false;
         match item {
@@ -904,7 +945,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                     });
                     let checked = check_prelude(vm, &header, &cpus, gic.as_deref());
                     let checked = checked.and_then(|f| {
-                        if !staged {
+                        if staging.is_none() {
                             control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
                         }
                         Ok(f)
@@ -914,7 +955,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         Err(e) => return Err(fail(e, false)),
                     }
                 }
-                if !staged {
+                if staging.is_none() {
                     item.for_each_page(|ipa, page| write_page(vm, ipa, page));
                 }
                 end = item == Item::End;
@@ -922,9 +963,9 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
             }
             Item::Tags { .. } => {
                 if let Err(e) = check_tags(vm, dec.tagged()) {
-                    return Err(fail(e, files.is_some()));
+                    return Err(fail(e, files.is_some() && staging.is_none()));
                 }
-                if !staged {
+                if staging.is_none() {
                     item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
                 }
             }

@@ -437,6 +437,16 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
     {
         println!("hypervisor: {}", l.trim());
     }
+    // What the hypervisor said of how it took the stream (kept whole, then
+    // restored at once; or written out as it came, once it outgrew that room).
+    for l in text.lines().chain(reply_text.lines()) {
+        let l = l.trim();
+        if l.starts_with(&format!("hv: vm{vm}: receiving into"))
+            || l.starts_with(&format!("hv: vm{vm}: the snapshot outgrew"))
+        {
+            println!("hypervisor: {}", l.trim_start_matches("hv: "));
+        }
+    }
     println!("restored vm{vm} from {}", file.display());
     Ok(())
 }
