@@ -857,7 +857,6 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
     {
         return None;
     }
-    let now = arch::timer::now();
     let mut deadline = None::<u64>;
     for vm in vm::all() {
         let Some(g) = vgic_of(vm) else { continue };
@@ -874,7 +873,12 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
             for t in TIMERS {
                 let (ctl, cval) = t.saved(&ctx.sysregs);
                 if ctl & 0b11 == 0b01 {
-                    let at = vcounter::physical_deadline(cval, t.offset(vm), now);
+                    // Offset 0 (a VM never restored): the compare value itself,
+                    // without reading the counter.
+                    let at = match t.offset(vm) {
+                        0 => cval,
+                        off => vcounter::physical_deadline(cval, off, arch::timer::now()),
+                    };
                     deadline = Some(deadline.map_or(at, |d| d.min(at)));
                 }
             }
