@@ -845,9 +845,9 @@ fn set_blocked(g: &VmGic, v: &Vcpu, on: bool) {
     }
 }
 
-/// The earliest saved EL1 timer deadline (machine counter value, now at the
-/// earliest) among the vCPUs of CPU `me` that are blocked in WFI and could run (not
-/// paused): when one of them must be woken. The scheduler ends a slice there, and
+/// The earliest saved EL1 timer deadline (machine counter value; one that has
+/// passed may lie in the past) among the vCPUs of CPU `me` that are blocked in WFI
+/// and could run (not paused): when one of them must be woken. The scheduler ends a slice there, and
 /// an idle CPU sleeps until then. A virtual timer's compare value is on its VM's
 /// count, which its offset puts behind the machine's ([`crate::vcounter`]).
 pub fn blocked_deadline(me: usize) -> Option<u64> {
