@@ -7,6 +7,10 @@
 //! and never given to a guest, so a VM of any size can be checkpointed in memory:
 //! a save writes the snapshot frame by frame straight into the pool as it reads
 //! guest RAM. Without a pool, slots are kept in the heap (small VMs only).
+//!
+//! Time: a snapshot records the VM's virtual count when it was taken, and a restore
+//! sets the VM's counter offset so that count goes on from there, moving the
+//! physical timer's compare values along ([`crate::vcounter`]).
 
 use super::control::{self, ControlError};
 use super::sched;
@@ -14,12 +18,14 @@ use super::vcpu::RunState;
 use super::vm::Vm;
 use crate::addr::{PhysAddr, Range};
 use crate::arch::{cache, trap_frame::TrapFrame};
-use crate::cpreg::SysRegFile;
+use crate::cpreg::{Reg, SysRegFile};
 use crate::snapshot::pool::{self, PoolFull, Slot, Slots};
 use crate::snapshot::{self, CpuState, Encoder, Header, SnapshotError, PAGE};
+use crate::vcounter;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use spin::Mutex;
 
 #[derive(Debug)]
@@ -207,8 +213,12 @@ pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
     result
 }
 
-/// The paused VM's header, vCPUs and vGIC state: everything but RAM.
+/// The paused VM's header, vCPUs and vGIC state: everything but RAM. The header
+/// holds the VM's virtual count now, and each CNTP_CVAL_EL0 is on that count's
+/// time line ([`crate::vcounter`]).
 fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
+    let off = vm.cntvoff.load(Ordering::Acquire);
+    let cntp_cval = Reg::CNTP_CVAL_EL0.kvm_index();
     let header = Header {
         version: snapshot::VERSION,
         midr: midr(),
@@ -216,7 +226,7 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
         reg_encoding: snapshot::REG_ENCODING_KVM,
         ram_ipa: vm.ram.ipa.start.0,
         ram_size: vm.ram.ipa.size,
-        cntvoff: 0,
+        cntvct: vcounter::saved_count(crate::arch::timer::now(), off),
     };
     let cpus: Vec<CpuState> = vm
         .vcpus
@@ -228,7 +238,17 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
                 x: ctx.frame.x,
                 pc: ctx.frame.elr,
                 pstate: ctx.frame.spsr,
-                regs: ctx.sysregs.export().collect(),
+                regs: ctx
+                    .sysregs
+                    .export()
+                    .map(|(i, v)| {
+                        if i == cntp_cval {
+                            (i, vcounter::cntp_cval_to_snapshot(v, off))
+                        } else {
+                            (i, v)
+                        }
+                    })
+                    .collect(),
                 q: ctx.fp.q,
                 fpsr: ctx.fp.fpsr,
                 fpcr: ctx.fp.fpcr,
@@ -338,7 +358,26 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
     parsed.for_each_page(|ipa, page| write_page(vm, ipa, page));
     parsed.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
     finish_ram();
+    set_counter(vm, parsed.header.cntvct);
     Ok(())
+}
+
+/// The last step of a restore into the paused `vm`, its vCPUs' registers installed:
+/// its virtual count goes on from `saved` (the snapshot's, [`Header::cntvct`]), and
+/// its vCPUs' CNTP_CVAL_EL0 move from the snapshot's time line onto the machine's
+/// counter, each as far ahead of the VM's count as when it was saved. Every vCPU
+/// shares the offset, set while none of them runs.
+fn set_counter(vm: &Vm, saved: u64) {
+    let off = vcounter::offset_for(crate::arch::timer::now(), saved);
+    for v in &vm.vcpus {
+        let mut ctx = v.ctx.lock();
+        if let Ok(cval) = ctx.sysregs.raw_read(Reg::CNTP_CVAL_EL0) {
+            let cval = vcounter::cntp_cval_from_snapshot(cval, off);
+            // A state-owning register: the raw write cannot fail.
+            let _ = ctx.sysregs.raw_write(Reg::CNTP_CVAL_EL0, cval);
+        }
+    }
+    vm.cntvoff.store(off, Ordering::Release);
 }
 
 /// Installs checked vCPU states and register files.
@@ -941,7 +980,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         reg_encoding: 0,
                         ram_ipa: 0,
                         ram_size: 0,
-                        cntvoff: 0,
+                        cntvct: 0,
                     });
                     let checked = check_prelude(vm, &header, &cpus, gic.as_deref());
                     let checked = checked.and_then(|f| {
@@ -1003,6 +1042,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     }
     apply_cpus(vm, &cpus, files);
     finish_ram();
+    set_counter(vm, dec.header().map_or(0, |h| h.cntvct));
     if let (Some(frame), Some((cur, _))) = (frame.as_deref_mut(), sched::current()) {
         if cur.id == vm.id {
             sched::reload_current(frame);

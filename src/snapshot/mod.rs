@@ -50,8 +50,11 @@ pub struct Header {
     /// The VM's RAM: IPA and size in bytes (a multiple of 4 KiB).
     pub ram_ipa: u64,
     pub ram_size: u64,
-    /// The VM's virtual counter offset (CNTVOFF_EL2).
-    pub cntvoff: u64,
+    /// The VM's virtual count (CNTVCT_EL0 as its guests read it) when the snapshot
+    /// was taken, never 0 when recorded; 0: not recorded (files written before
+    /// counter offsets), the restored VM counts with the machine's counter
+    /// ([`crate::vcounter`]).
+    pub cntvct: u64,
 }
 
 /// One vCPU's state in a snapshot.

@@ -51,7 +51,7 @@ pub(super) fn sample() -> (Header, Vec<CpuState>, Vec<u8>) {
         reg_encoding: REG_ENCODING_KVM,
         ram_ipa: RAM_IPA,
         ram_size: RAM_SIZE,
-        cntvoff: 0x55,
+        cntvct: 0x55,
     };
     (header, cpus, ram)
 }
@@ -93,7 +93,7 @@ fn encode_then_decode_gives_back_every_field_and_page() {
     let (bytes, cpus, ram) = encode_sample();
     let p = decode(&bytes).unwrap();
     assert_eq!(p.header.midr, MIDR);
-    assert_eq!(p.header.cntvoff, 0x55);
+    assert_eq!(p.header.cntvct, 0x55);
     assert_eq!(p.cpus, cpus);
     assert_eq!(p.gic, Some(&b"gic-state"[..]));
     let mut back = vec![0xffu8; RAM_SIZE as usize];

@@ -526,6 +526,11 @@ pub fn show(file: &Path) -> Result<(), String> {
         data,
         h.ram_size as usize / PAGE - data
     );
+    if h.cntvct == 0 {
+        println!("virtual counter: not recorded (restores with the machine's count)");
+    } else {
+        println!("virtual counter: {} when saved", h.cntvct);
+    }
     println!(
         "vGIC state: {}",
         p.gic
