@@ -37,6 +37,11 @@ pub enum Error {
     Transfer(String),
     /// Allocation tags (this many pages) for a VM not offered MTE.
     Tags(u64),
+    /// Pages as booted from a boot image this VM was not booted with.
+    BootImage(snapshot::BootImage),
+    /// A snapshot with pages as booted, given whole (hex, slot): only the
+    /// streamed restore takes them.
+    NotSelfContained,
 }
 
 impl core::fmt::Display for Error {
@@ -56,6 +61,15 @@ impl core::fmt::Display for Error {
             Error::Tags(n) => write!(
                 f,
                 "the snapshot holds memory tags ({n} pages) and this VM has no memory tagging (hv.mte)"
+            ),
+            Error::BootImage(i) => write!(
+                f,
+                "the snapshot refers to a boot image at IPA {:#x} ({} bytes, CRC-32 {:08x}) that this VM was not booted with: restore it into a VM booted with the same kernel and initrd, or save it with --self-contained",
+                i.ipa, i.size, i.crc
+            ),
+            Error::NotSelfContained => write!(
+                f,
+                "the snapshot refers to the VM's boot images (pages as booted): restore it streamed (cargo xtask snapshot restore without --hex), or save it with --self-contained"
             ),
         }
     }
@@ -195,6 +209,56 @@ fn check_tags(vm: &Vm, tagged: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The VM's kept boot images (kernel, initrd) as host memory, with where they
+/// lie in its RAM.
+fn originals(vm: &Vm) -> impl Iterator<Item = (u64, &'static [u8])> + '_ {
+    vm.reset
+        .originals()
+        .iter()
+        .filter(|p| p.from.size > 0)
+        .map(|p| {
+            // SAFETY: an original is host memory outside every VM's RAM that nothing
+            // writes after boot, identity-mapped (`Reload::check` at boot).
+            let bytes = unsafe {
+                core::slice::from_raw_parts(p.from.start.0 as *const u8, p.from.size as usize)
+            };
+            (p.to.0, bytes)
+        })
+}
+
+/// The bytes of the boot image at `ipa` (a whole page inside one), if any.
+fn original_page(vm: &Vm, ipa: u64) -> Option<&'static [u8]> {
+    originals(vm).find_map(|(to, bytes)| {
+        let off = usize::try_from(ipa.checked_sub(to)?).ok()?;
+        bytes.get(off..off.checked_add(PAGE)?)
+    })
+}
+
+/// The VM's boot images as a snapshot names them (CRC-32 of each: a second or so
+/// under QEMU for a distribution kernel).
+fn boot_images(vm: &Vm) -> Vec<snapshot::BootImage> {
+    originals(vm)
+        .map(|(ipa, bytes)| snapshot::BootImage {
+            ipa,
+            size: bytes.len() as u64,
+            crc: crate::crc32::hash(bytes),
+        })
+        .collect()
+}
+
+/// Pages as booted must come to a VM booted with the same images.
+fn check_boot_images(vm: &Vm, images: &[snapshot::BootImage]) -> Result<(), Error> {
+    for i in images {
+        let same = originals(vm).any(|(ipa, bytes)| {
+            ipa == i.ipa && bytes.len() as u64 == i.size && crate::crc32::hash(bytes) == i.crc
+        });
+        if !same {
+            return Err(Error::BootImage(*i));
+        }
+    }
+    Ok(())
+}
+
 /// Takes a snapshot of `vm` (paused for the duration, then resumed unless it was
 /// already paused). `frame`: the caller's trap frame if it runs in an exit.
 pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
@@ -260,6 +324,31 @@ fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Re
 /// Runs `f` with an encoder of the paused VM: its header, vCPUs and vGIC state,
 /// and for a VM with MTE the allocation tags of its tagged pages.
 fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
+    with_encoder_for(vm, None, f)
+}
+
+/// As [`with_encoder`]; `line`: for a serial line, where bytes are what costs:
+/// data pages compressed, and pages that still hold the VM's boot images sent
+/// as such (unless `self_contained`).
+fn with_line_encoder<R>(vm: &Vm, self_contained: bool, f: impl FnOnce(&mut Encoder) -> R) -> R {
+    let images = if self_contained {
+        Vec::new()
+    } else {
+        boot_images(vm)
+    };
+    let same = |ipa, page: &[u8; PAGE]| original_page(vm, ipa).is_some_and(|o| o == page);
+    let booted = snapshot::Booted {
+        images: &images,
+        same: &same,
+    };
+    with_encoder_for(vm, Some(booted), f)
+}
+
+fn with_encoder_for<R>(
+    vm: &Vm,
+    line: Option<snapshot::Booted<'_>>,
+    f: impl FnOnce(&mut Encoder) -> R,
+) -> R {
     let (header, cpus, gic) = prelude(vm);
     let tagged = tagged_pages(vm);
     let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
@@ -269,6 +358,9 @@ fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
             pages: &tagged,
             read: &read_tags,
         });
+    }
+    if let Some(booted) = line {
+        enc = enc.with_compression().with_booted(booted);
     }
     f(&mut enc)
 }
@@ -288,6 +380,9 @@ fn capture_paused(vm: &Vm) -> Result<Vec<u8>, Error> {
 /// an error the VM is as it was (and resumes if it was running).
 pub fn restore(vm: &Vm, bytes: &[u8], frame: Option<&mut TrapFrame>) -> Result<(), Error> {
     let parsed = snapshot::decode(bytes).map_err(Error::Snapshot)?;
+    if !parsed.depends.is_empty() {
+        return Err(Error::NotSelfContained);
+    }
     let was_paused = control::is_paused(vm);
     control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
     let result = restore_paused(vm, &parsed);
@@ -605,11 +700,15 @@ impl Progress {
 /// they are encoded from guest RAM, acknowledged by the host (`snapshot::link`).
 /// The VM is paused for the transfer and resumed after it, whatever happens: a
 /// dropped connection leaves it running as it was.
-pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
+pub fn send_stream(
+    vm: &Vm,
+    frame: Option<&TrapFrame>,
+    self_contained: bool,
+) -> Result<Stats, Error> {
     use crate::snapshot::link::{MessageReader, Sender};
     let was_paused = control::is_paused(vm);
     control::pause_vm(vm, frame).map_err(Error::Control)?;
-    let result = with_encoder(vm, |enc| {
+    let result = with_line_encoder(vm, self_contained, |enc| {
         let hz = crate::arch::timer::frequency().max(1);
         crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
@@ -753,7 +852,16 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 v.extend_from_slice(g);
                 gic = Some(v);
             }
-            Item::Pages { .. } | Item::Run { .. } | Item::End => {
+            Item::Depends => {
+                if let Err(e) = check_boot_images(vm, dec.depends()) {
+                    return Err(fail(e, files.is_some()));
+                }
+            }
+            Item::Pages { .. }
+            | Item::Packed { .. }
+            | Item::Run { .. }
+            | Item::Booted { .. }
+            | Item::End => {
                 if files.is_none() {
                     // Everything before RAM is here: check it all, then pause.
                     let header = *dec.header().unwrap_or(&Header {
@@ -776,6 +884,13 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                     }
                 }
                 item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+                if let Item::Booted { ipa, count } = item {
+                    // Checked against this VM's images by the `D` frame.
+                    for i in 0..count as u64 {
+                        let ipa = ipa + i * PAGE as u64;
+                        write_page(vm, ipa, original_page(vm, ipa));
+                    }
+                }
                 end = item == Item::End;
                 progress.tick(bytes, dec.pages().0);
             }

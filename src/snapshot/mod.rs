@@ -28,7 +28,7 @@ mod wire;
 use crate::cpreg::{saved_list, ImportError, Reg, SysRegFile};
 use alloc::vec::Vec;
 use core::fmt;
-pub use stream::{encode, Decoder, Encoder, Item};
+pub use stream::{encode, BootImage, Booted, Decoder, Encoder, Item};
 
 /// The first 8 bytes of every snapshot. The CR LF catches a transfer that
 /// translated line ends.
@@ -273,6 +273,8 @@ pub struct Parsed<'a> {
     pub cpus: Vec<CpuState>,
     /// The virtual GIC's state, if the snapshot has it (its own versioned format).
     pub gic: Option<&'a [u8]>,
+    /// The boot images its pages as booted refer to (empty: self-contained).
+    pub depends: Vec<stream::BootImage>,
     ram: Ram<'a>,
 }
 
@@ -300,8 +302,9 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
 }
 
 impl Parsed<'_> {
-    /// Calls `write(ipa, page)` for every page of RAM (`None`: all zeros). The RAM
-    /// was checked by `decode`.
+    /// Calls `write(ipa, page)` for every page of RAM (`None`: all zeros), but
+    /// for pages as booted ([`Parsed::for_each_booted`]). The RAM was checked by
+    /// `decode`.
     pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
         match self.ram {
             Ram::V1(ram) => {
@@ -314,6 +317,14 @@ impl Parsed<'_> {
                 }
             }
             Ram::V2(frames) => stream::for_each_page(self.header.ram_ipa, frames, write),
+        }
+    }
+
+    /// Calls `booted(ipa, count)` for every run of pages that hold what the boot
+    /// images ([`Parsed::depends`]) put there (only version 2 has them).
+    pub fn for_each_booted(&self, booted: impl FnMut(u64, u64)) {
+        if let Ram::V2(frames) = self.ram {
+            stream::for_each_booted(self.header.ram_ipa, frames, booted);
         }
     }
 
