@@ -410,6 +410,8 @@ pub fn prepare(
 #[cfg(test)]
 mod blessed;
 #[cfg(test)]
+mod line_tests;
+#[cfg(test)]
 mod link_tests;
 #[cfg(test)]
 mod tags_tests;
