@@ -103,6 +103,12 @@ fn import_export(bytes: &[u8]) -> Option<Vec<u8>> {
             return None;
         }
     };
+    // A whole snapshot with pages as booted (`D`, `B` frames) is refused by
+    // `hv::snapshot::restore`: only the streamed restore, which has the VM's
+    // boot images, takes one.
+    if !p.depends.is_empty() {
+        return None;
+    }
     let current = vm_for(&p);
     let target = Target {
         midr: p.header.midr,
