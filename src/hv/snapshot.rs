@@ -37,8 +37,9 @@ pub enum Error {
     Transfer(String),
     /// Allocation tags (this many pages) for a VM not offered MTE.
     Tags(u64),
-    /// Pages as booted from a boot image this VM was not booted with.
-    BootImage(snapshot::BootImage),
+    /// Pages as booted from a boot image this VM was not booted with (`true`),
+    /// or a boot image of this VM the snapshot's VM did not have (`false`).
+    BootImage(snapshot::BootImage, bool),
     /// A snapshot with pages as booted, given whole (hex, slot): only the
     /// streamed restore takes them.
     NotSelfContained,
@@ -62,10 +63,14 @@ impl core::fmt::Display for Error {
                 f,
                 "the snapshot holds memory tags ({n} pages) and this VM has no memory tagging (hv.mte)"
             ),
-            Error::BootImage(i) => write!(
+            Error::BootImage(i, theirs) => write!(
                 f,
-                "the snapshot refers to a boot image at IPA {:#x} ({} bytes, CRC-32 {:08x}) that this VM was not booted with: restore it into a VM booted with the same kernel and initrd, or save it with --self-contained",
-                i.ipa, i.size, i.crc
+                "{} a boot image at IPA {:#x} ({} bytes, CRC-32 {:08x}) that {} not booted with: restore it into a VM booted with the same kernel and initrd, or save it with --self-contained",
+                if *theirs { "the snapshot refers to" } else { "this VM has" },
+                i.ipa,
+                i.size,
+                i.crc,
+                if *theirs { "this VM was" } else { "the snapshot's VM was" }
             ),
             Error::NotSelfContained => write!(
                 f,
@@ -246,14 +251,25 @@ fn boot_images(vm: &Vm) -> Vec<snapshot::BootImage> {
         .collect()
 }
 
-/// Pages as booted must come to a VM booted with the same images.
+/// Pages as booted must come to a VM booted with the same images (all of them:
+/// a page inside one of its images that the snapshot's list lacks would be
+/// taken for a difference from it).
 fn check_boot_images(vm: &Vm, images: &[snapshot::BootImage]) -> Result<(), Error> {
+    if let Some((ipa, bytes)) = originals(vm).find(|(ipa, _)| !images.iter().any(|i| i.ipa == *ipa))
+    {
+        let mine = snapshot::BootImage {
+            ipa,
+            size: bytes.len() as u64,
+            crc: crate::crc32::hash(bytes),
+        };
+        return Err(Error::BootImage(mine, false));
+    }
     for i in images {
         let same = originals(vm).any(|(ipa, bytes)| {
             ipa == i.ipa && bytes.len() as u64 == i.size && crate::crc32::hash(bytes) == i.crc
         });
         if !same {
-            return Err(Error::BootImage(*i));
+            return Err(Error::BootImage(*i, true));
         }
     }
     Ok(())
@@ -336,10 +352,10 @@ fn with_line_encoder<R>(vm: &Vm, self_contained: bool, f: impl FnOnce(&mut Encod
     } else {
         boot_images(vm)
     };
-    let same = |ipa, page: &[u8; PAGE]| original_page(vm, ipa).is_some_and(|o| o == page);
+    let original = |ipa| original_page(vm, ipa);
     let booted = snapshot::Booted {
         images: &images,
-        same: &same,
+        original: &original,
     };
     with_encoder_for(vm, Some(booted), f)
 }
@@ -883,14 +899,12 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         Err(e) => return Err(fail(e, false)),
                     }
                 }
-                item.for_each_page(|ipa, page| write_page(vm, ipa, page));
-                if let Item::Booted { ipa, count } = item {
-                    // Checked against this VM's images by the `D` frame.
-                    for i in 0..count as u64 {
-                        let ipa = ipa + i * PAGE as u64;
-                        write_page(vm, ipa, original_page(vm, ipa));
-                    }
-                }
+                // Pages as booted and against the boot images come from this
+                // VM's own, checked to be the same by the `D` frame.
+                item.for_each_page_from(
+                    |ipa| original_page(vm, ipa),
+                    |ipa, page| write_page(vm, ipa, page),
+                );
                 end = item == Item::End;
                 progress.tick(bytes, dec.pages().0);
             }

@@ -5,7 +5,8 @@
 //! ```text
 //! sync     2 bytes  0xf5 0x5f
 //! kind     u8       'H' header, 'C' vCPU, 'G' GIC, 'D' boot images, 'P' RAM pages,
-//!                   'Z' RAM pages compressed, 'R' RAM run, 'B' RAM as booted, 'T' tags, 'E' end
+//!                   'Z' RAM pages compressed, 'X' RAM against the boot images,
+//!                   'R' RAM run, 'B' RAM as booted, 'T' tags, 'E' end
 //! seq      u32      the frame's number: 0, 1, 2, ...
 //! len      u32      payload bytes (at most MAX_PAYLOAD)
 //! hcrc     u32      CRC-32 of the 11 bytes before it
@@ -42,6 +43,8 @@ pub const KIND_DEPENDS: u8 = b'D';
 pub const KIND_BOOTED: u8 = b'B';
 /// RAM pages as in `P`, their data compressed (LZ4 block format).
 pub const KIND_PACKED: u8 = b'Z';
+/// As `Z`, each data page inside a boot image XORed with the image's bytes.
+pub const KIND_DELTA: u8 = b'X';
 
 /// One frame, checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -64,6 +67,7 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_DEPENDS => "boot images",
         KIND_BOOTED => "RAM as booted",
         KIND_PACKED => "compressed RAM",
+        KIND_DELTA => "RAM against the boot images",
         _ => "unknown",
     }
 }

@@ -1,7 +1,7 @@
 //! Host tests of what a streamed save sends to make the line carry fewer bytes:
 //! compressed data pages (`Z`) and pages as booted (`D`, `B`).
 
-use super::frame::{self, KIND_BOOTED, KIND_DEPENDS, KIND_PACKED, KIND_PAGES};
+use super::frame::{self, KIND_BOOTED, KIND_DELTA, KIND_DEPENDS, KIND_PACKED};
 use super::stream::BootImage;
 use super::tests::{sample, RAM_IPA};
 use super::*;
@@ -10,10 +10,15 @@ use super::*;
 const IMAGE_FIRST: usize = 2;
 const IMAGE_PAGES: usize = 6;
 
-fn image_bytes() -> Vec<u8> {
-    (0..IMAGE_PAGES * PAGE)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
-        .collect()
+/// The image's bytes (kept for the whole test run, as a hypervisor keeps its
+/// originals).
+fn image_bytes() -> &'static [u8] {
+    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| {
+        (0..IMAGE_PAGES * PAGE)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
+            .collect()
+    })
 }
 
 fn image() -> BootImage {
@@ -30,9 +35,9 @@ fn image() -> BootImage {
 fn encode_line(ram: &[u8], images: &[BootImage]) -> Vec<u8> {
     let (h, cpus, _) = sample();
     let img = image_bytes();
-    let same = |ipa: u64, page: &[u8; PAGE]| {
-        let off = (ipa - image().ipa) as usize;
-        img[off..off + PAGE] == page[..]
+    let original = |ipa: u64| {
+        let off = usize::try_from(ipa.checked_sub(image().ipa)?).ok()?;
+        img.get(off..off + PAGE)
     };
     let mut read = |ipa: u64, page: &mut [u8; PAGE]| {
         let off = (ipa - RAM_IPA) as usize;
@@ -42,7 +47,7 @@ fn encode_line(ram: &[u8], images: &[BootImage]) -> Vec<u8> {
         .with_compression()
         .with_booted(Booted {
             images,
-            same: &same,
+            original: &original,
         });
     let mut out = MAGIC.to_vec();
     let mut seq = 0;
@@ -69,11 +74,11 @@ fn ram_of(p: &Parsed, img: &[u8]) -> Vec<u8> {
             None => back[off..off + PAGE].fill(0),
         }
     });
-    p.for_each_booted(|ipa, count| {
-        for i in 0..count as usize {
-            let off = (ipa - RAM_IPA) as usize + i * PAGE;
-            let from = off - IMAGE_FIRST * PAGE;
-            back[off..off + PAGE].copy_from_slice(&img[from..from + PAGE]);
+    p.for_each_booted(|ipa, delta| {
+        let off = (ipa - RAM_IPA) as usize;
+        let from = off - IMAGE_FIRST * PAGE;
+        for i in 0..PAGE {
+            back[off + i] = img[from + i] ^ delta.map_or(0, |d| d[i]);
         }
     });
     back
@@ -134,20 +139,34 @@ fn pages_that_still_hold_the_boot_image_go_as_booted_runs() {
     // The guest changed one page of its image (page 5).
     ram[5 * PAGE + 17] ^= 0xff;
     let file = encode_line(&ram, &[image()]);
-    // H C C G D | B(2-4) ... the changed page as data ... B(6-7) ...
+    // H C C G D | R(0-1) B(2-4) X(5: its difference from the image) B(6-7) ...
     let k = kinds(&file);
-    assert_eq!(&k[..5], b"HCCGD");
-    assert_eq!(k.iter().filter(|&&x| x == KIND_BOOTED).count(), 2);
+    assert_eq!(&k[..9], b"HCCGDRBXB", "{}", String::from_utf8_lossy(&k));
     let p = decode(&file).unwrap();
     assert_eq!(p.depends, [image()]);
-    let mut runs = Vec::new();
-    p.for_each_booted(|ipa, n| runs.push(((ipa - RAM_IPA) / PAGE as u64, n)));
-    assert_eq!(runs, [(2, 3), (6, 2)]);
-    assert_eq!(ram_of(&p, &img), ram);
+    let mut pages = Vec::new();
+    p.for_each_booted(|ipa, d| {
+        // The difference of page 5: one byte, all ones.
+        let ones = d.map(|d| d.iter().map(|b| b.count_ones()).sum::<u32>());
+        pages.push(((ipa - RAM_IPA) / PAGE as u64, ones))
+    });
+    assert_eq!(
+        pages,
+        [
+            (2, None),
+            (3, None),
+            (4, None),
+            (5, Some(8)),
+            (6, None),
+            (7, None)
+        ]
+    );
+    assert_eq!(ram_of(&p, img), ram);
     // Self-contained: no D or B frame, and the same RAM.
     let whole = encode_line(&ram, &[]);
     assert!(!kinds(&whole).contains(&KIND_BOOTED));
     assert_eq!(ram_of(&decode(&whole).unwrap(), &[]), ram);
+    assert!(!kinds(&whole).contains(&KIND_DELTA));
     assert!(whole.len() > file.len());
 }
 
@@ -167,9 +186,9 @@ fn every_line_frame_encoded_again_is_the_same_bytes() {
         })
         .collect();
     let (h, cpus, _) = sample();
-    let same = |ipa: u64, page: &[u8; PAGE]| {
-        let off = (ipa - image().ipa) as usize;
-        img[off..off + PAGE] == page[..]
+    let original = |ipa: u64| {
+        let off = usize::try_from(ipa.checked_sub(image().ipa)?).ok()?;
+        img.get(off..off + PAGE)
     };
     let images = [image()];
     let mut read = |ipa: u64, page: &mut [u8; PAGE]| {
@@ -180,7 +199,7 @@ fn every_line_frame_encoded_again_is_the_same_bytes() {
         .with_compression()
         .with_booted(Booted {
             images: &images,
-            same: &same,
+            original: &original,
         });
     // Backwards from the end (a go-back repeats frames in any order).
     for seq in (0..frames.len()).rev().chain(0..frames.len()) {

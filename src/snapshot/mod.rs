@@ -303,8 +303,8 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
 
 impl Parsed<'_> {
     /// Calls `write(ipa, page)` for every page of RAM (`None`: all zeros), but
-    /// for pages as booted ([`Parsed::for_each_booted`]). The RAM was checked by
-    /// `decode`.
+    /// for those that refer to the boot images ([`Parsed::for_each_booted`]). The
+    /// RAM was checked by `decode`.
     pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
         match self.ram {
             Ram::V1(ram) => {
@@ -316,15 +316,18 @@ impl Parsed<'_> {
                     }
                 }
             }
-            Ram::V2(frames) => stream::for_each_page(self.header.ram_ipa, frames, write),
+            Ram::V2(frames) => {
+                stream::for_each_page(self.header.ram_ipa, frames, &self.depends, write)
+            }
         }
     }
 
-    /// Calls `booted(ipa, count)` for every run of pages that hold what the boot
-    /// images ([`Parsed::depends`]) put there (only version 2 has them).
-    pub fn for_each_booted(&self, booted: impl FnMut(u64, u64)) {
+    /// Calls `page(ipa, data)` for every page that refers to the boot images
+    /// ([`Parsed::depends`]; only version 2 has them): `None` for a page that
+    /// holds what the boot put there, else its XOR with the image's bytes.
+    pub fn for_each_booted(&self, page: impl FnMut(u64, Option<&[u8]>)) {
         if let Ram::V2(frames) = self.ram {
-            stream::for_each_booted(self.header.ram_ipa, frames, booted);
+            stream::for_each_booted(self.header.ram_ipa, frames, &self.depends, page);
         }
     }
 

@@ -36,8 +36,8 @@
 
 use super::fields::{read_cpu, read_head, write_cpu, write_head};
 use super::frame::{
-    self, Frame, KIND_BOOTED, KIND_DEPENDS, KIND_END, KIND_GIC, KIND_HEAD, KIND_PACKED, KIND_PAGES,
-    KIND_RUN, KIND_TAGS, KIND_VCPU,
+    self, Frame, KIND_BOOTED, KIND_DELTA, KIND_DEPENDS, KIND_END, KIND_GIC, KIND_HEAD, KIND_PACKED,
+    KIND_PAGES, KIND_RUN, KIND_TAGS, KIND_VCPU,
 };
 use super::wire::{Reader, Writer};
 use super::{CpuState, Header, Parsed, Ram, SnapshotError, MAGIC, PAGE};
@@ -86,19 +86,29 @@ impl BootImage {
     }
 }
 
-/// The boot images of the VM being encoded, and how to tell whether a page
-/// still holds an image's bytes.
+/// The boot images of the VM being encoded, and their bytes.
 #[derive(Clone, Copy)]
 pub struct Booted<'a> {
     pub images: &'a [BootImage],
-    /// `same(ipa, page)`: the page read from `ipa` (inside an image) equals the
-    /// image's bytes there.
-    pub same: &'a dyn Fn(u64, &[u8; PAGE]) -> bool,
+    /// `original(ipa)`: the 4 KiB of a boot image at `ipa` (a page wholly inside
+    /// one of `images`), as the boot put them there (memory kept as long as the
+    /// VM lives: a hypervisor's kept originals).
+    pub original: &'a dyn Fn(u64) -> Option<&'static [u8]>,
 }
 
 impl Booted<'_> {
+    /// The image's bytes for the page at `ipa`, if it lies in one.
+    fn original(&self, ipa: u64) -> Option<&'static [u8]> {
+        if self.images.iter().any(|i| i.holds(ipa, 1)) {
+            (self.original)(ipa).filter(|o| o.len() == PAGE)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the page at `ipa` still holds what the boot put there.
     fn holds(&self, ipa: u64, page: &[u8; PAGE]) -> bool {
-        self.images.iter().any(|i| i.holds(ipa, 1)) && (self.same)(ipa, page)
+        self.original(ipa).is_some_and(|o| o == page)
     }
 }
 
@@ -275,7 +285,7 @@ impl<'a> Encoder<'a> {
                 && b.images.iter().any(|i| i.holds(at(first), count + 1))
             {
                 read_page(at(first + count), page);
-                if !(b.same)(at(first + count), page) {
+                if !b.holds(at(first + count), page) {
                     break;
                 }
                 count += 1;
@@ -316,8 +326,25 @@ impl<'a> Encoder<'a> {
             let head = f + frame::HEADER_LEN + 8;
             out[head] = count as u8;
             out[head + 1..head + 3].copy_from_slice(&map.to_le_bytes());
-            if compress {
-                pack(out, f, &mut self.packed);
+            // Data pages inside a boot image go as their difference from it
+            // (mostly zeros: a kernel's text with its boot-time patches).
+            let mut delta = false;
+            if let Some(b) = booted {
+                let mut d = f + frame::HEADER_LEN + PAGES_HEAD;
+                for i in (0..count).filter(|i| map & (1 << i) != 0) {
+                    if let Some(o) = b.original(at(first + i)) {
+                        for (x, y) in out[d..d + PAGE].iter_mut().zip(o) {
+                            *x ^= y;
+                        }
+                        delta = true;
+                    }
+                    d += PAGE;
+                }
+            }
+            if delta {
+                pack(out, f, &mut self.packed, KIND_DELTA, true);
+            } else if compress {
+                pack(out, f, &mut self.packed, KIND_PACKED, false);
             }
             frame::finish(out, f);
         }
@@ -417,8 +444,8 @@ impl<'a> Encoder<'a> {
 }
 
 /// Compresses the data of the `P` frame begun at `f` (not yet finished) in
-/// place, making it a `Z` frame, if that makes it smaller.
-fn pack(out: &mut Vec<u8>, f: usize, packed: &mut Vec<u8>) {
+/// place, making it a frame of `kind`: if that makes it smaller, or `always`.
+fn pack(out: &mut Vec<u8>, f: usize, packed: &mut Vec<u8>, kind: u8, always: bool) {
     let data = f + frame::HEADER_LEN + PAGES_HEAD;
     let raw = out.len() - data;
     if raw == 0 {
@@ -427,10 +454,10 @@ fn pack(out: &mut Vec<u8>, f: usize, packed: &mut Vec<u8>) {
     packed.clear();
     packed.resize(lz4_flex::block::get_maximum_output_size(raw), 0);
     match lz4_flex::block::compress_into(&out[data..], packed) {
-        Ok(n) if n < raw => {
+        Ok(n) if n < raw || always => {
             out.truncate(data);
             out.extend_from_slice(&packed[..n]);
-            out[f + 2] = KIND_PACKED;
+            out[f + 2] = kind;
         }
         _ => {}
     }
@@ -485,12 +512,15 @@ pub enum Item<'f> {
         map: u16,
         data: &'f [u8],
     },
-    /// As `Pages`, the data compressed ([`unpack`] gives `map.count_ones()` pages).
+    /// As `Pages`, the data compressed ([`unpack`] gives `map.count_ones()` pages);
+    /// `delta` (an `X` frame): each data page inside a boot image is its XOR
+    /// with the image's bytes there ([`Item::for_each_page_from`]).
     Packed {
         ipa: u64,
         count: u32,
         map: u16,
         packed: &'f [u8],
+        delta: bool,
     },
     /// `count` RAM pages from `ipa` that hold what the boot images listed by the
     /// `D` frame ([`Decoder::depends`]) put there: the receiver copies them from
@@ -536,14 +566,64 @@ fn map_pages(
 }
 
 impl Item<'_> {
-    /// Calls `write(ipa, page)` for each page of a `Pages`, `Packed` or `Run`
-    /// item (`None`: zeros). `Booted` pages are the caller's to copy.
+    /// As [`Item::for_each_page`], and pages that refer to the boot images too
+    /// (`Booted`, `Packed` with `delta`): `original(ipa)` gives the boot image's
+    /// page at `ipa` (`Some` exactly for pages inside the images of the `D`
+    /// frame, which the receiver checked are its own).
+    pub fn for_each_page_from<'o>(
+        &self,
+        original: impl Fn(u64) -> Option<&'o [u8]>,
+        mut write: impl FnMut(u64, Option<&[u8]>),
+    ) {
+        match *self {
+            Item::Booted { ipa, count } => {
+                for i in 0..count as u64 {
+                    let ipa = ipa + i * PAGE as u64;
+                    write(ipa, original(ipa));
+                }
+            }
+            Item::Packed {
+                ipa,
+                count,
+                map,
+                packed,
+                delta: true,
+            } => {
+                let mut data = Vec::new();
+                if unpack(packed, map.count_ones() as usize * PAGE, &mut data).is_none() {
+                    return;
+                }
+                let mut page = [0u8; PAGE];
+                map_pages(
+                    ipa,
+                    count,
+                    map,
+                    &data,
+                    &mut |ipa, d| match (d, original(ipa)) {
+                        (Some(d), Some(o)) if d.len() == PAGE && o.len() == PAGE => {
+                            for ((p, x), y) in page.iter_mut().zip(d).zip(o) {
+                                *p = x ^ y;
+                            }
+                            write(ipa, Some(&page));
+                        }
+                        (d, _) => write(ipa, d),
+                    },
+                );
+            }
+            _ => self.for_each_page(write),
+        }
+    }
+
+    /// Calls `write(ipa, page)` for each page of a `Pages`, `Packed` (not
+    /// `delta`) or `Run` item (`None`: zeros); pages that refer to the boot
+    /// images are [`Item::for_each_page_from`]'s.
     pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
         if let Item::Packed {
             ipa,
             count,
             map,
             packed,
+            delta: false,
         } = *self
         {
             let mut data = Vec::new();
@@ -795,7 +875,11 @@ impl Decoder {
                     data,
                 }
             }
-            (KIND_PAGES | KIND_PACKED, Some(h)) if self.cpus == h.vcpus && self.tagged == 0 => {
+            (KIND_PAGES | KIND_PACKED | KIND_DELTA, Some(h))
+                if self.cpus == h.vcpus
+                    && self.tagged == 0
+                    && (f.kind != KIND_DELTA || self.depends.is_some()) =>
+            {
                 let first = r.u64()?;
                 let count = r.u8()? as u64;
                 let map = u16::from_le_bytes([r.u8()?, r.u8()?]);
@@ -811,7 +895,7 @@ impl Decoder {
                 }
                 let data = map.count_ones() as usize * PAGE;
                 let ipa = h.ram_ipa + first * PAGE as u64;
-                if f.kind == KIND_PACKED {
+                if f.kind != KIND_PAGES {
                     let packed = r.take(r.remaining())?;
                     if data == 0 || unpack(packed, data, &mut self.unpacked).is_none() {
                         return Err(SnapshotError::Malformed(
@@ -824,6 +908,7 @@ impl Decoder {
                         count: count as u32,
                         map,
                         packed,
+                        delta: f.kind == KIND_DELTA,
                     }
                 } else {
                     if r.remaining() != data {
@@ -938,12 +1023,44 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
 }
 
 /// Every page of a checked version-2 RAM (`frames`: from the first RAM frame on).
-pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Option<&[u8]>)) {
+/// Pages that refer to the boot images `images` are left out: see
+/// [`for_each_booted`].
+pub fn for_each_page(
+    ram_ipa: u64,
+    frames: &[u8],
+    images: &[BootImage],
+    mut write: impl FnMut(u64, Option<&[u8]>),
+) {
+    let inside = |ipa| images.iter().any(|i: &BootImage| i.holds(ipa, 1));
+    for_each_ram_item(ram_ipa, frames, |item| match item {
+        Item::Packed { delta: true, .. } => item.for_each_page_from(
+            |ipa| inside(ipa).then_some(&[][..]),
+            |ipa, d| {
+                if d.is_none() || !inside(ipa) {
+                    write(ipa, d)
+                }
+            },
+        ),
+        _ => item.for_each_page(&mut write),
+    });
+}
+
+/// Every RAM item of a checked version-2 RAM (`frames`: from the first RAM frame on).
+fn for_each_ram_item(ram_ipa: u64, frames: &[u8], mut each: impl FnMut(Item)) {
     // Already checked by `decode`: only the RAM frames' layout is read again.
     for (_, f) in frame::split(frames, 0).flatten() {
         let mut r = Reader::new(f.payload);
         let item = match f.kind {
-            KIND_PAGES | KIND_PACKED => {
+            KIND_BOOTED => {
+                let (Ok(first), Ok(count)) = (r.u64(), r.u32()) else {
+                    continue;
+                };
+                Item::Booted {
+                    ipa: ram_ipa + first * PAGE as u64,
+                    count,
+                }
+            }
+            KIND_PAGES | KIND_PACKED | KIND_DELTA => {
                 let (Ok(first), Ok(count), Ok(m0), Ok(m1)) = (r.u64(), r.u8(), r.u8(), r.u8())
                 else {
                     continue;
@@ -954,12 +1071,13 @@ pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Opt
                     u16::from_le_bytes([m0, m1]),
                 );
                 let data = r.take(r.remaining()).unwrap_or(&[]);
-                if f.kind == KIND_PACKED {
+                if f.kind != KIND_PAGES {
                     Item::Packed {
                         ipa,
                         count,
                         map,
                         packed: data,
+                        delta: f.kind == KIND_DELTA,
                     }
                 } else {
                     Item::Pages {
@@ -982,20 +1100,38 @@ pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Opt
             }
             _ => continue,
         };
-        item.for_each_page(&mut write);
+        each(item);
     }
 }
 
-/// The runs of pages as booted of a checked version-2 RAM (`frames`: from the
-/// first RAM frame on): `booted(ipa, count)`.
-pub fn for_each_booted(ram_ipa: u64, frames: &[u8], mut booted: impl FnMut(u64, u64)) {
-    // Already checked by `decode`.
-    for (_, f) in frame::split(frames, 0).flatten() {
-        let mut r = Reader::new(f.payload);
-        if let (KIND_BOOTED, Ok(first), Ok(count)) = (f.kind, r.u64(), r.u32()) {
-            booted(ram_ipa + first * PAGE as u64, count as u64);
+/// The pages of a checked version-2 RAM (`frames`: from the first RAM frame on)
+/// that refer to the boot images `images`, as `page(ipa, data)`: `None` for a
+/// page as booted (`B`), its XOR with the image for a data page of an `X` frame.
+pub fn for_each_booted(
+    ram_ipa: u64,
+    frames: &[u8],
+    images: &[BootImage],
+    mut page: impl FnMut(u64, Option<&[u8]>),
+) {
+    for_each_ram_item(ram_ipa, frames, |item| match item {
+        Item::Booted { ipa, count } => {
+            for i in 0..count as u64 {
+                page(ipa + i * PAGE as u64, None);
+            }
         }
-    }
+        Item::Packed { delta: true, .. } => {
+            // The images' bytes left out: what the frame carries.
+            item.for_each_page_from(
+                |ipa| images.iter().any(|i| i.holds(ipa, 1)).then_some(&[][..]),
+                |ipa, d| {
+                    if images.iter().any(|i| i.holds(ipa, 1)) && d.is_some() {
+                        page(ipa, d)
+                    }
+                },
+            );
+        }
+        _ => {}
+    });
 }
 
 /// The allocation tags of a checked version-2 RAM (`frames`: from the first RAM

@@ -344,7 +344,7 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
                     format!("{}: {}", file.display(), snapshot::SnapshotError::from(e))
                 })?;
                 let pages = match f.kind {
-                    frame::KIND_PAGES | frame::KIND_PACKED => {
+                    frame::KIND_PAGES | frame::KIND_PACKED | frame::KIND_DELTA => {
                         f.payload.get(8).copied().unwrap_or(0) as u64
                     }
                     frame::KIND_RUN | frame::KIND_BOOTED => f
@@ -512,23 +512,23 @@ enum Page {
     Data(u64),
     /// What the boot images put there (the images are compared on their own).
     Booted,
+    /// FNV-1a of its XOR with the boot images.
+    Delta(u64),
+}
+
+fn fnv(d: &[u8]) -> u64 {
+    d.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn pages(p: &Parsed) -> Vec<Page> {
     let ram = p.header.ram_ipa;
     let index = |ipa: u64| ((ipa - ram) / PAGE as u64) as usize;
     let mut v = vec![Page::Zero; (p.header.ram_size / PAGE as u64) as usize];
-    p.for_each_page(|ipa, page| {
-        v[index(ipa)] = page.map_or(Page::Zero, |d| {
-            Page::Data(d.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-            }))
-        })
-    });
-    p.for_each_booted(|ipa, count| {
-        for i in 0..count as usize {
-            v[index(ipa) + i] = Page::Booted;
-        }
+    p.for_each_page(|ipa, page| v[index(ipa)] = page.map_or(Page::Zero, |d| Page::Data(fnv(d))));
+    p.for_each_booted(|ipa, page| {
+        v[index(ipa)] = page.map_or(Page::Booted, |d| Page::Delta(fnv(d)))
     });
     v
 }
@@ -556,13 +556,15 @@ pub fn show(file: &Path) -> Result<(), String> {
         h.vcpus
     );
     let all = pages(&p);
-    let data = all.iter().filter(|x| matches!(x, Page::Data(_))).count();
+    let delta = all.iter().filter(|x| matches!(x, Page::Delta(_))).count();
+    let data = delta + all.iter().filter(|x| matches!(x, Page::Data(_))).count();
     let booted = all.iter().filter(|x| **x == Page::Booted).count();
     println!(
-        "RAM: {} MiB at IPA {:#x}, {} data pages, {} pages as booted, {} zero pages",
+        "RAM: {} MiB at IPA {:#x}, {} data pages ({} as differences from the boot images), {} pages as booted, {} zero pages",
         h.ram_size >> 20,
         h.ram_ipa,
         data,
+        delta,
         booted,
         all.len() - data - booted
     );
