@@ -14,6 +14,7 @@ mod mte;
 mod passthrough;
 mod reboot;
 mod snapshot_drop;
+mod snapshot_images;
 mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;

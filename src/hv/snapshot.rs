@@ -825,6 +825,9 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     // Whatever fails: tell the host to stop, and say what became of the VM.
     let fail = |e: Error, paused_by_us: bool| -> Error {
         super::console::debug_write_raw(&message(ABORT, 0));
+        // The frames the host sent before it heard the abort (a window of up to
+        // 8 frames, seconds at QEMU's pace) are not typing for the console.
+        swallow_line(15);
         if paused_by_us {
             Error::Transfer(alloc::format!(
                 "{e}; vm{} stays paused with its RAM partly restored: run the restore again",
@@ -921,12 +924,8 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         }
     }
     // Frames the host sent again before it heard the last acknowledgement are
-    // still on the line: swallow them (until the line is quiet for half a
-    // second, 5 s at most), or the console would take them for typing.
-    let quiet_from = crate::arch::timer::now();
-    while crate::arch::timer::now() - quiet_from < 5 * hz
-        && super::console::debug_read_wait(hz / 2).is_some()
-    {}
+    // still on the line: swallow them, or the console would take them for typing.
+    swallow_line(5);
     // Everything arrived and was checked: the registers and the vGIC go in.
     let files = files.unwrap_or_default();
     if let Some(g) = &gic {
@@ -950,6 +949,17 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         ticks: crate::arch::timer::now() - start,
         repeated: rx.damaged,
     })
+}
+
+/// Reads and drops what comes in on the debug line until it has been quiet for
+/// half a second (`max_s` seconds at most): frames still in flight at the end
+/// of a streamed restore.
+fn swallow_line(max_s: u64) {
+    let hz = crate::arch::timer::frequency().max(1);
+    let from = crate::arch::timer::now();
+    while crate::arch::timer::now() - from < max_s * hz
+        && super::console::debug_read_wait(hz / 2).is_some()
+    {}
 }
 
 /// Checks a streamed snapshot's header, registers and vGIC state against `vm`;

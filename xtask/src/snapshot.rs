@@ -80,12 +80,15 @@ fn tail(text: &str) -> String {
 }
 
 /// The console's `error: ...` message, once its line is complete (a reader
-/// that stopped at the first bytes of it would cut the message short).
+/// that stopped at the first bytes of it would cut the message short). During
+/// a transfer the hypervisor's acknowledgements (binary, no line end) may come
+/// before it on its line.
 fn console_error(text: &str) -> Option<String> {
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    complete
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("error: ").map(str::to_owned))
+    complete.lines().find_map(|l| {
+        let at = l.find("error: ")?;
+        Some(l[at + "error: ".len()..].trim().to_owned())
+    })
 }
 
 /// ` --force` when the user forces a snapshot of a VM with passed-through devices.
@@ -391,10 +394,12 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
                         heard = Instant::now();
                         let before = tx.acked();
                         if !tx.on_message(kind, n) {
+                            // The hypervisor first drops the frames still in
+                            // flight (up to 15 s), then says why.
                             let _ = read_until(
                                 &mut *link,
                                 &mut reply_text,
-                                Duration::from_secs(5),
+                                Duration::from_secs(30),
                                 |t| console_error(t).is_some(),
                             );
                             return Err(format!(
