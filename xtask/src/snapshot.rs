@@ -565,7 +565,7 @@ pub fn show(file: &Path) -> Result<(), String> {
     let data = delta + all.iter().filter(|x| matches!(x, Page::Data(_))).count();
     let booted = all.iter().filter(|x| **x == Page::Booted).count();
     println!(
-        "RAM: {} MiB at IPA {:#x}, {} data pages ({} as differences from the boot images), {} pages as booted, {} zero pages",
+        "RAM: {} MiB at IPA {:#x}, {} data pages, {} of them as differences from the boot images, {} pages as booted, {} zero pages",
         h.ram_size >> 20,
         h.ram_ipa,
         data,
