@@ -7,6 +7,12 @@
 //! and never given to a guest, so a VM of any size can be checkpointed in memory:
 //! a save writes the snapshot frame by frame straight into the pool as it reads
 //! guest RAM. Without a pool, slots are kept in the heap (small VMs only).
+//!
+//! A streamed save (`send_stream`, over the debug line) spends CPU time to send
+//! fewer bytes, since the line sets its pace: data pages compressed, and pages
+//! inside the VM's kept boot images (`reset::VmReset::originals`) as booted or as
+//! their difference from them; the receiving side checks it has the same images
+//! before it changes anything. Slots and the hex path stay self-contained.
 
 use super::control::{self, ControlError};
 use super::sched;
