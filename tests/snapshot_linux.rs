@@ -12,7 +12,7 @@
 //! kernel Image the hypervisor keeps for VM reset (most of it nearly zero, a
 //! few hundred bytes a page). The file is 8.7 MB (it was 50.5 MB with plain
 //! data pages: a 631 s save and a restore never seen to finish); the save takes
-//! 74 s, the restore 236 s, the whole test 322 s (all measured in one run).
+//! 34-74 s, the restore 236-317 s, the whole test 322-362 s (three runs).
 
 use crate::common::{self, qemu, Qemu};
 use std::path::{Path, PathBuf};
