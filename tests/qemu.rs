@@ -15,6 +15,7 @@ mod passthrough;
 mod reboot;
 mod snapshot_atomic;
 mod snapshot_drop;
+mod snapshot_images;
 mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;

@@ -11,6 +11,12 @@
 //! Time: a snapshot records the VM's virtual count when it was taken, and a restore
 //! sets the VM's counter offset so that count goes on from there, moving the
 //! physical timer's compare values along ([`crate::vcounter`]).
+//!
+//! A streamed save (`send_stream`, over the debug line) spends CPU time to send
+//! fewer bytes, since the line sets its pace: data pages compressed, and pages
+//! inside the VM's kept boot images (`reset::VmReset::originals`) as booted or as
+//! their difference from them; the receiving side checks it has the same images
+//! before it changes anything. Slots and the hex path stay self-contained.
 
 use super::control::{self, ControlError};
 use super::sched;
@@ -43,6 +49,9 @@ pub enum Error {
     Transfer(String),
     /// Allocation tags (this many pages) for a VM not offered MTE.
     Tags(u64),
+    /// Pages as booted from a boot image this VM was not booted with (`true`),
+    /// or a boot image of this VM the snapshot's VM did not have (`false`).
+    BootImage(snapshot::BootImage, bool),
 }
 
 impl core::fmt::Display for Error {
@@ -62,6 +71,15 @@ impl core::fmt::Display for Error {
             Error::Tags(n) => write!(
                 f,
                 "the snapshot holds memory tags ({n} pages) and this VM has no memory tagging (hv.mte)"
+            ),
+            Error::BootImage(i, theirs) => write!(
+                f,
+                "{} a boot image at IPA {:#x} ({} bytes, CRC-32 {:08x}) that {} not booted with: restore it into a VM booted with the same kernel and initrd, or save it with --self-contained",
+                if *theirs { "the snapshot refers to" } else { "this VM has" },
+                i.ipa,
+                i.size,
+                i.crc,
+                if *theirs { "this VM was" } else { "the snapshot's VM was" }
             ),
         }
     }
@@ -201,6 +219,67 @@ fn check_tags(vm: &Vm, tagged: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The VM's kept boot images (kernel, initrd) as host memory, with where they
+/// lie in its RAM.
+fn originals(vm: &Vm) -> impl Iterator<Item = (u64, &'static [u8])> + '_ {
+    vm.reset
+        .originals()
+        .iter()
+        .filter(|p| p.from.size > 0)
+        .map(|p| {
+            // SAFETY: an original is host memory outside every VM's RAM that nothing
+            // writes after boot, identity-mapped (`Reload::check` at boot).
+            let bytes = unsafe {
+                core::slice::from_raw_parts(p.from.start.0 as *const u8, p.from.size as usize)
+            };
+            (p.to.0, bytes)
+        })
+}
+
+/// The bytes of the boot image at `ipa` (a whole page inside one), if any.
+fn original_page(vm: &Vm, ipa: u64) -> Option<&'static [u8]> {
+    originals(vm).find_map(|(to, bytes)| {
+        let off = usize::try_from(ipa.checked_sub(to)?).ok()?;
+        bytes.get(off..off.checked_add(PAGE)?)
+    })
+}
+
+/// The VM's boot images as a snapshot names them (CRC-32 of each: a second or so
+/// under QEMU for a distribution kernel).
+fn boot_images(vm: &Vm) -> Vec<snapshot::BootImage> {
+    originals(vm)
+        .map(|(ipa, bytes)| snapshot::BootImage {
+            ipa,
+            size: bytes.len() as u64,
+            crc: crate::crc32::hash(bytes),
+        })
+        .collect()
+}
+
+/// Pages as booted must come to a VM booted with the same images (all of them:
+/// a page inside one of its images that the snapshot's list lacks would be
+/// taken for a difference from it).
+fn check_boot_images(vm: &Vm, images: &[snapshot::BootImage]) -> Result<(), Error> {
+    if let Some((ipa, bytes)) = originals(vm).find(|(ipa, _)| !images.iter().any(|i| i.ipa == *ipa))
+    {
+        let mine = snapshot::BootImage {
+            ipa,
+            size: bytes.len() as u64,
+            crc: crate::crc32::hash(bytes),
+        };
+        return Err(Error::BootImage(mine, false));
+    }
+    for i in images {
+        let same = originals(vm).any(|(ipa, bytes)| {
+            ipa == i.ipa && bytes.len() as u64 == i.size && crate::crc32::hash(bytes) == i.crc
+        });
+        if !same {
+            return Err(Error::BootImage(*i, true));
+        }
+    }
+    Ok(())
+}
+
 /// Takes a snapshot of `vm` (paused for the duration, then resumed unless it was
 /// already paused). `frame`: the caller's trap frame if it runs in an exit.
 pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
@@ -280,6 +359,31 @@ fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Re
 /// Runs `f` with an encoder of the paused VM: its header, vCPUs and vGIC state,
 /// and for a VM with MTE the allocation tags of its tagged pages.
 fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
+    with_encoder_for(vm, None, f)
+}
+
+/// As [`with_encoder`]; `line`: for a serial line, where bytes are what costs:
+/// data pages compressed, and pages that still hold the VM's boot images sent
+/// as such (unless `self_contained`).
+fn with_line_encoder<R>(vm: &Vm, self_contained: bool, f: impl FnOnce(&mut Encoder) -> R) -> R {
+    let images = if self_contained {
+        Vec::new()
+    } else {
+        boot_images(vm)
+    };
+    let original = |ipa| original_page(vm, ipa);
+    let booted = snapshot::Booted {
+        images: &images,
+        original: &original,
+    };
+    with_encoder_for(vm, Some(booted), f)
+}
+
+fn with_encoder_for<R>(
+    vm: &Vm,
+    line: Option<snapshot::Booted<'_>>,
+    f: impl FnOnce(&mut Encoder) -> R,
+) -> R {
     let (header, cpus, gic) = prelude(vm);
     let tagged = tagged_pages(vm);
     let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
@@ -289,6 +393,9 @@ fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
             pages: &tagged,
             read: &read_tags,
         });
+    }
+    if let Some(booted) = line {
+        enc = enc.with_compression().with_booted(booted);
     }
     f(&mut enc)
 }
@@ -345,6 +452,10 @@ fn target<'r>(vm: &Vm, current: &'r [SysRegFile]) -> snapshot::Target<'r> {
 }
 
 fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
+    // A snapshot that refers to boot images needs exactly this VM's.
+    if !parsed.depends.is_empty() {
+        check_boot_images(vm, &parsed.depends)?;
+    }
     let current = current_sysregs(vm);
     let target = target(vm, &current);
     let files = snapshot::prepare_restore(parsed, &target).map_err(Error::Snapshot)?;
@@ -356,6 +467,18 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
     // From here on nothing can fail.
     apply_cpus(vm, &parsed.cpus, files);
     parsed.for_each_page(|ipa, page| write_page(vm, ipa, page));
+    let mut page = [0u8; PAGE];
+    parsed.for_each_booted(|ipa, delta| match (delta, original_page(vm, ipa)) {
+        (None, Some(o)) => write_page(vm, ipa, Some(o)),
+        (Some(d), Some(o)) => {
+            for ((p, x), y) in page.iter_mut().zip(d).zip(o) {
+                *p = x ^ y;
+            }
+            write_page(vm, ipa, Some(&page));
+        }
+        // Checked above: every such page is inside one of this VM's images.
+        _ => {}
+    });
     parsed.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
     finish_ram();
     set_counter(vm, parsed.header.cntvct);
@@ -644,11 +767,15 @@ impl Progress {
 /// they are encoded from guest RAM, acknowledged by the host (`snapshot::link`).
 /// The VM is paused for the transfer and resumed after it, whatever happens: a
 /// dropped connection leaves it running as it was.
-pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
+pub fn send_stream(
+    vm: &Vm,
+    frame: Option<&TrapFrame>,
+    self_contained: bool,
+) -> Result<Stats, Error> {
     use crate::snapshot::link::{MessageReader, Sender};
     let was_paused = control::is_paused(vm);
     control::pause_vm(vm, frame).map_err(Error::Control)?;
-    let result = with_encoder(vm, |enc| {
+    let result = with_line_encoder(vm, self_contained, |enc| {
         let hz = crate::arch::timer::frequency().max(1);
         crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
@@ -854,7 +981,10 @@ impl Staging {
         for f in snapshot::frame::split(bytes.get(at..).unwrap_or(&[]), at) {
             let (_, f) = f.map_err(SnapshotError::from)?;
             let item = dec.feed(f)?;
-            item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+            item.for_each_page_from(
+                |ipa| original_page(vm, ipa),
+                |ipa, page| write_page(vm, ipa, page),
+            );
             item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
         }
         Ok(())
@@ -907,6 +1037,9 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     // Whatever fails: tell the host to stop, and say what became of the VM.
     let fail = |e: Error, paused_by_us: bool| -> Error {
         super::console::debug_write_raw(&message(ABORT, 0));
+        // The frames the host sent before it heard the abort (a window of up to
+        // 8 frames, seconds at QEMU's pace) are not typing for the console.
+        swallow_line(15);
         if paused_by_us {
             Error::Transfer(alloc::format!(
                 "{e}; vm{} stays paused with its RAM partly restored: run the restore again",
@@ -970,7 +1103,16 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 v.extend_from_slice(g);
                 gic = Some(v);
             }
-            Item::Pages { .. } | Item::Run { .. } | Item::End => {
+            Item::Depends => {
+                if let Err(e) = check_boot_images(vm, dec.depends()) {
+                    return Err(fail(e, files.is_some()));
+                }
+            }
+            Item::Pages { .. }
+            | Item::Packed { .. }
+            | Item::Run { .. }
+            | Item::Booted { .. }
+            | Item::End => {
                 if files.is_none() {
                     // Everything before RAM is here: check it all, then pause.
                     let header = *dec.header().unwrap_or(&Header {
@@ -994,8 +1136,13 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         Err(e) => return Err(fail(e, false)),
                     }
                 }
+                // Pages as booted and against the boot images come from this
+                // VM's own, checked to be the same by the `D` frame.
                 if staging.is_none() {
-                    item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+                    item.for_each_page_from(
+                        |ipa| original_page(vm, ipa),
+                        |ipa, page| write_page(vm, ipa, page),
+                    );
                 }
                 end = item == Item::End;
                 progress.tick(bytes, dec.pages().0);
@@ -1015,12 +1162,8 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         }
     }
     // Frames the host sent again before it heard the last acknowledgement are
-    // still on the line: swallow them (until the line is quiet for half a
-    // second, 5 s at most), or the console would take them for typing.
-    let quiet_from = crate::arch::timer::now();
-    while crate::arch::timer::now() - quiet_from < 5 * hz
-        && super::console::debug_read_wait(hz / 2).is_some()
-    {}
+    // still on the line: swallow them, or the console would take them for typing.
+    swallow_line(5);
     let (pages, data_pages) = dec.pages();
     let stats = Stats {
         bytes,
@@ -1030,8 +1173,8 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         repeated: rx.damaged,
     };
     if let Some(st) = staging {
-        // The whole stream is in the pool: restored as a slot is (everything
-        // checked again before anything changes, the VM paused only for the copy).
+        // The whole stream is kept: restored as a slot is (everything checked
+        // again before anything changes, the VM paused only for the copy).
         restore(vm, st.bytes(), frame)?;
         return Ok(stats);
     }
@@ -1052,6 +1195,17 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         control::resume_vm(vm);
     }
     Ok(stats)
+}
+
+/// Reads and drops what comes in on the debug line until it has been quiet for
+/// half a second (`max_s` seconds at most): frames still in flight at the end
+/// of a streamed restore.
+fn swallow_line(max_s: u64) {
+    let hz = crate::arch::timer::frequency().max(1);
+    let from = crate::arch::timer::now();
+    while crate::arch::timer::now() - from < max_s * hz
+        && super::console::debug_read_wait(hz / 2).is_some()
+    {}
 }
 
 /// Checks a streamed snapshot's header, registers and vGIC state against `vm`;
