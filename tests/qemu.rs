@@ -18,6 +18,7 @@ mod snapshot_drop;
 mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;
+mod uboot_virt;
 mod vcounter;
 
 use common::{guest, module, qemu};

@@ -1,0 +1,135 @@
+//! A boot loader the other tests never use (included by `qemu.rs`): Debian's
+//! U-Boot for QEMU (`u-boot-qemu`, `/usr/lib/u-boot/qemu_arm64/u-boot.bin`) is the
+//! firmware of `virt` with EL2 (`-bios`), so U-Boot runs at EL2 and boots the
+//! hypervisor as it boots Linux: the Image and a guest bundle (`cargo xtask
+//! bundle`) are in RAM where U-Boot's environment expects them (QEMU's `loader`
+//! device puts them there), and `booti` is typed at U-Boot's prompt on the first
+//! serial line, as a person would. U-Boot moves the initrd and the device tree
+//! to the top of RAM, and reserves the initrd with a `/memreserve/` entry.
+
+use crate::common::{self, guest, qemu};
+use std::path::{Path, PathBuf};
+
+/// Where Debian's `u-boot-qemu` puts U-Boot for QEMU `virt` (AArch64).
+const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+/// U-Boot's `kernel_addr_r` and `ramdisk_addr_r` on qemu_arm64.
+const IMAGE_AT: u64 = 0x4040_0000;
+const BUNDLE_AT: u64 = 0x4400_0000;
+
+fn uboot() -> PathBuf {
+    let p = PathBuf::from(UBOOT);
+    assert!(
+        p.is_file(),
+        "{UBOOT} is missing: run `cargo xtask setup` (it installs Debian's u-boot-qemu)"
+    );
+    p
+}
+
+/// A scratch directory, removed when dropped (also when the test fails; QEMU
+/// reads the files only once both consoles are connected).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `cargo xtask bundle -o out ARGS`, as a user runs it; returns the bundle's size.
+fn xtask_bundle(out: &Path, args: &[&std::ffi::OsStr]) -> u64 {
+    let o = common::xtask()
+        .arg("bundle")
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo xtask bundle: {e}"));
+    assert!(
+        o.status.success(),
+        "cargo xtask bundle failed ({}):\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::metadata(out).unwrap().len()
+}
+
+#[test]
+fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
+    let uboot = uboot();
+    let scratch = Scratch(std::env::temp_dir().join(format!("hv-uboot-{}", std::process::id())));
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir).unwrap();
+    let initrd = dir.join("rootfs.txt");
+    std::fs::write(&initrd, "initrd-through-u-boot\n").unwrap();
+    let bundle = dir.join("bundle.cpio");
+    let (bootinfo, demo) = (guest("bootinfo"), guest("demo"));
+    let os = |s: &'static str| -> &std::ffi::OsStr { s.as_ref() };
+    let size = xtask_bundle(
+        &bundle,
+        &[
+            os("--guest"),
+            bootinfo.as_os_str(),
+            os("--initrd"),
+            initrd.as_os_str(),
+            os("--append"),
+            os("console=ttyAMA0 marker=uboot-vm0"),
+            os("--cpus"),
+            os("1"),
+            os("--mem"),
+            os("64M"),
+            os("--guest"),
+            demo.as_os_str(),
+            os("--append"),
+            os("console=ttyAMA0 marker=uboot-vm1"),
+        ],
+    );
+    let mut q = qemu()
+        .smp(2)
+        .arg("-nic")
+        .arg("none")
+        .firmware(&uboot, IMAGE_AT)
+        .load(&bundle, BUNDLE_AT)
+        .start();
+
+    // U-Boot at its prompt on the first serial line; stop the autoboot countdown
+    // (if it ran out, the distro boot finds nothing and comes to the prompt too).
+    q.expect_guest("Hit any key to stop autoboot");
+    q.guest.write(b" ");
+    q.expect_guest("\n=> ");
+    q.guest.write(
+        format!("booti {IMAGE_AT:#x} {BUNDLE_AT:#x}:{size:#x} ${{fdtcontroladdr}}\r").as_bytes(),
+    );
+    q.expect_guest("Loading Ramdisk to")
+        .expect_guest("Starting kernel ...");
+
+    q.expect_debug(&format!(
+        "(board qemu-virt) at EL2, image at {IMAGE_AT:#x}, DTB at 0x"
+    ))
+    .expect_debug("hv: memory: 0x40000000-0x7fffffff (1024 MiB)")
+    .expect_debug("hv: 2 CPU(s) online")
+    .expect_debug("hv: guest bundle at 0x")
+    .expect_debug("2 VM directories")
+    .expect_debug("vm0: 1 vCPU(s), 64 MiB RAM")
+    .expect_debug("vm0: bootargs \"console=ttyAMA0 marker=uboot-vm0\"")
+    .expect_debug("vm1: 2 vCPU(s)")
+    .expect_guest("[vm0] bootinfo: bootargs=console=ttyAMA0 marker=uboot-vm0")
+    .expect_guest("[vm0] bootinfo: initrd=initrd-through-u-boot")
+    .expect_guest("[vm0] bootinfo: memory=64 MiB")
+    .expect_guest("[vm0] bootinfo: PASS")
+    .expect_guest("[vm1] demo: bootargs=console=ttyAMA0 marker=uboot-vm1")
+    .expect_guest("[vm1] demo: cpus online=2/2")
+    .expect_guest("[vm1] demo: PASS")
+    .expect_debug("vm0: powered off (system-off)")
+    .expect_debug("vm1: powered off (system-off)")
+    .expect_debug("hv: no VM is left: powering off");
+    q.expect_clean_exit();
+    let debug = q.debug.text();
+    q.check(
+        !debug.contains("ignoring the boot loader's initrd")
+            && !debug.contains("not starting")
+            && !debug.contains("PANIC")
+            && !debug.contains("CRASH"),
+        "the hypervisor refused the bundle U-Boot passed, or failed",
+    );
+}
