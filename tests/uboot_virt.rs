@@ -5,9 +5,11 @@
 //! bundle`) are in RAM where U-Boot's environment expects them (QEMU's `loader`
 //! device puts them there), and `booti` is typed at U-Boot's prompt on the first
 //! serial line, as a person would. U-Boot moves the initrd and the device tree
-//! to the top of RAM, and reserves the initrd with a `/memreserve/` entry.
+//! to the top of RAM, and reserves the initrd with a `/memreserve/` entry. Two
+//! bundles: the bundled `bootinfo` and `demo` guests (sizes, command lines,
+//! initrd), and Debian's Linux with its initramfs.
 
-use crate::common::{self, guest, qemu};
+use crate::common::{self, guest, qemu, Builder, Qemu};
 use std::path::{Path, PathBuf};
 
 /// Where Debian's `u-boot-qemu` puts U-Boot for QEMU `virt` (AArch64).
@@ -54,6 +56,28 @@ fn xtask_bundle(out: &Path, args: &[&std::ffi::OsStr]) -> u64 {
     std::fs::metadata(out).unwrap().len()
 }
 
+/// Starts `q` with U-Boot as firmware, the hypervisor and `bundle` (`size`
+/// bytes) in RAM, and types `booti` at U-Boot's prompt on the first serial line.
+fn booti(q: Builder, uboot: &Path, bundle: &Path, size: u64) -> Qemu {
+    let mut q = q
+        .arg("-nic")
+        .arg("none")
+        .firmware(uboot, IMAGE_AT)
+        .load(bundle, BUNDLE_AT)
+        .start();
+    // Stop the autoboot countdown (if it ran out, the distro boot finds nothing
+    // and comes to the prompt too).
+    q.expect_guest("Hit any key to stop autoboot");
+    q.guest.write(b" ");
+    q.expect_guest("\n=> ");
+    q.guest.write(
+        format!("booti {IMAGE_AT:#x} {BUNDLE_AT:#x}:{size:#x} ${{fdtcontroladdr}}\r").as_bytes(),
+    );
+    q.expect_guest("Loading Ramdisk to")
+        .expect_guest("Starting kernel ...");
+    q
+}
+
 #[test]
 fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
     let uboot = uboot();
@@ -84,25 +108,7 @@ fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
             os("console=ttyAMA0 marker=uboot-vm1"),
         ],
     );
-    let mut q = qemu()
-        .smp(2)
-        .arg("-nic")
-        .arg("none")
-        .firmware(&uboot, IMAGE_AT)
-        .load(&bundle, BUNDLE_AT)
-        .start();
-
-    // U-Boot at its prompt on the first serial line; stop the autoboot countdown
-    // (if it ran out, the distro boot finds nothing and comes to the prompt too).
-    q.expect_guest("Hit any key to stop autoboot");
-    q.guest.write(b" ");
-    q.expect_guest("\n=> ");
-    q.guest.write(
-        format!("booti {IMAGE_AT:#x} {BUNDLE_AT:#x}:{size:#x} ${{fdtcontroladdr}}\r").as_bytes(),
-    );
-    q.expect_guest("Loading Ramdisk to")
-        .expect_guest("Starting kernel ...");
-
+    let mut q = booti(qemu().smp(2), &uboot, &bundle, size);
     q.expect_debug(&format!(
         "(board qemu-virt) at EL2, image at {IMAGE_AT:#x}, DTB at 0x"
     ))
@@ -132,4 +138,40 @@ fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
             && !debug.contains("CRASH"),
         "the hypervisor refused the bundle U-Boot passed, or failed",
     );
+}
+
+/// Debian's Linux, in a bundle U-Boot passes: a guest and a boot loader that the
+/// hypervisor's own tests did not write.
+#[test]
+fn uboot_booti_on_virt_boots_debians_linux_from_a_bundle() {
+    let uboot = uboot();
+    let (kernel, initrd, version) = common::linux();
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("hv-uboot-linux-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let bundle = scratch.0.join("linux.cpio");
+    let os = |s: &'static str| -> &std::ffi::OsStr { s.as_ref() };
+    let size = xtask_bundle(
+        &bundle,
+        &[
+            os("--guest"),
+            kernel.as_os_str(),
+            os("--initrd"),
+            initrd.as_os_str(),
+            os("--append"),
+            os("console=ttyAMA0 panic=-1"),
+        ],
+    );
+    let mut q = booti(qemu().smp(2).cpu("cortex-a72"), &uboot, &bundle, size);
+    q.expect_debug(&format!("(board qemu-virt) at EL2, image at {IMAGE_AT:#x}"))
+        .expect_debug("hv: guest bundle at 0x")
+        .expect_debug("vm0: from bundle vm0/")
+        .expect_debug("vm0: bootargs \"console=ttyAMA0 panic=-1\"")
+        .expect_guest(&format!("Linux version {version}"))
+        .expect_guest("linux-guest: init running")
+        .expect_guest("linux-guest: cpus=2")
+        .expect_guest("linux-guest: PASS")
+        .expect_debug("vm0: powered off (system-off)")
+        .expect_debug("hv: no VM is left: powering off");
+    q.expect_clean_exit();
 }
