@@ -57,8 +57,9 @@ fn xtask_bundle(out: &Path, args: &[&std::ffi::OsStr]) -> u64 {
 }
 
 /// Starts `q` with U-Boot as firmware, the hypervisor and `bundle` (`size`
-/// bytes) in RAM, and types `booti` at U-Boot's prompt on the first serial line.
-fn booti(q: Builder, uboot: &Path, bundle: &Path, size: u64) -> Qemu {
+/// bytes) in RAM, and types at U-Boot's prompt on the first serial line: `setenv
+/// bootargs` (the hypervisor's command line, if any), then `booti`.
+fn booti(q: Builder, uboot: &Path, bundle: &Path, size: u64, bootargs: Option<&str>) -> Qemu {
     let mut q = q
         .arg("-nic")
         .arg("none")
@@ -70,6 +71,11 @@ fn booti(q: Builder, uboot: &Path, bundle: &Path, size: u64) -> Qemu {
     q.expect_guest("Hit any key to stop autoboot");
     q.guest.write(b" ");
     q.expect_guest("\n=> ");
+    if let Some(args) = bootargs {
+        q.guest
+            .write(format!("setenv bootargs {args}\r").as_bytes());
+        q.expect_guest(&format!("setenv bootargs {args}\n=> "));
+    }
     q.guest.write(
         format!("booti {IMAGE_AT:#x} {BUNDLE_AT:#x}:{size:#x} ${{fdtcontroladdr}}\r").as_bytes(),
     );
@@ -108,11 +114,19 @@ fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
             os("console=ttyAMA0 marker=uboot-vm1"),
         ],
     );
-    let mut q = booti(qemu().smp(2), &uboot, &bundle, size);
+    // U-Boot's bootargs are the hypervisor's own command line.
+    let mut q = booti(
+        qemu().smp(2),
+        &uboot,
+        &bundle,
+        size,
+        Some("hv.slice_us=5000"),
+    );
     q.expect_debug(&format!(
         "(board qemu-virt) at EL2, image at {IMAGE_AT:#x}, DTB at 0x"
     ))
     .expect_debug("hv: memory: 0x40000000-0x7fffffff (1024 MiB)")
+    .expect_debug("hv: scheduling slice 5000 us")
     .expect_debug("hv: 2 CPU(s) online")
     .expect_debug("hv: guest bundle at 0x")
     .expect_debug("2 VM directories")
@@ -162,7 +176,7 @@ fn uboot_booti_on_virt_boots_debians_linux_from_a_bundle() {
             os("console=ttyAMA0 panic=-1"),
         ],
     );
-    let mut q = booti(qemu().smp(2).cpu("cortex-a72"), &uboot, &bundle, size);
+    let mut q = booti(qemu().smp(2).cpu("cortex-a72"), &uboot, &bundle, size, None);
     q.expect_debug(&format!("(board qemu-virt) at EL2, image at {IMAGE_AT:#x}"))
         .expect_debug("hv: guest bundle at 0x")
         .expect_debug("vm0: from bundle vm0/")
