@@ -19,6 +19,7 @@ mod snapshot_images;
 mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;
+mod uboot_virt;
 mod vcounter;
 
 use common::{guest, module, qemu};
