@@ -199,6 +199,33 @@ impl fmt::Display for Refusal<'_> {
     }
 }
 
+/// Whether `reserved` is the boot loader reserving its own `initrd` for the
+/// kernel it starts, not memory the initrd overlaps. U-Boot's `booti` adds a
+/// `/memreserve/` entry for exactly the initrd it passes (so that Linux does not
+/// take it as free memory); another loader may round it out to whole 4 KiB
+/// pages. Such an entry covers the initrd and nothing beyond the pages the initrd
+/// touches. Anything else (a larger entry, a `/reserved-memory` node, a partial
+/// overlap) stays a region the initrd must not overlap.
+pub fn reserves_initrd(reserved: &Region<'_>, initrd: Range<PhysAddr>) -> bool {
+    const PAGE: u64 = 0x1000;
+    let (Some(end), Some(r_end)) = (
+        initrd.start.0.checked_add(initrd.size),
+        reserved.range.start.0.checked_add(reserved.range.size),
+    ) else {
+        return false;
+    };
+    let Some(page_end) = end.checked_next_multiple_of(PAGE) else {
+        return false;
+    };
+    let r_start = reserved.range.start.0;
+    reserved.what == What::Reserved(ReservedKind::MemReserve)
+        && initrd.size > 0
+        && r_start <= initrd.start.0
+        && r_start >= initrd.start.0 & !(PAGE - 1)
+        && r_end >= end
+        && r_end <= page_end
+}
+
 /// Checks one input against RAM and the regions it must not overlap (the
 /// first problem found).
 pub fn check<'a, 'r>(
@@ -370,6 +397,45 @@ mod tests {
         ];
         assert!(check(&kernel(65 * MIB, MIB), &banks, &[]).is_ok());
         assert!(check(&kernel(63 * MIB, 2 * MIB), &banks, &[]).is_err());
+    }
+
+    #[test]
+    fn the_boot_loaders_reservation_of_its_initrd_is_the_initrds_own() {
+        // As U-Boot's booti passes it: the initrd at 0x7dda6000 (45 KiB), and a
+        // /memreserve/ entry for exactly those bytes.
+        let initrd = Range::new(PhysAddr(0x7dda_6000), 0xb400);
+        let memreserve =
+            |start, size| Region::new(What::Reserved(ReservedKind::MemReserve), start, size);
+        assert!(reserves_initrd(&memreserve(0x7dda_6000, 0xb400), initrd));
+        // Rounded out to whole pages.
+        assert!(reserves_initrd(&memreserve(0x7dda_6000, 0xc000), initrd));
+        // Anything more, less, or of another kind is memory the initrd overlaps.
+        for r in [
+            memreserve(0x7dda_6000, 0xd000),
+            memreserve(0x7dda_5000, 0xc400),
+            memreserve(0x7dda_6000, 0xb3ff),
+            memreserve(0x7dda_7000, 0x1000),
+            Region::new(
+                What::Reserved(ReservedKind::Node { no_map: false }),
+                0x7dda_6000,
+                0xb400,
+            ),
+            Region::new(What::HostDtb, 0x7dda_6000, 0xb400),
+        ] {
+            assert!(!reserves_initrd(&r, initrd), "{r}");
+            let input = Region {
+                range: initrd,
+                what: What::Initrd,
+            };
+            assert!(check(&input, &RAM, &[r]).is_err(), "{r}");
+        }
+        // An empty initrd, or one at the top of the address space, reserves nothing.
+        assert!(!reserves_initrd(
+            &memreserve(0x7dda_6000, 0x1000),
+            Range::new(PhysAddr(0x7dda_6000), 0)
+        ));
+        let top = Range::new(PhysAddr(u64::MAX - 0xfff), 0x1000);
+        assert!(!reserves_initrd(&memreserve(u64::MAX - 0xfff, 0x1000), top));
     }
 
     #[test]

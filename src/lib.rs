@@ -36,6 +36,7 @@ pub mod snapshot;
 pub mod sort;
 pub mod stage1;
 pub mod stage2;
+pub mod vcounter;
 pub mod vgic;
 pub mod vuart;
 

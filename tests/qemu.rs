@@ -13,11 +13,15 @@ mod load;
 mod mte;
 mod passthrough;
 mod reboot;
+mod snapshot_atomic;
 mod snapshot_drop;
+mod snapshot_images;
 mod snapshot_linux;
 mod soak;
 mod timers_pmu_mte;
 mod uart_rings;
+mod uboot_virt;
+mod vcounter;
 
 use common::{guest, module, qemu};
 use std::time::Duration;

@@ -53,8 +53,9 @@ const ROLLBACK_COUNTS: u64 = 6;
 
 /// Linux's command line. `init_on_free=1`: pages Linux frees are zeroed, so a
 /// snapshot does not carry them. The VM's virtual counter runs on while it is
-/// paused (CNTVOFF_EL2 is 0, see the README), so a save or restore that a loaded
-/// machine stretches past 20 s looks to Linux like a CPU stuck that long:
+/// paused for a save (a pause keeps its counter offset; a restore sets it from the
+/// snapshot, see the README), so a save that a loaded machine stretches past 20 s
+/// looks to Linux like a CPU stuck that long:
 /// `nosoftlockup` and `rcupdate.rcu_cpu_stall_suppress=1` keep those heuristics
 /// quiet; an oops, a `BUG:` or a `WARNING:` still fails the test.
 const CMDLINE: &str = "console=ttyAMA0 init_on_free=1 nosoftlockup rcupdate.rcu_cpu_stall_suppress=1 rdinit=/bin/sh -- /soak.sh";

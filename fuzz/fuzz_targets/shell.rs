@@ -97,7 +97,11 @@ fn print(c: &Command) -> String {
         Command::SnapshotDelete(slot) => format!("snapshot delete {slot}"),
         Command::SnapshotSendHex(vm, f) => format!("snapshot send vm{vm} --hex{}", force(*f)),
         Command::SnapshotReceiveStream(vm, f) => format!("snapshot receive vm{vm}{}", force(*f)),
-        Command::SnapshotSend(vm, f) => format!("snapshot send vm{vm}{}", force(*f)),
+        Command::SnapshotSend(vm, f, whole) => format!(
+            "snapshot send vm{vm}{}{}",
+            force(*f),
+            if *whole { " --self-contained" } else { "" }
+        ),
         Command::SnapshotReceive(vm, len, crc, f) => {
             format!("snapshot receive vm{vm} {len} {crc:x}{}", force(*f))
         }

@@ -313,10 +313,10 @@ fn execute(
             super::snapshot::delete_slot(slot).map_err(|e| alloc::format!("{e}"))?;
             w(writeln!(out, "deleted slot '{slot}'"))
         }
-        Command::SnapshotSend(id, force) => {
+        Command::SnapshotSend(id, force, self_contained) => {
             let vm = vm_or_err(id)?;
             passthrough_check(vm, force)?;
-            let s = super::snapshot::send_stream(vm, frame.as_deref())
+            let s = super::snapshot::send_stream(vm, frame.as_deref(), self_contained)
                 .map_err(|e| alloc::format!("{e}; vm{id} runs on as it was"))?;
             w(writeln!(
                 out,

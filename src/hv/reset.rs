@@ -91,6 +91,12 @@ impl VmReset {
         }
     }
 
+    /// The kept originals a restart copies back (kernel, then initrd); none for
+    /// a VM that cannot be restarted. Snapshots refer to them (pages as booted).
+    pub fn originals(&self) -> &[crate::reboot::Piece] {
+        self.reload.as_ref().map_or(&[], |r| &r.pieces)
+    }
+
     /// Bytes of hypervisor memory kept for restarts beyond what boot keeps
     /// anyway: the guest device tree.
     pub fn kept_bytes(&self) -> usize {

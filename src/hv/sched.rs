@@ -707,6 +707,17 @@ fn load(me: usize, pos: usize, frame: &mut TrapFrame, short: bool) -> bool {
 }
 
 fn load_hw(vm: &Vm, v: &Vcpu, ctx: &VcpuContext) {
+    // The VM's virtual counter offset first, so its timers' compare values (just
+    // below) are never seen against another VM's count.
+    // SAFETY: CNTVOFF_EL2 only sets the virtual count EL1 and EL0 read (and the
+    // virtual timer compares with) while this VM runs; the `isb` below orders it.
+    unsafe {
+        asm!(
+            "msr cntvoff_el2, {}",
+            in(reg) vm.cntvoff.load(Ordering::Relaxed),
+            options(nostack)
+        )
+    };
     sysreg::restore_el1(ctx.sysregs.slots(), vm.aarch32);
     // PMU: only a VM given one (its counters enabled last, by the row order).
     if vm.pmu != 0 {

@@ -7,6 +7,16 @@
 //! and never given to a guest, so a VM of any size can be checkpointed in memory:
 //! a save writes the snapshot frame by frame straight into the pool as it reads
 //! guest RAM. Without a pool, slots are kept in the heap (small VMs only).
+//!
+//! Time: a snapshot records the VM's virtual count when it was taken, and a restore
+//! sets the VM's counter offset so that count goes on from there, moving the
+//! physical timer's compare values along ([`crate::vcounter`]).
+//!
+//! A streamed save (`send_stream`, over the debug line) spends CPU time to send
+//! fewer bytes, since the line sets its pace: data pages compressed, and pages
+//! inside the VM's kept boot images (`reset::VmReset::originals`) as booted or as
+//! their difference from them; the receiving side checks it has the same images
+//! before it changes anything. Slots and the hex path stay self-contained.
 
 use super::control::{self, ControlError};
 use super::sched;
@@ -14,12 +24,14 @@ use super::vcpu::RunState;
 use super::vm::Vm;
 use crate::addr::{PhysAddr, Range};
 use crate::arch::{cache, trap_frame::TrapFrame};
-use crate::cpreg::SysRegFile;
+use crate::cpreg::{Reg, SysRegFile};
 use crate::snapshot::pool::{self, PoolFull, Slot, Slots};
 use crate::snapshot::{self, CpuState, Encoder, Header, SnapshotError, PAGE};
+use crate::vcounter;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use spin::Mutex;
 
 #[derive(Debug)]
@@ -37,6 +49,9 @@ pub enum Error {
     Transfer(String),
     /// Allocation tags (this many pages) for a VM not offered MTE.
     Tags(u64),
+    /// Pages as booted from a boot image this VM was not booted with (`true`),
+    /// or a boot image of this VM the snapshot's VM did not have (`false`).
+    BootImage(snapshot::BootImage, bool),
 }
 
 impl core::fmt::Display for Error {
@@ -56,6 +71,15 @@ impl core::fmt::Display for Error {
             Error::Tags(n) => write!(
                 f,
                 "the snapshot holds memory tags ({n} pages) and this VM has no memory tagging (hv.mte)"
+            ),
+            Error::BootImage(i, theirs) => write!(
+                f,
+                "{} a boot image at IPA {:#x} ({} bytes, CRC-32 {:08x}) that {} not booted with: restore it into a VM booted with the same kernel and initrd, or save it with --self-contained",
+                if *theirs { "the snapshot refers to" } else { "this VM has" },
+                i.ipa,
+                i.size,
+                i.crc,
+                if *theirs { "this VM was" } else { "the snapshot's VM was" }
             ),
         }
     }
@@ -195,6 +219,67 @@ fn check_tags(vm: &Vm, tagged: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// The VM's kept boot images (kernel, initrd) as host memory, with where they
+/// lie in its RAM.
+fn originals(vm: &Vm) -> impl Iterator<Item = (u64, &'static [u8])> + '_ {
+    vm.reset
+        .originals()
+        .iter()
+        .filter(|p| p.from.size > 0)
+        .map(|p| {
+            // SAFETY: an original is host memory outside every VM's RAM that nothing
+            // writes after boot, identity-mapped (`Reload::check` at boot).
+            let bytes = unsafe {
+                core::slice::from_raw_parts(p.from.start.0 as *const u8, p.from.size as usize)
+            };
+            (p.to.0, bytes)
+        })
+}
+
+/// The bytes of the boot image at `ipa` (a whole page inside one), if any.
+fn original_page(vm: &Vm, ipa: u64) -> Option<&'static [u8]> {
+    originals(vm).find_map(|(to, bytes)| {
+        let off = usize::try_from(ipa.checked_sub(to)?).ok()?;
+        bytes.get(off..off.checked_add(PAGE)?)
+    })
+}
+
+/// The VM's boot images as a snapshot names them (CRC-32 of each: a second or so
+/// under QEMU for a distribution kernel).
+fn boot_images(vm: &Vm) -> Vec<snapshot::BootImage> {
+    originals(vm)
+        .map(|(ipa, bytes)| snapshot::BootImage {
+            ipa,
+            size: bytes.len() as u64,
+            crc: crate::crc32::hash(bytes),
+        })
+        .collect()
+}
+
+/// Pages as booted must come to a VM booted with the same images (all of them:
+/// a page inside one of its images that the snapshot's list lacks would be
+/// taken for a difference from it).
+fn check_boot_images(vm: &Vm, images: &[snapshot::BootImage]) -> Result<(), Error> {
+    if let Some((ipa, bytes)) = originals(vm).find(|(ipa, _)| !images.iter().any(|i| i.ipa == *ipa))
+    {
+        let mine = snapshot::BootImage {
+            ipa,
+            size: bytes.len() as u64,
+            crc: crate::crc32::hash(bytes),
+        };
+        return Err(Error::BootImage(mine, false));
+    }
+    for i in images {
+        let same = originals(vm).any(|(ipa, bytes)| {
+            ipa == i.ipa && bytes.len() as u64 == i.size && crate::crc32::hash(bytes) == i.crc
+        });
+        if !same {
+            return Err(Error::BootImage(*i, true));
+        }
+    }
+    Ok(())
+}
+
 /// Takes a snapshot of `vm` (paused for the duration, then resumed unless it was
 /// already paused). `frame`: the caller's trap frame if it runs in an exit.
 pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
@@ -207,8 +292,12 @@ pub fn capture(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Vec<u8>, Error> {
     result
 }
 
-/// The paused VM's header, vCPUs and vGIC state: everything but RAM.
+/// The paused VM's header, vCPUs and vGIC state: everything but RAM. The header
+/// holds the VM's virtual count now, and each CNTP_CVAL_EL0 is on that count's
+/// time line ([`crate::vcounter`]).
 fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
+    let off = vm.cntvoff.load(Ordering::Acquire);
+    let cntp_cval = Reg::CNTP_CVAL_EL0.kvm_index();
     let header = Header {
         version: snapshot::VERSION,
         midr: midr(),
@@ -216,7 +305,7 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
         reg_encoding: snapshot::REG_ENCODING_KVM,
         ram_ipa: vm.ram.ipa.start.0,
         ram_size: vm.ram.ipa.size,
-        cntvoff: 0,
+        cntvct: vcounter::saved_count(crate::arch::timer::now(), off),
     };
     let cpus: Vec<CpuState> = vm
         .vcpus
@@ -228,7 +317,17 @@ fn prelude(vm: &Vm) -> (Header, Vec<CpuState>, Option<Vec<u8>>) {
                 x: ctx.frame.x,
                 pc: ctx.frame.elr,
                 pstate: ctx.frame.spsr,
-                regs: ctx.sysregs.export().collect(),
+                regs: ctx
+                    .sysregs
+                    .export()
+                    .map(|(i, v)| {
+                        if i == cntp_cval {
+                            (i, vcounter::cntp_cval_to_snapshot(v, off))
+                        } else {
+                            (i, v)
+                        }
+                    })
+                    .collect(),
                 q: ctx.fp.q,
                 fpsr: ctx.fp.fpsr,
                 fpcr: ctx.fp.fpcr,
@@ -260,6 +359,31 @@ fn encode_paused<E>(vm: &Vm, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Re
 /// Runs `f` with an encoder of the paused VM: its header, vCPUs and vGIC state,
 /// and for a VM with MTE the allocation tags of its tagged pages.
 fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
+    with_encoder_for(vm, None, f)
+}
+
+/// As [`with_encoder`]; `line`: for a serial line, where bytes are what costs:
+/// data pages compressed, and pages that still hold the VM's boot images sent
+/// as such (unless `self_contained`).
+fn with_line_encoder<R>(vm: &Vm, self_contained: bool, f: impl FnOnce(&mut Encoder) -> R) -> R {
+    let images = if self_contained {
+        Vec::new()
+    } else {
+        boot_images(vm)
+    };
+    let original = |ipa| original_page(vm, ipa);
+    let booted = snapshot::Booted {
+        images: &images,
+        original: &original,
+    };
+    with_encoder_for(vm, Some(booted), f)
+}
+
+fn with_encoder_for<R>(
+    vm: &Vm,
+    line: Option<snapshot::Booted<'_>>,
+    f: impl FnOnce(&mut Encoder) -> R,
+) -> R {
     let (header, cpus, gic) = prelude(vm);
     let tagged = tagged_pages(vm);
     let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
@@ -269,6 +393,9 @@ fn with_encoder<R>(vm: &Vm, f: impl FnOnce(&mut Encoder) -> R) -> R {
             pages: &tagged,
             read: &read_tags,
         });
+    }
+    if let Some(booted) = line {
+        enc = enc.with_compression().with_booted(booted);
     }
     f(&mut enc)
 }
@@ -325,6 +452,10 @@ fn target<'r>(vm: &Vm, current: &'r [SysRegFile]) -> snapshot::Target<'r> {
 }
 
 fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
+    // A snapshot that refers to boot images needs exactly this VM's.
+    if !parsed.depends.is_empty() {
+        check_boot_images(vm, &parsed.depends)?;
+    }
     let current = current_sysregs(vm);
     let target = target(vm, &current);
     let files = snapshot::prepare_restore(parsed, &target).map_err(Error::Snapshot)?;
@@ -336,9 +467,40 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
     // From here on nothing can fail.
     apply_cpus(vm, &parsed.cpus, files);
     parsed.for_each_page(|ipa, page| write_page(vm, ipa, page));
+    let mut page = [0u8; PAGE];
+    parsed.for_each_booted(|ipa, delta| match (delta, original_page(vm, ipa)) {
+        (None, Some(o)) => write_page(vm, ipa, Some(o)),
+        (Some(d), Some(o)) => {
+            for ((p, x), y) in page.iter_mut().zip(d).zip(o) {
+                *p = x ^ y;
+            }
+            write_page(vm, ipa, Some(&page));
+        }
+        // Checked above: every such page is inside one of this VM's images.
+        _ => {}
+    });
     parsed.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
     finish_ram();
+    set_counter(vm, parsed.header.cntvct);
     Ok(())
+}
+
+/// The last step of a restore into the paused `vm`, its vCPUs' registers installed:
+/// its virtual count goes on from `saved` (the snapshot's, [`Header::cntvct`]), and
+/// its vCPUs' CNTP_CVAL_EL0 move from the snapshot's time line onto the machine's
+/// counter, each as far ahead of the VM's count as when it was saved. Every vCPU
+/// shares the offset, set while none of them runs.
+fn set_counter(vm: &Vm, saved: u64) {
+    let off = vcounter::offset_for(crate::arch::timer::now(), saved);
+    for v in &vm.vcpus {
+        let mut ctx = v.ctx.lock();
+        if let Ok(cval) = ctx.sysregs.raw_read(Reg::CNTP_CVAL_EL0) {
+            let cval = vcounter::cntp_cval_from_snapshot(cval, off);
+            // A state-owning register: the raw write cannot fail.
+            let _ = ctx.sysregs.raw_write(Reg::CNTP_CVAL_EL0, cval);
+        }
+    }
+    vm.cntvoff.store(off, Ordering::Release);
 }
 
 /// Installs checked vCPU states and register files.
@@ -605,11 +767,15 @@ impl Progress {
 /// they are encoded from guest RAM, acknowledged by the host (`snapshot::link`).
 /// The VM is paused for the transfer and resumed after it, whatever happens: a
 /// dropped connection leaves it running as it was.
-pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
+pub fn send_stream(
+    vm: &Vm,
+    frame: Option<&TrapFrame>,
+    self_contained: bool,
+) -> Result<Stats, Error> {
     use crate::snapshot::link::{MessageReader, Sender};
     let was_paused = control::is_paused(vm);
     control::pause_vm(vm, frame).map_err(Error::Control)?;
-    let result = with_encoder(vm, |enc| {
+    let result = with_line_encoder(vm, self_contained, |enc| {
         let hz = crate::arch::timer::frequency().max(1);
         crate::println!("HVSNAP-STREAM 2 pages={}", enc.pages());
         super::console::debug_write_raw(&snapshot::MAGIC);
@@ -687,12 +853,163 @@ pub fn send_stream(vm: &Vm, frame: Option<&TrapFrame>) -> Result<Stats, Error> {
     result
 }
 
+/// The pool slot a streamed restore is received into while it arrives (a name no
+/// console command can give: slot names are single words).
+const STAGING: &str = "(restore in progress)";
+
+/// Without a snapshot pool (or with a full one), a streamed restore is kept in
+/// the heap up to this size.
+const STAGING_HEAP: usize = 2 << 20;
+
+/// Where a streamed restore's frames wait: the pool's largest free extent
+/// (reserved as a slot while it is used), or a buffer in the heap.
+enum Room {
+    Pool { base: u64, offset: u64, room: u64 },
+    Heap(Vec<u8>),
+}
+
+/// A streamed restore's frames, kept until the stream is whole and then restored
+/// at once, like a slot: the VM runs on while the frames arrive, and a transfer
+/// cut anywhere leaves it as it was. A stream that outgrows the room is written
+/// out as it arrives from then on (`receive_stream`).
+struct Staging {
+    room: Room,
+    /// Bytes kept (pool), the frame being copied (pool).
+    at: u64,
+    frame: Vec<u8>,
+}
+
+impl Staging {
+    /// The pool's largest free extent, reserved, or else room in the heap.
+    fn reserve(vm: &Vm) -> Self {
+        let mut st = STORE.lock();
+        let (offset, room) = st.pool.largest_gap();
+        let room = if room >= STAGING_HEAP as u64 {
+            st.pool.insert(
+                STAGING,
+                Slot {
+                    vm: vm.id,
+                    offset,
+                    len: room,
+                },
+            );
+            Room::Pool {
+                base: st.base,
+                offset,
+                room,
+            }
+        } else {
+            Room::Heap(Vec::new())
+        };
+        drop(st);
+        let mut s = Self {
+            room,
+            at: 0,
+            frame: Vec::new(),
+        };
+        // Room for the magic is there: at least a heap's worth.
+        let _ = s.append(&snapshot::MAGIC);
+        s
+    }
+
+    /// The most this can keep, in bytes.
+    fn capacity(&self) -> u64 {
+        match &self.room {
+            Room::Pool { room, .. } => *room,
+            Room::Heap(_) => STAGING_HEAP as u64,
+        }
+    }
+
+    /// What the console calls where the frames wait.
+    fn place(&self) -> &'static str {
+        match self.room {
+            Room::Pool { .. } => "the snapshot pool",
+            Room::Heap(_) => "hypervisor memory",
+        }
+    }
+
+    /// Keeps `b`; false if it does not fit.
+    fn append(&mut self, b: &[u8]) -> bool {
+        let end = self.at + b.len() as u64;
+        if end > self.capacity() {
+            return false;
+        }
+        match &mut self.room {
+            Room::Pool { base, offset, .. } => {
+                // SAFETY: `at..end` is inside the extent this staging reserved as a
+                // slot, which nothing else writes while the slot exists.
+                let dst = unsafe { pool_bytes(*base, *offset + self.at, b.len() as u64) };
+                dst.copy_from_slice(b);
+            }
+            Room::Heap(v) => {
+                if v.try_reserve(b.len()).is_err() {
+                    return false;
+                }
+                v.extend_from_slice(b);
+            }
+        }
+        self.at = end;
+        true
+    }
+
+    /// Keeps an accepted frame, as the sender framed it; false if it does not fit.
+    fn push(&mut self, f: &snapshot::frame::Frame) -> bool {
+        let mut buf = core::mem::take(&mut self.frame);
+        buf.clear();
+        snapshot::frame::write(&mut buf, f.kind, f.seq, f.payload);
+        let ok = self.append(&buf);
+        self.frame = buf;
+        ok
+    }
+
+    /// The stream received so far: the magic, then every frame.
+    fn bytes(&self) -> &[u8] {
+        match &self.room {
+            // SAFETY: the reserved extent's first `at` bytes, written by `append`.
+            Room::Pool { base, offset, .. } => unsafe { pool_bytes(*base, *offset, self.at) },
+            Room::Heap(v) => v,
+        }
+    }
+
+    /// Writes the RAM and tags of the frames kept so far into the paused VM (the
+    /// stream outgrew the room: from here on it is written as it arrives). They
+    /// were checked as they arrived, so this cannot fail halfway.
+    fn write_out(&self, vm: &Vm) -> Result<(), SnapshotError> {
+        let bytes = self.bytes();
+        let mut dec = snapshot::Decoder::new();
+        let at = snapshot::MAGIC.len();
+        for f in snapshot::frame::split(bytes.get(at..).unwrap_or(&[]), at) {
+            let (_, f) = f.map_err(SnapshotError::from)?;
+            let item = dec.feed(f)?;
+            item.for_each_page_from(
+                |ipa| original_page(vm, ipa),
+                |ipa, page| write_page(vm, ipa, page),
+            );
+            item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if matches!(self.room, Room::Pool { .. }) {
+            STORE.lock().pool.remove(STAGING);
+        }
+    }
+}
+
 /// Receives a format-2 snapshot streamed by the host and restores `vm` from it.
 /// The header, registers and vGIC state come first and are checked (the import
-/// rules of the cpreg table, read back) before the VM is touched; RAM pages are
-/// then written as their frames arrive. A transfer that stops before RAM leaves
-/// the VM as it was; one that stops during RAM leaves it paused (its RAM partly
-/// restored) for the restore to be tried again.
+/// rules of the cpreg table, read back) before anything else.
+///
+/// The frames are kept as they arrive ([`Staging`]: in the snapshot pool's
+/// largest free extent, or a little of the heap) while the VM runs on, and
+/// restored at once when the end has arrived: a transfer that stops anywhere
+/// leaves the VM as it was. A stream that outgrows that room is written out from
+/// then on: the VM is paused, what was kept is written, and RAM pages are
+/// written as their frames arrive, so a transfer that stops after that leaves
+/// it paused (its RAM partly restored) for the restore to be tried again.
 pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stats, Error> {
     use crate::snapshot::link::{message, Receiver, Rx, ABORT};
     use crate::snapshot::Item;
@@ -705,11 +1022,24 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     let mut files: Option<Vec<SysRegFile>> = None;
     let mut bytes = 0u64;
     let mut progress = Progress::new(vm.id, "received", vm.ram.ipa.size / PAGE as u64);
+    let mut staging = Some(Staging::reserve(vm));
+    if let Some(st) = &staging {
+        crate::println!(
+            "hv: vm{}: receiving into {} (up to {} MiB): vm{} runs on until the snapshot is whole, then it is restored at once",
+            vm.id,
+            st.place(),
+            st.capacity() >> 20,
+            vm.id
+        );
+    }
     crate::println!("HVSNAP-READY 2");
     let start = crate::arch::timer::now();
     // Whatever fails: tell the host to stop, and say what became of the VM.
     let fail = |e: Error, paused_by_us: bool| -> Error {
         super::console::debug_write_raw(&message(ABORT, 0));
+        // The frames the host sent before it heard the abort (a window of up to
+        // 8 frames, seconds at QEMU's pace) are not typing for the console.
+        swallow_line(15);
         if paused_by_us {
             Error::Transfer(alloc::format!(
                 "{e}; vm{} stays paused with its RAM partly restored: run the restore again",
@@ -726,7 +1056,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 dec.pages().0,
                 vm.ram.ipa.size / PAGE as u64
             ));
-            return Err(fail(e, files.is_some()));
+            return Err(fail(e, files.is_some() && staging.is_none()));
         };
         bytes += 1;
         match rx.push(b) {
@@ -739,8 +1069,28 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         }
         let item = match dec.feed(rx.frame()) {
             Ok(item) => item,
-            Err(e) => return Err(fail(Error::Snapshot(e), files.is_some())),
+            Err(e) => {
+                let partly = files.is_some() && staging.is_none();
+                return Err(fail(Error::Snapshot(e), partly));
+            }
         };
+        if staging.as_mut().is_some_and(|st| !st.push(&rx.frame())) {
+            // Outgrown: pause, write out what was kept, and go on frame by frame.
+            let st = staging.take();
+            if let Some(st) = st.filter(|_| files.is_some()) {
+                if let Err(e) = control::pause_vm(vm, frame.as_deref()) {
+                    return Err(fail(Error::Control(e), false));
+                }
+                if let Err(e) = st.write_out(vm) {
+                    return Err(fail(Error::Snapshot(e), true));
+                }
+            }
+            crate::println!(
+                "\nhv: vm{}: the snapshot outgrew the room kept for it: from here its pages are written as they arrive (a transfer cut now leaves vm{} paused)",
+                vm.id,
+                vm.id
+            );
+        }
         let mut end = false;
         match item {
             Item::Head(_) => {}
@@ -753,7 +1103,16 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 v.extend_from_slice(g);
                 gic = Some(v);
             }
-            Item::Pages { .. } | Item::Run { .. } | Item::End => {
+            Item::Depends => {
+                if let Err(e) = check_boot_images(vm, dec.depends()) {
+                    return Err(fail(e, files.is_some()));
+                }
+            }
+            Item::Pages { .. }
+            | Item::Packed { .. }
+            | Item::Run { .. }
+            | Item::Booted { .. }
+            | Item::End => {
                 if files.is_none() {
                     // Everything before RAM is here: check it all, then pause.
                     let header = *dec.header().unwrap_or(&Header {
@@ -763,11 +1122,13 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         reg_encoding: 0,
                         ram_ipa: 0,
                         ram_size: 0,
-                        cntvoff: 0,
+                        cntvct: 0,
                     });
                     let checked = check_prelude(vm, &header, &cpus, gic.as_deref());
                     let checked = checked.and_then(|f| {
-                        control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
+                        if staging.is_none() {
+                            control::pause_vm(vm, frame.as_deref()).map_err(Error::Control)?;
+                        }
                         Ok(f)
                     });
                     match checked {
@@ -775,15 +1136,24 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                         Err(e) => return Err(fail(e, false)),
                     }
                 }
-                item.for_each_page(|ipa, page| write_page(vm, ipa, page));
+                // Pages as booted and against the boot images come from this
+                // VM's own, checked to be the same by the `D` frame.
+                if staging.is_none() {
+                    item.for_each_page_from(
+                        |ipa| original_page(vm, ipa),
+                        |ipa, page| write_page(vm, ipa, page),
+                    );
+                }
                 end = item == Item::End;
                 progress.tick(bytes, dec.pages().0);
             }
             Item::Tags { .. } => {
                 if let Err(e) = check_tags(vm, dec.tagged()) {
-                    return Err(fail(e, files.is_some()));
+                    return Err(fail(e, files.is_some() && staging.is_none()));
                 }
-                item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
+                if staging.is_none() {
+                    item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
+                }
             }
         }
         super::console::debug_write_raw(&rx.accept());
@@ -792,12 +1162,22 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
         }
     }
     // Frames the host sent again before it heard the last acknowledgement are
-    // still on the line: swallow them (until the line is quiet for half a
-    // second, 5 s at most), or the console would take them for typing.
-    let quiet_from = crate::arch::timer::now();
-    while crate::arch::timer::now() - quiet_from < 5 * hz
-        && super::console::debug_read_wait(hz / 2).is_some()
-    {}
+    // still on the line: swallow them, or the console would take them for typing.
+    swallow_line(5);
+    let (pages, data_pages) = dec.pages();
+    let stats = Stats {
+        bytes,
+        pages,
+        data_pages,
+        ticks: crate::arch::timer::now() - start,
+        repeated: rx.damaged,
+    };
+    if let Some(st) = staging {
+        // The whole stream is kept: restored as a slot is (everything checked
+        // again before anything changes, the VM paused only for the copy).
+        restore(vm, st.bytes(), frame)?;
+        return Ok(stats);
+    }
     // Everything arrived and was checked: the registers and the vGIC go in.
     let files = files.unwrap_or_default();
     if let Some(g) = &gic {
@@ -805,6 +1185,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     }
     apply_cpus(vm, &cpus, files);
     finish_ram();
+    set_counter(vm, dec.header().map_or(0, |h| h.cntvct));
     if let (Some(frame), Some((cur, _))) = (frame.as_deref_mut(), sched::current()) {
         if cur.id == vm.id {
             sched::reload_current(frame);
@@ -813,14 +1194,18 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     if !was_paused {
         control::resume_vm(vm);
     }
-    let (pages, data_pages) = dec.pages();
-    Ok(Stats {
-        bytes,
-        pages,
-        data_pages,
-        ticks: crate::arch::timer::now() - start,
-        repeated: rx.damaged,
-    })
+    Ok(stats)
+}
+
+/// Reads and drops what comes in on the debug line until it has been quiet for
+/// half a second (`max_s` seconds at most): frames still in flight at the end
+/// of a streamed restore.
+fn swallow_line(max_s: u64) {
+    let hz = crate::arch::timer::frequency().max(1);
+    let from = crate::arch::timer::now();
+    while crate::arch::timer::now() - from < max_s * hz
+        && super::console::debug_read_wait(hz / 2).is_some()
+    {}
 }
 
 /// Checks a streamed snapshot's header, registers and vGIC state against `vm`;

@@ -15,7 +15,8 @@
 //! * **EL1 timers**: the guest's virtual (CNTV) and physical (CNTP) timer state is
 //!   switched with the vCPU (cpreg table): while a vCPU runs, the hardware timers
 //!   are its own (CNTHCTL_EL2.EL1PCEN lets it program CNTP; the hypervisor keeps the
-//!   EL2 timer, CNTHP, for its slices). Each timer's PPI (the host DT's, which the
+//!   EL2 timer, CNTHP, for its slices; CNTV counts the VM's virtual count, the
+//!   machine's less the VM's offset, [`crate::vcounter`]). Each timer's PPI (the host DT's, which the
 //!   guest's DT repeats: 27 and 30 on QEMU) is taken at EL2; the line the model sees
 //!   is resampled from CNTx_CTL_EL0.ISTATUS on every entry. A timer's physical PPI
 //!   stays disabled on this CPU while the loaded vCPU's interrupt for it is pending
@@ -34,6 +35,7 @@ use crate::addr::{Ipa, PhysAddr};
 use crate::arch::{self, trap_frame::TrapFrame};
 use crate::dt::{GicVersion, MachineInfo};
 use crate::esr::Esr;
+use crate::vcounter;
 use crate::vgic::{Kicks, Lr, Version, Vgic, GICD_SIZE_V2, GICD_SIZE_V3, MAX_LRS};
 use alloc::vec::Vec;
 use core::arch::asm;
@@ -191,6 +193,14 @@ impl Timer {
             Timer::Phys => CNTP_SLOTS,
         };
         (s.slots()[ctl], s.slots()[cval])
+    }
+    /// How far the count this timer compares with is behind the machine's counter:
+    /// the VM's offset for the virtual timer, none for the physical one.
+    fn offset(self, vm: &Vm) -> u64 {
+        match self {
+            Timer::Virt => vm.cntvoff.load(Ordering::Relaxed),
+            Timer::Phys => 0,
+        }
     }
 }
 
@@ -835,9 +845,11 @@ fn set_blocked(g: &VmGic, v: &Vcpu, on: bool) {
     }
 }
 
-/// The earliest saved EL1 timer deadline (counter value) among the vCPUs of CPU
-/// `me` that are blocked in WFI and could run (not paused): when one of them must
-/// be woken. The scheduler ends a slice there, and an idle CPU sleeps until then.
+/// The earliest saved EL1 timer deadline (machine counter value; one that has
+/// passed may lie in the past) among the vCPUs of CPU `me` that are blocked in WFI
+/// and could run (not paused): when one of them must be woken. The scheduler ends a slice there, and
+/// an idle CPU sleeps until then. A virtual timer's compare value is on its VM's
+/// count, which its offset puts behind the machine's ([`crate::vcounter`]).
 pub fn blocked_deadline(me: usize) -> Option<u64> {
     if BLOCKED_HERE
         .get(me)
@@ -861,7 +873,13 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
             for t in TIMERS {
                 let (ctl, cval) = t.saved(&ctx.sysregs);
                 if ctl & 0b11 == 0b01 {
-                    deadline = Some(deadline.map_or(cval, |d| d.min(cval)));
+                    // Offset 0 (a VM never restored): the compare value itself,
+                    // without reading the counter.
+                    let at = match t.offset(vm) {
+                        0 => cval,
+                        off => vcounter::physical_deadline(cval, off, arch::timer::now()),
+                    };
+                    deadline = Some(deadline.map_or(at, |d| d.min(at)));
                 }
             }
         }
@@ -917,7 +935,7 @@ pub fn timer_due(vm: &Vm, v: &Vcpu) -> bool {
     vgic_of(vm).is_some_and(|g| g.blocked[v.index].load(Ordering::Relaxed))
         && !v.is_paused()
         && v.state() == RunState::Runnable
-        && saved_timer_fired(v)
+        && saved_timer_fired(vm, v)
 }
 
 /// Ends `v`'s wait in WFI (the scheduler woke it: a WFI may complete without an
@@ -941,23 +959,24 @@ pub fn runnable(vm: &Vm, v: &Vcpu) -> bool {
     if !g.blocked[v.index].load(Ordering::Relaxed) {
         return true;
     }
-    let wake = g.gic.lock().has_pending(v.index) || saved_timer_fired(v);
+    let wake = g.gic.lock().has_pending(v.index) || saved_timer_fired(vm, v);
     if wake {
         set_blocked(g, v, false);
     }
     wake
 }
 
-/// The vCPU's saved EL1 timer conditions (CNTVOFF_EL2 is zero: the virtual count
-/// is the physical one, so both compare with the same counter).
-fn saved_timer_fired(v: &Vcpu) -> bool {
+/// The vCPU's saved EL1 timer conditions: the virtual timer against its VM's
+/// count (the machine's less the VM's offset), the physical one against the
+/// machine's counter.
+fn saved_timer_fired(vm: &Vm, v: &Vcpu) -> bool {
     let Some(ctx) = v.ctx.try_lock() else {
         return true;
     };
     let now = arch::timer::now();
-    TIMERS.iter().any(|t| {
+    TIMERS.iter().any(|&t| {
         let (ctl, cval) = t.saved(&ctx.sysregs);
-        ctl & 0b11 == 0b01 && now >= cval
+        ctl & 0b11 == 0b01 && vcounter::fired(cval, vcounter::virtual_count(now, t.offset(vm)))
     })
 }
 

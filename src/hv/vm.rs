@@ -33,6 +33,10 @@ pub struct Vm {
     pub mte: bool,
     pub ram: GuestRam,
     pub vttbr: u64,
+    /// Its virtual counter offset (CNTVOFF_EL2), shared by its vCPUs and loaded
+    /// with each ([`crate::vcounter`]): 0 from boot, set by a snapshot restore
+    /// while every vCPU is paused.
+    pub cntvoff: core::sync::atomic::AtomicU64,
     pub vcpus: Vec<Vcpu>,
     pub stage2: Mutex<SharedStage2>,
     /// IPA of the emulated PL011 (the host's `serial0` address).
@@ -119,6 +123,7 @@ impl Vm {
             mte,
             ram,
             vttbr,
+            cntvoff: core::sync::atomic::AtomicU64::new(0),
             vcpus,
             stage2: Mutex::new(SharedStage2(stage2)),
             uart_ipa,

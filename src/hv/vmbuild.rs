@@ -129,11 +129,13 @@ fn fixed_regions(info: &MachineInfo, dtb: Range<PhysAddr>) -> Vec<Region<'static
 
 /// The bundle's VMs, if the boot loader's initrd is a bundle (appended to
 /// `specs`; refused directories are printed). Returns the initrd's region, which
-/// stays occupied whatever it holds.
+/// stays occupied whatever it holds. The boot loader's `/memreserve/` entry for
+/// the initrd itself (U-Boot's `booti` adds one) is dropped from `fixed`: it is
+/// the initrd's, and the initrd stays taken anyway.
 fn bundle_guests(
     dtb: &'static [u8],
     ram: &[Range<PhysAddr>],
-    fixed: &[Region<'static>],
+    fixed: &mut Vec<Region<'static>>,
     specs: &mut Vec<GuestSpec<'static>>,
 ) -> Option<Region<'static>> {
     let initrd = match dt::boot_initrd(dtb) {
@@ -144,11 +146,12 @@ fn bundle_guests(
             return None;
         }
     };
+    fixed.retain(|r| !bootcheck::reserves_initrd(r, initrd));
     let region = Region {
         range: initrd,
         what: What::Initrd,
     };
-    if let Err(r) = bootcheck::check(&region, ram, fixed) {
+    if let Err(r) = bootcheck::check(&region, ram, fixed.iter()) {
         println!("hv: ignoring the boot loader's initrd: {r}");
         return Some(region);
     }
@@ -233,9 +236,9 @@ pub fn build_vms(
     debug_path: Option<&str>,
 ) -> Vec<vm::Vm> {
     let ram = info.memory.as_slice();
-    let fixed = fixed_regions(info, Range::new(PhysAddr(dtb_pa as u64), dtb.len() as u64));
+    let mut fixed = fixed_regions(info, Range::new(PhysAddr(dtb_pa as u64), dtb.len() as u64));
     let mut specs: Vec<GuestSpec<'static>> = Vec::new();
-    let initrd = bundle_guests(dtb, ram, &fixed, &mut specs);
+    let initrd = bundle_guests(dtb, ram, &mut fixed, &mut specs);
     match dt::guests(info) {
         Ok(g) => specs.extend(g),
         Err(e) => println!("hv: no guest starts from the /chosen modules: {e}"),

@@ -181,7 +181,8 @@ pub enum Command<'a> {
     SnapshotDelete(&'a str),
     /// Stream a snapshot of the VM to the host (binary frames, acknowledged, on
     /// this console); `true`: even with passed-through devices.
-    SnapshotSend(usize, bool),
+    /// VM, `--force`, `--self-contained` (no pages as booted).
+    SnapshotSend(usize, bool, bool),
     /// The same as checksummed hex text (`--hex`: the fallback for a line that
     /// cannot carry binary); the snapshot is gathered in the heap first.
     SnapshotSendHex(usize, bool),
@@ -263,10 +264,11 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
             let rest: heapless::Vec<&str, 8> = words.by_ref().take(8).collect();
             let force = rest.contains(&"--force");
             let hex = rest.contains(&"--hex");
+            let whole = rest.contains(&"--self-contained");
             let mut args = rest
                 .iter()
                 .copied()
-                .filter(|w| *w != "--force" && *w != "--hex");
+                .filter(|w| *w != "--force" && *w != "--hex" && *w != "--self-contained");
             let mut next = |what: &'static str| args.next().ok_or(ParseError::Missing(what));
             let c = match next("save, restore, list or delete")? {
                 "save" => {
@@ -280,7 +282,7 @@ pub fn parse(line: &str) -> Result<Option<Command<'_>>, ParseError> {
                 "list" => Command::SnapshotList,
                 "delete" => Command::SnapshotDelete(next("a slot name")?),
                 "send" if hex => Command::SnapshotSendHex(parse_vm(next("a VM (vmN)")?)?, force),
-                "send" => Command::SnapshotSend(parse_vm(next("a VM (vmN)")?)?, force),
+                "send" => Command::SnapshotSend(parse_vm(next("a VM (vmN)")?)?, force, whole),
                 "receive" => {
                     let vm = parse_vm(next("a VM (vmN)")?)?;
                     let Ok(len) = next("") else {

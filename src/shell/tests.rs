@@ -231,7 +231,7 @@ fn commands_parse_with_their_arguments() {
     );
     assert_eq!(
         parse("snapshot --force send vm2").unwrap(),
-        Some(Command::SnapshotSend(2, true))
+        Some(Command::SnapshotSend(2, true, false))
     );
     assert_eq!(
         parse("snapshot receive vm0 16 ff --force").unwrap(),
@@ -256,7 +256,11 @@ fn commands_parse_with_their_arguments() {
     );
     assert_eq!(
         parse("snapshot send vm1").unwrap(),
-        Some(Command::SnapshotSend(1, false))
+        Some(Command::SnapshotSend(1, false, false))
+    );
+    assert_eq!(
+        parse("snapshot send vm1 --self-contained").unwrap(),
+        Some(Command::SnapshotSend(1, false, true))
     );
     assert_eq!(
         parse("snapshot send vm1 --hex").unwrap(),

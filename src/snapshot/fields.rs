@@ -16,7 +16,7 @@ pub fn write_head(w: &mut Writer, version: u32, h: &Header, vcpus: u32) {
     w.u32(vcpus);
     w.u64(h.ram_ipa);
     w.u64(h.ram_size);
-    w.u64(h.cntvoff);
+    w.u64(h.cntvct);
 }
 
 /// Reads HEAD after its version (which the caller read and checked).
@@ -32,7 +32,7 @@ pub fn read_head(r: &mut Reader, version: u32) -> Result<Header, SnapshotError> 
         vcpus: r.u32()?,
         ram_ipa: r.u64()?,
         ram_size: r.u64()?,
-        cntvoff: r.u64()?,
+        cntvct: r.u64()?,
     };
     if !header.ram_size.is_multiple_of(PAGE as u64) || !header.ram_ipa.is_multiple_of(PAGE as u64) {
         return Err(SnapshotError::Malformed("RAM range", header.ram_size));

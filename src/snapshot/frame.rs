@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! sync     2 bytes  0xf5 0x5f
-//! kind     u8       'H' header, 'C' vCPU, 'G' GIC, 'P' RAM pages, 'R' RAM run, 'E' end
+//! kind     u8       'H' header, 'C' vCPU, 'G' GIC, 'D' boot images, 'P' RAM pages,
+//!                   'Z' RAM pages compressed, 'X' RAM against the boot images,
+//!                   'R' RAM run, 'B' RAM as booted, 'T' tags, 'E' end
 //! seq      u32      the frame's number: 0, 1, 2, ...
 //! len      u32      payload bytes (at most MAX_PAYLOAD)
 //! hcrc     u32      CRC-32 of the 11 bytes before it
@@ -35,6 +37,14 @@ pub const KIND_RUN: u8 = b'R';
 pub const KIND_END: u8 = b'E';
 /// Allocation tags of RAM pages (MTE), after the RAM frames.
 pub const KIND_TAGS: u8 = b'T';
+/// The boot images (kernel, initrd) the RAM frames refer to, before RAM.
+pub const KIND_DEPENDS: u8 = b'D';
+/// A run of RAM pages that still hold what the VM's boot images put there.
+pub const KIND_BOOTED: u8 = b'B';
+/// RAM pages as in `P`, their data compressed (LZ4 block format).
+pub const KIND_PACKED: u8 = b'Z';
+/// As `Z`, each data page inside a boot image XORed with the image's bytes.
+pub const KIND_DELTA: u8 = b'X';
 
 /// One frame, checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,6 +64,10 @@ pub fn kind_name(kind: u8) -> &'static str {
         KIND_RUN => "RAM run",
         KIND_END => "end",
         KIND_TAGS => "tags",
+        KIND_DEPENDS => "boot images",
+        KIND_BOOTED => "RAM as booted",
+        KIND_PACKED => "compressed RAM",
+        KIND_DELTA => "RAM against the boot images",
         _ => "unknown",
     }
 }

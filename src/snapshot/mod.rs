@@ -28,7 +28,7 @@ mod wire;
 use crate::cpreg::{saved_list, ImportError, Reg, SysRegFile};
 use alloc::vec::Vec;
 use core::fmt;
-pub use stream::{encode, Decoder, Encoder, Item};
+pub use stream::{encode, BootImage, Booted, Decoder, Encoder, Item};
 
 /// The first 8 bytes of every snapshot. The CR LF catches a transfer that
 /// translated line ends.
@@ -50,8 +50,11 @@ pub struct Header {
     /// The VM's RAM: IPA and size in bytes (a multiple of 4 KiB).
     pub ram_ipa: u64,
     pub ram_size: u64,
-    /// The VM's virtual counter offset (CNTVOFF_EL2).
-    pub cntvoff: u64,
+    /// The VM's virtual count (CNTVCT_EL0 as its guests read it) when the snapshot
+    /// was taken, never 0 when recorded; 0: not recorded (files written before
+    /// counter offsets), the restored VM counts with the machine's counter
+    /// ([`crate::vcounter`]).
+    pub cntvct: u64,
 }
 
 /// One vCPU's state in a snapshot.
@@ -273,6 +276,8 @@ pub struct Parsed<'a> {
     pub cpus: Vec<CpuState>,
     /// The virtual GIC's state, if the snapshot has it (its own versioned format).
     pub gic: Option<&'a [u8]>,
+    /// The boot images its pages as booted refer to (empty: self-contained).
+    pub depends: Vec<stream::BootImage>,
     ram: Ram<'a>,
 }
 
@@ -300,8 +305,9 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
 }
 
 impl Parsed<'_> {
-    /// Calls `write(ipa, page)` for every page of RAM (`None`: all zeros). The RAM
-    /// was checked by `decode`.
+    /// Calls `write(ipa, page)` for every page of RAM (`None`: all zeros), but
+    /// for those that refer to the boot images ([`Parsed::for_each_booted`]). The
+    /// RAM was checked by `decode`.
     pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
         match self.ram {
             Ram::V1(ram) => {
@@ -313,7 +319,18 @@ impl Parsed<'_> {
                     }
                 }
             }
-            Ram::V2(frames) => stream::for_each_page(self.header.ram_ipa, frames, write),
+            Ram::V2(frames) => {
+                stream::for_each_page(self.header.ram_ipa, frames, &self.depends, write)
+            }
+        }
+    }
+
+    /// Calls `page(ipa, data)` for every page that refers to the boot images
+    /// ([`Parsed::depends`]; only version 2 has them): `None` for a page that
+    /// holds what the boot put there, else its XOR with the image's bytes.
+    pub fn for_each_booted(&self, page: impl FnMut(u64, Option<&[u8]>)) {
+        if let Ram::V2(frames) = self.ram {
+            stream::for_each_booted(self.header.ram_ipa, frames, &self.depends, page);
         }
     }
 
@@ -398,6 +415,8 @@ pub fn prepare(
 
 #[cfg(test)]
 mod blessed;
+#[cfg(test)]
+mod line_tests;
 #[cfg(test)]
 mod link_tests;
 #[cfg(test)]

@@ -6,15 +6,27 @@
 //!   H       the header (the v1 HEAD payload, version 2)
 //!   C ...   one per vCPU, in index order (the v1 VCPU payload)
 //!   G       the vGIC state (optional)
-//!   P | R   RAM in order, each frame from where the one before ended:
+//!   D       the boot images B frames refer to (optional): count u8 | (IPA u64 | size u64 | CRC-32 u32)...
+//!   P|Z|R|B RAM in order, each frame from where the one before ended:
 //!     P     up to 16 pages: first page u64 | count u8 | map u16 | data of the set bits
+//!     Z     as P, the data of the set bits compressed (one LZ4 block)
 //!     R     a run of pages all of one byte: first page u64 | count u32 | byte u8
+//!     B     a run of pages that hold what a boot image put there: first page u64 | count u32
 //!   T ...   allocation tags (MTE) of the pages with any: count u8 | (page u64 | 128 bytes)...
 //!   E       pages u64 | frames u32
 //! ```
 //!
 //! A run frame makes the zero (or 0xff, ...) RAM of a big VM nearly free: a 1 GiB
 //! VM that is mostly zero is a few hundred frames, not 16384.
+//!
+//! What a serial line carries sets the pace of a transfer (QEMU's PL011 hands the
+//! hypervisor one byte per turn of its main loop), so a streamed save sends fewer
+//! bytes two ways: pages that still hold what the VM's kernel or initrd put there
+//! at boot (most of a kernel's text) go as `B` runs, which the receiving
+//! hypervisor copies from its own kept originals, once the `D` frame has shown
+//! they are the same images (IPA, size, CRC-32); and data pages are compressed
+//! (`Z`) when that makes them smaller. A snapshot with `B` frames is not
+//! self-contained: it restores only into a VM booted with the same images.
 //!
 //! Frame `n` is a pure function of the paused VM ([`Encoder::frame`]), so a sender
 //! that must repeat a frame (a damaged one on the line) encodes it again from guest
@@ -24,7 +36,8 @@
 
 use super::fields::{read_cpu, read_head, write_cpu, write_head};
 use super::frame::{
-    self, Frame, KIND_END, KIND_GIC, KIND_HEAD, KIND_PAGES, KIND_RUN, KIND_TAGS, KIND_VCPU,
+    self, Frame, KIND_BOOTED, KIND_DELTA, KIND_DEPENDS, KIND_END, KIND_GIC, KIND_HEAD, KIND_PACKED,
+    KIND_PAGES, KIND_RUN, KIND_TAGS, KIND_VCPU,
 };
 use super::wire::{Reader, Writer};
 use super::{CpuState, Header, Parsed, Ram, SnapshotError, MAGIC, PAGE};
@@ -49,6 +62,56 @@ pub struct Tags<'a> {
     pub read: &'a dyn Fn(u64, &mut [u8; TAG_BYTES]),
 }
 
+/// A boot image (a kernel, an initrd) in the VM's RAM: where the boot put it, its
+/// size and CRC-32. `B` frames name pages that still hold its bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BootImage {
+    pub ipa: u64,
+    pub size: u64,
+    pub crc: u32,
+}
+
+/// Boot images a `D` frame may list.
+pub const BOOT_IMAGES_MAX: usize = 8;
+/// A `D` frame's bytes per image.
+const BOOT_IMAGE_LEN: usize = 20;
+
+impl BootImage {
+    /// Whether `pages` whole pages from `ipa` lie inside the image.
+    pub fn holds(&self, ipa: u64, pages: u64) -> bool {
+        ipa >= self.ipa
+            && (ipa - self.ipa)
+                .checked_add(pages.saturating_mul(PAGE as u64))
+                .is_some_and(|end| end <= self.size)
+    }
+}
+
+/// The boot images of the VM being encoded, and their bytes.
+#[derive(Clone, Copy)]
+pub struct Booted<'a> {
+    pub images: &'a [BootImage],
+    /// `original(ipa)`: the 4 KiB of a boot image at `ipa` (a page wholly inside
+    /// one of `images`), as the boot put them there (memory kept as long as the
+    /// VM lives: a hypervisor's kept originals).
+    pub original: &'a dyn Fn(u64) -> Option<&'static [u8]>,
+}
+
+impl Booted<'_> {
+    /// The image's bytes for the page at `ipa`, if it lies in one.
+    fn original(&self, ipa: u64) -> Option<&'static [u8]> {
+        if self.images.iter().any(|i| i.holds(ipa, 1)) {
+            (self.original)(ipa).filter(|o| o.len() == PAGE)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the page at `ipa` still holds what the boot put there.
+    fn holds(&self, ipa: u64, page: &[u8; PAGE]) -> bool {
+        self.original(ipa).is_some_and(|o| o == page)
+    }
+}
+
 /// Writes a VM's snapshot frame by frame.
 pub struct Encoder<'a> {
     pub header: Header,
@@ -66,6 +129,11 @@ pub struct Encoder<'a> {
     scratch: Vec<u8>,
     /// Allocation tags, for a VM with MTE (none: no tag frames).
     pub tags: Option<Tags<'a>>,
+    /// Boot images (none: a self-contained snapshot, no `D` or `B` frames).
+    booted: Option<Booted<'a>>,
+    /// Data pages are compressed (`Z`) where that makes them smaller.
+    compress: bool,
+    packed: Vec<u8>,
 }
 
 /// Frame starts remembered (more than the transfer's window of 8).
@@ -95,7 +163,24 @@ impl<'a> Encoder<'a> {
             ram_end: None,
             scratch: alloc::vec![0; PAGE],
             tags: None,
+            booted: None,
+            compress: false,
+            packed: Vec::new(),
         }
+    }
+
+    /// Pages that hold what `booted.images` (at most [`BOOT_IMAGES_MAX`]; none:
+    /// no effect) put there go as `B` frames, after a `D` frame that lists them.
+    pub fn with_booted(mut self, mut booted: Booted<'a>) -> Self {
+        booted.images = &booted.images[..booted.images.len().min(BOOT_IMAGES_MAX)];
+        self.booted = (!booted.images.is_empty()).then_some(booted);
+        self
+    }
+
+    /// Data pages go compressed (`Z`) where that makes them smaller.
+    pub fn with_compression(mut self) -> Self {
+        self.compress = true;
+        self
     }
 
     /// Adds tag frames for `tags.pages` after the RAM frames.
@@ -117,7 +202,7 @@ impl<'a> Encoder<'a> {
 
     /// The number of the first RAM frame.
     fn first_ram_frame(&self) -> u64 {
-        1 + self.cpus.len() as u64 + self.gic.is_some() as u64
+        1 + self.cpus.len() as u64 + self.gic.is_some() as u64 + self.booted.is_some() as u64
     }
 
     /// Frames in the snapshot, the end frame included: known once the end frame
@@ -171,6 +256,8 @@ impl<'a> Encoder<'a> {
         let pages = self.pages();
         let ipa = self.header.ram_ipa;
         let at = |p: u64| ipa + p * PAGE as u64;
+        let booted = self.booted;
+        let compress = self.compress;
         let page: &mut [u8; PAGE] = (&mut self.scratch[..]).try_into().unwrap();
         read_page(at(first), page);
         if let Some(byte) = uniform(page) {
@@ -191,6 +278,26 @@ impl<'a> Encoder<'a> {
             }
             return (count, 0);
         }
+        if let Some(b) = booted.filter(|b| b.holds(at(first), page)) {
+            let mut count = 1;
+            while count < MAX_RUN
+                && first + count < pages
+                && b.images.iter().any(|i| i.holds(at(first), count + 1))
+            {
+                read_page(at(first + count), page);
+                if !b.holds(at(first + count), page) {
+                    break;
+                }
+                count += 1;
+            }
+            if let Some((out, seq)) = out {
+                let f = frame::begin(out, KIND_BOOTED, seq);
+                out.extend_from_slice(&first.to_le_bytes());
+                out.extend_from_slice(&(count as u32).to_le_bytes());
+                frame::finish(out, f);
+            }
+            return (count, 0);
+        }
         let mut out = out.map(|(out, seq)| {
             let f = frame::begin(out, KIND_PAGES, seq);
             out.extend_from_slice(&first.to_le_bytes());
@@ -204,6 +311,7 @@ impl<'a> Encoder<'a> {
             match uniform(page) {
                 Some(0) => {}
                 Some(_) => break,
+                None if booted.is_some_and(|b| b.holds(at(first + count), page)) => break,
                 None => {
                     map |= 1 << count;
                     data += 1;
@@ -218,6 +326,26 @@ impl<'a> Encoder<'a> {
             let head = f + frame::HEADER_LEN + 8;
             out[head] = count as u8;
             out[head + 1..head + 3].copy_from_slice(&map.to_le_bytes());
+            // Data pages inside a boot image go as their difference from it
+            // (mostly zeros: a kernel's text with its boot-time patches).
+            let mut delta = false;
+            if let Some(b) = booted {
+                let mut d = f + frame::HEADER_LEN + PAGES_HEAD;
+                for i in (0..count).filter(|i| map & (1 << i) != 0) {
+                    if let Some(o) = b.original(at(first + i)) {
+                        for (x, y) in out[d..d + PAGE].iter_mut().zip(o) {
+                            *x ^= y;
+                        }
+                        delta = true;
+                    }
+                    d += PAGE;
+                }
+            }
+            if delta {
+                pack(out, f, &mut self.packed, KIND_DELTA, true);
+            } else if compress {
+                pack(out, f, &mut self.packed, KIND_PACKED, false);
+            }
             frame::finish(out, f);
         }
         (count, data)
@@ -265,7 +393,22 @@ impl<'a> Encoder<'a> {
             write_cpu(&mut w, i as u32, &self.cpus[i]);
             frame::finish(&mut w.buf, at);
         } else if seq < ram {
-            frame::write(&mut w.buf, KIND_GIC, n, self.gic.unwrap_or(&[]));
+            match (self.gic, self.booted) {
+                (Some(gic), _) if seq == 1 + self.cpus.len() as u64 => {
+                    frame::write(&mut w.buf, KIND_GIC, n, gic)
+                }
+                (_, Some(b)) => {
+                    let at = frame::begin(&mut w.buf, KIND_DEPENDS, n);
+                    w.u8(b.images.len() as u8);
+                    for i in b.images {
+                        w.u64(i.ipa);
+                        w.u64(i.size);
+                        w.u32(i.crc);
+                    }
+                    frame::finish(&mut w.buf, at);
+                }
+                _ => {}
+            }
         } else {
             let past_ram = self.ram_end.is_some_and(|e| seq >= e);
             match if past_ram {
@@ -297,6 +440,37 @@ impl<'a> Encoder<'a> {
         }
         *out = w.buf;
         data
+    }
+}
+
+/// Compresses the data of the `P` frame begun at `f` (not yet finished) in
+/// place, making it a frame of `kind`: if that makes it smaller, or `always`.
+fn pack(out: &mut Vec<u8>, f: usize, packed: &mut Vec<u8>, kind: u8, always: bool) {
+    let data = f + frame::HEADER_LEN + PAGES_HEAD;
+    let raw = out.len() - data;
+    if raw == 0 {
+        return;
+    }
+    packed.clear();
+    packed.resize(lz4_flex::block::get_maximum_output_size(raw), 0);
+    match lz4_flex::block::compress_into(&out[data..], packed) {
+        Ok(n) if n < raw || always => {
+            out.truncate(data);
+            out.extend_from_slice(&packed[..n]);
+            out[f + 2] = kind;
+        }
+        _ => {}
+    }
+}
+
+/// Decompresses a `Z` frame's data into `into`: exactly `len` bytes, or `None`.
+pub fn unpack(packed: &[u8], len: usize, into: &mut Vec<u8>) -> Option<()> {
+    into.clear();
+    into.try_reserve_exact(len).ok()?;
+    into.resize(len, 0);
+    match lz4_flex::block::decompress_into(packed, into) {
+        Ok(n) if n == len => Some(()),
+        _ => None,
     }
 }
 
@@ -338,6 +512,25 @@ pub enum Item<'f> {
         map: u16,
         data: &'f [u8],
     },
+    /// As `Pages`, the data compressed ([`unpack`] gives `map.count_ones()` pages);
+    /// `delta` (an `X` frame): each data page inside a boot image is its XOR
+    /// with the image's bytes there ([`Item::for_each_page_from`]).
+    Packed {
+        ipa: u64,
+        count: u32,
+        map: u16,
+        packed: &'f [u8],
+        delta: bool,
+    },
+    /// `count` RAM pages from `ipa` that hold what the boot images listed by the
+    /// `D` frame ([`Decoder::depends`]) put there: the receiver copies them from
+    /// its own.
+    Booted {
+        ipa: u64,
+        count: u32,
+    },
+    /// The boot images (`D`): [`Decoder::depends`].
+    Depends,
     /// `count` RAM pages from `ipa`, every byte of them `byte`.
     Run {
         ipa: u64,
@@ -353,9 +546,91 @@ pub enum Item<'f> {
     End,
 }
 
+/// Calls `write(ipa, page)` for each of `count` pages from `ipa`: those whose bit
+/// is set in `map` from `data` in order, the others `None` (zeros).
+fn map_pages(
+    ipa: u64,
+    count: u32,
+    map: u16,
+    data: &[u8],
+    write: &mut impl FnMut(u64, Option<&[u8]>),
+) {
+    let mut at = 0;
+    for i in 0..count as u64 {
+        let page = (map & (1 << i) != 0).then(|| {
+            at += PAGE;
+            data.get(at - PAGE..at).unwrap_or(&[])
+        });
+        write(ipa + i * PAGE as u64, page);
+    }
+}
+
 impl Item<'_> {
-    /// Calls `write(ipa, page)` for each page of a `Pages` item (`None`: zeros).
+    /// As [`Item::for_each_page`], and pages that refer to the boot images too
+    /// (`Booted`, `Packed` with `delta`): `original(ipa)` gives the boot image's
+    /// page at `ipa` (`Some` exactly for pages inside the images of the `D`
+    /// frame, which the receiver checked are its own).
+    pub fn for_each_page_from<'o>(
+        &self,
+        original: impl Fn(u64) -> Option<&'o [u8]>,
+        mut write: impl FnMut(u64, Option<&[u8]>),
+    ) {
+        match *self {
+            Item::Booted { ipa, count } => {
+                for i in 0..count as u64 {
+                    let ipa = ipa + i * PAGE as u64;
+                    write(ipa, original(ipa));
+                }
+            }
+            Item::Packed {
+                ipa,
+                count,
+                map,
+                packed,
+                delta: true,
+            } => {
+                let mut data = Vec::new();
+                if unpack(packed, map.count_ones() as usize * PAGE, &mut data).is_none() {
+                    return;
+                }
+                let mut page = [0u8; PAGE];
+                map_pages(
+                    ipa,
+                    count,
+                    map,
+                    &data,
+                    &mut |ipa, d| match (d, original(ipa)) {
+                        (Some(d), Some(o)) if d.len() == PAGE && o.len() == PAGE => {
+                            for ((p, x), y) in page.iter_mut().zip(d).zip(o) {
+                                *p = x ^ y;
+                            }
+                            write(ipa, Some(&page));
+                        }
+                        (d, _) => write(ipa, d),
+                    },
+                );
+            }
+            _ => self.for_each_page(write),
+        }
+    }
+
+    /// Calls `write(ipa, page)` for each page of a `Pages`, `Packed` (not
+    /// `delta`) or `Run` item (`None`: zeros); pages that refer to the boot
+    /// images are [`Item::for_each_page_from`]'s.
     pub fn for_each_page(&self, mut write: impl FnMut(u64, Option<&[u8]>)) {
+        if let Item::Packed {
+            ipa,
+            count,
+            map,
+            packed,
+            delta: false,
+        } = *self
+        {
+            let mut data = Vec::new();
+            if unpack(packed, map.count_ones() as usize * PAGE, &mut data).is_some() {
+                map_pages(ipa, count, map, &data, &mut write);
+            }
+        }
         if let Item::Run { ipa, count, byte } = *self {
             let fill = (byte != 0).then(|| alloc::vec![byte; PAGE]);
             for i in 0..count as u64 {
@@ -369,14 +644,7 @@ impl Item<'_> {
             data,
         } = *self
         {
-            let mut at = 0;
-            for i in 0..count as u64 {
-                let page = (map & (1 << i) != 0).then(|| {
-                    at += PAGE;
-                    &data[at - PAGE..at]
-                });
-                write(ipa + i * PAGE as u64, page);
-            }
+            map_pages(ipa, count, map, data, &mut write);
         }
     }
 }
@@ -407,6 +675,11 @@ pub struct Decoder {
     tag_page: u64,
     tagged: u64,
     ended: bool,
+    /// The boot images of the `D` frame, once it arrived.
+    depends: Option<Vec<BootImage>>,
+    booted_pages: u64,
+    /// Where a `Z` frame is decompressed to be checked.
+    unpacked: Vec<u8>,
 }
 
 impl Decoder {
@@ -421,7 +694,20 @@ impl Decoder {
             tag_page: 0,
             tagged: 0,
             ended: false,
+            depends: None,
+            booted_pages: 0,
+            unpacked: Vec::new(),
         }
+    }
+
+    /// The boot images the snapshot's `B` frames refer to (none: self-contained).
+    pub fn depends(&self) -> &[BootImage] {
+        self.depends.as_deref().unwrap_or(&[])
+    }
+
+    /// RAM pages received as booted (`B`).
+    pub fn booted_pages(&self) -> u64 {
+        self.booted_pages
     }
 
     /// Pages whose allocation tags arrived (tag frames).
@@ -468,7 +754,10 @@ impl Decoder {
         let expected: &'static str = match self.header {
             None => "header",
             Some(h) if self.cpus < h.vcpus => "vCPU",
-            Some(_) if self.page == 0 && !self.gic => "GIC, RAM or end",
+            Some(_) if self.page == 0 && !self.gic && self.depends.is_none() => {
+                "GIC, boot images, RAM or end"
+            }
+            Some(_) if self.page == 0 && self.depends.is_none() => "boot images, RAM or end",
             Some(h) if self.page == h.ram_size / PAGE as u64 => "tags or end",
             Some(_) if self.tagged > 0 => "tags or end",
             Some(_) => "RAM or end",
@@ -492,8 +781,69 @@ impl Decoder {
                 Item::Head(h)
             }
             (KIND_VCPU, Some(h)) if self.cpus < h.vcpus => Item::Cpu(read_cpu(&mut r, self.cpus)?),
-            (KIND_GIC, Some(h)) if self.cpus == h.vcpus && self.page == 0 && !self.gic => {
+            (KIND_GIC, Some(h))
+                if self.cpus == h.vcpus
+                    && self.page == 0
+                    && !self.gic
+                    && self.depends.is_none() =>
+            {
                 Item::Gic(f.payload)
+            }
+            (KIND_DEPENDS, Some(h))
+                if self.cpus == h.vcpus && self.page == 0 && self.depends.is_none() =>
+            {
+                let count = r.u8()? as usize;
+                if count == 0 || count > BOOT_IMAGES_MAX || r.remaining() != count * BOOT_IMAGE_LEN
+                {
+                    return Err(SnapshotError::Malformed(
+                        "boot image frame's count",
+                        count as u64,
+                    ));
+                }
+                let mut images = Vec::new();
+                for _ in 0..count {
+                    let image = BootImage {
+                        ipa: r.u64()?,
+                        size: r.u64()?,
+                        crc: r.u32()?,
+                    };
+                    let inside = image.ipa >= h.ram_ipa
+                        && image.size > 0
+                        && (image.ipa - h.ram_ipa)
+                            .checked_add(image.size)
+                            .is_some_and(|end| end <= h.ram_size);
+                    if !inside {
+                        return Err(SnapshotError::Malformed("boot image's place", image.ipa));
+                    }
+                    images.push(image);
+                }
+                self.depends = Some(images);
+                Item::Depends
+            }
+            (KIND_BOOTED, Some(h)) if self.cpus == h.vcpus && self.tagged == 0 => {
+                let first = r.u64()?;
+                let count = r.u32()? as u64;
+                let total = h.ram_size / PAGE as u64;
+                if first != self.page {
+                    return Err(SnapshotError::Malformed("booted frame's first page", first));
+                }
+                if count == 0 || count > MAX_RUN || count > total - first {
+                    return Err(SnapshotError::Malformed("booted frame's page count", count));
+                }
+                if r.remaining() != 0 {
+                    return Err(SnapshotError::TrailingBytes { at: r.pos() });
+                }
+                let ipa = h.ram_ipa + first * PAGE as u64;
+                if !self.depends().iter().any(|i| i.holds(ipa, count)) {
+                    return Err(SnapshotError::Malformed(
+                        "booted pages outside the boot images",
+                        first,
+                    ));
+                }
+                Item::Booted {
+                    ipa,
+                    count: count as u32,
+                }
             }
             (KIND_TAGS, Some(h))
                 if self.cpus == h.vcpus && self.page == h.ram_size / PAGE as u64 =>
@@ -525,7 +875,11 @@ impl Decoder {
                     data,
                 }
             }
-            (KIND_PAGES, Some(h)) if self.cpus == h.vcpus && self.tagged == 0 => {
+            (KIND_PAGES | KIND_PACKED | KIND_DELTA, Some(h))
+                if self.cpus == h.vcpus
+                    && self.tagged == 0
+                    && (f.kind != KIND_DELTA || self.depends.is_some()) =>
+            {
                 let first = r.u64()?;
                 let count = r.u8()? as u64;
                 let map = u16::from_le_bytes([r.u8()?, r.u8()?]);
@@ -540,17 +894,35 @@ impl Decoder {
                     return Err(SnapshotError::Malformed("RAM frame's page map", map as u64));
                 }
                 let data = map.count_ones() as usize * PAGE;
-                if r.remaining() != data {
-                    return Err(SnapshotError::Malformed(
-                        "RAM frame's length",
-                        (PAGES_HEAD + r.remaining()) as u64,
-                    ));
-                }
-                Item::Pages {
-                    ipa: h.ram_ipa + first * PAGE as u64,
-                    count: count as u32,
-                    map,
-                    data: r.take(data)?,
+                let ipa = h.ram_ipa + first * PAGE as u64;
+                if f.kind != KIND_PAGES {
+                    let packed = r.take(r.remaining())?;
+                    if data == 0 || unpack(packed, data, &mut self.unpacked).is_none() {
+                        return Err(SnapshotError::Malformed(
+                            "compressed RAM frame's data",
+                            first,
+                        ));
+                    }
+                    Item::Packed {
+                        ipa,
+                        count: count as u32,
+                        map,
+                        packed,
+                        delta: f.kind == KIND_DELTA,
+                    }
+                } else {
+                    if r.remaining() != data {
+                        return Err(SnapshotError::Malformed(
+                            "RAM frame's length",
+                            (PAGES_HEAD + r.remaining()) as u64,
+                        ));
+                    }
+                    Item::Pages {
+                        ipa,
+                        count: count as u32,
+                        map,
+                        data: r.take(data)?,
+                    }
                 }
             }
             (KIND_RUN, Some(h)) if self.cpus == h.vcpus => {
@@ -591,10 +963,15 @@ impl Decoder {
             Item::Head(h) => self.header = Some(*h),
             Item::Cpu(_) => self.cpus += 1,
             Item::Gic(_) => self.gic = true,
-            Item::Pages { count, map, .. } => {
+            Item::Pages { count, map, .. } | Item::Packed { count, map, .. } => {
                 self.page += *count as u64;
                 self.data_pages += map.count_ones() as u64;
             }
+            Item::Booted { count, .. } => {
+                self.page += *count as u64;
+                self.booted_pages += *count as u64;
+            }
+            Item::Depends => {}
             Item::Run { count, .. } => self.page += *count as u64,
             Item::Tags { data, .. } => {
                 let last = data.len() - (8 + TAG_BYTES);
@@ -622,7 +999,13 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
             Item::Head(h) => header = Some(h),
             Item::Cpu(c) => cpus.push(c),
             Item::Gic(g) => gic = Some(g),
-            Item::Pages { .. } | Item::Run { .. } | Item::Tags { .. } | Item::End => {
+            Item::Depends => {}
+            Item::Pages { .. }
+            | Item::Packed { .. }
+            | Item::Booted { .. }
+            | Item::Run { .. }
+            | Item::Tags { .. }
+            | Item::End => {
                 ram_at.get_or_insert(at);
             }
         }
@@ -634,26 +1017,75 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
         header,
         cpus,
         gic,
+        depends: d.depends().to_vec(),
         ram: Ram::V2(&data[at..]),
     })
 }
 
 /// Every page of a checked version-2 RAM (`frames`: from the first RAM frame on).
-pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Option<&[u8]>)) {
+/// Pages that refer to the boot images `images` are left out: see
+/// [`for_each_booted`].
+pub fn for_each_page(
+    ram_ipa: u64,
+    frames: &[u8],
+    images: &[BootImage],
+    mut write: impl FnMut(u64, Option<&[u8]>),
+) {
+    let inside = |ipa| images.iter().any(|i: &BootImage| i.holds(ipa, 1));
+    for_each_ram_item(ram_ipa, frames, |item| match item {
+        Item::Packed { delta: true, .. } => item.for_each_page_from(
+            |ipa| inside(ipa).then_some(&[][..]),
+            |ipa, d| {
+                if d.is_none() || !inside(ipa) {
+                    write(ipa, d)
+                }
+            },
+        ),
+        _ => item.for_each_page(&mut write),
+    });
+}
+
+/// Every RAM item of a checked version-2 RAM (`frames`: from the first RAM frame on).
+fn for_each_ram_item(ram_ipa: u64, frames: &[u8], mut each: impl FnMut(Item)) {
     // Already checked by `decode`: only the RAM frames' layout is read again.
     for (_, f) in frame::split(frames, 0).flatten() {
         let mut r = Reader::new(f.payload);
         let item = match f.kind {
-            KIND_PAGES => {
+            KIND_BOOTED => {
+                let (Ok(first), Ok(count)) = (r.u64(), r.u32()) else {
+                    continue;
+                };
+                Item::Booted {
+                    ipa: ram_ipa + first * PAGE as u64,
+                    count,
+                }
+            }
+            KIND_PAGES | KIND_PACKED | KIND_DELTA => {
                 let (Ok(first), Ok(count), Ok(m0), Ok(m1)) = (r.u64(), r.u8(), r.u8(), r.u8())
                 else {
                     continue;
                 };
-                Item::Pages {
-                    ipa: ram_ipa + first * PAGE as u64,
-                    count: count as u32,
-                    map: u16::from_le_bytes([m0, m1]),
-                    data: r.take(r.remaining()).unwrap_or(&[]),
+                let (ipa, count, map) = (
+                    ram_ipa + first * PAGE as u64,
+                    count as u32,
+                    u16::from_le_bytes([m0, m1]),
+                );
+                let data = r.take(r.remaining()).unwrap_or(&[]);
+                if f.kind != KIND_PAGES {
+                    Item::Packed {
+                        ipa,
+                        count,
+                        map,
+                        packed: data,
+                        delta: f.kind == KIND_DELTA,
+                    }
+                } else {
+                    Item::Pages {
+                        ipa,
+                        count,
+                        map,
+                        data,
+                    }
                 }
             }
             KIND_RUN => {
@@ -668,8 +1100,38 @@ pub fn for_each_page(ram_ipa: u64, frames: &[u8], mut write: impl FnMut(u64, Opt
             }
             _ => continue,
         };
-        item.for_each_page(&mut write);
+        each(item);
     }
+}
+
+/// The pages of a checked version-2 RAM (`frames`: from the first RAM frame on)
+/// that refer to the boot images `images`, as `page(ipa, data)`: `None` for a
+/// page as booted (`B`), its XOR with the image for a data page of an `X` frame.
+pub fn for_each_booted(
+    ram_ipa: u64,
+    frames: &[u8],
+    images: &[BootImage],
+    mut page: impl FnMut(u64, Option<&[u8]>),
+) {
+    for_each_ram_item(ram_ipa, frames, |item| match item {
+        Item::Booted { ipa, count } => {
+            for i in 0..count as u64 {
+                page(ipa + i * PAGE as u64, None);
+            }
+        }
+        Item::Packed { delta: true, .. } => {
+            // The images' bytes left out: what the frame carries.
+            item.for_each_page_from(
+                |ipa| images.iter().any(|i| i.holds(ipa, 1)).then_some(&[][..]),
+                |ipa, d| {
+                    if images.iter().any(|i| i.holds(ipa, 1)) && d.is_some() {
+                        page(ipa, d)
+                    }
+                },
+            );
+        }
+        _ => {}
+    });
 }
 
 /// The allocation tags of a checked version-2 RAM (`frames`: from the first RAM

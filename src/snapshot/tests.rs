@@ -51,7 +51,7 @@ pub(super) fn sample() -> (Header, Vec<CpuState>, Vec<u8>) {
         reg_encoding: REG_ENCODING_KVM,
         ram_ipa: RAM_IPA,
         ram_size: RAM_SIZE,
-        cntvoff: 0x55,
+        cntvct: 0x55,
     };
     (header, cpus, ram)
 }
@@ -93,7 +93,7 @@ fn encode_then_decode_gives_back_every_field_and_page() {
     let (bytes, cpus, ram) = encode_sample();
     let p = decode(&bytes).unwrap();
     assert_eq!(p.header.midr, MIDR);
-    assert_eq!(p.header.cntvoff, 0x55);
+    assert_eq!(p.header.cntvct, 0x55);
     assert_eq!(p.cpus, cpus);
     assert_eq!(p.gic, Some(&b"gic-state"[..]));
     let mut back = vec![0xffu8; RAM_SIZE as usize];
@@ -433,7 +433,10 @@ fn decoding_arbitrary_bytes_never_panics() {
 
 /// Snapshots a VM of this CPU model could produce: two vCPUs with a virtual GIC
 /// (v3 and v2), one vCPU with an AArch32 view in its list, and a bare one. Each
-/// must import into a VM built as the `snapshot` fuzz target builds one. With
+/// must import into a VM built as the `snapshot` fuzz target builds one (the
+/// `line-` ones as a streamed save writes them: compressed, and with pages as
+/// booted and against a boot image, which that target decodes and then refuses
+/// as `hv::snapshot::restore` does). With
 /// `HV_FUZZ_SEEDS=1` they are (re)written as that target's seed corpus,
 /// `fuzz/corpus/snapshot/`.
 #[test]
@@ -476,6 +479,8 @@ fn fuzz_seeds_import_cleanly() {
         ("two-vcpus-gicv2", with(&cpus, Some(&gic(Version::V2)))),
         ("aarch32-view", with(&view, None)),
         ("one-vcpu", with(&cpus[..1], None)),
+        ("line-compressed", line_seed(&cpus[..1], false)),
+        ("line-boot-images", line_seed(&cpus[..1], true)),
     ];
     for (name, bytes) in &seeds {
         let p = decode(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -489,6 +494,58 @@ fn fuzz_seeds_import_cleanly() {
             std::fs::write(format!("{dir}/{name}"), bytes).unwrap();
         }
     }
+}
+
+/// A boot image of two pages at page 6 of the sample VM, for the line seeds.
+static SEED_IMAGE: [u8; 2 * PAGE] = {
+    let mut a = [0u8; 2 * PAGE];
+    let mut i = 0;
+    while i < a.len() {
+        a[i] = (i % 251) as u8;
+        i += 1;
+    }
+    a
+};
+
+/// The sample VM as a streamed save encodes it: text that compresses in pages
+/// 8-9; with `images`, the seed image in pages 6-7 (page 7 changed by a byte:
+/// `B`, then `X`).
+fn line_seed(cpus: &[CpuState], images: bool) -> Vec<u8> {
+    let (mut h, _, mut ram) = sample();
+    h.vcpus = cpus.len() as u32;
+    for (i, b) in ram[8 * PAGE..10 * PAGE].iter_mut().enumerate() {
+        *b = b"snapshot "[i % 9];
+    }
+    ram[6 * PAGE..8 * PAGE].copy_from_slice(&SEED_IMAGE);
+    ram[7 * PAGE + 9] ^= 1;
+    let image = stream::BootImage {
+        ipa: RAM_IPA + 6 * PAGE as u64,
+        size: SEED_IMAGE.len() as u64,
+        crc: crate::crc32::hash(&SEED_IMAGE),
+    };
+    let original = |ipa: u64| {
+        let off = usize::try_from(ipa.checked_sub(image.ipa)?).ok()?;
+        SEED_IMAGE.get(off..off + PAGE)
+    };
+    let list = [image];
+    let mut enc = Encoder::new(&h, cpus, None).with_compression();
+    if images {
+        enc = enc.with_booted(Booted {
+            images: &list,
+            original: &original,
+        });
+    }
+    let mut read = |ipa: u64, page: &mut [u8; PAGE]| {
+        let off = (ipa - RAM_IPA) as usize;
+        page.copy_from_slice(&ram[off..off + PAGE]);
+    };
+    let mut out = MAGIC.to_vec();
+    let mut seq = 0;
+    while enc.frames().is_none() {
+        enc.frame(seq, &mut read, &mut out);
+        seq += 1;
+    }
+    out
 }
 
 #[test]

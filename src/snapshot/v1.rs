@@ -131,6 +131,7 @@ pub fn decode(data: &[u8]) -> Result<Parsed<'_>, SnapshotError> {
         header,
         cpus,
         gic,
+        depends: Vec::new(),
         ram: Ram::V1(ram),
     })
 }

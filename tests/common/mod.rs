@@ -123,6 +123,9 @@ pub struct Builder {
     /// One `-serial` line only (one serial cable): `q.debug` is that line, and
     /// `q.guest` stays empty.
     one_serial: bool,
+    /// `-bios`: this firmware boots instead of QEMU's `-kernel` loader, and the
+    /// hypervisor Image is put into RAM at the address given ([`Builder::firmware`]).
+    firmware: Option<(PathBuf, u64)>,
 }
 
 pub fn qemu() -> Builder {
@@ -140,6 +143,7 @@ pub fn qemu() -> Builder {
         initrd: None,
         extra: Vec::new(),
         one_serial: false,
+        firmware: None,
     }
 }
 
@@ -244,6 +248,22 @@ impl Builder {
         self.initrd = Some(file.as_ref().to_path_buf());
         self
     }
+    /// Boots `bios` as the machine's firmware (`-bios`, e.g. U-Boot) instead of
+    /// QEMU's own `-kernel` loader; the hypervisor Image (`HV_IMAGE`, or
+    /// [`Builder::kernel`]'s) is put into RAM at `image_at` unmodified, for the
+    /// firmware to boot. Not with guest-loader modules or `-initrd`, which need
+    /// `-kernel`: give files with [`Builder::load`].
+    pub fn firmware(mut self, bios: impl AsRef<Path>, image_at: u64) -> Self {
+        self.firmware = Some((bios.as_ref().to_path_buf(), image_at));
+        self
+    }
+    /// Puts `file` into RAM at `addr` as it is (QEMU's generic `loader` device),
+    /// before the machine starts: what a boot loader would have loaded.
+    pub fn load(self, file: impl AsRef<Path>, addr: u64) -> Self {
+        let f = file.as_ref().display().to_string().replace(',', ",,");
+        self.arg("-device")
+            .arg(&format!("loader,file={f},addr={addr:#x},force-raw=on"))
+    }
     pub fn arg(mut self, a: &str) -> Self {
         self.extra.push(a.into());
         self
@@ -316,8 +336,23 @@ impl Builder {
                 .arg("-serial")
                 .arg(format!("chardev:s{i}"));
         }
-        cmd.arg("-kernel")
-            .arg(self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE")));
+        let image = self.bare.clone().unwrap_or_else(|| env_path("HV_IMAGE"));
+        match &self.firmware {
+            None => {
+                cmd.arg("-kernel").arg(image);
+            }
+            Some((bios, at)) => {
+                assert!(
+                    self.modules.is_empty() && self.initrd.is_none() && self.append.is_none(),
+                    "guest-loader modules, -initrd and -append need -kernel, not -bios"
+                );
+                let f = image.display().to_string().replace(',', ",,");
+                cmd.arg("-bios")
+                    .arg(bios)
+                    .arg("-device")
+                    .arg(format!("loader,file={f},addr={at:#x},force-raw=on"));
+            }
+        }
         if let Some(a) = &self.append {
             cmd.arg("-append").arg(a);
         }

@@ -82,8 +82,9 @@ pub fn bench(gdb_only: bool, snapshot_only: bool, known_over: &[String]) -> Resu
         )?;
         Ok(Row::new(
             format!(
-                "GDB `dump binary memory` of {} KiB of guest memory over the debug UART (QEMU TCP serial, `nodelay=on`); bare: QEMU's own gdbstub, same run (wall clock)",
-                crate::bench_gdb::DUMP_BYTES / 1024
+                "GDB `dump binary memory` of {} KiB of guest memory over the debug UART (QEMU TCP serial, `nodelay=on`); bare: QEMU's own gdbstub, same run (wall clock, fastest of {} alternating dumps each)",
+                crate::bench_gdb::DUMP_BYTES / 1024,
+                crate::bench_gdb::ROUNDS
             ),
             Some(gdb.qemu),
             gdb.stub,

@@ -94,8 +94,8 @@ pub fn bench(qemu: &str, image: &Path, spin: &Path, module_base: u64) -> Result<
     };
     let file = dir.join("vm0.snap");
     let hex_file = dir.join("vm0-hex.snap");
-    let save = timed(|| crate::snapshot::save(&target, 0, &file, false, false))?;
-    let save_hex = timed(|| crate::snapshot::save(&target, 0, &hex_file, false, true))?;
+    let save = timed(|| crate::snapshot::save(&target, 0, &file, false, false, false))?;
+    let save_hex = timed(|| crate::snapshot::save(&target, 0, &hex_file, false, true, false))?;
     let restore = timed(|| crate::snapshot::restore(&target, 0, &file, false, false))?;
     let restore_hex = timed(|| crate::snapshot::restore(&target, 0, &hex_file, false, true))?;
     let bytes = std::fs::read(&file).map_err(|e| e.to_string())?;

@@ -156,6 +156,11 @@ enum SnapshotCmd {
         /// carry binary; slower, and the VM must fit the hypervisor's heap).
         #[arg(long)]
         hex: bool,
+        /// Send every page's data, even those that still hold what the VM's
+        /// kernel and initrd put there at boot: the file then restores into a VM
+        /// booted with other images too (and is bigger).
+        #[arg(long)]
+        self_contained: bool,
         file: PathBuf,
     },
     /// Restore a VM from FILE (validated here first, then by the hypervisor).
@@ -395,7 +400,8 @@ fn main() -> ExitCode {
                 force,
                 hex,
                 file,
-            } => snapshot::save(&console.target(), vm, &file, force, hex),
+                self_contained,
+            } => snapshot::save(&console.target(), vm, &file, force, hex, self_contained),
             SnapshotCmd::Restore {
                 console,
                 vm,

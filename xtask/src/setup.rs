@@ -13,6 +13,8 @@ const TARGETS: [&str; 3] = [
     "armv7a-none-eabi",
 ];
 const QEMU_MIN: u32 = 10;
+/// What Debian's `u-boot-qemu` ships for QEMU `virt` (AArch64).
+const UBOOT_QEMU: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const BACKPORTS: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
@@ -95,6 +97,11 @@ pub fn setup() -> Result<(), String> {
         if !have(tool) {
             packages.push(package);
         }
+    }
+    // The U-Boot test (tests/uboot_virt.rs): Debian's U-Boot for QEMU `virt` as
+    // the machine's firmware, booting the hypervisor with `booti`.
+    if !std::path::Path::new(UBOOT_QEMU).is_file() {
+        packages.push("u-boot-qemu");
     }
     if qemu_ok && packages.is_empty() {
         return Ok(());

@@ -80,12 +80,15 @@ fn tail(text: &str) -> String {
 }
 
 /// The console's `error: ...` message, once its line is complete (a reader
-/// that stopped at the first bytes of it would cut the message short).
+/// that stopped at the first bytes of it would cut the message short). During
+/// a transfer the hypervisor's acknowledgements (binary, no line end) may come
+/// before it on its line.
 fn console_error(text: &str) -> Option<String> {
     let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    complete
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("error: ").map(str::to_owned))
+    complete.lines().find_map(|l| {
+        let at = l.find("error: ")?;
+        Some(l[at + "error: ".len()..].trim().to_owned())
+    })
 }
 
 /// ` --force` when the user forces a snapshot of a VM with passed-through devices.
@@ -150,12 +153,27 @@ fn field(line: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-pub fn save(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Result<(), String> {
+pub fn save(
+    t: &Target,
+    vm: usize,
+    file: &Path,
+    force: bool,
+    hex: bool,
+    self_contained: bool,
+) -> Result<(), String> {
     if hex {
         return save_hex(t, vm, file, force);
     }
     let mut link = connect(t)?;
-    let cmd = format!("\rsnapshot send vm{vm}{}\r", force_flag(force));
+    let cmd = format!(
+        "\rsnapshot send vm{vm}{}{}\r",
+        force_flag(force),
+        if self_contained {
+            " --self-contained"
+        } else {
+            ""
+        }
+    );
     link.write_all(cmd.as_bytes()).map_err(|e| e.to_string())?;
     let mut text = String::new();
     read_until(&mut *link, &mut text, Duration::from_secs(120), |t| {
@@ -255,13 +273,15 @@ pub fn save(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Resul
         }
     }
     println!(
-        "saved vm{vm} to {} ({} bytes, {} vCPU(s), {} MiB of RAM, {} data pages)",
+        "saved vm{vm} to {} ({} bytes, {} vCPU(s), {} MiB of RAM, {} data pages, {} pages as booted)",
         file.display(),
         out.len(),
         p.header.vcpus,
         p.header.ram_size >> 20,
-        dec.pages().1
+        dec.pages().1,
+        dec.booted_pages()
     );
+    print_depends(&p);
     Ok(())
 }
 
@@ -327,8 +347,10 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
                     format!("{}: {}", file.display(), snapshot::SnapshotError::from(e))
                 })?;
                 let pages = match f.kind {
-                    frame::KIND_PAGES => f.payload.get(8).copied().unwrap_or(0) as u64,
-                    frame::KIND_RUN => f
+                    frame::KIND_PAGES | frame::KIND_PACKED | frame::KIND_DELTA => {
+                        f.payload.get(8).copied().unwrap_or(0) as u64
+                    }
+                    frame::KIND_RUN | frame::KIND_BOOTED => f
                         .payload
                         .get(8..12)
                         .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64),
@@ -372,10 +394,12 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
                         heard = Instant::now();
                         let before = tx.acked();
                         if !tx.on_message(kind, n) {
+                            // The hypervisor first drops the frames still in
+                            // flight (up to 15 s), then says why.
                             let _ = read_until(
                                 &mut *link,
                                 &mut reply_text,
-                                Duration::from_secs(5),
+                                Duration::from_secs(30),
                                 |t| console_error(t).is_some(),
                             );
                             return Err(format!(
@@ -437,6 +461,16 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
     {
         println!("hypervisor: {}", l.trim());
     }
+    // What the hypervisor said of how it took the stream (kept whole, then
+    // restored at once; or written out as it came, once it outgrew that room).
+    for l in text.lines().chain(reply_text.lines()) {
+        let l = l.trim();
+        if l.starts_with(&format!("hv: vm{vm}: receiving into"))
+            || l.starts_with(&format!("hv: vm{vm}: the snapshot outgrew"))
+        {
+            println!("hypervisor: {}", l.trim_start_matches("hv: "));
+        }
+    }
     println!("restored vm{vm} from {}", file.display());
     Ok(())
 }
@@ -485,16 +519,44 @@ fn name(index: u64) -> String {
     lookup_kvm(index).map_or_else(|| format!("{index:#018x}"), |r| r.name().to_string())
 }
 
-fn pages(p: &Parsed) -> Vec<Option<u64>> {
-    let mut v = Vec::new();
-    p.for_each_page(|_, page| {
-        v.push(page.map(|d| {
-            d.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-            })
-        }))
+/// What a page of a snapshot holds, to compare two snapshots page by page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Page {
+    Zero,
+    /// FNV-1a of its bytes.
+    Data(u64),
+    /// What the boot images put there (the images are compared on their own).
+    Booted,
+    /// FNV-1a of its XOR with the boot images.
+    Delta(u64),
+}
+
+fn fnv(d: &[u8]) -> u64 {
+    d.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn pages(p: &Parsed) -> Vec<Page> {
+    let ram = p.header.ram_ipa;
+    let index = |ipa: u64| ((ipa - ram) / PAGE as u64) as usize;
+    let mut v = vec![Page::Zero; (p.header.ram_size / PAGE as u64) as usize];
+    p.for_each_page(|ipa, page| v[index(ipa)] = page.map_or(Page::Zero, |d| Page::Data(fnv(d))));
+    p.for_each_booted(|ipa, page| {
+        v[index(ipa)] = page.map_or(Page::Booted, |d| Page::Delta(fnv(d)))
     });
     v
+}
+
+/// The boot images a snapshot's pages as booted refer to, one line each.
+fn print_depends(p: &Parsed) {
+    if p.depends.is_empty() {
+        return;
+    }
+    println!("depends on the VM's boot images (restores only into a VM booted with them):");
+    for i in &p.depends {
+        println!("  IPA {:#x}, {} bytes, CRC-32 {:08x}", i.ipa, i.size, i.crc);
+    }
 }
 
 pub fn show(file: &Path) -> Result<(), String> {
@@ -508,14 +570,25 @@ pub fn show(file: &Path) -> Result<(), String> {
         h.midr,
         h.vcpus
     );
-    let data = pages(&p).iter().filter(|x| x.is_some()).count();
+    let all = pages(&p);
+    let delta = all.iter().filter(|x| matches!(x, Page::Delta(_))).count();
+    let data = delta + all.iter().filter(|x| matches!(x, Page::Data(_))).count();
+    let booted = all.iter().filter(|x| **x == Page::Booted).count();
     println!(
-        "RAM: {} MiB at IPA {:#x}, {} data pages, {} zero pages",
+        "RAM: {} MiB at IPA {:#x}, {} data pages, {} of them as differences from the boot images, {} pages as booted, {} zero pages",
         h.ram_size >> 20,
         h.ram_ipa,
         data,
-        h.ram_size as usize / PAGE - data
+        delta,
+        booted,
+        all.len() - data - booted
     );
+    if h.cntvct == 0 {
+        println!("virtual counter: not recorded (restores with the machine's count)");
+    } else {
+        println!("virtual counter: {} when saved", h.cntvct);
+    }
+    print_depends(&p);
     println!(
         "vGIC state: {}",
         p.gic
@@ -599,6 +672,9 @@ pub fn diff(a: &Path, b: &Path) -> Result<(), String> {
     }
     if pa.gic != pb.gic {
         say("vGIC state differs".into());
+    }
+    if pa.depends != pb.depends {
+        say("the boot images they depend on differ".into());
     }
     if differences == 0 {
         println!("no differences");
