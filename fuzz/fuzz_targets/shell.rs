@@ -86,6 +86,7 @@ fn print(c: &Command) -> String {
         Command::Mem(v, va, len) => format!("mem {} {va:#x} {len}", vcpu(v)),
         Command::Vtop(v, va) => format!("vtop {} {va}", vcpu(v)),
         Command::Traps => "traps".into(),
+        Command::Uart => "uart".into(),
         Command::Pause(vm) => format!("pause vm{vm}"),
         Command::Resume(vm) => format!("resume vm{vm}"),
         Command::Reset(vm) => format!("reset vm{vm}"),
