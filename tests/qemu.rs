@@ -765,10 +765,14 @@ fn a_snapshot_saved_to_a_file_by_xtask_restores_into_a_fresh_boot() {
         .expect_guest(&format!("spin: progress {every}/"));
     b.disconnect_debug();
     let port = b.debug_port().to_string();
-    let (before, prev) = {
+    // The progress line matched above may not be complete yet: wait for it.
+    let (before, prev) = loop {
         let t = b.guest.text();
         let t = complete_lines(&t);
-        (t.len(), *progress_values(t).last().unwrap())
+        if let Some(&v) = progress_values(t).last() {
+            break (t.len(), v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     let restore = run_xtask(&[
         "snapshot".as_ref(),
