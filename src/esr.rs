@@ -210,6 +210,15 @@ impl Esr {
         bits(self.0, 24, 0)
     }
 
+    /// An instruction or data abort whose fault status (IFSC/DFSC, bits 5:0) is
+    /// an access flag fault at any level (0b0010LL).
+    pub const fn is_access_flag_fault(self) -> bool {
+        matches!(
+            self.ec(),
+            ExceptionClass::InstrAbortLower | ExceptionClass::DataAbortLower
+        ) && matches!(bits(self.0, 5, 0), 0b001000..=0b001011)
+    }
+
     /// Build a syndrome from its parts (used to inject exceptions into a guest).
     pub const fn new(ec: ExceptionClass, il32: bool, iss: u64) -> Self {
         Esr(((ec.bits() as u64) << 26) | if il32 { Self::IL } else { 0 } | (iss & 0x1ff_ffff))
@@ -429,6 +438,19 @@ mod tests {
         );
         assert_eq!(s.rt(), 30);
         assert!(s.is_read());
+    }
+
+    #[test]
+    fn access_flag_faults_are_told_from_other_aborts() {
+        for level in 0..4 {
+            assert!(Esr(0x24 << 26 | Esr::IL | 0b001000 | level).is_access_flag_fault());
+            assert!(Esr(0x20 << 26 | Esr::IL | 0b001000 | level).is_access_flag_fault());
+            // Translation and permission faults are not.
+            assert!(!Esr(0x24 << 26 | Esr::IL | 0b000100 | level).is_access_flag_fault());
+            assert!(!Esr(0x24 << 26 | Esr::IL | 0b001100 | level).is_access_flag_fault());
+        }
+        // Nor is a trapped instruction with the same low bits.
+        assert!(!Esr(0x18 << 26 | Esr::IL | 0b001001).is_access_flag_fault());
     }
 
     #[test]

@@ -61,6 +61,27 @@ pub const RAM: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::SH_INNER)
     .union(Stage2Attributes::ACCESS_FLAG);
 
+/// Guest RAM no vCPU has touched yet ([`Stage2Tables::map_tracked`]): [`RAM`]
+/// without the access flag, so the first access to each block faults to EL2,
+/// which zeroes the block and sets the flag ([`Stage2Tables::touch`]). A clear
+/// access flag therefore means "all zeros", and snapshots skip such blocks
+/// without reading them.
+pub const RAM_UNTOUCHED: Stage2Attributes = RAM.difference(Stage2Attributes::ACCESS_FLAG);
+
+/// The largest block tracked RAM is mapped with: a first touch zeroes at most
+/// this much, and a snapshot skips untouched RAM at this granularity.
+pub const TRACK_BLOCK: u64 = 2 << 20;
+
+/// One leaf (block or page) of the tables: the IPA range it maps, where to, and
+/// whether its access flag is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    pub ipa: u64,
+    pub size: u64,
+    pub pa: PhysAddr,
+    pub touched: bool,
+}
+
 pub const DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::MEMATTR_DEVICE_nGnRE)
     .union(Stage2Attributes::S2AP_ACCESS_RW)
@@ -110,6 +131,62 @@ impl Stage2Tables {
             attrs,
             Constraints::empty(),
         )
+    }
+
+    /// Maps guest RAM `[ipa, ipa + size)` to `[pa, pa + size)` untouched
+    /// ([`RAM_UNTOUCHED`]), in blocks of at most [`TRACK_BLOCK`].
+    pub fn map_tracked(&mut self, ipa: Ipa, pa: PhysAddr, size: u64) -> Result<(), MapError> {
+        let mut done = 0;
+        while done < size {
+            let at = ipa.0 + done;
+            let n = (TRACK_BLOCK - at % TRACK_BLOCK).min(size - done);
+            self.map(Ipa(at), pa.add(done), n, RAM_UNTOUCHED)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The valid leaf that maps `ipa`, if any.
+    pub fn leaf(&self, ipa: Ipa) -> Option<Leaf> {
+        let page = ipa.align_down(4096).0 as usize;
+        if ipa.0 >= 1 << ipa_bits() {
+            return None;
+        }
+        let mut found = None;
+        self.mapping
+            .walk_range(
+                &MemoryRegion::new(page, page + 4096),
+                &mut |_region, desc, level| {
+                    if desc.is_valid() && found.is_none() {
+                        let size = 1u64 << (39 - 9 * level);
+                        found = Some(Leaf {
+                            ipa: ipa.0 & !(size - 1),
+                            size,
+                            pa: PhysAddr(desc.output_address().0 as u64),
+                            touched: desc.flags().contains(Stage2Attributes::ACCESS_FLAG),
+                        });
+                    }
+                    Ok(())
+                },
+            )
+            .ok()?;
+        found
+    }
+
+    /// Sets the access flag of `leaf` (as [`Stage2Tables::leaf`] returned it): a
+    /// vCPU may use it from now on without a fault. No TLB maintenance is needed:
+    /// an entry whose access flag is clear is never held in a TLB.
+    pub fn set_touched(&mut self, leaf: &Leaf) -> bool {
+        let range = MemoryRegion::new(leaf.ipa as usize, (leaf.ipa + leaf.size) as usize);
+        self.mapping
+            .modify_range(&range, &|_, d| {
+                if d.flags().contains(Stage2Attributes::VALID) {
+                    d.modify_flags(Stage2Attributes::ACCESS_FLAG, Stage2Attributes::empty())
+                } else {
+                    Ok(())
+                }
+            })
+            .is_ok()
     }
 
     /// The physical address an IPA maps to, and its attributes, by walking the tables.
@@ -229,6 +306,50 @@ mod tests {
             s2.translate(Ipa(0x80_1234_5678)).unwrap().0,
             PhysAddr(0x5234_5678)
         );
+    }
+
+    #[test]
+    fn tracked_ram_is_mapped_untouched_in_blocks_of_at_most_2_mib() {
+        let mut s2 = Stage2Tables::new();
+        // 1 GiB + 8 KiB at a 1 GiB boundary: no 1 GiB block, pages at the end.
+        s2.map_tracked(Ipa(0x4000_0000), PhysAddr(0x8000_0000), (1 << 30) + 0x2000)
+            .unwrap();
+        let block = s2.leaf(Ipa(0x4012_3456)).unwrap();
+        assert_eq!(
+            block,
+            Leaf {
+                ipa: 0x4000_0000,
+                size: TRACK_BLOCK,
+                pa: PhysAddr(0x8000_0000),
+                touched: false
+            }
+        );
+        let last = s2.leaf(Ipa(0x8000_1008)).unwrap();
+        assert_eq!(
+            (last.ipa, last.size, last.touched),
+            (0x8000_1000, 0x1000, false)
+        );
+        assert_eq!(last.pa, PhysAddr(0xc000_1000));
+        assert_eq!(s2.leaf(Ipa(0x8000_2000)), None);
+        assert_eq!(s2.leaf(Ipa(1 << IPA_BITS)), None);
+
+        // Touching one block sets its flag only; the translation is unchanged.
+        let b = s2.leaf(Ipa(0x4020_0000)).unwrap();
+        assert!(s2.set_touched(&b));
+        assert!(s2.leaf(Ipa(0x403f_ffff)).unwrap().touched);
+        assert!(!s2.leaf(Ipa(0x401f_ffff)).unwrap().touched);
+        assert!(!s2.leaf(Ipa(0x4040_0000)).unwrap().touched);
+        let (pa, attrs) = s2.translate(Ipa(0x4020_0010)).unwrap();
+        assert_eq!(pa, PhysAddr(0x8020_0010));
+        assert_eq!(attrs & !Stage2Attributes::TABLE_OR_PAGE, RAM);
+        let (_, attrs) = s2.translate(Ipa(0x4040_0010)).unwrap();
+        assert_eq!(attrs & !Stage2Attributes::TABLE_OR_PAGE, RAM_UNTOUCHED);
+        // A page leaf too, and RAM mapped the usual way counts as touched.
+        assert!(s2.set_touched(&last));
+        assert!(s2.leaf(Ipa(0x8000_1000)).unwrap().touched);
+        s2.map(Ipa(0x1_0000_0000), PhysAddr(0x1_0000_0000), 0x20_0000, RAM)
+            .unwrap();
+        assert!(s2.leaf(Ipa(0x1_0000_0000)).unwrap().touched);
     }
 
     #[test]

@@ -182,3 +182,71 @@ fn isolation_every_probe_of_hypervisor_memory_devices_and_the_other_vm_aborts() 
         "the hypervisor or vm1 failed",
     );
 }
+
+#[test]
+fn isolation_ram_a_vm_has_not_used_reads_as_zeros_not_what_was_there_before() {
+    // On a board, guest RAM holds whatever the firmware and boot loader left
+    // (another VM's kernel from the bundle, say). QEMU's generic loader plays
+    // that part: 64 KiB of 0xa5 at a host address inside each VM's RAM. vm0
+    // reads its copy (its first access: a stage-2 access-flag fault), the debug
+    // console shows vm1's, and both must read as zeros.
+    let first = boot("");
+    let log = first.debug.text();
+    drop(first);
+    // (host address, IPA) of 64 KiB in the middle of the VM's largest chunk of
+    // RAM: far from its kernel and device tree.
+    let fresh = |vm: usize| {
+        let chunks = ranges(line(&log, &format!("vm{vm}: RAM in host memory at ")));
+        let (i, &(a, b)) = chunks
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (a, b))| b - a)
+            .unwrap();
+        let pa = (a + (b - a) / 2) & !0xffff;
+        let before: u64 = chunks[..i].iter().map(|(a, b)| b + 1 - a).sum();
+        (pa, 0x4000_0000 + before + (pa - a))
+    };
+    let ((pa0, ipa0), (pa1, ipa1)) = (fresh(0), fresh(1));
+    let dir = std::env::temp_dir().join(format!("hv-fresh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junk = dir.join("leftovers.bin");
+    std::fs::write(&junk, vec![0xa5u8; 64 << 10]).unwrap();
+
+    let iso =
+        module(guest("isolation")).bootargs(&format!("console=ttyAMA0 fresh=leftovers:{ipa0:#x}"));
+    let checker = module(guest("checker")).bootargs("console=ttyAMA0 tag=9");
+    let mut q = qemu()
+        .machine(MACHINE)
+        .gic(2)
+        .smp(2)
+        .vm(iso)
+        .vm(checker)
+        .load(&junk, pa0)
+        .load(&junk, pa1)
+        .start();
+    q.expect_debug("VM(s) ready");
+    let log2 = q.debug.text();
+    for vm in 0..2 {
+        let l = format!("vm{vm}: RAM in host memory at ");
+        q.check(
+            line(&log2, &l) == line(&log, &l),
+            "the second boot placed the VMs' RAM elsewhere",
+        );
+    }
+    q.expect_guest("[vm0] isolation: PASS");
+    let want = format!("isolation: leftovers {ipa0:#x} reads as zeros (65536 bytes of fresh RAM)");
+    q.check(q.guest.contains(&want), &format!("no '{want}'"));
+    // The debug console's view of vm1's copy (the checker runs with its MMU
+    // off: VA = IPA): zeros too.
+    q.expect_guest("[vm1] checker: heartbeat 1 ");
+    q.debug.write(b"pause vm1\r");
+    q.expect_debug("vm1: paused");
+    q.debug
+        .write(format!("mem vm1.0 {ipa1:#x} 32\r").as_bytes());
+    q.expect_debug(&format!("{:016x}: 00 00 00 00", ipa1 + 16));
+    q.check(
+        !q.debug.contains(" a5 a5 a5 a5"),
+        "the console showed leftovers",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -239,6 +239,8 @@ impl HvTarget<'_> {
             .ram
             .translate(crate::addr::Ipa(ipa))
             .ok_or(Error::Fault)?;
+        // Untouched RAM reads as zeros: make it so before GDB reads or writes it.
+        super::guest_mem::touch(vm, ipa);
         let in_page = 0x1000 - (va & 0xfff);
         Ok((pa.0, contiguous.min(in_page)))
     }

@@ -206,6 +206,15 @@ pub fn direct_map(vms: usize) -> Vec<bool> {
         .collect()
 }
 
+/// Whether a device given to VM `id` may DMA into its RAM (behind the CPU's
+/// back: its RAM cannot be tracked as untouched, [`super::guest_mem`]).
+pub fn may_dma(id: usize) -> bool {
+    BOOT.lock()
+        .as_ref()
+        .and_then(|b| b.plan.vms.get(id))
+        .is_some_and(|v| v.needs_direct_map())
+}
+
 /// Whether VM `id` had a request refused: it is built, but must not start.
 pub fn refused(id: usize) -> bool {
     BOOT.lock()

@@ -268,6 +268,7 @@ fn restart(vm: &Vm, frame: Option<&mut TrapFrame>, why: Why, resume: bool) -> Re
 /// into the VM's RAM at `to`, cleaned to the point of coherency (the guest starts
 /// with its MMU and caches off).
 fn copy_back(vm: &Vm, to: crate::addr::Ipa, from: u64, size: u64) {
+    super::guest_mem::touch_range(vm, to.0, size);
     let mut done = 0u64;
     while done < size {
         let Some((pa, contiguous)) = vm.ram.translate(to.add(done)) else {
@@ -288,6 +289,7 @@ fn copy_back(vm: &Vm, to: crate::addr::Ipa, from: u64, size: u64) {
 fn copy_dtb(vm: &Vm, reload: &Reload) {
     let mut done = 0usize;
     let dtb = &reload.dtb;
+    super::guest_mem::touch_range(vm, reload.dtb_ipa.0, dtb.len() as u64);
     while done < dtb.len() {
         let Some((pa, contiguous)) = vm.ram.translate(reload.dtb_ipa.add(done as u64)) else {
             return;

@@ -162,6 +162,8 @@ fn midr() -> u64 {
 /// Reads a guest page by IPA (zeros outside its RAM, which the format never asks).
 fn read_page(vm: &Vm, ipa: u64, buf: &mut [u8; PAGE]) {
     match vm.ram.translate(crate::addr::Ipa(ipa)) {
+        // Untouched RAM reads as zeros, whatever the memory behind it holds.
+        Some(_) if super::guest_mem::untouched(vm, ipa) > 0 => buf.fill(0),
         Some((pa, n)) if n >= PAGE as u64 => {
             // SAFETY: the page is this VM's RAM, identity-mapped at EL2, and the VM is
             // paused, so nothing writes it while it is copied.
@@ -180,14 +182,22 @@ fn tagged_pages(vm: &Vm) -> Vec<u64> {
     if !vm.mte {
         return pages;
     }
+    let total = vm.ram.ipa.size / PAGE as u64;
     let mut index = 0u64;
-    for c in &vm.ram.chunks {
-        for off in (0..c.size).step_by(PAGE) {
-            if crate::arch::mte::page_tagged((c.start.0 + off) as usize) {
+    while index < total {
+        let ipa = vm.ram.ipa.start.0 + index * PAGE as u64;
+        // Untouched RAM has no tags (they are cleared when it is first touched).
+        let untouched = super::guest_mem::untouched(vm, ipa) / PAGE as u64;
+        if untouched > 0 {
+            index += untouched;
+            continue;
+        }
+        if let Some((pa, _)) = vm.ram.translate(crate::addr::Ipa(ipa)) {
+            if crate::arch::mte::page_tagged(pa.0 as usize) {
                 pages.push(index);
             }
-            index += 1;
         }
+        index += 1;
     }
     pages
 }
@@ -387,7 +397,8 @@ fn with_encoder_for<R>(
     let (header, cpus, gic) = prelude(vm);
     let tagged = tagged_pages(vm);
     let read_tags = |ipa, b: &mut [u8; snapshot::stream::TAG_BYTES]| read_tags(vm, ipa, b);
-    let mut enc = Encoder::new(&header, &cpus, gic.as_deref());
+    let known_zero = |ipa| super::guest_mem::untouched(vm, ipa);
+    let mut enc = Encoder::new(&header, &cpus, gic.as_deref()).with_known_zero(&known_zero);
     if vm.mte {
         enc = enc.with_tags(snapshot::stream::Tags {
             pages: &tagged,
@@ -466,15 +477,16 @@ fn restore_paused(vm: &Vm, parsed: &snapshot::Parsed) -> Result<(), Error> {
     }
     // From here on nothing can fail.
     apply_cpus(vm, &parsed.cpus, files);
-    parsed.for_each_page(|ipa, page| write_page(vm, ipa, page));
+    let mut ram = RamWriter::new(vm);
+    parsed.for_each_page(|ipa, page| ram.write(ipa, page));
     let mut page = [0u8; PAGE];
     parsed.for_each_booted(|ipa, delta| match (delta, original_page(vm, ipa)) {
-        (None, Some(o)) => write_page(vm, ipa, Some(o)),
+        (None, Some(o)) => ram.write(ipa, Some(o)),
         (Some(d), Some(o)) => {
             for ((p, x), y) in page.iter_mut().zip(d).zip(o) {
                 *p = x ^ y;
             }
-            write_page(vm, ipa, Some(&page));
+            ram.write(ipa, Some(&page));
         }
         // Checked above: every such page is inside one of this VM's images.
         _ => {}
@@ -523,10 +535,43 @@ fn apply_cpus(vm: &Vm, cpus: &[CpuState], files: Vec<SysRegFile>) {
     }
 }
 
-/// Writes one guest page (`None`: zeros) of the paused VM; a VM offered MTE
-/// also gets the page's tags cleared (a tag frame after the RAM sets them again).
-fn write_page(vm: &Vm, ipa: u64, page: Option<&[u8]>) {
-    if let Some((pa, n)) = vm.ram.translate(crate::addr::Ipa(ipa)) {
+/// Writes guest pages of a paused VM, one at a time, in any order.
+struct RamWriter<'v> {
+    vm: &'v Vm,
+    /// RAM below this IPA, from the last page looked up, is untouched: a zero
+    /// page there needs neither a write nor a read.
+    untouched: core::ops::Range<u64>,
+}
+
+impl<'v> RamWriter<'v> {
+    fn new(vm: &'v Vm) -> Self {
+        Self {
+            vm,
+            untouched: 0..0,
+        }
+    }
+
+    /// Writes one guest page (`None`: zeros); a VM offered MTE also gets the
+    /// page's tags cleared (a tag frame after the RAM sets them again).
+    fn write(&mut self, ipa: u64, page: Option<&[u8]>) {
+        let vm = self.vm;
+        if page.is_none() {
+            // Untouched RAM is zeros already (its tags too).
+            if self.untouched.contains(&ipa) {
+                return;
+            }
+            let n = super::guest_mem::untouched(vm, ipa);
+            if n > 0 {
+                self.untouched = ipa..ipa + n;
+                return;
+            }
+        } else if self.untouched.contains(&ipa) || super::guest_mem::untouched(vm, ipa) > 0 {
+            self.untouched = 0..0;
+            super::guest_mem::touch(vm, ipa);
+        }
+        let Some((pa, n)) = vm.ram.translate(crate::addr::Ipa(ipa)) else {
+            return;
+        };
         if n < PAGE as u64 {
             return;
         }
@@ -978,12 +1023,13 @@ impl Staging {
         let bytes = self.bytes();
         let mut dec = snapshot::Decoder::new();
         let at = snapshot::MAGIC.len();
+        let mut ram = RamWriter::new(vm);
         for f in snapshot::frame::split(bytes.get(at..).unwrap_or(&[]), at) {
             let (_, f) = f.map_err(SnapshotError::from)?;
             let item = dec.feed(f)?;
             item.for_each_page_from(
                 |ipa| original_page(vm, ipa),
-                |ipa, page| write_page(vm, ipa, page),
+                |ipa, page| ram.write(ipa, page),
             );
             item.for_each_tagged(|ipa, tags| write_tags(vm, ipa, tags));
         }
@@ -1034,6 +1080,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
     }
     crate::println!("HVSNAP-READY 2");
     let start = crate::arch::timer::now();
+    let mut ram = RamWriter::new(vm);
     // Whatever fails: tell the host to stop, and say what became of the VM.
     let fail = |e: Error, paused_by_us: bool| -> Error {
         super::console::debug_write_raw(&message(ABORT, 0));
@@ -1141,7 +1188,7 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
                 if staging.is_none() {
                     item.for_each_page_from(
                         |ipa| original_page(vm, ipa),
-                        |ipa, page| write_page(vm, ipa, page),
+                        |ipa, page| ram.write(ipa, page),
                     );
                 }
                 end = item == Item::End;

@@ -162,6 +162,10 @@ fn guest_sync(frame: &mut TrapFrame) {
             }
             yield_cpu = true;
         }
+        // The first access to a block of untouched RAM: zero it, set its access
+        // flag, and let the guest retry.
+        ExceptionClass::DataAbortLower | ExceptionClass::InstrAbortLower
+            if esr.is_access_flag_fault() && super::guest_mem::touch(vm, (hpfar >> 4) << 12) => {}
         ExceptionClass::DataAbortLower => {
             let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
             data_abort(vm, vcpu, frame, esr, ipa, far);

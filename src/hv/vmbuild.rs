@@ -428,20 +428,31 @@ fn build_one<'s>(
         super::passthrough::guest_dtb(slot, guest_dtb, &ram).map_err(Refused::GuestDtb)?;
     guest_image::check_dtb(guest_dtb.len()).map_err(Refused::Kernel)?;
 
+    // RAM no device can DMA into starts untouched: each block is zeroed on its
+    // first use (guest_mem), and snapshots skip the blocks never used.
+    let tracked = !super::passthrough::may_dma(slot);
     let mut s2 = stage2::Stage2Tables::new();
     let mut ipa = ram.ipa.start;
     for c in &ram.chunks {
-        s2.map(ipa, c.start, c.size, stage2::RAM)
-            .map_err(|_| Refused::Stage2)?;
+        if tracked {
+            s2.map_tracked(ipa, c.start, c.size)
+        } else {
+            s2.map(ipa, c.start, c.size, stage2::RAM)
+        }
+        .map_err(|_| Refused::Stage2)?;
         ipa = ipa.add(c.size);
     }
     // Passthrough: device pages (and a 1:1 VM's further RAM).
     super::passthrough::map_into(slot, &mut s2, &ram, env.info, env.uart_ipa);
-    let copied = copy_to_guest(&ram, entry, kernel)
+    let mut copy = |ipa: Ipa, data: &[u8]| {
+        super::guest_mem::touch_range_in(&mut s2, mte, ipa.0, data.len() as u64);
+        copy_to_guest(&ram, ipa, data)
+    };
+    let copied = copy(entry, kernel)
         && initrd
             .zip(initrd_range)
-            .is_none_or(|(i, r)| copy_to_guest(&ram, r.start, i))
-        && copy_to_guest(&ram, dtb_ipa, &guest_dtb);
+            .is_none_or(|(i, r)| copy(r.start, i))
+        && copy(dtb_ipa, &guest_dtb);
     if !copied {
         return Err(Refused::Copy);
     }

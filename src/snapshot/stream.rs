@@ -134,6 +134,9 @@ pub struct Encoder<'a> {
     /// Data pages are compressed (`Z`) where that makes them smaller.
     compress: bool,
     packed: Vec<u8>,
+    /// `known_zero(ipa)`: how many bytes from `ipa` are zero without reading them
+    /// (RAM the VM never touched), 0 where unknown.
+    known_zero: Option<&'a dyn Fn(u64) -> u64>,
 }
 
 /// Frame starts remembered (more than the transfer's window of 8).
@@ -166,7 +169,15 @@ impl<'a> Encoder<'a> {
             booted: None,
             compress: false,
             packed: Vec::new(),
+            known_zero: None,
         }
+    }
+
+    /// Pages `known_zero` vouches for are encoded as zero without being read:
+    /// `known_zero(ipa)` is how many bytes from `ipa` are zero (0: unknown).
+    pub fn with_known_zero(mut self, known_zero: &'a dyn Fn(u64) -> u64) -> Self {
+        self.known_zero = Some(known_zero);
+        self
     }
 
     /// Pages that hold what `booted.images` (at most [`BOOT_IMAGES_MAX`]; none:
@@ -258,11 +269,29 @@ impl<'a> Encoder<'a> {
         let at = |p: u64| ipa + p * PAGE as u64;
         let booted = self.booted;
         let compress = self.compress;
+        // Pages known to be zero from page `p` on, without reading them.
+        let known_zero = self.known_zero;
+        let zeros_at = |p: u64| known_zero.map_or(0, |f| f(at(p)) / PAGE as u64);
         let page: &mut [u8; PAGE] = (&mut self.scratch[..]).try_into().unwrap();
-        read_page(at(first), page);
-        if let Some(byte) = uniform(page) {
+        let zeros = zeros_at(first);
+        let first_byte = if zeros > 0 {
+            Some(0)
+        } else {
+            read_page(at(first), page);
+            uniform(page)
+        };
+        if let Some(byte) = first_byte {
             let mut count = 1;
             while count < MAX_RUN && first + count < pages {
+                let known = if byte == 0 {
+                    zeros_at(first + count)
+                } else {
+                    0
+                };
+                if known > 0 {
+                    count += known.min(MAX_RUN - count).min(pages - first - count);
+                    continue;
+                }
                 read_page(at(first + count), page);
                 if uniform(page) != Some(byte) {
                     break;
@@ -307,8 +336,13 @@ impl<'a> Encoder<'a> {
         });
         let (mut count, mut data, mut map) = (1, 1, 1u16);
         while count < PAGES_PER_FRAME && first + count < pages {
-            read_page(at(first + count), page);
-            match uniform(page) {
+            let byte = if zeros_at(first + count) > 0 {
+                Some(0)
+            } else {
+                read_page(at(first + count), page);
+                uniform(page)
+            };
+            match byte {
                 Some(0) => {}
                 Some(_) => break,
                 None if booted.is_some_and(|b| b.holds(at(first + count), page)) => break,

@@ -630,6 +630,53 @@ fn a_mostly_zero_vm_of_1_gib_is_a_few_frames_and_round_trips() {
 }
 
 #[test]
+fn pages_known_to_be_zero_are_not_read_and_the_file_is_the_same() {
+    let h = sparse_header(1 << 30);
+    let (_, cpus, _) = sample();
+    let mut plain = Vec::new();
+    encode(&h, &cpus, None, sparse_page, &mut plain);
+    // 2 MiB blocks (512 pages): those with a non-zero page are touched (0, 9 to
+    // 11, 390 and the last); every other one is known to be zero.
+    const BLOCK: u64 = 2 << 20;
+    let touched = |ipa: u64| matches!((ipa - RAM_IPA) / BLOCK, 0 | 9..=11 | 390 | 511);
+    let known_zero = |ipa: u64| {
+        if touched(ipa) {
+            0
+        } else {
+            BLOCK - (ipa - RAM_IPA) % BLOCK
+        }
+    };
+    let mut reads = 0u64;
+    let mut hinted = MAGIC.to_vec();
+    let mut e = Encoder::new(&h, &cpus, None).with_known_zero(&known_zero);
+    let mut read = |ipa: u64, page: &mut [u8; PAGE]| {
+        assert!(touched(ipa), "page {:#x} was read", ipa);
+        reads += 1;
+        sparse_page(ipa, page);
+    };
+    let mut seq = 0;
+    while e.frames().is_none() {
+        e.frame(seq, &mut read, &mut hinted);
+        seq += 1;
+    }
+    assert_eq!(hinted, plain);
+    // Only touched blocks are read (a page that ends a frame is read again as
+    // the first of the next): 6 blocks of 512 pages, where without the hint it
+    // is all 262,144.
+    assert!(reads <= 6 * 512 + 32, "{reads} pages read");
+    // A hint that is 0 everywhere changes nothing either.
+    let mut none = MAGIC.to_vec();
+    let nothing = |_| 0;
+    let mut e = Encoder::new(&h, &cpus, None).with_known_zero(&nothing);
+    let mut seq = 0;
+    while e.frames().is_none() {
+        e.frame(seq, &mut sparse_page, &mut none);
+        seq += 1;
+    }
+    assert_eq!(none, plain);
+}
+
+#[test]
 fn every_frame_encoded_again_in_any_order_is_the_same_bytes() {
     // 256 MiB: the lone page at 200000 and the page at the end are outside it.
     let h = sparse_header(256 << 20);

@@ -42,3 +42,27 @@ pub fn invalidate_icache_all() {
     // SAFETY: instruction cache invalidation is always safe.
     unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Zeroes `[start, start + len)` of normal memory and cleans it to the point of
+/// coherency (a guest may read it with its caches off). Uses `DC ZVA` where the
+/// CPU allows it and the range is aligned to its block (64 bytes on the CPUs we
+/// run on), else plain stores.
+pub fn zero_to_poc(start: usize, len: usize) {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    let block = 4usize << (dczid & 0xf);
+    let prohibited = dczid & (1 << 4) != 0;
+    if prohibited || start % block != 0 || len % block != 0 {
+        // SAFETY: the caller hands us memory it owns (guest RAM, identity-mapped).
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, len) };
+    } else {
+        let mut addr = start;
+        while addr < start + len {
+            // SAFETY: DC ZVA zeroes one block of the caller's normal memory.
+            unsafe { asm!("dc zva, {}", in(reg) addr, options(nostack)) };
+            addr += block;
+        }
+    }
+    clean_inval_dcache(start, len);
+}

@@ -11,11 +11,16 @@
 //! reading it back, and by not finding the hypervisor's Image magic (`ARM\x64`)
 //! at ADDR + 56.
 //!
+//! `fresh=NAME:0xADDR`: RAM of this VM that nothing has used yet, where the
+//! machine's memory held something else before (a boot loader's leftovers):
+//! its 64 KiB from ADDR must read as zeros, never what was there.
+//!
 //! Lines:
 //! ```text
 //! isolation: read NAME 0x<addr>: abort ESR=0x<esr> EC=0x25 DFSC=0x10
 //! isolation: write NAME 0x<addr>: abort ESR=0x<esr> EC=0x25 DFSC=0x10
 //! isolation: NAME 0x<addr> is this VM's own RAM (wrote and read back 0x<v>; no Image magic at +56)
+//! isolation: NAME 0x<addr> reads as zeros (65536 bytes of fresh RAM)
 //! isolation: probes=<N> aborts=<2N>
 //! isolation: PASS
 //! ```
@@ -92,7 +97,7 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     let (mut probes, mut aborts, mut bad) = (0, 0, 0);
     for word in boot.bootargs().split_ascii_whitespace() {
         let (kind, rest) = match word.split_once('=') {
-            Some((k @ ("probe" | "own"), r)) => (k, r),
+            Some((k @ ("probe" | "own" | "fresh"), r)) => (k, r),
             _ => continue,
         };
         let (name, addr) = rest
@@ -100,6 +105,26 @@ fn main(boot: &Boot) -> Result<(), Fail> {
             .and_then(|(n, a)| Some((n, hex(a)?)))
             .ok_or_else(|| fail!("bad {word}: NAME:0xADDR"))?;
         let addr = addr & !3;
+        if kind == "fresh" {
+            const LEN: u64 = 64 << 10;
+            if !boot.memory().any(|r| r.contains(addr) && r.contains(addr + LEN - 1)) {
+                return Err(fail!("fresh={name}:0x{addr:x} is not in this VM's RAM"));
+            }
+            // SAFETY: 64 KiB of this VM's own RAM (checked above), which this
+            // guest does not otherwise use; only read.
+            let leftover = (0..LEN)
+                .step_by(8)
+                .map(|off| (off, unsafe { ((addr + off) as *const u64).read_volatile() }))
+                .find(|&(_, v)| v != 0);
+            match leftover {
+                None => say!("{name} 0x{addr:x} reads as zeros ({LEN} bytes of fresh RAM)"),
+                Some((off, v)) => {
+                    say!("{name} 0x{addr:x}: NOT ISOLATED: fresh RAM holds 0x{v:x} at +0x{off:x}");
+                    bad += 1;
+                }
+            }
+            continue;
+        }
         if kind == "own" {
             let inside = boot
                 .memory()
