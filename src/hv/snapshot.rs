@@ -1208,9 +1208,10 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
             break;
         }
     }
-    // Frames the host sent again before it heard the last acknowledgement are
-    // still on the line: swallow them, or the console would take them for typing.
-    swallow_line(5);
+    // Frames the host sent again before it heard the last acknowledgement may
+    // still be on the line: swallow them up to the host's FIN, or the console
+    // would take them for typing.
+    swallow_until_fin(5);
     let (pages, data_pages) = dec.pages();
     let stats = Stats {
         bytes,
@@ -1247,6 +1248,25 @@ pub fn receive_stream(vm: &Vm, mut frame: Option<&mut TrapFrame>) -> Result<Stat
 /// Reads and drops what comes in on the debug line until it has been quiet for
 /// half a second (`max_s` seconds at most): frames still in flight at the end
 /// of a streamed restore.
+/// After a received stream: discards what the host still sends up to its `FIN`
+/// message, or (from a sender that sends none) until the line has been quiet
+/// for half a second; `max_s` seconds at most.
+fn swallow_until_fin(max_s: u64) {
+    let hz = crate::arch::timer::frequency().max(1);
+    let from = crate::arch::timer::now();
+    let mut msgs = snapshot::link::MessageReader::new();
+    while crate::arch::timer::now() - from < max_s * hz {
+        match super::console::debug_read_wait(hz / 2) {
+            Some(b) => {
+                if matches!(msgs.push(b), Some((snapshot::link::FIN, _))) {
+                    return;
+                }
+            }
+            None => return,
+        }
+    }
+}
+
 fn swallow_line(max_s: u64) {
     let hz = crate::arch::timer::frequency().max(1);
     let from = crate::arch::timer::now();

@@ -23,6 +23,10 @@ pub const ACK: u8 = b'A';
 pub const NAK: u8 = b'N';
 /// The receiver gives up (it said why on the console).
 pub const ABORT: u8 = b'X';
+/// From the sender, once it has heard the acknowledgement of the end frame:
+/// nothing follows (`n`: the number of frames). Frames it sent again before that
+/// came before it, so the receiver can stop discarding at once.
+pub const FIN: u8 = b'F';
 /// Frames in flight.
 pub const WINDOW: u64 = 8;
 

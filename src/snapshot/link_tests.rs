@@ -1,7 +1,7 @@
 //! The binary transfer end to end on the host: an encoder, a line that damages,
 //! drops or reorders bytes, a receiver with a decoder.
 use super::frame::{self, Frame, FrameReader, Got};
-use super::link::{message, MessageReader, Receiver, Rx, Sender, ABORT, ACK, NAK, WINDOW};
+use super::link::{message, MessageReader, Receiver, Rx, Sender, ABORT, ACK, FIN, NAK, WINDOW};
 use super::tests::{encode_sample, sample, RAM_IPA};
 use super::*;
 
@@ -195,4 +195,20 @@ fn messages_survive_noise_and_the_window_is_bounded() {
     assert!(tx.on_message(ACK, 3));
     assert_eq!(tx.next(), Some(WINDOW));
     assert!(!tx.on_message(ABORT, 0));
+}
+
+#[test]
+fn a_fin_is_found_behind_frames_sent_again() {
+    // What the receiver discards after the end frame: repeated frames (their
+    // payload may hold the message sync bytes), then the sender's FIN.
+    let mut line = Vec::new();
+    for seq in 40..45u32 {
+        let mut payload = vec![0xf5, 0xac, b'F'];
+        payload.extend((0..300u32).map(|i| (i * seq) as u8));
+        frame::write(&mut line, frame::KIND_PAGES, seq, &payload);
+    }
+    line.extend_from_slice(&message(FIN, 45));
+    let mut r = MessageReader::new();
+    let got: Vec<_> = line.into_iter().filter_map(|b| r.push(b)).collect();
+    assert_eq!(got, [(FIN, 45)]);
 }

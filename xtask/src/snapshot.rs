@@ -445,6 +445,12 @@ pub fn restore(t: &Target, vm: usize, file: &Path, force: bool, hex: bool) -> Re
             heard = Instant::now();
         }
     }
+    // Nothing more follows: the hypervisor stops discarding the line at once.
+    link.write_all(&hypervisor::snapshot::link::message(
+        hypervisor::snapshot::link::FIN,
+        frames.len() as u32,
+    ))
+    .map_err(|e| format!("the console closed during the transfer: {e}"))?;
     progress.show(total_pages, sent_bytes, true);
     let done = format!("vm{vm}: restored from the host");
     read_until(&mut *link, &mut reply_text, Duration::from_secs(120), |t| {
