@@ -181,7 +181,19 @@ pub fn fuzz_guest(
             break Err((p, guest, debug));
         }
         if let Ok(Some(status)) = run.child.try_wait() {
-            break Err((format!("QEMU exited ({status})"), guest, debug));
+            // What QEMU said before it went (an assertion of one of its models).
+            let mut said = String::new();
+            if let Some(mut e) = run.child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut said);
+            }
+            let said = said.trim();
+            let why = if said.is_empty() {
+                format!("QEMU exited ({status})")
+            } else {
+                format!("QEMU exited ({status}), saying:\n{said}")
+            };
+            break Err((why, guest, debug));
         }
         let now = Instant::now();
         if let Some((n, _)) = count_last(&guest, "[vm1] checker: heartbeat ") {

@@ -685,12 +685,21 @@ impl Gen {
             op.insn |= 1 << 21; // MSR -> MRS
             return false;
         }
-        if rt < 31 {
-            if enc == (3, 0, 1, 0, 0) {
-                op.fix = Fix::Sctlr(rt as u8);
-            } else if enc == (3, 0, 1, 0, 2) {
-                op.fix = Fix::Cpacr(rt as u8);
-            }
+        if enc == (3, 0, 1, 0, 0) || enc == (3, 0, 1, 0, 2) {
+            // From XZR the value is 0 whatever the registers hold, and no fix
+            // could keep the bits the guest needs: write the same 0 from x0.
+            let rt = if rt < 31 {
+                rt
+            } else {
+                op.insn &= !31;
+                op.regs[0] = 0;
+                0
+            };
+            op.fix = if enc == (3, 0, 1, 0, 0) {
+                Fix::Sctlr(rt as u8)
+            } else {
+                Fix::Cpacr(rt as u8)
+            };
         }
         true
     }
@@ -956,8 +965,16 @@ mod tests {
                             .any(|n| n.0 == (op0, op1, crn, crm, op2)),
                         "{s}"
                     );
-                    if (op0, op1, crn, crm, op2) == (3, 0, 1, 0, 0) && rt < 31 {
+                    // SCTLR_EL1 and CPACR_EL1 are written from a register
+                    // the fix can set (never XZR: a 0 that would turn off
+                    // FP/SIMD under the guest's own code).
+                    if (op0, op1, crn, crm, op2) == (3, 0, 1, 0, 0) {
                         assert_eq!(op.fix, Fix::Sctlr(rt as u8), "{s}");
+                        assert!(rt < 31, "{s}");
+                    }
+                    if (op0, op1, crn, crm, op2) == (3, 0, 1, 0, 2) {
+                        assert_eq!(op.fix, Fix::Cpacr(rt as u8), "{s}");
+                        assert!(rt < 31, "{s}");
                     }
                 }
                 if op.kind == Kind::Insn {
@@ -993,6 +1010,27 @@ mod tests {
             }
         }
         assert!(kinds.iter().all(|&k| k > 1000), "{kinds:?}");
+    }
+
+    /// Seed 180692923399114 (found by `cargo xtask fuzz-guest --seconds 300`):
+    /// operation 1,089,931 was `MSR CPACR_EL1, XZR`, which no fix of a register
+    /// could keep from turning off FP/SIMD, so the guest's own next FP
+    /// instruction trapped (EC 0x07) and it failed. The same operation is now
+    /// written from x0 with FP/SIMD kept enabled.
+    #[test]
+    fn seed_180692923399114_keeps_fp_simd_enabled_at_operation_1089931() {
+        let mut g = Gen::new(180_692_923_399_114, layout());
+        for _ in 0..1_089_931 {
+            g.next();
+        }
+        let op = g.next();
+        let (op0, op1, crn, crm, op2, read, rt) = sys_fields(op.insn);
+        assert_eq!(
+            (op0, op1, crn, crm, op2, read),
+            (3, 0, 1, 0, 2, false),
+            "{op}"
+        );
+        assert_eq!((rt, op.fix), (0, Fix::Cpacr(0)), "{op}");
     }
 
     /// A SYS operation (L = 0): its Xt may be a `DC` address.

@@ -107,7 +107,10 @@ fn main(boot: &Boot) -> Result<(), Fail> {
         let addr = addr & !3;
         if kind == "fresh" {
             const LEN: u64 = 64 << 10;
-            if !boot.memory().any(|r| r.contains(addr) && r.contains(addr + LEN - 1)) {
+            if !boot
+                .memory()
+                .any(|r| r.contains(addr) && r.contains(addr + LEN - 1))
+            {
                 return Err(fail!("fresh={name}:0x{addr:x} is not in this VM's RAM"));
             }
             // SAFETY: 64 KiB of this VM's own RAM (checked above), which this
