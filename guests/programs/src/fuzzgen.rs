@@ -32,6 +32,11 @@
 //!   `PSCI_VERSION`; `CPU_ON` of one of its own CPUs gets a parking entry point
 //!   (the CPU turns itself off again) instead of a random one, which would run
 //!   whatever bytes are there;
+//! - QEMU's own bugs: QEMU 10.0's virtual GIC CPU interface clamps a value
+//!   written to `ICC_BPR1_EL1` to the minimum before it keeps the low 3 bits,
+//!   so `0x...f0` leaves the binary point at 0 and QEMU aborts on its own
+//!   assertion (`icv_gprio_mask: bpr > 0`) at the next priority check. Those
+//!   writes carry only bits 2:0 (the rest are RES0; hardware sets the minimum);
 //! - instructions: branches (they leave the sandbox), `ERET`, `WFI`/`WFIT`/`WFET`
 //!   (nothing would wake it: its interrupts are masked), `MSR SPSel`, and the
 //!   memory copy and set instructions (`CPY*`, `SET*`: their size is a register,
@@ -101,6 +106,8 @@ pub enum Fix {
 /// checks, another endianness or non-maskable interrupts the guest itself
 /// would stop.
 pub const SCTLR_KEEP: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 11 | 1 << 22 | 1 << 25 | 1 << 61 | 1 << 62;
+/// ICC_BPR1_EL1 (op0, op1, CRn, CRm, op2): written with bits 2:0 only.
+pub const ICC_BPR1_EL1: (u32, u32, u32, u32, u32) = (3, 0, 12, 12, 3);
 /// CPACR_EL1.FPEN = 0b11: the guest's own code uses FP/SIMD registers.
 pub const CPACR_FPEN: u64 = 3 << 20;
 
@@ -685,6 +692,10 @@ impl Gen {
             op.insn |= 1 << 21; // MSR -> MRS
             return false;
         }
+        if enc == ICC_BPR1_EL1 && rt < 31 {
+            // QEMU 10.0 would abort (see the module docs): a QEMU bug.
+            op.regs[rt] &= 7;
+        }
         if enc == (3, 0, 1, 0, 0) || enc == (3, 0, 1, 0, 2) {
             // From XZR the value is 0 whatever the registers hold, and no fix
             // could keep the bits the guest needs: write the same 0 from x0.
@@ -976,6 +987,9 @@ mod tests {
                         assert_eq!(op.fix, Fix::Cpacr(rt as u8), "{s}");
                         assert!(rt < 31, "{s}");
                     }
+                    if (op0, op1, crn, crm, op2) == ICC_BPR1_EL1 && rt < 31 {
+                        assert!(op.regs[rt as usize] <= 7, "{s}");
+                    }
                 }
                 if op.kind == Kind::Insn {
                     // Bits 16-39 clear: no sum of two, shifted or extended,
@@ -1031,6 +1045,25 @@ mod tests {
             "{op}"
         );
         assert_eq!((rt, op.fix), (0, Fix::Cpacr(0)), "{op}");
+    }
+
+    /// Seed 180692923399114 again, 330 s: operation 2,100,338 wrote
+    /// 0x228ea6f0 to ICC_BPR1_EL1 and QEMU 10.0 aborted (`icv_gprio_mask:
+    /// Assertion 'bpr > 0' failed`): QEMU's bug. The write now carries 0.
+    #[test]
+    fn seed_180692923399114_writes_only_the_binary_point_at_operation_2100338() {
+        let mut g = Gen::new(180_692_923_399_114, layout());
+        for _ in 0..2_100_338 {
+            g.next();
+        }
+        let op = g.next();
+        let (op0, op1, crn, crm, op2, read, rt) = sys_fields(op.insn);
+        assert_eq!(
+            (op0, op1, crn, crm, op2, read),
+            (3, 0, 12, 12, 3, false),
+            "{op}"
+        );
+        assert_eq!(op.regs[rt as usize], 0x228e_a6f0 & 7, "{op}");
     }
 
     /// A SYS operation (L = 0): its Xt may be a `DC` address.
