@@ -148,23 +148,31 @@ impl Stage2Tables {
 
     /// The valid leaf that maps `ipa`, if any.
     pub fn leaf(&self, ipa: Ipa) -> Option<Leaf> {
-        let page = ipa.align_down(4096).0 as usize;
+        self.leaf_and_attributes(ipa).map(|(leaf, _)| leaf)
+    }
+
+    /// The valid leaf that maps `ipa` and its attributes, by walking the tables.
+    fn leaf_and_attributes(&self, ipa: Ipa) -> Option<(Leaf, Stage2Attributes)> {
         if ipa.0 >= 1 << ipa_bits() {
             return None;
         }
+        let page = ipa.align_down(4096).0 as usize;
         let mut found = None;
         self.mapping
             .walk_range(
                 &MemoryRegion::new(page, page + 4096),
                 &mut |_region, desc, level| {
                     if desc.is_valid() && found.is_none() {
+                        // A level-n block covers 2^(39 - 9n) bytes.
                         let size = 1u64 << (39 - 9 * level);
-                        found = Some(Leaf {
+                        let flags = desc.flags();
+                        let leaf = Leaf {
                             ipa: ipa.0 & !(size - 1),
                             size,
                             pa: PhysAddr(desc.output_address().0 as u64),
-                            touched: desc.flags().contains(Stage2Attributes::ACCESS_FLAG),
-                        });
+                            touched: flags.contains(Stage2Attributes::ACCESS_FLAG),
+                        };
+                        found = Some((leaf, flags));
                     }
                     Ok(())
                 },
@@ -191,27 +199,10 @@ impl Stage2Tables {
 
     /// The physical address an IPA maps to, and its attributes, by walking the tables.
     pub fn translate(&self, ipa: Ipa) -> Option<(PhysAddr, Stage2Attributes)> {
-        let page = ipa.align_down(4096).0 as usize;
-        let mut found = None;
-        self.mapping
-            .walk_range(
-                &MemoryRegion::new(page, page + 4096),
-                &mut |_region, desc, level| {
-                    if desc.is_valid() && found.is_none() {
-                        // A level-n block covers 2^(39 - 9n) bytes; its output address is the
-                        // block's, so the offset is the IPA's low bits.
-                        let block = 1u64 << (39 - 9 * level);
-                        let offset = ipa.0 & (block - 1);
-                        found = Some((
-                            PhysAddr(desc.output_address().0 as u64 + offset),
-                            desc.flags(),
-                        ));
-                    }
-                    Ok(())
-                },
-            )
-            .ok()?;
-        found
+        let (leaf, flags) = self.leaf_and_attributes(ipa)?;
+        // The leaf's output address is its first byte's: the offset is the IPA's
+        // low bits.
+        Some((leaf.pa.add(ipa.0 - leaf.ipa), flags))
     }
 
     /// The VTTBR_EL2 value for this VM: root table address and VMID.

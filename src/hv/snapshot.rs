@@ -160,10 +160,10 @@ fn midr() -> u64 {
 }
 
 /// Reads a guest page by IPA (zeros outside its RAM, which the format never asks).
+/// The encoder asks only for touched pages: it is told which are untouched
+/// ([`with_encoder_for`]), whose memory may hold anything and reads as zeros.
 fn read_page(vm: &Vm, ipa: u64, buf: &mut [u8; PAGE]) {
     match vm.ram.translate(crate::addr::Ipa(ipa)) {
-        // Untouched RAM reads as zeros, whatever the memory behind it holds.
-        Some(_) if super::guest_mem::untouched(vm, ipa) > 0 => buf.fill(0),
         Some((pa, n)) if n >= PAGE as u64 => {
             // SAFETY: the page is this VM's RAM, identity-mapped at EL2, and the VM is
             // paused, so nothing writes it while it is copied.
@@ -565,8 +565,11 @@ impl<'v> RamWriter<'v> {
                 self.untouched = ipa..ipa + n;
                 return;
             }
-        } else if self.untouched.contains(&ipa) || super::guest_mem::untouched(vm, ipa) > 0 {
-            self.untouched = 0..0;
+        } else {
+            // Data goes into touched RAM: a first touch zeroes the block.
+            if self.untouched.contains(&ipa) {
+                self.untouched = 0..0;
+            }
             super::guest_mem::touch(vm, ipa);
         }
         let Some((pa, n)) = vm.ram.translate(crate::addr::Ipa(ipa)) else {
