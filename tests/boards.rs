@@ -8,7 +8,7 @@
 //! `-device loader` modules); `cargo xtask sdcard` lays out the boot partition a
 //! card would hold, and the Pi's boots from its files.
 
-use crate::common::{qemu, Qemu};
+use crate::common::{qemu, Qemu, Scratch};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -211,27 +211,6 @@ fn a_board_no_file_knows_falls_back_to_stdout_paths_uart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A scratch directory, removed when dropped (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let d = std::env::temp_dir().join(format!("hv-board-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Scratch(d)
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `cargo xtask ARGS` as a user would; panics with its output if it fails,
 /// returns its standard output.
 fn xtask(args: &[&OsStr]) -> String {
@@ -283,7 +262,7 @@ fn bundle_with(
 /// The demo guest on a board model, on all four CPUs, through the emulated
 /// PL011, from a bundle passed as the initrd.
 fn demo_guest_on(board: &str) -> (Qemu, Scratch) {
-    let dir = Scratch::new(&format!("{board}-demo"));
+    let dir = Scratch::new(&format!("board-{board}-demo"));
     let b = bundle(&dir, &crate::common::guest("demo"), None, "console=ttyAMA0");
     (qemu().board(board).initrd(&b).start(), dir)
 }
@@ -303,7 +282,10 @@ fn linux_on_with(board: &str, more: &[&str]) -> (Qemu, Scratch) {
     let (_, initrd, _) = crate::common::linux();
     // Its own directory per option set: the 1- and 4-vCPU tests of a board run
     // side by side in one process.
-    let dir = Scratch::new(&format!("{board}-linux{}", more.concat().replace('-', "")));
+    let dir = Scratch::new(&format!(
+        "board-{board}-linux{}",
+        more.concat().replace('-', "")
+    ));
     let b = bundle_with(
         &dir,
         &kernel,
@@ -493,7 +475,7 @@ fn dtb_with_module(board: &str, dir: &Scratch, addr: u64, file: &Path, bootargs:
 /// its file put in RAM by `-device loader`.
 #[test]
 fn rpi4_runs_a_guest_module_on_4_vcpus_with_its_console_on_the_mini_uart_line() {
-    let dir = Scratch::new("rpi4-module");
+    let dir = Scratch::new("board-rpi4-module");
     let kernel = crate::common::guest("demo");
     let addr = 0x1000_0000;
     let dtb = dtb_with_module("rpi4", &dir, addr, &kernel, "console=ttyAMA0");
@@ -544,7 +526,7 @@ fn config_value<'a>(config: &'a str, key: &str) -> Option<&'a str> {
 /// `-dtb` and `-append`.
 #[test]
 fn rpi4_sdcard_layout_boots_on_raspi4b_from_its_files() {
-    let dir = Scratch::new("rpi4-sdcard");
+    let dir = Scratch::new("board-rpi4-sdcard");
     let boot = sdcard("rpi4", &dir, &["--append", "hv.slice_us=5000"]);
     let read = |name: &str| {
         std::fs::read_to_string(boot.join(name))
@@ -599,7 +581,7 @@ fn zcu102_and_imx8mp_sdcard_boot_scr_is_a_u_boot_script_for_booti() {
         ("zcu102", "zynqmp-zcu102-rev1.0.dtb"),
         ("imx8mp", "imx8mp-evk.dtb"),
     ] {
-        let dir = Scratch::new(&format!("{board}-sdcard"));
+        let dir = Scratch::new(&format!("board-{board}-sdcard"));
         let boot = sdcard(board, &dir, &["--append", "hv.slice_us=5000"]);
         for f in ["hypervisor.img", "bundle.cpio", dtb] {
             let len = std::fs::metadata(boot.join(f))
@@ -644,7 +626,7 @@ fn zcu102_and_imx8mp_sdcard_boot_scr_is_a_u_boot_script_for_booti() {
         assert_eq!(&scr[72..], &script[..], "{board}: boot.scr holds boot.cmd");
     }
     // A disk image: the files in the FAT partition at 16 MiB.
-    let dir = Scratch::new("zcu102-image");
+    let dir = Scratch::new("board-zcu102-image");
     let img = dir.path("card.img");
     let stdout = xtask(&[
         os("sdcard"),

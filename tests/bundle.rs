@@ -5,55 +5,8 @@
 //! guest-loader module over the device tree is refused naming it; Debian's
 //! Linux boots from a bundle.
 
-use crate::common::{self, guest, module, qemu};
-use std::path::{Path, PathBuf};
+use crate::common::{self, guest, module, qemu, xtask_bundle, Scratch};
 use std::process::Command;
-
-/// A scratch directory, removed when dropped (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let d = std::env::temp_dir().join(format!("hv-bundle-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Scratch(d)
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `cargo xtask bundle ARGS` (as a user runs it); panics with its output if it
-/// fails, returns the bundle's size.
-fn xtask_bundle(out: &Path, args: &[&std::ffi::OsStr]) -> u64 {
-    let mut cmd = common::xtask();
-    cmd.arg("bundle").arg("-o").arg(out).args(args);
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo xtask bundle: {e}"));
-    assert!(
-        o.status.success(),
-        "cargo xtask bundle failed ({}):\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    // The path is the last line of standard output.
-    let last = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .last()
-        .map(str::to_owned);
-    assert_eq!(last.as_deref(), Some(out.to_str().unwrap()));
-    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::metadata(out).unwrap().len()
-}
 
 fn os(s: &str) -> &std::ffi::OsStr {
     s.as_ref()
@@ -73,7 +26,7 @@ fn no_debug_output(q: &common::Qemu) {
 
 #[test]
 fn a_two_vm_bundle_from_xtask_boots_from_the_initrd_with_its_sizes_and_command_lines() {
-    let s = Scratch::new("two");
+    let s = Scratch::new("bundle-two");
     let initrd = s.path("rootfs.txt");
     std::fs::write(&initrd, "initrd-in-a-bundle\n").unwrap();
     let out = s.path("two.cpio");
@@ -127,7 +80,7 @@ fn a_two_vm_bundle_from_xtask_boots_from_the_initrd_with_its_sizes_and_command_l
 /// a misspelt key, vm1 is good.
 #[test]
 fn a_broken_vm_directory_is_refused_by_name_and_the_other_vm_starts() {
-    let s = Scratch::new("broken");
+    let s = Scratch::new("bundle-broken");
     let tree = s.path("tree");
     for vm in ["vm0", "vm1"] {
         std::fs::create_dir_all(tree.join(vm)).unwrap();
@@ -195,7 +148,7 @@ fn a_module_over_the_device_tree_is_refused_naming_it_and_the_other_vm_starts() 
 #[test]
 fn debians_linux_boots_from_a_bundle() {
     let (kernel, initrd, version) = common::linux();
-    let s = Scratch::new("linux");
+    let s = Scratch::new("bundle-linux");
     let out = s.path("linux.cpio");
     let size = xtask_bundle(
         &out,
@@ -241,7 +194,7 @@ fn absurd_kernel_headers_are_refused_in_words_and_the_other_vm_starts() {
         .file("vm1/config", b"mem=64M\n")
         .file("vm2/kernel", &std::fs::read(guest("bootinfo")).unwrap())
         .file("vm2/cmdline", b"console=ttyAMA0 marker=sane\n");
-    let s = Scratch::new("absurd");
+    let s = Scratch::new("bundle-absurd");
     let out = s.path("absurd.cpio");
     std::fs::write(&out, w.finish()).unwrap();
     let mut q = qemu().smp(2).initrd(&out).start();

@@ -43,15 +43,19 @@ fn ranges(s: &str) -> Vec<(u64, u64)> {
 }
 
 fn boot(args: &str) -> Qemu {
+    boot_loading(args, &[])
+}
+
+/// [`boot`], with `loads` (file, host address) put into RAM by QEMU's loader
+/// before the machine starts.
+fn boot_loading(args: &str, loads: &[(&std::path::Path, u64)]) -> Qemu {
     let iso = module(guest("isolation")).bootargs(&format!("console=ttyAMA0 {args}"));
     let checker = module(guest("checker")).bootargs("console=ttyAMA0 tag=9");
-    let mut q = qemu()
-        .machine(MACHINE)
-        .gic(2)
-        .smp(2)
-        .vm(iso)
-        .vm(checker)
-        .start();
+    let mut b = qemu().machine(MACHINE).gic(2).smp(2).vm(iso).vm(checker);
+    for &(file, addr) in loads {
+        b = b.load(file, addr);
+    }
+    let mut q = b.start();
     q.expect_debug("VM(s) ready");
     q
 }
@@ -207,24 +211,14 @@ fn isolation_ram_a_vm_has_not_used_reads_as_zeros_not_what_was_there_before() {
         (pa, 0x4000_0000 + before + (pa - a))
     };
     let ((pa0, ipa0), (pa1, ipa1)) = (fresh(0), fresh(1));
-    let dir = std::env::temp_dir().join(format!("hv-fresh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let junk = dir.join("leftovers.bin");
+    let dir = crate::common::Scratch::new("fresh");
+    let junk = dir.path("leftovers.bin");
     std::fs::write(&junk, vec![0xa5u8; 64 << 10]).unwrap();
 
-    let iso =
-        module(guest("isolation")).bootargs(&format!("console=ttyAMA0 fresh=leftovers:{ipa0:#x}"));
-    let checker = module(guest("checker")).bootargs("console=ttyAMA0 tag=9");
-    let mut q = qemu()
-        .machine(MACHINE)
-        .gic(2)
-        .smp(2)
-        .vm(iso)
-        .vm(checker)
-        .load(&junk, pa0)
-        .load(&junk, pa1)
-        .start();
-    q.expect_debug("VM(s) ready");
+    let mut q = boot_loading(
+        &format!("fresh=leftovers:{ipa0:#x}"),
+        &[(&junk, pa0), (&junk, pa1)],
+    );
     let log2 = q.debug.text();
     for vm in 0..2 {
         let l = format!("vm{vm}: RAM in host memory at ");
@@ -248,5 +242,4 @@ fn isolation_ram_a_vm_has_not_used_reads_as_zeros_not_what_was_there_before() {
         !q.debug.contains(" a5 a5 a5 a5"),
         "the console showed leftovers",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

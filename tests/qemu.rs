@@ -641,15 +641,6 @@ fn complete_lines(text: &str) -> &str {
     &text[..text.rfind('\n').map_or(0, |i| i + 1)]
 }
 
-/// Removes a directory when dropped (also when the test fails).
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Waits until the guest console has printed `n` progress lines after byte `from`,
 /// and returns their values.
 fn progress_after(q: &mut common::Qemu, from: usize, n: usize, what: &str) -> Vec<u64> {
@@ -682,8 +673,7 @@ fn a_snapshot_saved_to_a_file_by_xtask_restores_into_a_fresh_boot() {
             "console=ttyAMA0 count=1000000000000 every={every}"
         ))
     };
-    let dir = TempDir(std::env::temp_dir().join(format!("hv-snapcli-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = common::Scratch::new("snapcli");
     let file = dir.0.join("vm0.snap");
     let corrupt = dir.0.join("corrupt.snap");
     let last = |q: &common::Qemu| {

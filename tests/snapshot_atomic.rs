@@ -193,17 +193,9 @@ fn cut_restore_leaves_the_vm_as_it_was(args: &str, place: &str) {
         &format!("the count went back after a cut restore: {last} then {after:?}"),
     );
     // Nothing of it is left in the pool.
-    let mark = q.debug.text().len();
-    q.debug.write(b"snapshot list\r");
-    let start = Instant::now();
-    while !q.debug.text()[mark..].contains("hv>") {
-        if start.elapsed() > common::DEADLINE {
-            q.fail("'snapshot list' was not answered");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let list = crate::ask(&mut q, "snapshot list", "hv>");
     q.check(
-        !q.debug.text()[mark..].contains("restore in progress"),
+        !list.contains("restore in progress"),
         "the cut restore's frames are still in the pool",
     );
 
@@ -304,14 +296,6 @@ fn a_restore_larger_than_its_room_is_written_out_as_it_arrives_and_completes() {
         &format!("after the restore the guest did not count from the saved {saved}: {after:?}"),
     );
     q.reconnect_debug();
-    let mark = q.debug.text().len();
-    q.debug.write(b"snapshot list\r");
-    let start = Instant::now();
-    while !q.debug.text()[mark..].contains("hv>") {
-        if start.elapsed() > common::DEADLINE {
-            q.fail("'snapshot list' was not answered");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::ask(&mut q, "snapshot list", "hv>");
     let _ = std::fs::remove_dir_all(&dir);
 }

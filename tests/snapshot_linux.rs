@@ -14,7 +14,7 @@
 //! data pages: a 631 s save and a restore never seen to finish); the save takes
 //! 34-74 s, the restore 236-317 s, the whole test 322-362 s (three runs).
 
-use crate::common::{self, qemu, Qemu};
+use crate::common::{self, qemu, Qemu, Scratch};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -109,18 +109,9 @@ fn xtask(args: &[&std::ffi::OsStr]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn linux_with_512_mib_saved_to_a_file_counts_on_from_there_after_a_restore() {
-    let dir = Scratch(std::env::temp_dir().join(format!("hv-snaplinux-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = Scratch::new("snaplinux");
     let bundle = bundle(&dir.0);
     let file = dir.0.join("linux.snap");
 

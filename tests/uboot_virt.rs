@@ -9,7 +9,7 @@
 //! bundles: the bundled `bootinfo` and `demo` guests (sizes, command lines,
 //! initrd), and Debian's Linux with its initramfs.
 
-use crate::common::{self, guest, qemu, Builder, Qemu};
+use crate::common::{self, guest, qemu, xtask_bundle, Builder, Qemu, Scratch};
 use std::path::{Path, PathBuf};
 
 /// Where Debian's `u-boot-qemu` puts U-Boot for QEMU `virt` (AArch64).
@@ -25,35 +25,6 @@ fn uboot() -> PathBuf {
         "{UBOOT} is missing: run `cargo xtask setup` (it installs Debian's u-boot-qemu)"
     );
     p
-}
-
-/// A scratch directory, removed when dropped (also when the test fails; QEMU
-/// reads the files only once both consoles are connected).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `cargo xtask bundle -o out ARGS`, as a user runs it; returns the bundle's size.
-fn xtask_bundle(out: &Path, args: &[&std::ffi::OsStr]) -> u64 {
-    let o = common::xtask()
-        .arg("bundle")
-        .arg("-o")
-        .arg(out)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo xtask bundle: {e}"));
-    assert!(
-        o.status.success(),
-        "cargo xtask bundle failed ({}):\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    std::fs::metadata(out).unwrap().len()
 }
 
 /// Starts `q` with U-Boot as firmware, the hypervisor and `bundle` (`size`
@@ -87,7 +58,7 @@ fn booti(q: Builder, uboot: &Path, bundle: &Path, size: u64, bootargs: Option<&s
 #[test]
 fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
     let uboot = uboot();
-    let scratch = Scratch(std::env::temp_dir().join(format!("hv-uboot-{}", std::process::id())));
+    let scratch = Scratch::new("uboot");
     let dir = &scratch.0;
     std::fs::create_dir_all(dir).unwrap();
     let initrd = dir.join("rootfs.txt");
@@ -160,8 +131,7 @@ fn uboot_booti_on_virt_boots_the_hypervisor_and_its_bundle() {
 fn uboot_booti_on_virt_boots_debians_linux_from_a_bundle() {
     let uboot = uboot();
     let (kernel, initrd, version) = common::linux();
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("hv-uboot-linux-{}", std::process::id())));
+    let scratch = Scratch::new("uboot-linux");
     std::fs::create_dir_all(&scratch.0).unwrap();
     let bundle = scratch.0.join("linux.cpio");
     let os = |s: &'static str| -> &std::ffi::OsStr { s.as_ref() };

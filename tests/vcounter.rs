@@ -7,7 +7,7 @@
 //! times here only bound how far the counter may have moved, with generous margins.
 
 use super::common::{self, guest, module, qemu, Qemu};
-use super::{ask, complete_lines, run_xtask, TempDir};
+use super::{ask, complete_lines, run_xtask};
 use std::time::{Duration, Instant};
 
 /// The counter's frequency under `-cpu max` (QEMU 10; DESIGN.md, Tests).
@@ -104,8 +104,7 @@ fn first_restored(
 /// seconds between the save and the restore do not pass for it).
 #[test]
 fn a_vm_restored_into_a_younger_machine_counts_on_from_its_saved_counter() {
-    let dir = TempDir(std::env::temp_dir().join(format!("hv-vcounter-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = crate::common::Scratch::new("vcounter");
     let file = dir.0.join("vm0.snap");
 
     // Machine A: runs longer than B will have run when its restore ends (B's

@@ -698,3 +698,52 @@ impl Drop for Qemu {
         let _ = self.child.wait();
     }
 }
+
+/// A scratch directory, `hv-NAME-PID` under the temporary directory, made
+/// empty, and removed when dropped (also when the test fails).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("hv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `cargo xtask bundle -o OUT ARGS` (as a user runs it); panics with its output
+/// if it fails, checks it names the bundle last, returns the bundle's size.
+pub fn xtask_bundle(out: &Path, args: &[&std::ffi::OsStr]) -> u64 {
+    let o = xtask()
+        .arg("bundle")
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo xtask bundle: {e}"));
+    assert!(
+        o.status.success(),
+        "cargo xtask bundle failed ({}):\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The path is the last line of standard output.
+    let last = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .map(str::to_owned);
+    assert_eq!(last.as_deref(), Some(out.to_str().unwrap()));
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::metadata(out).unwrap().len()
+}
