@@ -598,7 +598,12 @@ fn test(filter: Option<String>) -> Result<(), String> {
     // A real guest this repository did not build (cached after the first fetch).
     let linux = linux::fetch(&root())?;
     let root = root();
-    let qemu = board::Board::load("qemu-virt")?.qemu.binary;
+    // HV_QEMU, if set, names another QEMU to test with (a build of one's own, or
+    // a wrapper that adds options such as `-gdb`).
+    let qemu = match std::env::var("HV_QEMU") {
+        Ok(q) => q,
+        Err(_) => board::Board::load("qemu-virt")?.qemu.binary,
+    };
     // The dev boards' DTBs for their QEMU models (tests/boards.rs), each left at
     // target/images/<board>/board.dtb.
     let generic = linux_generic::fetch(&root, &board::all_dtbs()?)?;
