@@ -198,7 +198,14 @@ extern "C" fn hv_primary_main(dtb_pa: usize, load_addr: usize, el: u64) -> ! {
     if let Some(us) = hv_option(info, "hv.slice_us") {
         sched::set_slice_us(us);
     }
-    println!("hv: scheduling slice {} us", sched::slice_us());
+    if let Some(us) = hv_option(info, "hv.min_run_us") {
+        sched::set_min_run_us(us);
+    }
+    println!(
+        "hv: scheduling slice {} us; a woken vCPU preempts after {} us",
+        sched::slice_us(),
+        sched::min_run_us()
+    );
     if hv_option(info, "hv.stay") == Some(1) {
         sched::set_stay(true);
     }

@@ -165,8 +165,9 @@ fn execute(
             }
             w(writeln!(
                 out,
-                "scheduling slice: {} us",
-                super::sched::slice_us()
+                "scheduling slice: {} us; a woken vCPU preempts after {} us",
+                super::sched::slice_us(),
+                super::sched::min_run_us()
             ))?;
             let (sync, irq, other) = super::passthrough::exits_by_class();
             w(writeln!(

@@ -11,14 +11,15 @@
 //! running (blocked in WFI, or runnable and waiting for its turn) marks it *woken*
 //! on its CPU and, from another CPU, kicks that CPU (an SGI). The woken vCPU is
 //! picked before the round-robin order, and preempts the running one as soon as
-//! that one has run [`MIN_RUN_US`] (at once if it has; otherwise the EL2 timer is
+//! that one has run its minimum ([`min_run_us`], 100 us unless `hv.min_run_us`
+//! says otherwise) (at once if it has; otherwise the EL2 timer is
 //! armed for that moment): two vCPUs that keep waking each other cannot turn the
 //! CPU into a ping-pong of world switches. A vCPU that preempted another runs on a
 //! short slice ([`SHORT_SLICE_US`]), so being woken often does not let it keep the
 //! CPU. Deadlines work the same way: the EL2 timer is armed for the earliest of the
 //! slice's end, the virtual-timer deadline of a vCPU blocked here (read from its
 //! saved context), and any [`wake_at`] deadline, and a vCPU whose deadline passed
-//! is woken. So an interrupt waits for at most [`MIN_RUN_US`], never for a slice.
+//! is woken. So an interrupt waits for at most the minimum run, never for a slice.
 //! An idle CPU waits in WFI (`vgic::idle_wait`) until a kick or its next deadline.
 
 use super::vcpu::{RunState, Vcpu, VcpuContext};
@@ -31,8 +32,9 @@ use spin::{Mutex, Once};
 
 pub const MAX_CPUS: usize = 8;
 const NONE: usize = usize::MAX;
-/// The least a running vCPU runs before a woken vCPU of its CPU preempts it.
-pub const MIN_RUN_US: u64 = 100;
+/// The least a running vCPU runs before a woken vCPU of its CPU preempts it: 100
+/// us unless the hypervisor's command line says `hv.min_run_us=N`.
+static MIN_RUN_US: AtomicU64 = AtomicU64::new(100);
 /// The slice of a vCPU that preempted another because it was woken.
 pub const SHORT_SLICE_US: u64 = 1000;
 /// `PerCpu::woken`: the EL2 timer must be armed again (a deadline was added, or
@@ -51,6 +53,18 @@ pub fn set_slice_us(us: u64) {
 
 pub fn slice_us() -> u64 {
     SLICE_US.load(Ordering::Relaxed)
+}
+
+/// The minimum run, from the hypervisor's command line (10 us to 1 s; at most
+/// the slice in effect).
+pub fn set_min_run_us(us: u64) {
+    MIN_RUN_US.store(us.clamp(10, 1_000_000), Ordering::Relaxed);
+}
+
+/// The least a running vCPU runs before a woken one preempts it: an interrupt's
+/// longest wait for a vCPU that is not running.
+pub fn min_run_us() -> u64 {
+    MIN_RUN_US.load(Ordering::Relaxed).min(slice_us())
 }
 
 /// The slice, the minimum run and the short slice in counter ticks: computed once
@@ -199,7 +213,7 @@ pub fn publish(vms: &'static [Vm]) {
     let ticks = |us: u64| (timer::frequency() * us / 1_000_000).max(1);
     let slice = ticks(slice_us());
     SLICE_TICKS.store(slice, Ordering::Relaxed);
-    MIN_RUN_TICKS.store(ticks(MIN_RUN_US).min(slice), Ordering::Relaxed);
+    MIN_RUN_TICKS.store(ticks(min_run_us()).min(slice), Ordering::Relaxed);
     SHORT_TICKS.store(ticks(SHORT_SLICE_US).min(slice), Ordering::Relaxed);
     for cpu in CPUS.iter() {
         let placed = cpu.vcpus.lock().clone();
@@ -248,8 +262,8 @@ pub fn current() -> Option<(&'static Vm, &'static Vcpu)> {
     Some((vm::get(v.vm)?, v))
 }
 
-/// The next runnable, unpaused vCPU here after position `after` (round-robin), not
-/// `after` itself.
+/// The next runnable, unpaused vCPU of a running VM here after position `after`
+/// (round-robin), not `after` itself.
 fn pick(me: usize, after: usize) -> Option<usize> {
     let n = CPUS[me].list.get().map_or(0, |l| l.len());
     let start = if after == NONE { 0 } else { after + 1 };
@@ -259,7 +273,10 @@ fn pick(me: usize, after: usize) -> Option<usize> {
         .find(|&p| {
             // vGIC: a vCPU blocked in WFI runs again once an interrupt is pending for it.
             vcpu_at(me, p).is_some_and(|(vm, v)| {
-                v.state() == RunState::Runnable && !v.is_paused() && super::vgic::runnable(vm, v)
+                v.state() == RunState::Runnable
+                    && !v.is_paused()
+                    && vm.is_running()
+                    && super::vgic::runnable(vm, v)
             })
         })
 }
@@ -314,7 +331,7 @@ fn position(v: &Vcpu) -> Option<usize> {
 
 /// An interrupt was made pending for `v`, which is not running (blocked in WFI, or
 /// runnable and waiting for its CPU): its CPU picks it next, preempting the vCPU it
-/// runs once that one has run [`MIN_RUN_US`]. From another CPU, that CPU is kicked
+/// runs once that one has run [`min_run_us`]. From another CPU, that CPU is kicked
 /// (an SGI); on `v`'s own CPU, the `schedule` that ends this exit decides. A vCPU
 /// that is off is left alone; one that is running needs no wake-up (the caller
 /// kicks its CPU so it exits and takes the interrupt).
@@ -452,10 +469,18 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         woken = pick_woken(me, cur);
         let min_run = MIN_RUN_TICKS.load(Ordering::Relaxed);
         if woken.is_none() || now.wrapping_sub(loaded_at) < min_run {
-            if woken.is_some() {
-                pc.preempt_at.store(loaded_at + min_run, Ordering::Relaxed);
-            }
-            if woken.is_some() || w & REARM != 0 {
+            // The woken vCPU preempts once the current one has run its minimum. If
+            // none is left that can run (paused, or its VM stopped, since it was
+            // woken), there is nobody to preempt for: a preemption moment kept from
+            // before would lie in the past and fire the EL2 timer at every entry,
+            // and the current vCPU would make no progress.
+            let preempt_at = if woken.is_some() {
+                loaded_at + min_run
+            } else {
+                0
+            };
+            let was = pc.preempt_at.swap(preempt_at, Ordering::Relaxed);
+            if woken.is_some() || w & REARM != 0 || was != preempt_at {
                 pc.woken.fetch_and(!REARM, Ordering::AcqRel);
                 arm_next(me, now);
             }
@@ -470,8 +495,9 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         },
     };
     if keep && next.is_none() {
-        // Alone here: a new slice.
+        // Alone here: a new slice, and nobody to preempt it for.
         let now = timer::now();
+        pc.preempt_at.store(0, Ordering::Relaxed);
         pc.woken.fetch_and(!REARM, Ordering::AcqRel);
         pc.slice_end
             .store(now + SLICE_TICKS.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -486,10 +512,16 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
         // be resetting it right now.
         if v.state() == RunState::Running {
             save(v, frame);
-            v.set_state(RunState::Runnable);
+            // Not if its VM was powered off meanwhile (from another CPU): Off stays.
+            v.transition(RunState::Running, RunState::Runnable);
             saved = true;
         } else if !vm.is_running() {
             save(v, frame);
+        }
+        if v.state() == RunState::Off {
+            // It will not run again (until a CPU_ON resets it): a WFI it was
+            // blocked in no longer counts (`vgic::any_blocked`).
+            super::vgic::unblock(vm, v);
         }
     }
     match next {
@@ -500,7 +532,8 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
                 SWITCHED[me].store(true, Ordering::Relaxed);
             }
         }
-        // Nothing to run, or the pick was paused before it could be loaded.
+        // Nothing to run, or the pick was paused (or its VM powered off) before it
+        // could be loaded.
         _ => idle_until_runnable(frame),
     }
 }
@@ -541,7 +574,8 @@ pub fn idle_until_runnable(frame: &mut TrapFrame) {
             if load(me, next, frame, false) {
                 return;
             }
-            // Paused between the pick and the load: look again.
+            // Paused, or its VM powered off, between the pick and the load: look
+            // again.
             continue;
         }
         if !vm::any_running() {
@@ -661,11 +695,16 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
 /// With a full barrier on both sides at least one of them sees the other, so a
 /// pause never returns while a vCPU it did not see is about to run (the VM would
 /// be saved or restored under a running vCPU).
+///
+/// Both moves are compare-and-swaps: a vCPU whose VM was powered off from another
+/// CPU since the pick (`Vm::power_off` stores Off) is not claimed, and stays off.
 fn claim(v: &Vcpu) -> bool {
-    v.set_state(RunState::Running);
+    if !v.transition(RunState::Runnable, RunState::Running) {
+        return false;
+    }
     core::sync::atomic::fence(Ordering::SeqCst);
     if v.is_paused() {
-        v.set_state(RunState::Runnable);
+        v.transition(RunState::Running, RunState::Runnable);
         return false;
     }
     true

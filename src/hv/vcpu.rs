@@ -129,16 +129,19 @@ impl Vcpu {
         self.state.store(s as u8, Ordering::Release);
     }
 
+    /// `from` -> `to`, atomically: false, with nothing changed, if the vCPU was not
+    /// in `from`. The scheduler moves its vCPUs between Runnable and Running this
+    /// way, so an Off stored by another CPU (its VM powered off) is never
+    /// overwritten: a stopped VM's vCPU cannot come back to life.
+    pub fn transition(&self, from: RunState, to: RunState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// Off -> Runnable, atomically: false if the vCPU was not off.
     pub fn try_power_on(&self) -> bool {
-        self.state
-            .compare_exchange(
-                RunState::Off as u8,
-                RunState::Runnable as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+        self.transition(RunState::Off, RunState::Runnable)
     }
 
     /// Resets the saved context for an entry at `entry` with `args` in x0-x2 (r0-r2),

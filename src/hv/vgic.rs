@@ -858,7 +858,9 @@ pub fn blocked_deadline(me: usize) -> Option<u64> {
         return None;
     }
     let mut deadline = None::<u64>;
-    for vm in vm::all() {
+    // A stopped VM's vCPUs are never woken: their deadlines would only fire the
+    // timer at every entry once they have passed.
+    for vm in vm::all().iter().filter(|vm| vm.is_running()) {
         let Some(g) = vgic_of(vm) else { continue };
         for v in vm.vcpus.iter().filter(|v| v.pcpu == me) {
             if !g.blocked[v.index].load(Ordering::Relaxed)
@@ -929,11 +931,12 @@ pub fn any_blocked(me: usize) -> bool {
         .is_some_and(|n| n.load(Ordering::Acquire) != 0)
 }
 
-/// Whether `v` is blocked in WFI, could run, and its saved virtual timer is due
-/// (the scheduler wakes it).
+/// Whether `v` is blocked in WFI, could run (not paused, its VM running), and its
+/// saved virtual timer is due (the scheduler wakes it).
 pub fn timer_due(vm: &Vm, v: &Vcpu) -> bool {
     vgic_of(vm).is_some_and(|g| g.blocked[v.index].load(Ordering::Relaxed))
         && !v.is_paused()
+        && vm.is_running()
         && v.state() == RunState::Runnable
         && saved_timer_fired(vm, v)
 }

@@ -191,6 +191,8 @@ impl Vm {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             for v in &self.vcpus {
                 v.set_state(RunState::Off);
+                // A WFI it was blocked in no longer counts for its CPU's deadlines.
+                super::vgic::unblock(self, v);
             }
             self.flush_output();
             super::passthrough::on_power_off(self);
