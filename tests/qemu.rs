@@ -13,6 +13,7 @@ mod load;
 mod mte;
 mod passthrough;
 mod reboot;
+mod sched;
 mod snapshot_atomic;
 mod snapshot_drop;
 mod snapshot_images;
