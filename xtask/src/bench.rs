@@ -64,7 +64,12 @@ const SWITCH_BUDGET: u64 = 1500;
 /// The release Image's size budget.
 const IMAGE_BUDGET: u64 = 256 * 1024;
 
-pub fn bench(gdb_only: bool, snapshot_only: bool, known_over: &[String]) -> Result<(), String> {
+pub fn bench(
+    gdb_only: bool,
+    snapshot_only: bool,
+    latency_only: bool,
+    known_over: &[String],
+) -> Result<(), String> {
     crate::setup::setup()?;
     let image = build::hypervisor("qemu-virt")?;
     let guests = build::guests()?;
@@ -96,6 +101,11 @@ pub fn bench(gdb_only: bool, snapshot_only: bool, known_over: &[String]) -> Resu
         || crate::bench_snapshot::bench(&q.binary, &image, &guests.join("spin.img"), module_base);
     if snapshot_only {
         let rows = snapshot_rows()?;
+        print!("{}", budget::table(&rows));
+        return budget::verdict(&rows, known_over);
+    }
+    if latency_only {
+        let rows = crate::bench_latency::bench(&q.binary, &image, &guests)?;
         print!("{}", budget::table(&rows));
         return budget::verdict(&rows, known_over);
     }

@@ -87,6 +87,9 @@ enum Cmd {
         /// Only the snapshot rows (save and restore, binary against hex).
         #[arg(long)]
         snapshot_only: bool,
+        /// Only the interrupt-latency rows (IPI and timer deadline, 2 CPUs and 1).
+        #[arg(long)]
+        latency_only: bool,
         /// A row (by a word of its name, e.g. `image`) whose budget is known to be
         /// missed: reported as such without failing the run. Every other row is
         /// still enforced. Repeatable.
@@ -391,8 +394,9 @@ fn main() -> ExitCode {
         Cmd::Bench {
             gdb_only,
             snapshot_only,
+            latency_only,
             known_over,
-        } => bench::bench(gdb_only, snapshot_only, &known_over),
+        } => bench::bench(gdb_only, snapshot_only, latency_only, &known_over),
         Cmd::Snapshot(c) => match c {
             SnapshotCmd::Save {
                 console,
