@@ -479,8 +479,8 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
             } else {
                 0
             };
-            let was = pc.preempt_at.swap(preempt_at, Ordering::Relaxed);
-            if woken.is_some() || w & REARM != 0 || was != preempt_at {
+            pc.preempt_at.store(preempt_at, Ordering::Relaxed);
+            if woken.is_some() || w & REARM != 0 {
                 pc.woken.fetch_and(!REARM, Ordering::AcqRel);
                 arm_next(me, now);
             }
@@ -696,12 +696,12 @@ fn save(v: &Vcpu, frame: &TrapFrame) {
 /// pause never returns while a vCPU it did not see is about to run (the VM would
 /// be saved or restored under a running vCPU).
 ///
-/// Both moves are compare-and-swaps: a vCPU whose VM was powered off from another
-/// CPU since the pick (`Vm::power_off` stores Off) is not claimed, and stays off.
+/// The back-out is a compare-and-swap, as the save in `schedule` is: an Off stored
+/// meanwhile by `Vm::power_off` (another CPU) stays. A vCPU whose VM was powered
+/// off between the pick and here runs until its next exit at most, and is never
+/// picked again (`pick` and `pick_woken` skip stopped VMs).
 fn claim(v: &Vcpu) -> bool {
-    if !v.transition(RunState::Runnable, RunState::Running) {
-        return false;
-    }
+    v.set_state(RunState::Running);
     core::sync::atomic::fence(Ordering::SeqCst);
     if v.is_paused() {
         v.transition(RunState::Running, RunState::Runnable);
