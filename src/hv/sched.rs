@@ -515,13 +515,16 @@ pub fn schedule(frame: &mut TrapFrame, yield_cpu: bool) {
             // Not if its VM was powered off meanwhile (from another CPU): Off stays.
             v.transition(RunState::Running, RunState::Runnable);
             saved = true;
-        } else if !vm.is_running() {
-            save(v, frame);
-        }
-        if v.state() == RunState::Off {
-            // It will not run again (until a CPU_ON resets it): a WFI it was
-            // blocked in no longer counts (`vgic::any_blocked`).
-            super::vgic::unblock(vm, v);
+        } else {
+            if !vm.is_running() {
+                save(v, frame);
+            }
+            if v.state() == RunState::Off {
+                // It will not run again (until a CPU_ON resets it): a WFI it
+                // blocked in after `Vm::power_off` looked no longer counts
+                // (`vgic::any_blocked`).
+                super::vgic::unblock(vm, v);
+            }
         }
     }
     match next {

@@ -130,9 +130,8 @@ impl Vcpu {
     }
 
     /// `from` -> `to`, atomically: false, with nothing changed, if the vCPU was not
-    /// in `from`. The scheduler moves its vCPUs between Runnable and Running this
-    /// way, so an Off stored by another CPU (its VM powered off) is never
-    /// overwritten: a stopped VM's vCPU cannot come back to life.
+    /// in `from`. The scheduler puts a saved vCPU back to Runnable this way, so an
+    /// Off stored meanwhile by another CPU (its VM powered off) is not overwritten.
     pub fn transition(&self, from: RunState, to: RunState) -> bool {
         self.state
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
