@@ -28,19 +28,7 @@ fn write32(addr: u64, v: u32) {
 /// PPIs in `ppis` (bit n: INTID n) enabled, every priority unmasked, IRQs masked
 /// at PSTATE.
 pub fn init(boot: &Boot, ppis: u32) -> Result<(), Fail> {
-    let node = boot
-        .fdt()
-        .find_compatible(&["arm,gic-v3"])
-        .ok_or_else(|| fail!("no arm,gic-v3 node: this guest needs a GICv3"))?;
-    let mut regs = node.reg().ok_or_else(|| fail!("the GIC node has no reg"))?;
-    let gicd = regs
-        .next()
-        .ok_or_else(|| fail!("no GICD"))?
-        .starting_address as u64;
-    let gicr = regs
-        .next()
-        .ok_or_else(|| fail!("no GICR"))?
-        .starting_address as u64;
+    let (gicd, gicr) = v3_frames(boot)?;
     write32(gicd, GICD_CTLR_ARE_GRP1);
     write32(gicr + GICR_WAKER, 0);
     write32(gicr + GICR_ISENABLER0, ppis);
@@ -59,6 +47,39 @@ pub fn init(boot: &Boot, ppis: u32) -> Result<(), Fail> {
         )
     };
     Ok(())
+}
+
+/// The distance between two redistributors (RD and SGI frames).
+const GICR_STRIDE: u64 = 0x2_0000;
+
+/// Enables, from any CPU, the SGIs and PPIs in `mask` (bit n: INTID n) in the
+/// redistributor of CPU `index` (frames in CPU order, as QEMU's and this
+/// hypervisor's are), with the distributor's group 1 on: so another vCPU can be
+/// sent an interrupt before it runs any GIC code of its own.
+pub fn enable_private_of(boot: &Boot, index: u64, mask: u32) -> Result<(), Fail> {
+    let (gicd, gicr) = v3_frames(boot)?;
+    write32(gicd, GICD_CTLR_ARE_GRP1);
+    write32(gicr + index * GICR_STRIDE + GICR_ISENABLER0, mask);
+    Ok(())
+}
+
+/// The GICv3 distributor's and the first redistributor's addresses, from the
+/// `arm,gic-v3` node.
+fn v3_frames(boot: &Boot) -> Result<(u64, u64), Fail> {
+    let node = boot
+        .fdt()
+        .find_compatible(&["arm,gic-v3"])
+        .ok_or_else(|| fail!("no arm,gic-v3 node: this guest needs a GICv3"))?;
+    let mut regs = node.reg().ok_or_else(|| fail!("the GIC node has no reg"))?;
+    let gicd = regs
+        .next()
+        .ok_or_else(|| fail!("no GICD"))?
+        .starting_address as u64;
+    let gicr = regs
+        .next()
+        .ok_or_else(|| fail!("no GICR"))?
+        .starting_address as u64;
+    Ok((gicd, gicr))
 }
 
 /// Acknowledges the highest-priority pending interrupt (ICC_IAR1_EL1): its INTID,

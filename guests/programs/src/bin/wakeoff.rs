@@ -23,29 +23,17 @@
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
-use rt::{Boot, Fail, fail, say, smp, sysreg};
+use rt::{Boot, Fail, fail, gic, say, smp, sysreg};
 
 rt::guest!("wakeoff", main);
 
 /// Set by vCPU 1 right before its WFI.
 static WAITING: AtomicU64 = AtomicU64::new(0);
-/// GICR_ISENABLER0 in a redistributor's SGI frame (64 KiB after its RD frame), and
-/// the distance between two redistributors (GICv3: RD and SGI frames).
-const GICR_ISENABLER0: u64 = 0x1_0000 + 0x100;
-const GICR_STRIDE: u64 = 0x2_0000;
-/// GICD_CTLR: ARE (bit 4) and EnableGrp1 (bit 1); a single security state.
-const GICD_CTLR_ARE_GRP1: u32 = (1 << 4) | (1 << 1);
-
 fn number(boot: &Boot, key: &str, default: u64) -> Result<u64, Fail> {
     match boot.bootarg(key) {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| fail!("bad {key}={text}")),
     }
-}
-
-fn write32(addr: u64, v: u32) {
-    // SAFETY: a GIC register the device tree names (MMU off: Device memory).
-    unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
 }
 
 /// Busy-waits `us` microseconds of the virtual counter.
@@ -72,23 +60,9 @@ fn main(boot: &Boot) -> Result<(), Fail> {
     let Some(mpidr) = boot.cpus().nth(1) else {
         return Err(fail!("needs 2 vCPUs"));
     };
-    let gic = boot
-        .fdt()
-        .find_compatible(&["arm,gic-v3"])
-        .ok_or_else(|| fail!("no arm,gic-v3 node: this guest needs a GICv3"))?;
-    let mut regs = gic.reg().ok_or_else(|| fail!("the GIC node has no reg"))?;
-    let gicd = regs
-        .next()
-        .ok_or_else(|| fail!("no GICD"))?
-        .starting_address as u64;
-    let gicr = regs
-        .next()
-        .ok_or_else(|| fail!("no GICR"))?
-        .starting_address as u64;
-    // SGI 0 enabled in vCPU 1's redistributor (the second): the hypervisor wakes a
-    // vCPU for an interrupt it could take.
-    write32(gicd, GICD_CTLR_ARE_GRP1);
-    write32(gicr + GICR_STRIDE + GICR_ISENABLER0, 1);
+    // SGI 0 enabled for vCPU 1: the hypervisor wakes a vCPU for an interrupt it
+    // could take.
+    gic::enable_private_of(boot, 1, 1)?;
     smp::delay_ms(after_ms);
     // Said now: printing takes longer than the moment lasts.
     say!("vCPU 1 starts and waits; the VM powers off just after waking it");
